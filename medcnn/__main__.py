@@ -1,0 +1,5 @@
+import sys
+
+from medcnn.cli import main
+
+sys.exit(main())

@@ -1,0 +1,122 @@
+"""Decode one image file into a uint8 array, with clear errors for bad files."""
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from medcnn.errors import DataError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+HIDDEN_NAMES = {".ds_store", "thumbs.db", "desktop.ini"}
+COLOR_MODES = ("grayscale", "rgb")
+# Larger images are refused rather than decoded (decompression-bomb guard); 8,000 x 8,000 pixels.
+MAX_PIXELS = 64_000_000
+
+
+def is_hidden(path):
+    """True for files a loader skips without counting them as problems (`.DS_Store`, `Thumbs.db`, `._*`)."""
+    name = Path(path).name
+    return name.startswith(".") or name.lower() in HIDDEN_NAMES
+
+
+def is_image_file(path):
+    """True when the extension is one the loaders read and the file is not hidden."""
+    return Path(path).suffix.lower() in IMAGE_EXTENSIONS and not is_hidden(path)
+
+
+def check_image_size(image_size):
+    """Validate `image_size` (None or a pair of positive ints) and return it as a tuple."""
+    if image_size is None:
+        return None
+    if (
+        not isinstance(image_size, (tuple, list))
+        or len(image_size) != 2
+        or not all(isinstance(v, (int, np.integer)) and v > 0 for v in image_size)
+    ):
+        raise ValueError(f"`image_size` must be a pair of positive ints, e.g. (224, 224). Received: image_size={image_size!r}")
+    return (int(image_size[0]), int(image_size[1]))
+
+
+def check_color_mode(color_mode):
+    if color_mode not in COLOR_MODES:
+        raise ValueError(f"`color_mode` must be one of {COLOR_MODES}. Received: color_mode={color_mode!r}")
+    return color_mode
+
+
+def _to_8bit(image):
+    """Bring 16-bit and float modes to 8-bit 'L' by scaling their actual range, keeping other modes."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        array = np.asarray(image, dtype=np.float64)
+        if not np.isfinite(array).all():
+            raise ValueError("non-finite pixel values")
+        high = 65535.0 if image.mode.startswith("I;16") or array.max() > 255 else 255.0
+        return Image.fromarray(np.clip(array / high * 255.0 + 0.5, 0, 255).astype(np.uint8), mode="L")
+    return image
+
+
+def convert_mode(image, color_mode):
+    """Convert a PIL image of any mode (palette, RGBA, LA, 16-bit, CMYK, ...) to 'L' or 'RGB'."""
+    image = _to_8bit(image)
+    if image.mode in ("P", "PA"):
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA"):
+        # Composite on black, not white: the cell images have dark backgrounds and alpha is rare.
+        background = Image.new("RGBA", image.size, (0, 0, 0, 255))
+        image = Image.alpha_composite(background, image.convert("RGBA"))
+    return image.convert("L" if color_mode == "grayscale" else "RGB")
+
+
+def read_image(path, image_size=None, color_mode="rgb"):
+    """Read one image file as a uint8 array of shape (H, W, 1) or (H, W, 3).
+
+    Args:
+        path: file to read.
+        image_size: None keeps the file's size, else `(height, width)` to resize to (bilinear, antialiased).
+        color_mode: "grayscale" or "rgb", whatever the file's own mode.
+
+    Raises:
+        DataError: the file is empty, not an image, truncated, or too large to decode safely.
+    """
+    path = Path(path)
+    image_size = check_image_size(image_size)
+    check_color_mode(color_mode)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file.", path=path, problem="missing_file")
+    if path.stat().st_size == 0:
+        raise DataError(f"{path}: the file is empty (0 bytes). Re-download or remove it.", path=path, problem="empty_file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                width, height = image.size
+                if width * height > MAX_PIXELS:
+                    raise DataError(
+                        f"{path}: {width}x{height} pixels is too large to decode safely (limit {MAX_PIXELS:,} pixels, "
+                        "a decompression-bomb guard). Downscale the file first.",
+                        path=path,
+                        problem="too_large",
+                    )
+                image.load()
+                image = convert_mode(image, color_mode)
+    except DataError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise DataError(f"{path}: too large to decode safely ({error}).", path=path, problem="too_large") from None
+    except UnidentifiedImageError:
+        raise DataError(
+            f"{path}: not an image file, although its extension is '{path.suffix}'. Remove it or fix its contents.",
+            path=path,
+            problem="not_an_image",
+        ) from None
+    except (OSError, SyntaxError, ValueError) as error:
+        raise DataError(
+            f"{path}: unreadable or truncated image ({error}). Re-download the file or remove it.",
+            path=path,
+            problem="unreadable",
+        ) from None
+    if image_size is not None and image.size != (image_size[1], image_size[0]):
+        image = image.resize((image_size[1], image_size[0]), Image.Resampling.BILINEAR)
+    array = np.asarray(image, dtype=np.uint8)
+    return array[..., None] if array.ndim == 2 else array
