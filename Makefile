@@ -1,0 +1,49 @@
+# medcnn: `make setup`, `make test`, `make reproduce-<study> SCALE=smoke|full`.
+PYTHON_BOOT ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SCALE ?= smoke
+STUDIES := kth cnmc an2dl allgray chromosome
+export MPLBACKEND ?= Agg
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+
+.PHONY: setup test lint reproduce-all benchmarks $(addprefix reproduce-,$(STUDIES))
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	$(PYTHON_BOOT) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt -e .
+	touch $@
+
+# Test-only extras: the JAX CPU build (the PyDataset input path is tested under KERAS_BACKEND=jax) and ruff.
+$(VENV)/.dev-installed: $(VENV)/.installed requirements-dev.txt
+	$(PY) -m pip install -q -r requirements-dev.txt
+	touch $@
+
+test: $(VENV)/.dev-installed
+	$(PY) -m pytest -q
+
+lint: $(VENV)/.dev-installed
+	$(PY) -m ruff check medcnn tests benchmarks
+
+# Run a study's notebook headlessly; the executed copy lands beside its results (not committed).
+$(addprefix reproduce-,$(STUDIES)): reproduce-%: setup
+	@if [ ! -f notebooks/$*.ipynb ]; then \
+		echo "notebooks/$*.ipynb does not exist yet: nothing to reproduce for '$*' (see the open issues)."; \
+		exit 2; \
+	fi
+	mkdir -p results/$*/$(SCALE)
+	$(PY) -m papermill notebooks/$*.ipynb results/$*/$(SCALE)/executed.ipynb \
+		-p SCALE $(SCALE) --cwd notebooks --log-output --progress-bar
+	@echo "Results: results/$*/$(SCALE)/report.md"
+
+reproduce-all: setup
+	@for study in $(STUDIES); do \
+		if [ -f notebooks/$$study.ipynb ]; then $(MAKE) --no-print-directory reproduce-$$study SCALE=$(SCALE) || exit 1; \
+		else echo "skipping $$study: notebooks/$$study.ipynb does not exist yet"; fi; \
+	done
+
+benchmarks: setup
+	@for bench in benchmarks/*.py; do $(PY) $$bench || exit 1; done

@@ -1,0 +1,439 @@
+"""allgray: ALL subtypes from grayscale cell images with a small CNN (Zhang, 2024).
+
+Everything the `allgray` notebook needs: the paper's Table 1 as data, the settings per scale, and the runs
+(one configuration, one seed) that reproduce it, each cached in `<output>/runs/` so that an interrupted run
+resumes and more seeds can be added later without retraining the earlier ones.
+"""
+
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from medcnn.loaders import load_folders
+from medcnn.paths import resolve_dataset
+
+STUDY = "allgray"
+DATASET_ID = "all4"
+CITATION = {
+    "title": "Optimized Convolutional Neural Networks for Enhanced Detection of Acute Lymphoblastic Leukemia "
+    "from Grayscale Cell Images",
+    "authors": "Yuan Zhang (University of Melbourne)",
+    "year": 2024,
+    "venue": "ISSN 2959-6157",
+    "seed_file": "003_6c3989d349fbf500.txt",
+    "data": "Kaggle 'Leukemia' (mehradaria/leukemia), Ghaderzadeh et al. 2022: 3,256 images, 4 classes",
+}
+CLASS_NAMES = ["Benign", "Early", "Pre", "Pro"]
+METRICS = ["val_accuracy", "val_predict_s", "test_accuracy", "test_predict_s"]
+
+# Table 1 exactly as printed: configuration -> (val acc, val prediction s, test acc, test prediction s).
+PAPER_TABLE1 = pd.DataFrame(
+    [
+        ("15 epochs, batch 64, categorical CE", 0.80, 2.13, 0.82, 1.98),
+        ("15 epochs, batch 64, binary CE", 0.76, 2.09, 0.78, 2.62),
+        ("15 epochs, batch 32, categorical CE", 0.74, 2.09, 0.75, 2.62),
+        ("10 epochs, batch 32, categorical CE", 0.78, 2.09, 0.81, 2.62),
+    ],
+    columns=["configuration", *METRICS],
+).set_index("configuration")
+PAPER_TABLE1.attrs = {"study": STUDY, "table": "Table 1", "caption": "The Performance of The Model Under Different Configurations"}
+
+
+@dataclass(frozen=True)
+class Configuration:
+    """One trained setting. `group` says which table it belongs to; the rest define the run."""
+
+    label: str
+    epochs: int
+    batch_size: int
+    loss: str = "categorical_crossentropy"
+    conv_layers: int = 3
+    batch_norm: bool = False
+    augment: bool = False
+    deduplicate: bool = False
+    group: str = "table1"
+
+    @property
+    def slug(self):
+        return "".join(c if c.isalnum() else "-" for c in self.label.lower()).strip("-").replace("--", "-")
+
+
+CATEGORICAL, BINARY = "categorical_crossentropy", "binary_crossentropy"
+TABLE1 = [
+    Configuration("15 epochs, batch 64, categorical CE", 15, 64, CATEGORICAL),
+    Configuration("15 epochs, batch 64, binary CE", 15, 64, BINARY),
+    Configuration("15 epochs, batch 32, categorical CE", 15, 32, CATEGORICAL),
+    Configuration("10 epochs, batch 32, categorical CE", 10, 32, CATEGORICAL),
+]
+_BEST_PUBLISHED = TABLE1[0]
+CONV_LAYER_VARIANTS = [
+    replace(_BEST_PUBLISHED, label=f"{n} conv layers (15 epochs, batch 64, categorical CE)", conv_layers=n, group="conv_layers")
+    for n in (2, 4)
+]
+HONEST = replace(_BEST_PUBLISHED, label="exact duplicates removed before the split (15 epochs, batch 64)", deduplicate=True, group="honest")
+BEYOND = replace(
+    _BEST_PUBLISHED,
+    label="ours: batch norm + flips/rotations, 40 epochs, batch 64",
+    epochs=40,
+    batch_norm=True,
+    augment=True,
+    group="beyond",
+)
+
+SETTINGS = {
+    "smoke": {
+        "image_size": (100, 100),
+        "load_size": (224, 224),
+        "max_images": 480,  # stratified slice of the staged images
+        # seeds per group of runs; each seed fixes the split and the initialisation
+        "seeds": {"table1": [0, 1], "conv_layers": [0], "honest": [0, 1], "beyond": [0]},
+        "epoch_scale": 0.2,  # 15 -> 3 epochs, 10 -> 2, 40 -> 8
+        "ratios": (0.7, 0.15, 0.15),
+        "learning_rate": 1e-3,
+        "predict_batch_size": 32,
+        "hog_pca_components": 100,
+    },
+    "full": {
+        "image_size": (100, 100),
+        "load_size": (224, 224),
+        "max_images": None,  # every image found (3,061 staged; 3,256 in the Kaggle download)
+        "seeds": {"table1": [0, 1, 2], "conv_layers": [0, 1], "honest": [0, 1, 2], "beyond": [0, 1]},
+        "epoch_scale": 1.0,
+        "ratios": (0.7, 0.15, 0.15),
+        "learning_rate": 1e-3,
+        "predict_batch_size": 32,
+        "hog_pca_components": 100,
+    },
+}
+
+
+def settings(scale="smoke", **overrides):
+    """The study's settings for `scale` ("smoke" or "full"), with `overrides` (None values are ignored).
+
+    `seeds` may be overridden by a list (used for every group) or a dict {group: [seeds]}.
+    """
+    if scale not in SETTINGS:
+        raise ValueError(f"`scale` must be one of {sorted(SETTINGS)}. Received: scale={scale!r}")
+    unknown = set(overrides) - set(SETTINGS[scale])
+    if unknown:
+        raise ValueError(f"Unknown setting(s) {sorted(unknown)}; known: {sorted(SETTINGS[scale])}.")
+    chosen = dict(SETTINGS[scale], scale=scale)
+    chosen.update({key: value for key, value in overrides.items() if value is not None})
+    if isinstance(chosen["seeds"], (list, tuple)):
+        chosen["seeds"] = {group: list(chosen["seeds"]) for group in SETTINGS[scale]["seeds"]}
+    return chosen
+
+
+def configurations(groups=("table1", "conv_layers", "honest", "beyond")):
+    """All configurations of the given groups, Table 1 first."""
+    every = [*TABLE1, *CONV_LAYER_VARIANTS, HONEST, BEYOND]
+    return [c for c in every if c.group in groups]
+
+
+def paper_tables():
+    return {"Table 1": PAPER_TABLE1}
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Data
+
+
+def load_data(data_dir=None, load_size=(224, 224), max_images=None, seed=0):
+    """The Kaggle ALL images as RGB uint8 at `load_size`, optionally a stratified slice of `max_images`.
+
+    Bad files are skipped, counted and listed in `data.skipped` (the notebook prints them).
+    """
+    from sklearn.model_selection import train_test_split
+
+    from medcnn.loaders import decode_files
+
+    root = resolve_dataset(DATASET_ID, data_dir)
+    folder = root / "Original" if (root / "Original").is_dir() else root
+    data = load_folders(folder, decode=False)
+    if max_images is not None and max_images < len(data):
+        picked, _ = train_test_split(
+            np.arange(len(data)), train_size=max_images, stratify=data.labels, random_state=seed
+        )
+        data = data.subset(np.sort(picked))
+    images, kept, skipped = decode_files(data.paths, load_size, "rgb", skip_bad=True)
+    data = data.subset(kept)
+    data.images, data.skipped = images, skipped
+    return data
+
+
+def preprocessing_layer(image_size=(100, 100)):
+    """The paper's preprocessing as a Keras layer: resize, grayscale, scale to [0, 1]."""
+    from medcnn.preprocessing import ImagePreprocessing
+
+    return ImagePreprocessing(tuple(image_size), color_mode="grayscale", scale=1.0 / 255.0, name="preprocessing")
+
+
+def preprocess(images, image_size=(100, 100), batch_size=256):
+    """Apply `preprocessing_layer` to uint8 RGB images in batches; float32 (N, H, W, 1) in [0, 1]."""
+    import keras
+
+    layer = preprocessing_layer(image_size)
+    parts = [keras.ops.convert_to_numpy(layer(images[i : i + batch_size])) for i in range(0, len(images), batch_size)]
+    return np.concatenate(parts).astype("float32")
+
+
+def file_fingerprints(paths):
+    """md5 of each file's bytes (exact duplicates share one)."""
+    return [hashlib.md5(Path(p).read_bytes()).hexdigest() for p in paths]
+
+
+def make_split(labels, fingerprints, seed, ratios=(0.7, 0.15, 0.15), deduplicate=False):
+    """Stratified train/val/test indices; with `deduplicate`, exact duplicates are removed first.
+
+    Returns (split dict of index arrays, info dict: duplicates removed, duplicate groups across sides).
+    """
+    from medcnn.splits import train_val_test_split
+
+    keep = np.arange(len(labels))
+    removed = 0
+    if deduplicate:
+        _, first = np.unique(np.asarray(fingerprints), return_index=True)
+        keep = np.sort(first)
+        removed = len(labels) - len(keep)
+    train, val, test = train_val_test_split(labels[keep], ratios=ratios, seed=seed)
+    split = {"train": keep[train], "val": keep[val], "test": keep[test]}
+    return split, {"duplicates_removed": removed, "duplicates_across_sides": duplicates_across(split, fingerprints)}
+
+
+def duplicates_across(split, fingerprints):
+    """How many evaluation images (val or test) have a byte-identical copy in the training split."""
+    train = {fingerprints[i] for i in split["train"]}
+    return {side: int(sum(fingerprints[i] in train for i in split[side])) for side in ("val", "test")}
+
+
+# --------------------------------------------------------------------------------------------------------------
+# One run: one configuration, one seed
+
+
+def _fingerprint(payload):
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def run_paths(out_dir, key):
+    """(result json, weights file) of run `key` under a run's output folder."""
+    out_dir = Path(out_dir)
+    return out_dir / "runs" / f"{key}.json", out_dir / "cache" / "weights" / f"{key}.weights.h5"
+
+
+def scaled_epochs(config, epoch_scale):
+    return max(1, int(round(config.epochs * epoch_scale)))
+
+
+def build_model(config, input_shape=(100, 100, 1), num_classes=4, learning_rate=1e-3):
+    """The paper's CNN for `config`, compiled with Adam as published; metrics as the paper's code would ask."""
+    import keras
+
+    from medcnn.models.scratch import allgray_cnn
+
+    model = allgray_cnn(input_shape, num_classes, conv_layers=config.conv_layers, batch_norm=config.batch_norm)
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss=config.loss,
+        # "accuracy" is what the paper's code asks for. tf.keras 2.x turned it into *binary* accuracy whenever the
+        # loss was binary cross-entropy; Keras 3 turns it into categorical accuracy. We record both explicitly.
+        metrics=["accuracy", keras.metrics.BinaryAccuracy(name="binary_accuracy")],
+        jit_compile=False,  # XLA made this CNN 4x slower on the 2-core CPU (49 vs 198 img/s)
+    )
+    return model
+
+
+def training_augmentation(seed):
+    """Flips and rotations for the "beyond" row: a cell image has no up, down, left or right."""
+    import keras
+
+    return keras.Sequential(
+        [
+            keras.layers.RandomFlip("horizontal_and_vertical", seed=seed),
+            keras.layers.RandomRotation(0.5, fill_mode="reflect", seed=seed),
+        ],
+        name="augmentation",
+    )
+
+
+def run_configuration(config, x, labels, split, seed, run_settings, out_dir, data_fingerprint="", verbose=2):
+    """Train and evaluate `config` with `seed` on `split`; reuse the cached result when nothing changed.
+
+    Returns a dict: configuration, seed, epochs, history, true and Keras-2-style accuracies, prediction times,
+    test labels and predictions, confusion matrix, elapsed seconds. The trained weights go to
+    `<out_dir>/cache/weights/<key>.weights.h5` (not committed), the result to `<out_dir>/runs/<key>.json`.
+    """
+    import keras
+
+    from medcnn.evaluate import keras_binary_accuracy, timed_predict
+    from medcnn.pipeline import make_dataset
+
+    epochs = scaled_epochs(config, run_settings["epoch_scale"])
+    key = f"{config.slug}__seed{seed}"
+    out_dir = Path(out_dir)
+    run_path, weights_path = run_paths(out_dir, key)
+    fingerprint = _fingerprint(
+        {
+            "config": asdict(config),
+            "seed": seed,
+            "epochs": epochs,
+            "learning_rate": run_settings["learning_rate"],
+            "image_size": list(run_settings["image_size"]),
+            "data": data_fingerprint,
+            "split": {side: hashlib.md5(np.asarray(idx, np.int64).tobytes()).hexdigest() for side, idx in split.items()},
+        }
+    )
+    if run_path.is_file():
+        cached = json.loads(run_path.read_text())
+        if cached.get("fingerprint") == fingerprint:
+            cached["cached"] = True
+            return cached
+
+    num_classes = len(CLASS_NAMES)
+    onehot = np.eye(num_classes, dtype="float32")
+    keras.utils.set_random_seed(seed)
+    model = build_model(config, x.shape[1:], num_classes, run_settings["learning_rate"])
+    train_ds = make_dataset(
+        x[split["train"]], labels[split["train"]], config.batch_size, training=True, num_classes=num_classes,
+        augmentation=training_augmentation(seed) if config.augment else None, seed=seed,
+    )
+    val_ds = make_dataset(x[split["val"]], labels[split["val"]], config.batch_size, training=False, num_classes=num_classes)
+    started = time.perf_counter()
+    history = model.fit(train_ds, validation_data=val_ds, epochs=epochs, verbose=verbose)
+    train_s = time.perf_counter() - started
+
+    result = {
+        "configuration": config.label,
+        "group": config.group,
+        "settings": asdict(config),
+        "seed": seed,
+        "epochs": epochs,
+        "fingerprint": fingerprint,
+        "history": {k: [float(v) for v in values] for k, values in history.history.items()},
+        "train_s": train_s,
+        "train_images_per_s": len(split["train"]) * epochs / train_s,
+        "sizes": {side: int(len(idx)) for side, idx in split.items()},
+    }
+    for side in ("val", "test"):
+        idx = split[side]
+        probabilities, seconds = timed_predict(model, x[idx], batch_size=run_settings["predict_batch_size"])
+        predicted = probabilities.argmax(axis=1)
+        result[f"{side}_accuracy"] = float((predicted == labels[idx]).mean())
+        result[f"{side}_keras2_accuracy"] = float(keras_binary_accuracy(onehot[labels[idx]], probabilities))
+        result[f"{side}_predict_s"] = float(seconds)
+        if side == "test":
+            from sklearn.metrics import confusion_matrix, f1_score
+
+            result["test_macro_f1"] = float(f1_score(labels[idx], predicted, average="macro"))
+            result["test_confusion"] = confusion_matrix(labels[idx], predicted, labels=range(num_classes)).tolist()
+            result["test_indices"] = [int(i) for i in idx]
+            result["test_predicted"] = [int(p) for p in predicted]
+            result["test_confidence"] = [round(float(p), 4) for p in probabilities.max(axis=1)]
+    weights_path.parent.mkdir(parents=True, exist_ok=True)
+    run_path.parent.mkdir(parents=True, exist_ok=True)
+    model.save_weights(weights_path)
+    run_path.write_text(json.dumps(result, indent=1))
+    result["cached"] = False
+    keras.backend.clear_session()
+    return result
+
+
+def run_plan(run_settings, groups=("table1", "conv_layers", "honest", "beyond")):
+    """[(configuration, seed)] in the order they run: seed by seed, so that a cut-short run still has every row."""
+    plan = []
+    seeds_of = run_settings["seeds"]
+    every_seed = sorted({seed for group in groups for seed in seeds_of.get(group, [])})
+    for seed in every_seed:
+        plan += [(config, seed) for config in configurations(groups) if seed in seeds_of.get(config.group, [])]
+    return plan
+
+
+def run_all(x, labels, fingerprints, run_settings, out_dir, groups=("table1", "conv_layers", "honest", "beyond"),
+            data_fingerprint="", verbose=2, log=print):
+    """Run (or reuse from `out_dir/runs/`) every configuration of `groups` for the seeds the settings give it.
+
+    Each seed fixes the split and the initialisation. Returns the list of run results.
+    """
+    results = []
+    for config, seed in run_plan(run_settings, groups):
+        split, info = make_split(labels, fingerprints, seed, run_settings["ratios"], deduplicate=config.deduplicate)
+        log(f"--- {config.label} | seed {seed} | train/val/test {[len(v) for v in split.values()]}")
+        result = run_configuration(config, x, labels, split, seed, run_settings, out_dir, data_fingerprint, verbose)
+        result.update(info)
+        if result.get("cached"):
+            log(f"    reused the cached run (val {result['val_accuracy']:.3f}, test {result['test_accuracy']:.3f})")
+        results.append(result)
+    return results
+
+
+SUMMARY_METRICS = [
+    "val_accuracy", "val_predict_s", "test_accuracy", "test_predict_s",
+    "val_keras2_accuracy", "test_keras2_accuracy", "test_macro_f1", "train_images_per_s",
+]
+
+
+def summarise(results):
+    """Mean and std over seeds per configuration: a DataFrame indexed by configuration (run order kept)."""
+    frame = pd.DataFrame([{k: r[k] for k in ("configuration", "group", "seed", *SUMMARY_METRICS)} for r in results])
+    order = list(dict.fromkeys(frame["configuration"]))
+    grouped = frame.groupby("configuration", sort=False)
+    summary = grouped[SUMMARY_METRICS].mean().add_suffix("_mean").join(grouped[SUMMARY_METRICS].std(ddof=1).add_suffix("_std"))
+    summary["seeds"] = grouped["seed"].count()
+    summary["group"] = grouped["group"].first()
+    return summary.loc[order]
+
+
+def hog_pca_features(x, split, components=100, seed=0):
+    """HOG features of each (H, W, 1) image, reduced by PCA fitted on the training split only."""
+    from skimage.feature import hog
+    from sklearn.decomposition import PCA
+
+    features = np.stack(
+        [hog(image[..., 0], orientations=9, pixels_per_cell=(8, 8), cells_per_block=(2, 2)) for image in x]
+    )
+    components = min(components, len(split["train"]) - 1, features.shape[1])
+    pca = PCA(n_components=components, random_state=seed).fit(features[split["train"]])
+    return pca.transform(features), pca
+
+
+def hog_pca_reference(x, labels, split, components=100, seed=0):
+    """The paper's HOG + PCA(100) features with a classical classifier (RBF SVM) as a reference row."""
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC
+
+    features, pca = hog_pca_features(x, split, components, seed)
+    classifier = make_pipeline(StandardScaler(), SVC(kernel="rbf", C=10.0, random_state=seed))
+    classifier.fit(features[split["train"]], labels[split["train"]])
+    row = {"configuration": f"HOG + PCA({pca.n_components_}) + RBF SVM", "seed": seed,
+           "explained_variance": float(pca.explained_variance_ratio_.sum())}
+    for side in ("val", "test"):
+        started = time.perf_counter()
+        predicted = classifier.predict(features[split[side]])
+        row[f"{side}_predict_s"] = time.perf_counter() - started
+        row[f"{side}_accuracy"] = float((predicted == labels[split[side]]).mean())
+    return row
+
+
+def best_run(results, group="table1"):
+    """The run with the highest validation accuracy in `group` (chosen on validation, never on test)."""
+    candidates = [r for r in results if r["group"] == group]
+    return max(candidates, key=lambda r: (r["val_accuracy"], -r["seed"]))
+
+
+def export_model(result, out_dir, out_path, image_size=(100, 100)):
+    """Rebuild `result`'s model, load its weights, wrap it with its preprocessing and class names, save it."""
+    from medcnn.preprocessing import with_preprocessing
+
+    config = Configuration(**result["settings"])
+    model = build_model(config, (*image_size, 1), len(CLASS_NAMES))
+    model.load_weights(run_paths(out_dir, f"{config.slug}__seed{result['seed']}")[1])
+    full = with_preprocessing(model, preprocessing_layer(image_size), CLASS_NAMES, name="allgray_cnn")
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    full.save(out_path)
+    return out_path

@@ -1,0 +1,45 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+import keras
+
+from medcnn.preprocessing import ClassNames, ImagePreprocessing, class_names_of, with_preprocessing
+
+
+def test_grayscale_matches_pillow_luma_and_scale():
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (1, 8, 8, 3), dtype=np.uint8)
+    out = keras.ops.convert_to_numpy(ImagePreprocessing((8, 8), "grayscale")(image))
+    expected = np.asarray(Image.fromarray(image[0]).convert("L"), dtype=np.float32) / 255.0
+    assert out.shape == (1, 8, 8, 1)
+    np.testing.assert_allclose(out[0, ..., 0], expected, atol=1.5 / 255)
+
+
+def test_resizes_any_input_size():
+    layer = ImagePreprocessing((10, 12), "rgb", scale=1.0)
+    out = layer(np.full((2, 40, 30, 1), 200, dtype=np.uint8))
+    assert out.shape == (2, 10, 12, 3)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(out), 200.0, atol=1e-3)
+
+
+@pytest.mark.parametrize("kwargs, stem", [({"size": (0, 5)}, "`size` must be"), ({"size": (5, 5), "color_mode": "hsv"}, "`color_mode`")])
+def test_bad_arguments(kwargs, stem):
+    with pytest.raises(ValueError, match=stem):
+        ImagePreprocessing(**kwargs)
+
+
+def test_class_names_layer_validates():
+    with pytest.raises(ValueError, match="`class_names` must be a non-empty list of strings"):
+        ClassNames([])
+
+
+def test_wrapped_model_saves_and_reloads_with_class_names(tmp_path):
+    core = keras.Sequential([keras.Input((6, 6, 1)), keras.layers.Flatten(), keras.layers.Dense(3, activation="softmax")])
+    model = with_preprocessing(core, ImagePreprocessing((6, 6), "grayscale"), ["a", "b", "c"])
+    raw = np.random.default_rng(1).integers(0, 256, (2, 20, 20, 3)).astype("float32")
+    before = keras.ops.convert_to_numpy(model(raw))
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    assert class_names_of(loaded) == ["a", "b", "c"]
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(loaded(raw)), before, atol=1e-6)

@@ -1,0 +1,45 @@
+import numpy as np
+import pytest
+
+import keras
+
+from medcnn.models.scratch import allgray_cnn
+
+
+def test_published_model_shapes_and_parameter_count():
+    model = allgray_cnn()
+    assert model.input_shape == (None, 100, 100, 1)
+    assert model.output_shape == (None, 4)
+    # conv 1,664 + 51,232 + 36,992; dense 10*10*128*128 + 128; output 516 ('valid' padding)
+    assert model.count_params() == 1664 + 51232 + 36992 + (12800 * 128 + 128) + 516
+    assert [layer.name for layer in model.layers if "conv" in layer.name] == ["conv1", "conv2", "conv3"]
+
+
+@pytest.mark.parametrize("conv_layers, last_filters", [(1, 64), (2, 32), (4, 128)])
+def test_conv_layers_variation(conv_layers, last_filters):
+    model = allgray_cnn(conv_layers=conv_layers)
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert len(convs) == conv_layers
+    assert convs[-1].filters == last_filters
+
+
+def test_conv_layers_out_of_range():
+    with pytest.raises(ValueError, match="`conv_layers` must be between 1 and 4"):
+        allgray_cnn(conv_layers=5)
+
+
+def test_batch_norm_variant_has_one_bn_per_conv():
+    model = allgray_cnn(batch_norm=True)
+    assert sum(isinstance(layer, keras.layers.BatchNormalization) for layer in model.layers) == 3
+
+
+def test_learns_an_easy_task():
+    """Bright vs dark images: a few epochs must separate them."""
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 128)
+    images = (rng.random((128, 28, 28, 1)) * 0.3 + labels[:, None, None, None] * 0.6).astype("float32")
+    keras.utils.set_random_seed(0)
+    model = allgray_cnn(input_shape=(28, 28, 1), num_classes=2, conv_layers=1)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(images, labels, epochs=4, batch_size=32, verbose=0)
+    assert model.evaluate(images, labels, verbose=0)[1] > 0.9
