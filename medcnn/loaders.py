@@ -2,16 +2,27 @@
 
 Layouts: class-folder trees (`<root>/<class>/*.jpg`), the C-NMC 2019 layout
 (`[fold_k/]all|hem/UID_<patient>_<image>_<cell>_<all|hem>.bmp`) and npz files with `images` and `labels`.
+Every problem raises `DataError` naming the file; with `skip_bad=True` bad files are left out, counted and
+listed in `ImageSet.skipped` instead.
 """
 
 import re
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from medcnn.errors import DataError
-from medcnn.imageio import check_color_mode, check_image_size, is_hidden, is_image_file, read_image
+from medcnn.imageio import (
+    IMAGE_EXTENSIONS,
+    check_color_mode,
+    check_image_size,
+    is_hidden,
+    is_image_file,
+    read_image,
+)
 
 
 @dataclass
@@ -39,12 +50,21 @@ class ImageSet:
         counts = np.bincount(self.labels, minlength=len(self.class_names))
         return {name: int(count) for name, count in zip(self.class_names, counts)}
 
+    def names(self):
+        """A short name per item: the file name, or `index <i>` for arrays without files."""
+        if self.paths is not None:
+            return [Path(p).name for p in self.paths]
+        return [f"index {i}" for i in range(len(self))]
+
     def subset(self, indices):
         """A new ImageSet holding only `indices` (skipped files are kept for the record)."""
         indices = np.asarray(indices, dtype=int)
-        pick = lambda values: None if values is None else (  # noqa: E731
-            [values[i] for i in indices] if isinstance(values, list) else values[indices]
-        )
+
+        def pick(values):
+            if values is None:
+                return None
+            return [values[i] for i in indices] if isinstance(values, list) else values[indices]
+
         return ImageSet(
             labels=self.labels[indices],
             class_names=list(self.class_names),
@@ -57,10 +77,15 @@ class ImageSet:
         )
 
 
+# ----------------------------------------------------------------------------------------------------------------
+# Decoding
+
+
 def decode_files(paths, image_size, color_mode, skip_bad=False):
     """Decode `paths`; return (images, kept indices, skipped [(path, reason)]).
 
-    With `skip_bad=False` the first bad file raises its DataError; otherwise bad files are counted, not dropped silently.
+    With `skip_bad=False` the first bad file raises its DataError; otherwise bad files are counted and listed,
+    never dropped silently.
     """
     images, kept, skipped = [], [], []
     for index, path in enumerate(paths):
@@ -73,9 +98,11 @@ def decode_files(paths, image_size, color_mode, skip_bad=False):
             skipped.append((str(path), str(error)))
     if images and image_size is None and len({image.shape for image in images}) > 1:
         shapes = sorted({image.shape[:2] for image in images})
+        folder = Path(paths[0]).parent.parent
         raise DataError(
-            f"Images in {Path(paths[0]).parent.parent} have different sizes {shapes[:4]}; pass image_size=(H, W) to resize them.",
-            path=Path(paths[0]).parent.parent,
+            f"Images in {folder} have {len(shapes)} different sizes (H, W), e.g. {shapes[:4]}; "
+            "pass image_size=(H, W) to resize them.",
+            path=folder,
             problem="mixed_sizes",
         )
     channels = 1 if color_mode == "grayscale" else 3
@@ -83,15 +110,57 @@ def decode_files(paths, image_size, color_mode, skip_bad=False):
     return stacked, np.asarray(kept, dtype=int), skipped
 
 
+def decode_set(data, image_size=None, color_mode="rgb", skip_bad=False):
+    """Decode an ImageSet listed with `decode=False` (e.g. after `subset`); returns a new, decoded ImageSet.
+
+    Raises DataError when skipping bad files would leave a class without images.
+    """
+    image_size, color_mode = check_image_size(image_size), check_color_mode(color_mode)
+    images, kept, skipped = decode_files(data.paths, image_size, color_mode, skip_bad=skip_bad)
+    result = data.subset(kept)
+    result.images, result.skipped = images, list(data.skipped) + skipped
+    if skipped:
+        _check_classes_left(result, data)
+    return result
+
+
+def _check_classes_left(result, before):
+    counts_before, counts_after = before.class_counts(), result.class_counts()
+    emptied = [name for name in before.class_names if counts_before[name] and not counts_after[name]]
+    if emptied:
+        raise DataError(
+            f"{before.source}: every image of class(es) {emptied} was unreadable and skipped "
+            f"({len(result.skipped)} skipped files, first: {result.skipped[0][0]}). Fix or replace those files.",
+            path=before.source,
+            problem="empty_class",
+        )
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Listing class folders
+
+
+def _raiser(error):
+    raise error
+
+
 def _class_folders(root):
     root = Path(root)
     if not root.is_dir():
-        raise DataError(f"{root}: no such folder. Set MEDCNN_DATA or pass the data folder.", path=root, problem="missing_folder")
+        raise DataError(
+            f"{root}: no such folder. Set MEDCNN_DATA or pass the data folder; data/README.md gives the "
+            "download steps.",
+            path=root,
+            problem="missing_folder",
+        )
     folders = sorted(p for p in root.iterdir() if p.is_dir() and not is_hidden(p))
     if len(folders) < 2:
+        hint = ""
+        if len(folders) == 1 and sum(p.is_dir() and not is_hidden(p) for p in folders[0].iterdir()) >= 2:
+            hint = f" The classes may sit one level down: try {folders[0]}."
         raise DataError(
-            f"{root}: found {len(folders)} class folder(s) {[p.name for p in folders]}; a classification data set needs "
-            "at least two, laid out as <root>/<class>/*.jpg.",
+            f"{root}: found {len(folders)} class folder(s) {[p.name for p in folders]}; a classification data set "
+            f"needs at least two, laid out as <root>/<class>/*.jpg.{hint}",
             path=root,
             problem="too_few_classes",
         )
@@ -99,42 +168,70 @@ def _class_folders(root):
 
 
 def _images_in(folder, found_folders):
-    files = sorted(p for p in Path(folder).iterdir() if p.is_file() and is_image_file(p))
+    entries = [p for p in Path(folder).iterdir() if p.is_file() and not is_hidden(p)]
+    files = sorted(p for p in entries if is_image_file(p))
     if not files:
+        others = sorted(p.name for p in entries)
+        seen = f" It holds {len(others)} other file(s), e.g. {others[:3]}." if others else ""
         raise DataError(
-            f"No images found for class '{Path(folder).name}' in {folder}. Expected at least one .jpg, .png, .bmp or .tif "
-            f"file in each class folder (found folders: {', '.join(repr(n) for n in found_folders)}).",
+            f"No images found for class '{Path(folder).name}' in {folder}. Expected at least one "
+            f"{', '.join(IMAGE_EXTENSIONS)} file in each class folder (found folders: "
+            f"{', '.join(repr(n) for n in found_folders)}).{seen}",
             path=folder,
             problem="empty_class",
         )
     return files
 
 
-def list_folders(root):
-    """(paths, labels, class_names) of a `<root>/<class>/*` tree, without decoding anything."""
+def list_folders(root, on_error=None):
+    """(paths, labels, class_names) of a `<root>/<class>/*` tree, without decoding anything.
+
+    `on_error(DataError)` receives each empty class folder instead of raising (the validator collects them);
+    fewer than two class folders always raises.
+    """
+    on_error = on_error or _raiser
     folders = _class_folders(root)
     names = [p.name for p in folders]
     paths, labels = [], []
     for label, folder in enumerate(folders):
-        files = _images_in(folder, names)
+        try:
+            files = _images_in(folder, names)
+        except DataError as error:
+            on_error(error)
+            continue
         paths += [str(p) for p in files]
         labels += [label] * len(files)
     return paths, np.asarray(labels, dtype=np.int64), names
 
 
 def load_folders(root, image_size=None, color_mode="rgb", skip_bad=False, decode=True):
-    """Load a class-folder tree `<root>/<class>/*.jpg|png|bmp|tif`; labels follow sorted class names."""
+    """Load a class-folder tree `<root>/<class>/*.jpg|png|bmp|tif`; labels follow sorted class names.
+
+    Args:
+        root: the folder holding one sub-folder per class.
+        image_size: None keeps the files' size (they must all agree), else `(height, width)`.
+        color_mode: "grayscale" or "rgb".
+        skip_bad: leave unreadable files out, listing them in `skipped`, instead of raising.
+        decode: False lists paths and labels only (`images` stays None); see `decode_set`.
+    """
     image_size, color_mode = check_image_size(image_size), check_color_mode(color_mode)
     paths, labels, names = list_folders(root)
-    return _finish(paths, labels, names, None, None, image_size, color_mode, skip_bad, decode, str(root))
+    data = ImageSet(labels=labels, class_names=names, paths=paths, source=str(root))
+    return decode_set(data, image_size, color_mode, skip_bad) if decode else data
 
 
-CNMC_NAME = re.compile(r"^UID_(?P<patient>[A-Za-z]*\d+)_(?P<image>\d+)_(?P<cell>\d+)_(?P<label>all|hem)$", re.IGNORECASE)
+# ----------------------------------------------------------------------------------------------------------------
+# C-NMC 2019
+
+CNMC_NAME = re.compile(
+    r"^UID_(?P<patient>[A-Za-z]*\d+)_(?P<image>\d+)_(?P<cell>\d+)_(?P<label>all|hem)$", re.IGNORECASE
+)
 CNMC_CLASSES = ["all", "hem"]
+FOLD_FOLDER = re.compile(r"fold_(\d+)")
 
 
 def parse_cnmc_name(path):
-    """(patient id, label name) from a C-NMC file name such as `UID_H10_3_1_hem.bmp`."""
+    """(patient id, label name) from a C-NMC file name such as `UID_H10_3_1_hem.bmp`; 'h3' is read as 'H3'."""
     match = CNMC_NAME.match(Path(path).stem)
     if not match:
         raise DataError(
@@ -147,17 +244,32 @@ def parse_cnmc_name(path):
     return patient, match["label"].lower()
 
 
-def load_cnmc(root, image_size=None, color_mode="rgb", skip_bad=False, decode=True):
-    """Load C-NMC 2019: `[fold_k/]all|hem/UID_...`; label from the folder, patient from the name, fold from `fold_k`.
-
-    A file whose name suffix disagrees with its folder raises (the label would be ambiguous).
-    """
-    image_size, color_mode = check_image_size(image_size), check_color_mode(color_mode)
+def cnmc_parts(root):
+    """[(fold or None, folder holding all/ and hem/)] of a C-NMC tree: its `fold_k/` folders, else root itself."""
     root = Path(root)
     if not root.is_dir():
-        raise DataError(f"{root}: no such folder.", path=root, problem="missing_folder")
-    fold_dirs = sorted(p for p in root.iterdir() if p.is_dir() and re.fullmatch(r"fold_\d+", p.name))
-    parts = [(int(p.name.split("_")[1]), p) for p in fold_dirs] or [(None, root)]
+        raise DataError(
+            f"{root}: no such folder. Set MEDCNN_DATA or pass the data folder; data/README.md gives the "
+            "download steps.",
+            path=root,
+            problem="missing_folder",
+        )
+    fold_dirs = sorted(
+        (int(FOLD_FOLDER.fullmatch(p.name)[1]), p)
+        for p in root.iterdir()
+        if p.is_dir() and FOLD_FOLDER.fullmatch(p.name)
+    )
+    return fold_dirs or [(None, root)]
+
+
+def list_cnmc(root, on_error=None):
+    """(paths, labels, groups, folds) of a C-NMC tree, without decoding; `folds` is None without fold folders.
+
+    `on_error(DataError)` receives each badly named or mislabelled file (and each empty class folder) instead
+    of raising; a missing `all/` or `hem/` folder always raises.
+    """
+    on_error = on_error or _raiser
+    parts = cnmc_parts(root)
     paths, labels, groups, folds = [], [], [], []
     for fold, base in parts:
         for label, name in enumerate(CNMC_CLASSES):
@@ -168,93 +280,180 @@ def load_cnmc(root, image_size=None, color_mode="rgb", skip_bad=False, decode=Tr
                     path=folder,
                     problem="empty_class",
                 )
-            for path in _images_in(folder, CNMC_CLASSES):
-                patient, suffix = parse_cnmc_name(path)
-                if suffix != name:
-                    raise DataError(
-                        f"{path}: the name says '{suffix}' but the file sits in the '{name}' folder.",
-                        path=path,
-                        problem="label_mismatch",
-                    )
+            try:
+                files = _images_in(folder, CNMC_CLASSES)
+            except DataError as error:
+                on_error(error)
+                continue
+            for path in files:
+                try:
+                    patient, suffix = parse_cnmc_name(path)
+                    if suffix != name:
+                        raise DataError(
+                            f"{path}: the name says '{suffix}' but the file sits in the '{name}' folder.",
+                            path=path,
+                            problem="label_mismatch",
+                        )
+                except DataError as error:
+                    on_error(error)
+                    continue
                 paths.append(str(path))
                 labels.append(label)
                 groups.append(patient)
                 folds.append(-1 if fold is None else fold)
-    folds = None if parts[0][0] is None else np.asarray(folds)
-    return _finish(
-        paths, np.asarray(labels, np.int64), list(CNMC_CLASSES), np.asarray(groups), folds,
-        image_size, color_mode, skip_bad, decode, str(root),
-    )
+    folds = None if parts[0][0] is None else np.asarray(folds, dtype=np.int64)
+    return paths, np.asarray(labels, dtype=np.int64), np.asarray(groups, dtype=str), folds
 
 
-def _finish(paths, labels, names, groups, folds, image_size, color_mode, skip_bad, decode, source):
-    data = ImageSet(labels=labels, class_names=names, paths=paths, groups=groups, folds=folds, source=source)
-    if not decode:
-        return data
-    images, kept, skipped = decode_files(paths, image_size, color_mode, skip_bad=skip_bad)
-    data = data.subset(kept)
-    data.images, data.skipped = images, skipped
-    return data
+def load_cnmc(root, image_size=None, color_mode="rgb", skip_bad=False, decode=True):
+    """Load C-NMC 2019: `[fold_k/]all|hem/UID_...`; label from the folder, patient from the name, fold from `fold_k`.
 
-
-def load_npz(path, class_names=None, images_key="images", labels_key="labels"):
-    """Load an npz with `images` (N, H, W[, C]) and integer `labels` (N,); never unpickles.
-
-    Images are kept as stored (uint8 or float); checks cover lengths, rank, NaN/inf and the label range.
+    A file whose name suffix disagrees with its folder, or that does not follow the pattern, raises (or, with
+    `skip_bad=True`, is listed in `skipped`). Other arguments as in `load_folders`.
     """
+    image_size, color_mode = check_image_size(image_size), check_color_mode(color_mode)
+    errors = []
+    paths, labels, groups, folds = list_cnmc(root, on_error=errors.append if skip_bad else None)
+    for error in errors:
+        if error.problem == "empty_class":  # structural: skipping cannot fix it
+            raise error
+    skipped = [(error.path, str(error)) for error in errors]
+    data = ImageSet(
+        labels=labels,
+        class_names=list(CNMC_CLASSES),
+        paths=paths,
+        groups=groups,
+        folds=folds,
+        skipped=skipped,
+        source=str(root),
+    )
+    if not len(data):
+        raise DataError(f"{root}: no usable C-NMC images ({len(skipped)} skipped).", path=root, problem="empty_class")
+    return decode_set(data, image_size, color_mode, skip_bad) if decode else data
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# npz
+
+
+def read_npz(path, images_key="images", labels_key="labels"):
+    """(images, labels) arrays of an npz file, read with `allow_pickle=False`; DataError for anything unreadable."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file.", path=path, problem="missing_file")
+    if path.stat().st_size == 0:
+        raise DataError(
+            f"{path}: the file is empty (0 bytes). Re-download or remove it.", path=path, problem="empty_file"
+        )
+    if not zipfile.is_zipfile(path):
+        raise DataError(
+            f"{path}: not an npz archive, or a truncated one (an npz is a zip of .npy arrays; save one with "
+            "numpy.savez).",
+            path=path,
+            problem="not_npz",
+        )
     try:
         with np.load(path, allow_pickle=False) as archive:
             missing = [key for key in (images_key, labels_key) if key not in archive.files]
             if missing:
                 raise DataError(
-                    f"{path}: missing array(s) {missing}; found {archive.files}. Expected '{images_key}' and '{labels_key}'.",
+                    f"{path}: missing array(s) {missing}; found {archive.files}. Expected '{images_key}' and "
+                    f"'{labels_key}'.",
                     path=path,
                     problem="missing_array",
                 )
-            images, labels = archive[images_key], archive[labels_key]
+            return archive[images_key], archive[labels_key]
     except DataError:
         raise
     except ValueError as error:  # object arrays need pickle, which we refuse
-        raise DataError(f"{path}: holds object (pickled) arrays, which are never loaded ({error}).", path=path, problem="pickled") from None
-    except (OSError, EOFError) as error:
+        raise DataError(
+            f"{path}: holds object (pickled) arrays, which are never loaded ({error}). Store plain numeric arrays.",
+            path=path,
+            problem="pickled",
+        ) from None
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as error:
         raise DataError(f"{path}: not a readable npz file ({error}).", path=path, problem="unreadable") from None
-    labels = _check_npz_arrays(path, images, labels, class_names)
-    if images.ndim == 3:
-        images = images[..., None]
-    names = list(class_names) if class_names is not None else [str(i) for i in range(int(labels.max()) + 1)]
-    return ImageSet(labels=labels, class_names=names, images=images, source=str(path))
 
 
-def _check_npz_arrays(path, images, labels, class_names):
-    def fail(message, problem):
-        raise DataError(f"{path}: {message}", path=path, problem=problem)
-
+def npz_problems(images, labels, class_names=None):
+    """Every problem of an (images, labels) pair as `[(tag, message)]`; empty when the arrays are usable."""
+    problems = []
     if images.dtype == object or labels.dtype == object:
-        fail("holds object arrays; store plain numeric arrays.", "pickled")
+        return [("pickled", "holds object arrays; store plain numeric arrays.")]
     if images.ndim not in (3, 4) or (images.ndim == 4 and images.shape[-1] not in (1, 3, 4)):
-        fail(f"images must have shape (N, H, W) or (N, H, W, C) with C in 1/3/4. Received: shape={images.shape}", "bad_rank")
-    labels = labels.squeeze()
-    if labels.ndim == 2:  # one-hot
-        labels = labels.argmax(axis=1)
+        problems.append(
+            (
+                "bad_rank",
+                f"images must have shape (N, H, W) or (N, H, W, C) with C in 1/3/4. Received: shape={images.shape}",
+            )
+        )
+    if not (np.issubdtype(images.dtype, np.integer) or np.issubdtype(images.dtype, np.floating)):
+        problems.append(("bad_dtype", f"images must be integer or float. Received: dtype={images.dtype}"))
+    elif np.issubdtype(images.dtype, np.floating) and not np.isfinite(images).all():
+        bad = int((~np.isfinite(images)).reshape(len(images), -1).any(axis=1).sum()) if images.ndim else 1
+        problems.append(("non_finite", f"{bad} image(s) hold NaN or inf values."))
+    labels = _flat_labels(labels)
     if labels.ndim != 1:
-        fail(f"labels must have shape (N,). Received: shape={labels.shape}", "bad_rank")
-    if len(images) != len(labels):
-        fail(f"{len(images)} images but {len(labels)} labels; the arrays must have the same length.", "length_mismatch")
-    if np.issubdtype(images.dtype, np.floating) and not np.isfinite(images).all():
-        bad = int((~np.isfinite(images)).reshape(len(images), -1).any(axis=1).sum())
-        fail(f"{bad} image(s) hold NaN or inf values.", "non_finite")
+        problems.append(("bad_rank", f"labels must have shape (N,) or one-hot (N, K). Received: shape={labels.shape}"))
+        return problems
+    if images.ndim and len(images) != len(labels):
+        problems.append(
+            ("length_mismatch", f"{len(images)} images but {len(labels)} labels; the arrays must have the same length.")
+        )
     if np.issubdtype(labels.dtype, np.floating):
         if not np.isfinite(labels).all() or not np.all(labels == np.round(labels)):
-            fail("labels must be whole numbers.", "bad_labels")
-    elif not np.issubdtype(labels.dtype, np.integer):
-        fail(f"labels must be integers. Received: dtype={labels.dtype}", "bad_labels")
-    labels = labels.astype(np.int64)
-    n_classes = len(class_names) if class_names is not None else None
+            problems.append(("bad_labels", "labels must be whole numbers (found NaN, inf or fractions)."))
+            return problems
+    elif not (np.issubdtype(labels.dtype, np.integer) or labels.dtype == bool):
+        problems.append(("bad_labels", f"labels must be integers. Received: dtype={labels.dtype}"))
+        return problems
+    if labels.size and len(np.unique(labels)) < 2:
+        problems.append(
+            (
+                "too_few_classes",
+                f"all {labels.size} labels are {labels.flat[0]!r}; a classification set needs two classes.",
+            )
+        )
     if labels.size and labels.min() < 0:
-        fail(f"labels must be >= 0; found {int(labels.min())}.", "bad_labels")
-    if n_classes is not None and labels.size and labels.max() >= n_classes:
-        fail(f"label {int(labels.max())} is outside the {n_classes} classes {list(class_names)}.", "bad_labels")
+        problems.append(
+            ("bad_labels", f"labels must be >= 0; found {int(labels.min())} ({int((labels < 0).sum())} label(s)).")
+        )
+    if class_names is not None and labels.size and labels.max() >= len(class_names):
+        outside = int((labels >= len(class_names)).sum())
+        problems.append(
+            (
+                "bad_labels",
+                (
+                    f"label {int(labels.max())} is outside the {len(class_names)} classes {list(class_names)} "
+                    f"({outside} label(s) >= {len(class_names)})."
+                ),
+            )
+        )
+    return problems
+
+
+def _flat_labels(labels):
+    labels = np.asarray(labels)
+    if labels.ndim == 2 and labels.shape[1] == 1:
+        labels = labels[:, 0]
+    elif labels.ndim == 2:  # one-hot
+        labels = labels.argmax(axis=1)
     return labels
+
+
+def load_npz(path, class_names=None, images_key="images", labels_key="labels"):
+    """Load an npz with `images` (N, H, W[, C]) and integer or one-hot `labels`; never unpickles.
+
+    Images are kept as stored (uint8 or float), (N, H, W) gaining a channel axis. Checks cover object arrays,
+    lengths, rank, NaN/inf and the label range; the first problem raises DataError naming the file.
+    """
+    images, labels = read_npz(path, images_key, labels_key)
+    problems = npz_problems(images, labels, class_names)
+    if problems:
+        tag, message = problems[0]
+        raise DataError(f"{path}: {message}", path=path, problem=tag)
+    labels = _flat_labels(labels).astype(np.int64)
+    if images.ndim == 3:
+        images = images[..., None]
+    names = list(class_names) if class_names is not None else [str(i) for i in range(int(labels.max(initial=-1)) + 1)]
+    return ImageSet(labels=labels, class_names=names, images=images, source=str(path))

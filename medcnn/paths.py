@@ -26,13 +26,18 @@ DATASET_SECTIONS = {
 
 def data_root(data_dir=None):
     """The folder holding one sub-folder per data set id, or None when nothing is configured."""
+    return _data_root(data_dir)[0]
+
+
+def _data_root(data_dir=None):
+    """(root, where it came from) following the resolver's order; (None, None) when nothing is configured."""
     if data_dir is not None:
-        return Path(data_dir).expanduser()
+        return Path(data_dir).expanduser(), "data_dir"
     if os.environ.get("MEDCNN_DATA"):
-        return Path(os.environ["MEDCNN_DATA"]).expanduser()
+        return Path(os.environ["MEDCNN_DATA"]).expanduser(), "MEDCNN_DATA"
     if (SHARED / "data").is_dir():
-        return SHARED / "data"
-    return None
+        return SHARED / "data", "../shared/data"
+    return None, None
 
 
 def resolve_dataset(dataset_id, data_dir=None):
@@ -40,7 +45,7 @@ def resolve_dataset(dataset_id, data_dir=None):
 
     `data_dir` may point at the data set itself or at a root that holds `<dataset_id>/`.
     """
-    root = data_root(data_dir)
+    root, origin = _data_root(data_dir)
     section = DATA_README + DATASET_SECTIONS.get(dataset_id, "")
     if root is None:
         raise DataError(
@@ -51,11 +56,13 @@ def resolve_dataset(dataset_id, data_dir=None):
         )
     if (root / dataset_id).is_dir():
         return root / dataset_id
-    if data_dir is not None and root.is_dir():
+    holds_other_sets = root.is_dir() and any((root / other).is_dir() for other in DATASET_SECTIONS)
+    if data_dir is not None and root.is_dir() and not holds_other_sets:
         return root  # the caller pointed at the data set itself
+    where = "does not exist" if not root.is_dir() else f"has no '{dataset_id}/' folder"
     raise DataError(
-        f"Data set '{dataset_id}' not found in {root} (expected {root / dataset_id}). "
-        f"Set MEDCNN_DATA or pass data_dir=; {section} gives the download steps.",
+        f"Data set '{dataset_id}' not found: the data root {root} (from {origin}) {where}. "
+        f"Expected {root / dataset_id}. Set MEDCNN_DATA or pass data_dir=; {section} gives the download steps.",
         path=root / dataset_id,
         problem="missing_dataset",
     )

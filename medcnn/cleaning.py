@@ -1,0 +1,171 @@
+"""Class weights, and removal of exact duplicates, near duplicates and outliers (the an2dl cleaning).
+
+Each removal returns the cleaned `ImageSet` and a pandas DataFrame of what it removed, so a notebook can show it.
+Nothing is deleted from disk.
+"""
+
+import numpy as np
+import pandas as pd
+
+from medcnn.errors import DataError
+from medcnn.splits import image_fingerprints
+
+
+def class_weights(labels):
+    """{class index: weight}, scikit-learn's "balanced" weights `n_items / (n_classes * n_items_of_class)`."""
+    from sklearn.utils.class_weight import compute_class_weight
+
+    labels = np.asarray(labels)
+    classes = np.unique(labels)
+    weights = compute_class_weight("balanced", classes=classes, y=labels)
+    return {int(k): float(w) for k, w in zip(classes, weights)}
+
+
+def _removed_table(data, pairs, extra=None):
+    """DataFrame naming, for each (kept index, removed index), both items and their classes."""
+    names = data.names()
+    kept, removed = (np.asarray([p[i] for p in pairs], dtype=int) for i in (0, 1))
+    table = pd.DataFrame(
+        {
+            "kept_index": kept,
+            "kept": [names[i] for i in kept],
+            "kept_class": [data.class_names[data.labels[i]] for i in kept],
+            "removed_index": removed,
+            "removed": [names[i] for i in removed],
+            "removed_class": [data.class_names[data.labels[i]] for i in removed],
+        }
+    )
+    if extra is not None:
+        table[extra[0]] = extra[1]
+    return table
+
+
+def _without(data, removed_indices):
+    keep = np.setdiff1d(np.arange(len(data)), np.asarray(removed_indices, dtype=int))
+    return data.subset(keep)
+
+
+def remove_exact_duplicates(data):
+    """Keep the first of each group of identical images (pixels if decoded, else file bytes).
+
+    Returns:
+        (cleaned ImageSet, DataFrame with kept/removed index, name and class per removed item).
+    """
+    fingerprints = image_fingerprints(data)
+    first_seen, pairs = {}, []
+    for index, fingerprint in enumerate(fingerprints):
+        if fingerprint in first_seen:
+            pairs.append((first_seen[fingerprint], index))
+        else:
+            first_seen[fingerprint] = index
+    return _without(data, [p[1] for p in pairs]), _removed_table(data, pairs)
+
+
+def _require_images(data, what):
+    if data.images is None:
+        raise DataError(
+            f"{data.source or 'data'}: {what} needs decoded images; load with decode=True "
+            "(or medcnn.loaders.decode_set).",
+            path=data.source or None,
+            problem="not_decoded",
+        )
+
+
+def thumbnails(images, size=16, center_fraction=1.0):
+    """Small grayscale thumbnails (N, size*size) in [0, 1], optionally of the central `center_fraction` only."""
+    from skimage.color import rgb2gray
+    from skimage.transform import resize
+
+    if not 0 < center_fraction <= 1:
+        raise ValueError(f"`center_fraction` must be in (0, 1]. Received: center_fraction={center_fraction}")
+    out = np.empty((len(images), size * size), dtype=np.float32)
+    for index, image in enumerate(images):
+        image = np.asarray(image, dtype=np.float32) / (255.0 if np.asarray(image).dtype == np.uint8 else 1.0)
+        gray = rgb2gray(image[..., :3]) if image.shape[-1] >= 3 else image[..., 0]
+        height, width = gray.shape
+        top, left = int(height * (1 - center_fraction) / 2), int(width * (1 - center_fraction) / 2)
+        gray = gray[top : height - top, left : width - left]
+        out[index] = resize(gray, (size, size), anti_aliasing=True).ravel()
+    return out
+
+
+def remove_near_duplicates(data, threshold=0.97, size=16, center_fraction=1.0, block=1024):
+    """Keep the first of each set of near-identical images: Pearson correlation of grayscale thumbnails.
+
+    Args:
+        data: a decoded ImageSet.
+        threshold: correlation in (0, 1] at or above which two images count as duplicates; 1.0 keeps only
+            exact copies apart, lower values catch re-encoded or lightly edited copies.
+        size: thumbnail side in pixels.
+        center_fraction: compare only the central part of each image, e.g. 0.5 for the an2dl cells that were
+            pasted on two different backgrounds.
+        block: rows compared at once (memory: block x N floats).
+
+    Returns:
+        (cleaned ImageSet, DataFrame of kept/removed items with their `correlation`).
+    """
+    if not 0 < threshold <= 1:
+        raise ValueError(f"`threshold` must be in (0, 1]. Received: threshold={threshold}")
+    _require_images(data, "near-duplicate removal")
+    features = thumbnails(data.images, size=size, center_fraction=center_fraction)
+    features -= features.mean(axis=1, keepdims=True)
+    norms = np.linalg.norm(features, axis=1, keepdims=True)
+    features /= np.where(norms > 0, norms, 1.0)  # flat images correlate with nothing
+    removed = np.zeros(len(features), dtype=bool)
+    pairs, scores = [], []
+    for start in range(0, len(features), block):
+        similarity = features[start : start + block] @ features.T
+        for row, index in enumerate(range(start, min(start + block, len(features)))):
+            if removed[index]:
+                continue
+            later = np.flatnonzero(similarity[row, index + 1 :] >= threshold - 1e-6) + index + 1
+            later = later[~removed[later]]
+            removed[later] = True
+            pairs += [(index, j) for j in later]
+            scores += [float(similarity[row, j]) for j in later]
+    return _without(data, [p[1] for p in pairs]), _removed_table(data, pairs, ("correlation", scores))
+
+
+def image_features(images, size=16, bins=16):
+    """Simple features per image for outlier detection: a grayscale thumbnail plus a per-channel colour histogram."""
+    thumbs = thumbnails(images, size=size)
+    histograms = []
+    for image in images:
+        image = np.asarray(image)
+        high = 255 if image.dtype == np.uint8 else 1.0
+        channels = [np.histogram(image[..., c], bins=bins, range=(0, high))[0] for c in range(image.shape[-1])]
+        histograms.append(np.concatenate(channels) / image[..., 0].size)
+    return np.hstack([thumbs, np.asarray(histograms, dtype=np.float32)])
+
+
+def remove_outliers(data, contamination=0.01, seed=0):
+    """Drop the images scikit-learn's IsolationForest marks as outliers on `image_features`.
+
+    Args:
+        data: a decoded ImageSet.
+        contamination: expected share of outliers, in (0, 0.5]; that share is removed.
+        seed: random_state of the forest.
+
+    Returns:
+        (cleaned ImageSet, DataFrame of removed items: index, name, class, score; lower score = more anomalous).
+    """
+    from sklearn.ensemble import IsolationForest
+
+    if not 0 < contamination <= 0.5:
+        raise ValueError(f"`contamination` must be in (0, 0.5]. Received: contamination={contamination}")
+    _require_images(data, "outlier removal")
+    features = image_features(data.images)
+    forest = IsolationForest(contamination=contamination, random_state=seed).fit(features)
+    scores = forest.score_samples(features)
+    outliers = np.flatnonzero(forest.predict(features) == -1)
+    outliers = outliers[np.argsort(scores[outliers])]
+    names = data.names()
+    removed = pd.DataFrame(
+        {
+            "index": outliers,
+            "name": [names[i] for i in outliers],
+            "class": [data.class_names[data.labels[i]] for i in outliers],
+            "score": scores[outliers],
+        }
+    )
+    return _without(data, outliers), removed

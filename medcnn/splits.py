@@ -1,0 +1,219 @@
+"""Seeded, reproducible splits (stratified, and patient-grouped) and a leakage check.
+
+Every function returns sorted integer index arrays into the data set, so the same seed always gives the same
+split, whatever the caller does with the data in between.
+"""
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from medcnn.errors import DataError
+
+SPLIT_NAMES = ("train", "val", "test")
+
+
+def _check_ratios(ratios):
+    if (
+        not isinstance(ratios, (tuple, list))
+        or len(ratios) not in (2, 3)
+        or not all(isinstance(r, (int, float)) and 0 < r < 1 for r in ratios)
+        or abs(sum(ratios) - 1.0) > 1e-6
+    ):
+        raise ValueError(
+            "`ratios` must be 2 or 3 fractions in (0, 1) that sum to 1, e.g. (0.7, 0.15, 0.15) or (0.8, 0.2). "
+            f"Received: ratios={ratios!r}"
+        )
+    return tuple(float(r) for r in ratios)
+
+
+def _check_labels(labels, groups=None):
+    labels = np.asarray(labels)
+    if labels.ndim != 1 or len(labels) == 0:
+        raise ValueError(f"`labels` must be a non-empty 1-D array. Received: labels.shape={labels.shape}")
+    if groups is not None:
+        groups = np.asarray(groups)
+        if groups.shape != labels.shape:
+            raise ValueError(
+                f"`groups` must have one entry per label: {len(labels)} labels but groups.shape={groups.shape}."
+            )
+    return labels, groups
+
+
+def _smallest_class(labels, needed, what):
+    values, counts = np.unique(labels, return_counts=True)
+    if counts.min() < needed:
+        raise DataError(
+            f"Class {values[counts.argmin()].item()!r} has {counts.min()} item(s); {what} needs at least {needed} "
+            "per class. "
+            "Collect more images of that class, or merge or drop it.",
+            problem="too_few_items",
+        )
+
+
+def _grouped_holdout(labels, groups, indices, fraction, seed):
+    """Split `indices` into (rest, holdout) with whole groups, holdout about `fraction` of them, class-stratified."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    n_groups = len(np.unique(groups[indices]))
+    n_splits = max(2, round(1.0 / fraction))
+    if n_groups < n_splits:
+        raise DataError(
+            f"Only {n_groups} patients/groups to split; a {fraction:.0%} grouped holdout needs at least {n_splits}. "
+            "Use fewer splits or a larger share, or pass groups=None if images of one patient may sit on both sides.",
+            problem="too_few_groups",
+        )
+    folds = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    target = fraction * len(indices)
+    candidates = list(folds.split(indices, labels[indices], groups[indices]))
+    rest, holdout = min(candidates, key=lambda pair: abs(len(pair[1]) - target))
+    return indices[rest], indices[holdout]
+
+
+def train_val_test_split(labels, ratios=(0.7, 0.15, 0.15), seed=0, groups=None):
+    """Stratified split by `ratios`; with `groups` (patient ids) every group lands on one side only.
+
+    Args:
+        labels: integer labels, one per item.
+        ratios: (train, val, test) fractions, e.g. (0.7, 0.15, 0.15) or (0.64, 0.16, 0.2); or two fractions,
+            (train, val), e.g. (0.8, 0.2).
+        seed: the same seed gives the same split.
+        groups: optional group id per item; grouped splits follow the ratios only as closely as whole groups allow.
+
+    Returns:
+        One sorted index array per ratio: (train_idx, val_idx, test_idx), or (train_idx, val_idx) for two ratios.
+    """
+    from sklearn.model_selection import train_test_split
+
+    ratios = _check_ratios(ratios)
+    labels, groups = _check_labels(labels, groups)
+    indices = np.arange(len(labels))
+    held_out = []
+    remaining = 1.0
+    for ratio in ratios[:0:-1]:  # peel off test, then val, from the end
+        fraction = ratio / remaining
+        if groups is None:
+            _smallest_class(labels[indices], 2, "a stratified split")
+            try:
+                indices, holdout = train_test_split(
+                    indices, test_size=fraction, stratify=labels[indices], random_state=seed
+                )
+            except ValueError as error:
+                raise DataError(
+                    f"Cannot split {len(indices)} items by ratios {ratios}: {error}", problem="too_few_items"
+                ) from None
+        else:
+            indices, holdout = _grouped_holdout(labels, groups, indices, fraction, seed)
+        held_out.insert(0, np.sort(holdout))
+        remaining -= ratio
+    return (np.sort(indices), *held_out)
+
+
+def stratified_kfold(labels, n_splits=5, seed=0):
+    """Shuffled, stratified k-fold: a list of `n_splits` (train_idx, val_idx) pairs."""
+    from sklearn.model_selection import StratifiedKFold
+
+    labels, _ = _check_labels(labels)
+    _smallest_class(labels, n_splits, f"{n_splits}-fold stratified cross-validation")
+    folds = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    return [(np.sort(train), np.sort(val)) for train, val in folds.split(np.zeros(len(labels)), labels)]
+
+
+def grouped_kfold(labels, groups, n_splits=3, seed=0):
+    """Patient-grouped, class-stratified k-fold (StratifiedGroupKFold): each group is validated exactly once."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    labels, groups = _check_labels(labels, groups)
+    if groups is None:
+        raise ValueError("`groups` is required for a grouped k-fold. Received: groups=None")
+    n_groups = len(np.unique(groups))
+    if n_groups < n_splits:
+        raise DataError(
+            f"Only {n_groups} patients/groups for {n_splits} folds; each fold needs at least one group. "
+            f"Use n_splits <= {n_groups}.",
+            problem="too_few_groups",
+        )
+    folds = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    return [(np.sort(train), np.sort(val)) for train, val in folds.split(np.zeros(len(labels)), labels, groups)]
+
+
+def image_fingerprints(images_or_paths):
+    """md5 hex digest per image: of the pixel array for images (N, H, W, C), of the file bytes for paths.
+
+    An `ImageSet` gives the fingerprints of its decoded images, or of its files when not decoded.
+    """
+    source = images_or_paths
+    if hasattr(source, "labels") and hasattr(source, "images"):  # an ImageSet
+        source = source.images if source.images is not None else source.paths
+    if isinstance(source, np.ndarray) and source.dtype.kind not in "USO":
+        return np.array([hashlib.md5(np.ascontiguousarray(image).tobytes()).hexdigest() for image in source])
+    digests = []
+    for path in source:
+        try:
+            digests.append(hashlib.md5(Path(path).read_bytes()).hexdigest())
+        except OSError as error:
+            raise DataError(f"{path}: cannot read the file ({error}).", path=path, problem="unreadable") from None
+    return np.array(digests)
+
+
+def check_no_leakage(splits, groups=None, fingerprints=None):
+    """Raise DataError if an item, a group (patient) or an identical image sits in more than one split.
+
+    Args:
+        splits: {name: indices}, e.g. {"train": train_idx, "val": val_idx, "test": test_idx}.
+        groups: optional group id per item of the whole data set.
+        fingerprints: optional fingerprint per item (see `image_fingerprints`).
+    """
+    rows = pd.DataFrame(
+        [(name, int(index)) for name, indices in splits.items() for index in np.asarray(indices).ravel()],
+        columns=["split", "index"],
+    )
+    shared = rows.groupby("index")["split"].nunique()
+    if (shared > 1).any():
+        index = int(shared[shared > 1].index[0])
+        sides = rows.loc[rows["index"] == index, "split"].tolist()
+        raise DataError(
+            f"Item {index} is in {' and '.join(sides)}; {int((shared > 1).sum())} item(s) sit in more than one split. "
+            "Each item must be in one split only.",
+            problem="leak_item",
+        )
+    for key, values, what, fix in (
+        ("group", groups, "Patient/group", "Pass the patient ids as `groups` to the split."),
+        ("fingerprint", fingerprints, "An identical image", "Remove exact duplicates first (medcnn.cleaning)."),
+    ):
+        if values is None:
+            continue
+        values = np.asarray(values)
+        table = rows.assign(key=values[rows["index"].to_numpy()])
+        counts = table.groupby(["key", "split"]).size().unstack(fill_value=0)
+        counts = counts[[name for name in splits if name in counts.columns]]  # sides in the caller's order
+        leaking = counts[(counts > 0).sum(axis=1) > 1]
+        if len(leaking):
+            first = leaking.iloc[0]
+            sides = " and ".join(f"{int(n)} in {name}" for name, n in first.items() if n > 0)
+            label = f"'{leaking.index[0]}'" if key == "group" else f"(md5 {str(leaking.index[0])[:12]})"
+            if key == "fingerprint":
+                where = table[table["key"] == leaking.index[0]]
+                sides += " (indices " + ", ".join(f"{s} {i}" for s, i in zip(where["split"], where["index"])) + ")"
+            raise DataError(
+                f"{what} {label} has {sides}; {len(leaking)} {key}(s) sit on more than one side. "
+                f"Each must be on one side only. {fix}",
+                problem=f"leak_{key}",
+            )
+
+
+def split_counts(labels, splits, class_names=None):
+    """A table of items per class (rows) and split (columns), with a total row."""
+    labels = np.asarray(labels)
+    names = class_names if class_names is not None else [str(k) for k in range(int(labels.max()) + 1)]
+    table = pd.DataFrame(
+        {
+            split: np.bincount(labels[np.asarray(indices, dtype=int)], minlength=len(names))
+            for split, indices in splits.items()
+        },
+        index=list(names),
+    )
+    table.loc["total"] = table.sum()
+    return table

@@ -1,0 +1,126 @@
+"""Tests for medcnn.cleaning: class weights, exact / near duplicates and outliers, each returning what it removed."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from medcnn.cleaning import (
+    class_weights,
+    image_features,
+    remove_exact_duplicates,
+    remove_near_duplicates,
+    remove_outliers,
+)
+from medcnn.errors import DataError
+from medcnn.loaders import ImageSet, load_folders
+
+RNG = np.random.default_rng(4)
+
+
+def blob(center, size=32, radius=6.0, background=20, color=(200, 60, 160)):
+    """A smooth round 'cell' of `color` at `center` on a flat background, uint8 (size, size, 3)."""
+    yy, xx = np.mgrid[:size, :size]
+    mask = np.exp(-((yy - center[0]) ** 2 + (xx - center[1]) ** 2) / (2 * radius**2))[..., None]
+    return (background + mask * (np.array(color) - background)).clip(0, 255).astype(np.uint8)
+
+
+def image_set(images, labels=None, names=("a", "b")):
+    labels = np.zeros(len(images), int) if labels is None else np.asarray(labels)
+    return ImageSet(labels=labels, class_names=list(names), images=np.stack(images), source="test")
+
+
+def test_class_weights_are_balanced():
+    labels = np.array([0] * 6 + [1] * 3 + [2] * 1)
+    weights = class_weights(labels)
+    expected = {k: len(labels) / (3 * n) for k, n in {0: 6, 1: 3, 2: 1}.items()}
+    assert weights.keys() == expected.keys()
+    for k, weight in expected.items():
+        assert weights[k] == pytest.approx(weight)
+
+
+def test_remove_exact_duplicates_of_images():
+    one, two = blob((10, 10)), blob((20, 20))
+    data = image_set([one, two, one.copy(), two.copy(), one.copy()], labels=[0, 1, 1, 1, 0])
+    cleaned, removed = remove_exact_duplicates(data)
+    assert len(cleaned) == 2 and cleaned.labels.tolist() == [0, 1]
+    assert removed["kept_index"].tolist() == [0, 1, 0] and removed["removed_index"].tolist() == [2, 3, 4]
+    assert removed["kept"].tolist() == ["index 0", "index 1", "index 0"]
+    assert removed["removed_class"].tolist() == ["b", "b", "a"]
+
+
+def test_remove_exact_duplicates_of_files(tmp_path):
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+    Image.fromarray(blob((10, 10))).save(tmp_path / "a" / "x.png")
+    (tmp_path / "a" / "y.png").write_bytes((tmp_path / "a" / "x.png").read_bytes())
+    Image.fromarray(blob((20, 12))).save(tmp_path / "b" / "z.png")
+    data = load_folders(tmp_path, decode=False)
+    cleaned, removed = remove_exact_duplicates(data)
+    assert [p.split("/")[-1] for p in cleaned.paths] == ["x.png", "z.png"]
+    assert removed[["kept", "removed"]].values.tolist() == [["x.png", "y.png"]]
+
+
+def test_remove_near_duplicates_keeps_the_first():
+    base = blob((12, 14))
+    noisy = (base.astype(int) + RNG.integers(-3, 4, base.shape)).clip(0, 255).astype(np.uint8)
+    others = [blob((8, 24)), blob((24, 8)), blob((16, 16), radius=3)]
+    data = image_set([base, *others, noisy])
+    cleaned, removed = remove_near_duplicates(data, threshold=0.97)
+    assert len(cleaned) == 4
+    assert removed[["kept_index", "removed_index"]].values.tolist() == [[0, 4]]
+    assert removed["correlation"].iloc[0] > 0.99
+    np.testing.assert_array_equal(cleaned.images[0], base)
+
+
+def test_near_duplicates_on_two_backgrounds_need_the_centre():
+    """an2dl: one cell pasted on two backgrounds; comparing the centre finds it, the whole image does not."""
+    cell = blob((16, 16), radius=4, background=0)
+    first, second = np.full((32, 32, 3), 30, np.uint8), np.zeros((32, 32, 3), np.uint8)
+    second[:, :16] = 230  # a bright half the first background lacks
+    second[:, 16:] = 40
+    for background in (first, second):
+        background[8:24, 8:24] = cell[8:24, 8:24]
+    data = image_set([first, blob((6, 6)), second])
+    whole, _ = remove_near_duplicates(data, threshold=0.95)
+    centre, removed = remove_near_duplicates(data, threshold=0.95, center_fraction=0.5)
+    assert len(whole) == 3
+    assert len(centre) == 2 and removed["removed_index"].tolist() == [2]
+
+
+def test_remove_outliers_finds_the_odd_images():
+    images = [blob((RNG.integers(12, 20), RNG.integers(12, 20)), radius=RNG.uniform(5, 7)) for _ in range(60)]
+    odd = [RNG.integers(0, 256, (32, 32, 3), dtype=np.uint8) for _ in range(2)]
+    data = image_set(images[:30] + [odd[0]] + images[30:] + [odd[1]], labels=[0] * 31 + [1] * 31)
+    cleaned, removed = remove_outliers(data, contamination=2 / 62, seed=0)
+    assert sorted(removed["index"].tolist()) == [30, 61]
+    assert (
+        len(cleaned) == 60 and removed["class"].tolist() and set(removed.columns) == {"index", "name", "class", "score"}
+    )
+    _, removed_again = remove_outliers(data, contamination=2 / 62, seed=0)
+    assert removed_again["index"].tolist() == removed["index"].tolist()
+
+
+def test_image_features_shape_and_histogram():
+    images = np.stack([blob((10, 10)), blob((20, 20))])
+    features = image_features(images, size=8, bins=4)
+    assert features.shape == (2, 8 * 8 + 3 * 4)
+    np.testing.assert_allclose(features[:, 64:68].sum(axis=1), 1.0)  # one channel's histogram sums to 1
+
+
+def test_cleaning_needs_decoded_images(tmp_path):
+    data = ImageSet(labels=np.array([0, 1]), class_names=["a", "b"], paths=["x.png", "y.png"], source="folder")
+    with pytest.raises(DataError, match="needs decoded images"):
+        remove_near_duplicates(data)
+    with pytest.raises(DataError, match="needs decoded images"):
+        remove_outliers(data)
+
+
+@pytest.mark.parametrize("threshold", [0, 1.5, -0.2])
+def test_threshold_incorrect(threshold):
+    with pytest.raises(ValueError, match=f"Received: threshold={threshold}"):
+        remove_near_duplicates(image_set([blob((5, 5))]), threshold=threshold)
+
+
+def test_contamination_incorrect():
+    with pytest.raises(ValueError, match="Received: contamination=0.7"):
+        remove_outliers(image_set([blob((5, 5))]), contamination=0.7)

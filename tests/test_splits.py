@@ -1,0 +1,153 @@
+"""Tests for medcnn.splits: ratios, stratification, groups, reproducibility and the leakage check."""
+
+import hashlib
+
+import numpy as np
+import pytest
+
+from medcnn.errors import DataError
+from medcnn.splits import (
+    check_no_leakage,
+    grouped_kfold,
+    image_fingerprints,
+    split_counts,
+    stratified_kfold,
+    train_val_test_split,
+)
+
+# 200 items, imbalanced: 120 / 50 / 30.
+LABELS = np.repeat([0, 1, 2], [120, 50, 30])
+# 40 patients of 5 items each, each patient in one class (as in C-NMC): 24 / 10 / 6 patients.
+GROUPS = np.repeat([f"P{i:02d}" for i in range(40)], 5)
+
+
+def assert_partition(parts, n):
+    joined = np.concatenate(parts)
+    assert len(joined) == n and len(np.unique(joined)) == n
+    assert all((np.diff(part) > 0).all() for part in parts)  # sorted, no repeats
+
+
+@pytest.mark.parametrize("ratios", [(0.7, 0.15, 0.15), (0.64, 0.16, 0.2), (0.8, 0.2)])
+def test_ratios_and_stratification(ratios):
+    parts = train_val_test_split(LABELS, ratios=ratios, seed=3)
+    assert len(parts) == len(ratios)
+    assert_partition(parts, len(LABELS))
+    for part, ratio in zip(parts, ratios):
+        assert abs(len(part) - ratio * len(LABELS)) <= 2
+        shares = np.bincount(LABELS[part], minlength=3) / len(part)
+        np.testing.assert_allclose(shares, [0.6, 0.25, 0.15], atol=0.04)
+
+
+def test_same_seed_same_split_different_seed_different():
+    first = train_val_test_split(LABELS, seed=1)
+    again = train_val_test_split(LABELS, seed=1)
+    other = train_val_test_split(LABELS, seed=2)
+    assert all(np.array_equal(a, b) for a, b in zip(first, again))
+    assert not np.array_equal(first[2], other[2])
+
+
+@pytest.mark.parametrize("ratios", [(0.7, 0.15, 0.15), (0.64, 0.16, 0.2), (0.8, 0.2)])
+def test_grouped_split_keeps_each_patient_on_one_side(ratios):
+    parts = train_val_test_split(LABELS, ratios=ratios, seed=0, groups=GROUPS)
+    assert_partition(parts, len(LABELS))
+    sides = [set(GROUPS[part]) for part in parts]
+    for i in range(len(sides)):
+        for j in range(i + 1, len(sides)):
+            assert not sides[i] & sides[j]
+    check_no_leakage(dict(zip(["train", "val", "test"], parts)), groups=GROUPS)
+    for part, ratio in zip(parts, ratios):
+        assert abs(len(part) / len(LABELS) - ratio) < 0.08
+    for part in parts:
+        assert set(LABELS[part]) == {0, 1, 2}  # every class on every side
+
+
+def test_grouped_split_is_reproducible():
+    first = train_val_test_split(LABELS, groups=GROUPS, seed=5)
+    again = train_val_test_split(LABELS, groups=GROUPS, seed=5)
+    assert all(np.array_equal(a, b) for a, b in zip(first, again))
+
+
+def test_stratified_kfold():
+    folds = stratified_kfold(LABELS, n_splits=5, seed=0)
+    assert len(folds) == 5
+    assert_partition([val for _, val in folds], len(LABELS))
+    for train, val in folds:
+        assert not set(train) & set(val) and len(train) + len(val) == len(LABELS)
+        assert np.bincount(LABELS[val], minlength=3).tolist() == [24, 10, 6]
+    assert all(np.array_equal(a[1], b[1]) for a, b in zip(folds, stratified_kfold(LABELS, n_splits=5, seed=0)))
+
+
+def test_grouped_kfold_validates_each_patient_once():
+    folds = grouped_kfold(LABELS, GROUPS, n_splits=3, seed=0)
+    assert len(folds) == 3
+    assert_partition([val for _, val in folds], len(LABELS))
+    seen = []
+    for train, val in folds:
+        assert not set(GROUPS[train]) & set(GROUPS[val])
+        assert set(LABELS[val]) == {0, 1, 2}
+        seen += sorted(set(GROUPS[val]))
+    assert sorted(seen) == sorted(set(GROUPS))
+
+
+def test_leak_of_a_patient_names_it_and_the_sides():
+    groups = np.array(["P07"] * 4 + ["P08"] * 2)
+    with pytest.raises(DataError, match=r"Patient/group 'P07' has 3 in train and 1 in test") as info:
+        check_no_leakage({"train": [0, 1, 2, 4, 5], "test": [3]}, groups=groups)
+    assert info.value.problem == "leak_group"
+
+
+def test_leak_of_an_identical_image():
+    images = np.zeros((4, 2, 2, 1), np.uint8)
+    images[1] = 9
+    images[3] = 7
+    fingerprints = image_fingerprints(images)
+    assert fingerprints[0] == fingerprints[2] != fingerprints[1]
+    with pytest.raises(
+        DataError, match=r"An identical image \(md5 .*\) has 1 in train and 1 in val \(indices train 0, val 2\)"
+    ):
+        check_no_leakage({"train": [0, 1], "val": [2, 3]}, fingerprints=fingerprints)
+    check_no_leakage({"train": [0, 2], "val": [1, 3]}, fingerprints=fingerprints)
+
+
+def test_same_item_in_two_splits():
+    with pytest.raises(DataError, match="Item 2 is in train and val"):
+        check_no_leakage({"train": [0, 1, 2], "val": [2, 3]})
+
+
+def test_fingerprints_of_files_are_md5_of_bytes(tmp_path):
+    (tmp_path / "a.png").write_bytes(b"same")
+    (tmp_path / "b.png").write_bytes(b"same")
+    (tmp_path / "c.png").write_bytes(b"other")
+    prints = image_fingerprints([tmp_path / "a.png", tmp_path / "b.png", tmp_path / "c.png"])
+    assert prints.tolist() == [hashlib.md5(b"same").hexdigest()] * 2 + [hashlib.md5(b"other").hexdigest()]
+
+
+@pytest.mark.parametrize("ratios", [(0.7, 0.2), (0.5, 0.5, 0.5, -0.5), (1.0,), (0, 0.5, 0.5), "70/30"])
+def test_ratios_incorrect(ratios):
+    with pytest.raises(ValueError, match="Received: ratios="):
+        train_val_test_split(LABELS, ratios=ratios)
+
+
+def test_too_few_groups():
+    with pytest.raises(DataError, match="Only 2 patients/groups for 3 folds"):
+        grouped_kfold([0, 0, 1, 1], ["a", "a", "b", "b"], n_splits=3)
+    with pytest.raises(DataError, match="Only 2 patients/groups to split"):
+        train_val_test_split([0, 0, 1, 1], groups=["a", "a", "b", "b"])
+
+
+def test_class_too_small_to_stratify():
+    labels = np.array([0] * 10 + [1])
+    with pytest.raises(DataError, match="Class 1 has 1 item"):
+        train_val_test_split(labels)
+    with pytest.raises(DataError, match="5-fold stratified cross-validation needs at least 5 per class"):
+        stratified_kfold(np.array([0] * 10 + [1] * 3), n_splits=5)
+
+
+def test_groups_length_mismatch():
+    with pytest.raises(ValueError, match="one entry per label"):
+        grouped_kfold(LABELS, GROUPS[:10])
+
+
+def test_split_counts_table():
+    table = split_counts(LABELS, {"train": np.arange(150), "val": np.arange(150, 200)}, ["a", "b", "c"])
+    assert table.loc["a", "train"] == 120 and table.loc["b", "val"] == 20 and table.loc["total"].tolist() == [150, 50]
