@@ -1,0 +1,44 @@
+"""The five studies: each module holds its published tables, its citation and its settings per scale.
+
+Every study module `medcnn.studies.<id>` exposes:
+
+- `STUDY` (its id), `CITATION` (title, authors, year, venue, seed file in `../shared/seeds/`),
+- `SETTINGS` = {"smoke": {...}, "full": {...}} and `settings(scale, **overrides)`, which returns one of them
+  with `scale` added and the non-None overrides applied,
+- `paper_tables()` -> {table id: DataFrame}, the published numbers exactly as printed (see `medcnn.report`).
+
+Modules are imported only when asked for (`get_study`), so a missing or broken study never breaks the others.
+"""
+
+import copy
+import importlib
+
+STUDIES = ("kth", "cnmc", "an2dl", "allgray", "chromosome")
+SCALES = ("smoke", "full")
+
+
+def get_study(name):
+    """The module `medcnn.studies.<name>`, imported on first use."""
+    if name not in STUDIES:
+        raise ValueError(f"Unknown study. Expected one of {list(STUDIES)}. Received: name={name!r}")
+    return importlib.import_module(f"{__name__}.{name}")
+
+
+def select_settings(settings_by_scale, scale, overrides):
+    """A copy of `settings_by_scale[scale]` with `scale` added and the non-None `overrides` applied."""
+    if scale not in settings_by_scale:
+        raise ValueError(f"`scale` must be one of {sorted(settings_by_scale)}. Received: scale={scale!r}")
+    chosen = copy.deepcopy(settings_by_scale[scale])
+    chosen["scale"] = scale
+    chosen.update({key: value for key, value in overrides.items() if value is not None})
+    return chosen
+
+
+def copy_tables(tables):
+    """Deep copies of published tables (with their attrs), so that callers cannot change the module's data."""
+    copies = {}
+    for name, frame in tables.items():
+        duplicate = frame.copy(deep=True)
+        duplicate.attrs = copy.deepcopy(frame.attrs)
+        copies[name] = duplicate
+    return copies
