@@ -1,0 +1,123 @@
+"""Benchmark: is the augmented input pipeline ever the bottleneck of training the allgray CNN?
+
+Run from the repository root: `python benchmarks/input_pipeline.py [--preset NAME] [--batches N]`.
+
+Measures, in one process, images/s of the augmented training pipeline (`medcnn.pipeline.make_dataset`, training
+split, one `medcnn.augment` preset) and images/s of a training step of the allgray CNN
+(`medcnn.models.scratch.allgray_cnn`, Adam, `jit_compile=False`) on batches taken from that pipeline. Data: the
+staged all4 images at 100x100 grayscale, or synthetic images of that size when all4 is not found (the output says
+which). The last line is `input_pipeline: <ratio>x ...`; the goal is a ratio >= 5 (the pipeline is never the
+bottleneck). Note that in a real fit both share the same CPU cores; this measures each alone.
+"""
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import keras
+import numpy as np
+
+from medcnn import augment, pipeline
+from medcnn.errors import DataError
+from medcnn.loaders import load_folders
+from medcnn.models.scratch import allgray_cnn
+from medcnn.paths import resolve_dataset
+
+# The allgray study: 100x100 grayscale, 4 classes, batch 64 in its best configuration.
+IMAGE_SIZE = (100, 100)
+NUM_CLASSES = 4
+BATCH_SIZE = 64
+SYNTHETIC_IMAGES = 3256  # the size of all4
+
+
+def load_images():
+    """(images uint8 (N, 100, 100, 1), labels, description): all4 when staged, synthetic otherwise."""
+    try:
+        root = resolve_dataset("all4") / "Original"
+        start = time.perf_counter()
+        data = load_folders(root, image_size=IMAGE_SIZE, color_mode="grayscale")
+        seconds = time.perf_counter() - start
+        return data.images, data.labels, f"all4 ({len(data)} images from {root}, decoded in {seconds:.1f} s)"
+    except DataError as error:
+        rng = np.random.default_rng(0)
+        images = rng.integers(0, 256, (SYNTHETIC_IMAGES, *IMAGE_SIZE, 1), dtype=np.uint8)
+        labels = rng.integers(0, NUM_CLASSES, SYNTHETIC_IMAGES)
+        return images, labels, f"synthetic ({SYNTHETIC_IMAGES} random images; all4 not found: {error})"
+
+
+def pipeline_rate(dataset, epochs):
+    """Images/s over `epochs` full passes, after one warm-up pass (tracing, cache fill)."""
+    for _ in dataset:
+        pass
+    count, start = 0, time.perf_counter()
+    for _ in range(epochs):
+        for batch in dataset:
+            count += len(batch[0])
+    return count / (time.perf_counter() - start)
+
+
+def training_rate(batches):
+    """Images/s of `train_on_batch` of the allgray CNN over `batches`, after one warm-up step."""
+    model = allgray_cnn(input_shape=(*IMAGE_SIZE, 1), num_classes=NUM_CLASSES)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy", jit_compile=False)
+    model.train_on_batch(*batches[0])
+    count, start = 0, time.perf_counter()
+    for images, labels in batches:
+        model.train_on_batch(images, labels)
+        count += len(images)
+    return count / (time.perf_counter() - start)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="rotation_flip_zoom_brightness_noise", choices=sorted(augment.PRESETS))
+    parser.add_argument("--batches", type=int, default=20, help="training steps timed (batches of 64)")
+    parser.add_argument("--epochs", type=int, default=2, help="pipeline passes timed")
+    args = parser.parse_args()
+
+    images, labels, description = load_images()
+    print(f"data: {description}")
+    print(f"keras {keras.__version__}, backend {keras.backend.backend()}, {os.cpu_count()} CPU cores visible")
+
+    # tf.data: the default maps the augmentation one batch at a time (reproducible); also time AUTOTUNE calls.
+    # The PyDataset (other backends) has one mode.
+    modes = (True, False) if pipeline.resolve_backend() == "tf.data" else (True,)
+    rates = {}
+    for deterministic in modes:
+        dataset = pipeline.make_dataset(
+            images, labels, BATCH_SIZE, training=True, augmentation=augment.PRESETS[args.preset](seed=0),
+            seed=0, deterministic=deterministic,
+        )
+        rates[deterministic] = pipeline_rate(dataset, args.epochs)
+        mode = "one batch at a time (default)" if deterministic else "num_parallel_calls=AUTOTUNE"
+        kind = f"tf.data, augmentation {mode}" if len(modes) == 2 else "PyDataset"
+        print(f"pipeline ({kind}), {args.preset}: {rates[deterministic]:,.0f} images/s")
+
+    dataset = pipeline.make_dataset(
+        images, labels, BATCH_SIZE, training=True, augmentation=augment.PRESETS[args.preset](seed=0), seed=0
+    )
+    batches = []
+    for batch_images, batch_labels in dataset:
+        if len(batch_images) == BATCH_SIZE:
+            batches.append((np.asarray(batch_images) / 255.0, np.asarray(batch_labels)))
+        if len(batches) == args.batches + 1:
+            break
+    train = training_rate(batches)
+    print(f"training step, allgray CNN (3 conv), batch {BATCH_SIZE}, jit_compile=False: {train:,.0f} images/s")
+    if keras.backend.backend() == "jax":
+        print("note: under JAX, jit_compile=False runs the training step eagerly (slow); the GPU figures use jit.")
+    ratio = rates[True] / train
+    verdict = "goal >= 5 met" if ratio >= 5 else "goal >= 5 NOT met"
+    print(
+        f"input_pipeline: {ratio:.1f}x augmented pipeline ({rates[True]:,.0f} images/s, {args.preset}) vs allgray "
+        f"training step ({train:,.0f} images/s), {description.split(' (')[0]} 100x100 grayscale; {verdict}"
+    )
+
+
+if __name__ == "__main__":
+    main()
