@@ -1,0 +1,476 @@
+"""Blocks for the chromosome ablation: a small baseline CNN into which exactly one block is switched in.
+
+The chromosome study (2022) lists techniques without numbers: residual connections, inception modules, dense
+blocks, attention, separable convolutions, batch normalisation, spatial pyramid pooling, dropout, recurrent layers
+over image rows and deformable convolutions. `baseline_cnn(block=...)` adds one of them to the same baseline, so
+an ablation table compares each alone, on the same data and budget.
+
+Baseline (`filters=(32, 64, 128)`, 'same' padding):
+
+    image -> [Conv 32 3x3 ReLU -> MaxPool 2] -> [Conv 64 3x3 ReLU -> MaxPool 2] -> (features slot)
+          -> Conv 128 3x3 ReLU -> (pooling slot: GlobalAveragePooling) -> (head slot) -> Dense softmax
+
+Each entry of `ABLATION_BLOCKS` says where its block goes:
+- "features": a layer inserted after the second stage (residual, inception, dense, se, cbam, deformable);
+- "conv": changes every conv unit (batch_norm: Conv -> BN -> ReLU; separable: SeparableConv2D after the first);
+- "pooling": replaces the global average pooling (spp, recurrent);
+- "head": a layer before the output (dropout).
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import keras
+from keras import layers, ops
+
+from medcnn.models.deformable import DeformableConv2D
+
+RNN_CELLS = ("gru", "lstm")
+SLOTS = ("features", "conv", "pooling", "head")
+
+
+def _positive_int(value, name):
+    if not (isinstance(value, int) and not isinstance(value, bool) and value > 0):
+        raise ValueError(f"`{name}` must be a positive int. Received: {name}={value!r}")
+    return value
+
+
+def _build_chain(chain, input_shape):
+    """Build sequential sub-layers one after the other; return the last output shape."""
+    shape = input_shape
+    for layer in chain:
+        layer.build(shape)
+        shape = layer.compute_output_shape(shape)
+    return shape
+
+
+def _run_chain(chain, inputs, training=None):
+    x = inputs
+    for layer in chain:
+        x = layer(x, training=training) if isinstance(layer, layers.BatchNormalization) else layer(x)
+    return x
+
+
+@keras.saving.register_keras_serializable(package="medcnn")
+class ResidualBlock(layers.Layer):
+    """Residual block (He et al. 2016): `relu(BN(conv(relu(BN(conv(x))))) + shortcut(x))`.
+
+    The shortcut is the identity when the input already has `filters` channels, else a 1x1 conv + BN.
+
+    Args:
+        filters: int > 0, output channels.
+        kernel_size: int > 0, size of both convolutions. Defaults to 3.
+
+    Inputs: 4D (NHWC). Output: 4D (N, H, W, filters).
+    """
+
+    def __init__(self, filters, kernel_size=3, **kwargs):
+        super().__init__(**kwargs)
+        self.filters = _positive_int(filters, "filters")
+        self.kernel_size = _positive_int(kernel_size, "kernel_size")
+        self.residual = [
+            layers.Conv2D(filters, kernel_size, padding="same", use_bias=False, name="conv1"),
+            layers.BatchNormalization(name="bn1"),
+            layers.ReLU(name="relu1"),
+            layers.Conv2D(filters, kernel_size, padding="same", use_bias=False, name="conv2"),
+            layers.BatchNormalization(name="bn2"),
+        ]
+        self.shortcut = []
+
+    def build(self, input_shape):
+        _build_chain(self.residual, input_shape)
+        if input_shape[-1] != self.filters:
+            self.shortcut = [
+                layers.Conv2D(self.filters, 1, use_bias=False, name="shortcut_conv"),
+                layers.BatchNormalization(name="shortcut_bn"),
+            ]
+            _build_chain(self.shortcut, input_shape)
+
+    def call(self, inputs, training=None):
+        return ops.relu(_run_chain(self.residual, inputs, training) + _run_chain(self.shortcut, inputs, training))
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], self.filters)
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters, "kernel_size": self.kernel_size}
+
+
+@keras.saving.register_keras_serializable(package="medcnn")
+class InceptionModule(layers.Layer):
+    """Inception module (Szegedy et al. 2015): four parallel branches, concatenated on channels.
+
+    Branches: 1x1; 1x1 -> 3x3; 1x1 -> 5x5; 3x3 max-pool -> 1x1. Each conv is followed by ReLU.
+
+    Args:
+        branch_filters: int > 0, channels of each branch. Defaults to 16.
+
+    Inputs: 4D (NHWC). Output: 4D (N, H, W, 4 * branch_filters).
+    """
+
+    def __init__(self, branch_filters=16, **kwargs):
+        super().__init__(**kwargs)
+        self.branch_filters = _positive_int(branch_filters, "branch_filters")
+
+        def conv(size, name):
+            return layers.Conv2D(branch_filters, size, padding="same", activation="relu", name=name)
+
+        self.branches = [
+            [conv(1, "b1_1x1")],
+            [conv(1, "b3_reduce"), conv(3, "b3_3x3")],
+            [conv(1, "b5_reduce"), conv(5, "b5_5x5")],
+            [layers.MaxPooling2D(3, strides=1, padding="same", name="pool"), conv(1, "pool_proj")],
+        ]
+
+    def build(self, input_shape):
+        for branch in self.branches:
+            _build_chain(branch, input_shape)
+
+    def call(self, inputs):
+        return ops.concatenate([_run_chain(branch, inputs) for branch in self.branches], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], 4 * self.branch_filters)
+
+    def get_config(self):
+        return {**super().get_config(), "branch_filters": self.branch_filters}
+
+
+@keras.saving.register_keras_serializable(package="medcnn")
+class DenseBlock(layers.Layer):
+    """Dense block (Huang et al. 2017): each unit BN -> ReLU -> 3x3 conv sees all earlier outputs, concatenated.
+
+    Args:
+        num_layers: int > 0, number of BN-ReLU-conv units. Defaults to 3.
+        growth_rate: int > 0, channels each unit adds. Defaults to 16.
+
+    Inputs: 4D (NHWC) with C channels. Output: 4D (N, H, W, C + num_layers * growth_rate).
+    """
+
+    def __init__(self, num_layers=3, growth_rate=16, **kwargs):
+        super().__init__(**kwargs)
+        self.num_layers = _positive_int(num_layers, "num_layers")
+        self.growth_rate = _positive_int(growth_rate, "growth_rate")
+        self.units = [
+            [
+                layers.BatchNormalization(name=f"bn{index}"),
+                layers.ReLU(name=f"relu{index}"),
+                layers.Conv2D(growth_rate, 3, padding="same", use_bias=False, name=f"conv{index}"),
+            ]
+            for index in range(1, num_layers + 1)
+        ]
+
+    def build(self, input_shape):
+        channels = input_shape[-1]
+        for unit in self.units:
+            _build_chain(unit, (*input_shape[:-1], channels))
+            channels += self.growth_rate
+
+    def call(self, inputs, training=None):
+        x = inputs
+        for unit in self.units:
+            x = ops.concatenate([x, _run_chain(unit, x, training)], axis=-1)
+        return x
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], input_shape[-1] + self.num_layers * self.growth_rate)
+
+    def get_config(self):
+        return {**super().get_config(), "num_layers": self.num_layers, "growth_rate": self.growth_rate}
+
+
+@keras.saving.register_keras_serializable(package="medcnn")
+class SqueezeExcitation(layers.Layer):
+    """Squeeze-and-excitation attention (Hu et al. 2018): channels rescaled by `sigmoid(MLP(GAP(x)))`.
+
+    Args:
+        ratio: int > 0, reduction of the hidden layer: `max(1, channels // ratio)` units. Defaults to 8.
+
+    Inputs: 4D (NHWC). Output: the same shape, each channel multiplied by a weight in (0, 1).
+    """
+
+    def __init__(self, ratio=8, **kwargs):
+        super().__init__(**kwargs)
+        self.ratio = _positive_int(ratio, "ratio")
+
+    def build(self, input_shape):
+        channels = input_shape[-1]
+        self.squeeze = layers.Dense(max(1, channels // self.ratio), activation="relu", name="squeeze")
+        self.excite = layers.Dense(channels, activation="sigmoid", name="excite")
+        _build_chain([self.squeeze, self.excite], (input_shape[0], channels))
+
+    def call(self, inputs):
+        weights = self.excite(self.squeeze(ops.mean(inputs, axis=(1, 2))))
+        return inputs * weights[:, None, None, :]
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "ratio": self.ratio}
+
+
+@keras.saving.register_keras_serializable(package="medcnn")
+class CBAM(layers.Layer):
+    """Convolutional block attention module (Woo et al. 2018): channel attention, then spatial attention.
+
+    Channel: `sigmoid(MLP(avgpool(x)) + MLP(maxpool(x)))`, one shared MLP. Spatial: `sigmoid(conv7x7([mean_c(x),
+    max_c(x)]))`, one weight per pixel.
+
+    Args:
+        ratio: int > 0, reduction of the shared MLP's hidden layer. Defaults to 8.
+        kernel_size: int > 0, size of the spatial attention conv. Defaults to 7.
+
+    Inputs: 4D (NHWC). Output: the same shape.
+    """
+
+    def __init__(self, ratio=8, kernel_size=7, **kwargs):
+        super().__init__(**kwargs)
+        self.ratio = _positive_int(ratio, "ratio")
+        self.kernel_size = _positive_int(kernel_size, "kernel_size")
+        self.spatial = layers.Conv2D(1, kernel_size, padding="same", activation="sigmoid", name="spatial")
+
+    def build(self, input_shape):
+        channels = input_shape[-1]
+        self.mlp = [
+            layers.Dense(max(1, channels // self.ratio), activation="relu", name="mlp_hidden"),
+            layers.Dense(channels, name="mlp_out"),
+        ]
+        _build_chain(self.mlp, (input_shape[0], channels))
+        self.spatial.build((*input_shape[:-1], 2))
+
+    def call(self, inputs):
+        channel_logits = _run_chain(self.mlp, ops.mean(inputs, axis=(1, 2))) + _run_chain(
+            self.mlp, ops.max(inputs, axis=(1, 2))
+        )
+        x = inputs * ops.sigmoid(channel_logits)[:, None, None, :]
+        pooled = ops.concatenate([ops.mean(x, axis=-1, keepdims=True), ops.max(x, axis=-1, keepdims=True)], axis=-1)
+        return x * self.spatial(pooled)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "ratio": self.ratio, "kernel_size": self.kernel_size}
+
+
+@keras.saving.register_keras_serializable(package="medcnn")
+class SpatialPyramidPooling(layers.Layer):
+    """Spatial pyramid pooling (He et al. 2014): max-pool into n x n bins for each n in `bins`, flatten, concatenate.
+
+    Bin `i` of `n` along an axis of length L covers `[floor(i L / n), ceil((i + 1) L / n))`, so bins overlap by at
+    most one pixel and cover every pixel. Needs static height and width.
+
+    Args:
+        bins: tuple of ints > 0, bins per side at each level. Defaults to (1, 2, 4).
+
+    Inputs: 4D (NHWC) with H, W >= max(bins). Output: 2D (N, C * sum(n * n for n in bins)).
+    """
+
+    def __init__(self, bins=(1, 2, 4), **kwargs):
+        super().__init__(**kwargs)
+        bins = tuple(bins) if isinstance(bins, (tuple, list)) else (bins,)
+        if not bins or not all(isinstance(n, int) and n > 0 for n in bins):
+            raise ValueError(f"`bins` must be a non-empty tuple of positive ints. Received: bins={bins!r}")
+        self.bins = bins
+
+    def build(self, input_shape):
+        height, width = input_shape[1], input_shape[2]
+        if height is None or width is None or min(height, width) < max(self.bins):
+            raise ValueError(
+                f"SpatialPyramidPooling needs static height and width of at least max(bins)={max(self.bins)}. "
+                f"Received: input_shape={input_shape}"
+            )
+
+    @staticmethod
+    def _edges(length, count):
+        return [((i * length) // count, -(-((i + 1) * length) // count)) for i in range(count)]
+
+    def call(self, inputs):
+        height, width = inputs.shape[1], inputs.shape[2]
+        pooled = []
+        for count in self.bins:
+            for top, bottom in self._edges(height, count):
+                for left, right in self._edges(width, count):
+                    pooled.append(ops.max(inputs[:, top:bottom, left:right, :], axis=(1, 2)))
+        return ops.concatenate(pooled, axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], input_shape[-1] * sum(n * n for n in self.bins))
+
+    def get_config(self):
+        return {**super().get_config(), "bins": self.bins}
+
+
+@keras.saving.register_keras_serializable(package="medcnn")
+class RowRecurrent(layers.Layer):
+    """A recurrent layer over image rows: the rows of a feature map, top to bottom, as a sequence into a GRU/LSTM.
+
+    `(N, H, W, C)` is read as H time steps of `W * C` features; the last hidden state is the output.
+
+    Args:
+        units: int > 0, hidden size. Defaults to 64.
+        cell: "gru" or "lstm". Defaults to "gru".
+        bidirectional: also read bottom to top and concatenate both states. Defaults to False.
+
+    Inputs: 4D (NHWC) with static W and C. Output: 2D (N, units), or (N, 2 * units) when bidirectional.
+    """
+
+    def __init__(self, units=64, cell="gru", bidirectional=False, **kwargs):
+        super().__init__(**kwargs)
+        self.units = _positive_int(units, "units")
+        if cell not in RNN_CELLS:
+            raise ValueError(f"`cell` must be one of {RNN_CELLS}. Received: cell={cell!r}")
+        self.cell = cell
+        self.bidirectional = bool(bidirectional)
+        recurrent = (layers.GRU if cell == "gru" else layers.LSTM)(units, name=cell)
+        self.rnn = layers.Bidirectional(recurrent, name="bidirectional") if self.bidirectional else recurrent
+
+    def build(self, input_shape):
+        if input_shape[2] is None or input_shape[3] is None:
+            raise ValueError(f"RowRecurrent needs static width and channels. Received: input_shape={input_shape}")
+        self.rnn.build((input_shape[0], input_shape[1], input_shape[2] * input_shape[3]))
+
+    def call(self, inputs, training=None):
+        sequence = ops.reshape(inputs, (-1, inputs.shape[1], inputs.shape[2] * inputs.shape[3]))
+        return self.rnn(sequence, training=training)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.units * (2 if self.bidirectional else 1))
+
+    def get_config(self):
+        config = {"units": self.units, "cell": self.cell, "bidirectional": self.bidirectional}
+        return {**super().get_config(), **config}
+
+
+@dataclass(frozen=True)
+class AblationBlock:
+    """How one block enters `baseline_cnn`.
+
+    `slot` is one of SLOTS. For "conv", `make(filters, name)` returns the layers of one conv unit (replacing
+    Conv -> ReLU); for the other slots `make(channels, **options)` returns one layer, given the channels reaching it.
+    """
+
+    slot: str
+    make: Callable
+    description: str
+
+
+def _conv_unit(filters, name):
+    return [layers.Conv2D(filters, 3, padding="same", activation="relu", name=name)]
+
+
+def _bn_conv_unit(filters, name):
+    return [
+        layers.Conv2D(filters, 3, padding="same", use_bias=False, name=name),
+        layers.BatchNormalization(name=f"{name}_bn"),
+        layers.ReLU(name=f"{name}_relu"),
+    ]
+
+
+def _separable_conv_unit(filters, name):
+    return [layers.SeparableConv2D(filters, 3, padding="same", activation="relu", name=name)]
+
+
+def _residual(channels, filters=None):
+    return ResidualBlock(filters or channels, name="residual")
+
+
+def _inception(channels, branch_filters=None):
+    return InceptionModule(branch_filters or max(1, channels // 4), name="inception")
+
+
+def _dense(channels, num_layers=3, growth_rate=16):
+    return DenseBlock(num_layers, growth_rate, name="dense")
+
+
+def _se(channels, ratio=8):
+    return SqueezeExcitation(ratio, name="se")
+
+
+def _cbam(channels, ratio=8, kernel_size=7):
+    return CBAM(ratio, kernel_size, name="cbam")
+
+
+def _deformable(channels, filters=None, modulated=False):
+    return DeformableConv2D(filters or channels, 3, activation="relu", modulated=modulated, name="deformable")
+
+
+def _spp(channels, bins=(1, 2, 4)):
+    return SpatialPyramidPooling(bins, name="spp")
+
+
+def _recurrent(channels, units=64, cell="gru", bidirectional=False):
+    return RowRecurrent(units, cell, bidirectional, name="row_recurrent")
+
+
+def _dropout(channels, rate=0.5, seed=None):
+    return layers.Dropout(rate, seed=seed, name="dropout")
+
+
+ABLATION_BLOCKS = {
+    "residual": AblationBlock("features", _residual, "residual block (two 3x3 convs + shortcut)"),
+    "inception": AblationBlock("features", _inception, "inception module (1x1, 3x3, 5x5, pool branches)"),
+    "dense": AblationBlock("features", _dense, "dense block (3 BN-ReLU-conv units, growth 16)"),
+    "se": AblationBlock("features", _se, "squeeze-and-excitation channel attention"),
+    "cbam": AblationBlock("features", _cbam, "CBAM channel + spatial attention"),
+    "deformable": AblationBlock("features", _deformable, "deformable 3x3 convolution (learned offsets)"),
+    "batch_norm": AblationBlock("conv", _bn_conv_unit, "batch normalisation after every convolution"),
+    "separable": AblationBlock("conv", _separable_conv_unit, "depthwise-separable convolutions (after the first)"),
+    "spp": AblationBlock("pooling", _spp, "spatial pyramid pooling (1, 2, 4 bins) instead of global average pooling"),
+    "recurrent": AblationBlock("pooling", _recurrent, "GRU over feature-map rows instead of global average pooling"),
+    "dropout": AblationBlock("head", _dropout, "dropout 0.5 before the output layer"),
+}
+
+
+def baseline_cnn(input_shape, num_classes, block=None, filters=(32, 64, 128), name=None, **block_options):
+    """The ablation's baseline CNN, with at most one block of `ABLATION_BLOCKS` switched in.
+
+    Args:
+        input_shape: (H, W, C) with H, W >= 16 (two 2x2 poolings, then room for the block), values in [0, 1].
+        num_classes: int >= 2, size of the softmax output.
+        block: None for the baseline, or a key of `ABLATION_BLOCKS`.
+        filters: channels of the three conv stages. Defaults to (32, 64, 128).
+        name: the model's name; defaults to "baseline" or "baseline_<block>".
+        **block_options: the block's settings (the keyword arguments of its builder in this module), e.g.
+            `rate=0.3` for "dropout", `units=32` for "recurrent"; an unknown one raises TypeError.
+
+    Returns:
+        keras.Model mapping images to class probabilities.
+    """
+    if block is not None and block not in ABLATION_BLOCKS:
+        raise ValueError(
+            f"Unknown ablation block. Expected None or one of {sorted(ABLATION_BLOCKS)}. Received: block={block!r}"
+        )
+    if not (isinstance(num_classes, int) and num_classes >= 2):
+        raise ValueError(f"`num_classes` must be an int >= 2. Received: num_classes={num_classes!r}")
+    if len(filters) != 3:
+        raise ValueError(f"`filters` must hold three ints, one per conv stage. Received: filters={filters!r}")
+    entry = ABLATION_BLOCKS.get(block)
+    slot = entry.slot if entry else None
+    if block_options and slot in (None, "conv"):
+        raise ValueError(
+            f"Block options apply only to a block with settings. Received: block={block!r}, options={block_options}"
+        )
+
+    inputs = keras.Input(shape=input_shape, name="image")
+    x = inputs
+    for index, stage_filters in enumerate(filters, start=1):
+        if slot == "conv" and (block != "separable" or index > 1):
+            unit = entry.make(stage_filters, f"conv{index}")
+        else:
+            unit = _conv_unit(stage_filters, f"conv{index}")
+        for layer in unit:
+            x = layer(x)
+        if index < len(filters):
+            x = layers.MaxPooling2D(2, name=f"pool{index}")(x)
+        if index == 2 and slot == "features":
+            x = entry.make(x.shape[-1], **block_options)(x)
+    if slot == "pooling":
+        x = entry.make(x.shape[-1], **block_options)(x)
+    else:
+        x = layers.GlobalAveragePooling2D(name="gap")(x)
+    if slot == "head":
+        x = entry.make(x.shape[-1], **block_options)(x)
+    outputs = layers.Dense(num_classes, activation="softmax", dtype="float32", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name=name or ("baseline" if block is None else f"baseline_{block}"))

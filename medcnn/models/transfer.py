@@ -1,0 +1,72 @@
+"""Transfer-learning models: image -> "backbone" (preprocessing + keras.applications, no top) -> "head".
+
+Convention other modules rely on: the model has exactly two nested sub-models, `model.get_layer("backbone")`,
+which maps images (as the model receives them) to the unpooled feature map, and `model.get_layer("head")`, which
+maps that feature map to probabilities. Monte Carlo dropout runs the backbone once and the head many times.
+"""
+
+import keras
+
+from medcnn.models.backbones import (
+    build_backbone,
+    count_blocks,
+    get_backbone_spec,
+    unfreeze_last_blocks,
+)
+from medcnn.models.heads import build_head
+
+
+def transfer_model(
+    backbone_name, head_spec, input_shape, weights="imagenet", allow_random=False, include_preprocessing=True,
+    input_max=255.0,
+):  # fmt: skip
+    """A backbone with a new head; the backbone starts frozen (first stage of fine-tuning).
+
+    Args:
+        backbone_name: registry name, e.g. "vgg16" (see `medcnn.models.backbones.BACKBONES`).
+        head_spec: a `medcnn.models.heads.HeadSpec`, e.g. `kth_head()`.
+        input_shape: (height, width, 1 or 3); 1 channel is repeated to RGB inside the model.
+        weights: "imagenet" or None (random initialisation, recorded as such).
+        allow_random: with "imagenet", fall back to random weights (loud warning) when no file can be had.
+        include_preprocessing: put the backbone family's `preprocess_input` inside the model as layers, so it
+            takes images in [0, input_max]. Without it, the caller preprocesses.
+        input_max: the value of a white pixel in the inputs: 255 for raw images, 1 for images scaled to [0, 1].
+
+    Returns:
+        keras.Model named "<backbone>_transfer". `model.weights_used` is "imagenet" or "random", and
+        `model.transfer_info` a dict with backbone, weights, weights_file, weights_source, input_shape,
+        preprocessing, input_max and blocks; put it in the run's results. Neither attribute is saved with the model.
+    """
+    spec = get_backbone_spec(backbone_name)
+    input_shape = tuple(input_shape)
+    backbone, weights_used = build_backbone(
+        spec.name, input_shape, weights, allow_random, include_preprocessing, input_max, model_name="backbone"
+    )
+    head = build_head(head_spec, backbone.output.shape[1:], name="head")
+    inputs = keras.Input(shape=input_shape, name="image")
+    model = keras.Model(inputs, head(backbone(inputs)), name=f"{spec.name}_transfer")
+    unfreeze_last_blocks(backbone, 0, spec.name)
+    model.weights_used = weights_used
+    model.transfer_info = {
+        "backbone": spec.name,
+        **backbone.weights_info.as_dict(),
+        "input_shape": list(input_shape),
+        "preprocessing": spec.preprocess_mode if include_preprocessing else None,
+        "input_max": float(input_max),
+        "blocks": count_blocks(spec.name),
+    }
+    return model
+
+
+def set_trainable_blocks(model, n, train_batch_norm=False):
+    """Train the last `n` named blocks of the model's "backbone" (0: frozen, "all": every block); recompile after.
+
+    BatchNormalization layers of the backbone stay frozen, in inference mode, unless `train_batch_norm=True`.
+    The head is left as it is. Returns the names of the trainable blocks.
+    """
+    backbone = model.get_layer("backbone")
+    return unfreeze_last_blocks(backbone, n, train_batch_norm=train_batch_norm)
+
+
+# `medcnn.train.two_stage_fit(unfreeze=N)` calls it by this name.
+unfreeze_blocks = set_trainable_blocks

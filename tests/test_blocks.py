@@ -1,0 +1,151 @@
+import keras
+import numpy as np
+import pytest
+
+from medcnn.models.blocks import (
+    ABLATION_BLOCKS,
+    CBAM,
+    DenseBlock,
+    InceptionModule,
+    ResidualBlock,
+    RowRecurrent,
+    SpatialPyramidPooling,
+    SqueezeExcitation,
+    baseline_cnn,
+)
+from medcnn.models.deformable import DeformableConv2D
+
+INPUT_SHAPE = (32, 32, 1)
+NUM_CLASSES = 4
+
+
+def _data(seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.random((8, *INPUT_SHAPE)).astype("float32"), rng.integers(0, NUM_CLASSES, 8)
+
+
+def test_registry_lists_every_technique_of_the_study():
+    assert set(ABLATION_BLOCKS) == {
+        "residual", "inception", "dense", "se", "cbam", "separable", "batch_norm", "spp", "dropout", "recurrent",
+        "deformable",
+    }  # fmt: skip
+    assert {entry.slot for entry in ABLATION_BLOCKS.values()} == {"features", "conv", "pooling", "head"}
+
+
+@pytest.mark.parametrize("block", [None, *ABLATION_BLOCKS])
+def test_block_builds_trains_a_step_and_reloads(block, tmp_path):
+    keras.utils.set_random_seed(0)
+    images, labels = _data()
+    model = baseline_cnn(INPUT_SHAPE, NUM_CLASSES, block=block)
+    assert model.output_shape == (None, NUM_CLASSES)
+    # one eager step: tracing a graph would cost more than the step itself on these tiny inputs
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="sparse_categorical_crossentropy", run_eagerly=True)
+    before = [weight.copy() for weight in model.get_weights()]
+    loss = model.train_on_batch(images, labels)
+    assert np.isfinite(loss)
+    assert any(not np.allclose(old, new) for old, new in zip(before, model.get_weights()))
+
+    probabilities = keras.ops.convert_to_numpy(model(images))
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+    model.save(tmp_path / "model.keras")
+    reloaded = keras.saving.load_model(tmp_path / "model.keras")
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(reloaded(images)), probabilities, atol=1e-5)
+
+
+def test_exactly_one_block_is_switched_in():
+    baseline = baseline_cnn(INPUT_SHAPE, NUM_CLASSES)
+    with_se = baseline_cnn(INPUT_SHAPE, NUM_CLASSES, block="se")
+    extra = [layer.name for layer in with_se.layers if layer.name not in {l.name for l in baseline.layers}]
+    assert extra == ["se"]
+    bn = baseline_cnn(INPUT_SHAPE, NUM_CLASSES, block="batch_norm")
+    assert sum(isinstance(layer, keras.layers.BatchNormalization) for layer in bn.layers) == 3
+    separable = baseline_cnn(INPUT_SHAPE, NUM_CLASSES, block="separable")
+    assert [type(layer).__name__ for layer in separable.layers if "conv" in layer.name] == [
+        "Conv2D", "SeparableConv2D", "SeparableConv2D"
+    ]  # fmt: skip
+    assert isinstance(
+        baseline_cnn(INPUT_SHAPE, NUM_CLASSES, block="deformable").get_layer("deformable"), DeformableConv2D
+    )
+
+
+def test_baseline_parameter_count():
+    model = baseline_cnn(INPUT_SHAPE, NUM_CLASSES)
+    # conv 3*3*1*32+32, 3*3*32*64+64, 3*3*64*128+128, dense 128*4+4
+    assert model.count_params() == 320 + 18496 + 73856 + 516
+
+
+def test_unknown_block_and_stray_options():
+    with pytest.raises(ValueError, match="Unknown ablation block.*Received: block='attention'"):
+        baseline_cnn(INPUT_SHAPE, NUM_CLASSES, block="attention")
+    with pytest.raises(ValueError, match="Block options apply only"):
+        baseline_cnn(INPUT_SHAPE, NUM_CLASSES, rate=0.3)
+    with pytest.raises(TypeError, match="unit"):
+        baseline_cnn(INPUT_SHAPE, NUM_CLASSES, block="recurrent", unit=16)
+
+
+def test_block_options_reach_the_block():
+    model = baseline_cnn(INPUT_SHAPE, NUM_CLASSES, block="dropout", rate=0.3, seed=1)
+    assert model.get_layer("dropout").rate == 0.3
+    assert baseline_cnn(INPUT_SHAPE, NUM_CLASSES, block="recurrent", units=16).get_layer("row_recurrent").units == 16
+
+
+@pytest.mark.parametrize(
+    "layer, output_channels",
+    [
+        (ResidualBlock(24), 24),
+        (InceptionModule(5), 20),
+        (DenseBlock(num_layers=2, growth_rate=6), 8 + 12),
+        (SqueezeExcitation(4), 8),
+        (CBAM(4, 3), 8),
+    ],
+)
+def test_feature_blocks_output_shape_and_config(layer, output_channels):
+    images = np.random.default_rng(0).random((2, 6, 6, 8)).astype("float32")
+    output = keras.ops.convert_to_numpy(layer(images))
+    assert output.shape == (2, 6, 6, output_channels)
+    assert layer.compute_output_shape((2, 6, 6, 8)) == (2, 6, 6, output_channels)
+    clone = type(layer).from_config(layer.get_config())
+    assert clone.get_config() == layer.get_config()
+
+
+def test_residual_shortcut_is_identity_when_channels_match():
+    same, wider = ResidualBlock(8), ResidualBlock(16)
+    same.build((None, 6, 6, 8))
+    wider.build((None, 6, 6, 8))
+    convs_and_bns = 2 * 3 * 3 * 8 * 8 + 2 * 4 * 8  # two 3x3 convs (no bias), two BNs
+    assert same.count_params() == convs_and_bns
+    assert wider.count_params() == 3 * 3 * 8 * 16 + 3 * 3 * 16 * 16 + 2 * 4 * 16 + 8 * 16 + 4 * 16
+
+
+def test_attention_only_rescales():
+    images = np.random.default_rng(1).random((2, 5, 5, 8)).astype("float32") + 0.1
+    for layer in (SqueezeExcitation(2), CBAM(2, 3)):
+        ratio = keras.ops.convert_to_numpy(layer(images)) / images
+        assert np.all((ratio > 0) & (ratio < 1))
+
+
+def test_spatial_pyramid_pooling_matches_numpy():
+    images = np.random.default_rng(2).normal(size=(2, 5, 7, 3)).astype("float32")
+    output = keras.ops.convert_to_numpy(SpatialPyramidPooling((1, 2))(images))
+    assert output.shape == (2, 3 * (1 + 4))
+    np.testing.assert_allclose(output[:, :3], images.max(axis=(1, 2)))
+    # 2 bins over 5 rows: rows [0, 3) and [2, 5); over 7 columns: [0, 4) and [3, 7)
+    expected_bottom_right = images[:, 2:5, 3:7].max(axis=(1, 2))
+    np.testing.assert_allclose(output[:, -3:], expected_bottom_right)
+
+
+def test_spatial_pyramid_pooling_needs_enough_pixels():
+    with pytest.raises(ValueError, match="static height and width of at least max\\(bins\\)=4"):
+        SpatialPyramidPooling((1, 4))(np.zeros((1, 3, 3, 2), "float32"))
+
+
+def test_row_recurrent_reads_rows_as_a_sequence():
+    images = np.random.default_rng(3).random((2, 4, 5, 3)).astype("float32")
+    layer = RowRecurrent(6, cell="lstm", bidirectional=True)
+    assert keras.ops.convert_to_numpy(layer(images)).shape == (2, 12)
+    forward = RowRecurrent(6)
+    output = keras.ops.convert_to_numpy(forward(images))
+    flipped = keras.ops.convert_to_numpy(forward(images[:, ::-1]))
+    assert output.shape == (2, 6) and not np.allclose(output, flipped)  # row order matters
+    with pytest.raises(ValueError, match="`cell` must be one of"):
+        RowRecurrent(6, cell="rnn")

@@ -1,0 +1,105 @@
+import keras
+import numpy as np
+import pytest
+
+from medcnn.models.heads import (
+    DenseLayer,
+    HeadSpec,
+    an2dl_head,
+    build_head,
+    cnmc_head,
+    kth_head,
+)
+
+FEATURES = (3, 3, 16)
+
+
+def _layer_types(model):
+    return [type(layer).__name__ for layer in model.layers[1:]]
+
+
+def test_kth_head_layers_and_parameters():
+    head = build_head(kth_head(units=32, dropout=0.4), FEATURES)
+    assert head.name == "head"
+    assert _layer_types(head) == [
+        "GlobalAveragePooling2D", "BatchNormalization", "Dropout", "Dense", "Dropout", "Dense"
+    ]  # fmt: skip
+    assert [head.get_layer(name).rate for name in ("dropout", "dropout1")] == [0.4, 0.4]
+    assert head.output_shape == (None, 2)
+    assert head.get_layer("probabilities").activation.__name__ == "softmax"
+    assert head.count_params() == 4 * 16 + (16 * 32 + 32) + (32 * 2 + 2)
+
+
+def test_cnmc_head_is_one_sigmoid_unit():
+    head = build_head(cnmc_head(), FEATURES)
+    assert _layer_types(head) == ["GlobalAveragePooling2D", "Dropout", "Dense"]
+    assert head.get_layer("dropout").rate == 0.25
+    assert head.output_shape == (None, 1)
+    assert head.get_layer("probabilities").activation.__name__ == "sigmoid"
+    assert head.count_params() == 16 + 1
+
+
+def test_an2dl_head_matches_table_1():
+    head = build_head(an2dl_head(), FEATURES)
+    assert _layer_types(head) == ["GlobalAveragePooling2D", "Dense", "Dropout", "Dense", "Dropout", "Dense"]
+    assert [head.get_layer(name).units for name in ("dense1", "dense2", "probabilities")] == [512, 256, 8]
+    assert [head.get_layer(name).rate for name in ("dropout1", "dropout2")] == [0.5, 0.5]
+    for name in ("dense1", "dense2"):
+        regularizer = head.get_layer(name).kernel_regularizer
+        assert isinstance(regularizer, keras.regularizers.L2) and regularizer.l2 == pytest.approx(0.01)
+    assert head.get_layer("probabilities").kernel_regularizer is None
+    assert head.count_params() == (16 * 512 + 512) + (512 * 256 + 256) + (256 * 8 + 8)
+
+
+def test_flatten_pooling_keeps_every_position():
+    head = build_head(HeadSpec(3, pooling="flatten"), FEATURES)
+    assert head.count_params() == 3 * 3 * 16 * 3 + 3
+    with pytest.raises(ValueError, match="pooling='flatten' needs a static feature shape"):
+        build_head(HeadSpec(3, pooling="flatten"), (None, None, 16))
+
+
+def test_head_outputs_are_probabilities_and_inference_is_deterministic():
+    features = np.random.default_rng(0).normal(size=(5, *FEATURES)).astype("float32")
+    head = build_head(kth_head(num_classes=3, units=8, seed=1), FEATURES)
+    first = keras.ops.convert_to_numpy(head(features, training=False))
+    np.testing.assert_allclose(first.sum(axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(head(features, training=False)), first)
+    assert not np.allclose(keras.ops.convert_to_numpy(head(features, training=True)), first)  # dropout acts
+
+
+def test_seeded_dropout_layers_get_distinct_seeds():
+    head = build_head(an2dl_head(seed=7), FEATURES)
+    assert [head.get_layer(name).seed for name in ("dropout1", "dropout2")] == [7, 8]
+
+
+def test_output_stays_float32_under_mixed_precision():
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        head = build_head(kth_head(units=8), FEATURES)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    assert head.get_layer("dense1").compute_dtype == "bfloat16"
+    assert head.get_layer("probabilities").compute_dtype == "float32"
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"num_classes": 1}, "`num_classes` must be an int >= 2"),
+        ({"num_classes": 3, "output": "sigmoid"}, "A sigmoid output is one unit, for two classes"),
+        ({"num_classes": 2, "pooling": "max"}, "`pooling` must be one of"),
+        ({"num_classes": 2, "dropout": 1.0}, "`dropout` must be a float in \\[0, 1\\)"),
+        ({"num_classes": 2, "dense": (64,)}, "`dense` must be a tuple of DenseLayer"),
+    ],
+)
+def test_invalid_head_spec(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        HeadSpec(**kwargs)
+
+
+def test_invalid_dense_layer():
+    with pytest.raises(ValueError, match="`units` must be a positive int. Received: units=0"):
+        DenseLayer(0)
+    with pytest.raises(ValueError, match="`l2` must be a float >= 0"):
+        DenseLayer(8, l2=-1.0)
