@@ -90,8 +90,13 @@ def main():
     rates = {}
     for deterministic in modes:
         dataset = pipeline.make_dataset(
-            images, labels, BATCH_SIZE, training=True, augmentation=augment.PRESETS[args.preset](seed=0),
-            seed=0, deterministic=deterministic,
+            images,
+            labels,
+            BATCH_SIZE,
+            training=True,
+            augmentation=augment.PRESETS[args.preset](seed=0),
+            seed=0,
+            deterministic=deterministic,
         )
         rates[deterministic] = pipeline_rate(dataset, args.epochs)
         mode = "one batch at a time (default)" if deterministic else "num_parallel_calls=AUTOTUNE"

@@ -214,7 +214,9 @@ class RandomPixelNoise(layers.Layer):
     def __init__(self, max_fraction=0.05, value_range=(0, 255), seed=None, **kwargs):
         super().__init__(**kwargs)
         if not (_is_number(max_fraction) and 0.0 <= max_fraction <= 1.0):
-            raise ValueError(f"`max_fraction` must be a number between 0 and 1. Received: max_fraction={max_fraction!r}")
+            raise ValueError(
+                f"`max_fraction` must be a number between 0 and 1. Received: max_fraction={max_fraction!r}"
+            )
         self.max_fraction = float(max_fraction)
         self.value_range = _check_value_range(value_range)
         self.seed = seed
@@ -277,8 +279,14 @@ class GaussianBlur(layers.Layer):
     def __init__(self, sigma=(0.1, 1.5), kernel_size=5, probability=0.5, seed=None, **kwargs):
         super().__init__(**kwargs)
         self.sigma = _check_pair(sigma, "sigma", 0.0, float("inf"), low_open=True)
-        if not (isinstance(kernel_size, (int, np.integer)) and not isinstance(kernel_size, bool)) or kernel_size < 1 or kernel_size % 2 == 0:
-            raise ValueError(f"`kernel_size` must be an odd positive int, e.g. 5. Received: kernel_size={kernel_size!r}")
+        if (
+            not (isinstance(kernel_size, (int, np.integer)) and not isinstance(kernel_size, bool))
+            or kernel_size < 1
+            or kernel_size % 2 == 0
+        ):
+            raise ValueError(
+                f"`kernel_size` must be an odd positive int, e.g. 5. Received: kernel_size={kernel_size!r}"
+            )
         self.kernel_size = int(kernel_size)
         self.probability = _check_probability(probability)
         self.seed = seed

@@ -141,14 +141,16 @@ def classification_metrics(y_true, y_prob, class_names, threshold=0.5):
         precision, recall, f1, _ = precision_recall_fscore_support(
             labels, predicted, labels=label_range, average=average, zero_division=0
         )
-        metrics.update({f"precision_{average}": float(precision), f"recall_{average}": float(recall),
-                        f"f1_{average}": float(f1)})
+        metrics.update(
+            {f"precision_{average}": float(precision), f"recall_{average}": float(recall), f"f1_{average}": float(f1)}
+        )
     if len(class_names) == 2:
         precision, recall, f1, _ = precision_recall_fscore_support(
             labels, predicted, labels=label_range, pos_label=1, average="binary", zero_division=0
         )
-        metrics.update({"precision": float(precision), "recall": float(recall), "f1": float(f1),
-                        "threshold": float(threshold)})
+        metrics.update(
+            {"precision": float(precision), "recall": float(recall), "f1": float(f1), "threshold": float(threshold)}
+        )
     auc, per_class_auc = roc_auc(labels, probabilities)
     metrics["roc_auc"] = auc
     metrics["roc_auc_per_class"] = {class_names[k]: value for k, value in per_class_auc.items()}

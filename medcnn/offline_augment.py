@@ -56,7 +56,9 @@ def expand(data: ImageSet, copies, augmentation, seed=0, include_original=True) 
         `folds` the source's fold. Its `source` says "augmented".
     """
     if data.images is None:
-        raise DataError(f"{data.source or 'data'}: images are not decoded; load with decode=True.", problem="not_decoded")
+        raise DataError(
+            f"{data.source or 'data'}: images are not decoded; load with decode=True.", problem="not_decoded"
+        )
     copies = _check_copies(copies)
     images = np.asarray(data.images)
     if images.dtype != np.uint8:

@@ -54,7 +54,7 @@ def _check_labels(labels, count, num_classes):
 
 
 def resolve_backend(backend="auto"):
-    """"tf.data" or "pydataset": "auto" gives tf.data under Keras' TensorFlow backend, the PyDataset otherwise."""
+    """ "tf.data" or "pydataset": "auto" gives tf.data under Keras' TensorFlow backend, the PyDataset otherwise."""
     if backend not in BACKENDS:
         raise ValueError(f"`backend` must be one of {BACKENDS}. Received: backend={backend!r}")
     if backend == "auto":
@@ -63,7 +63,9 @@ def resolve_backend(backend="auto"):
         try:
             import tensorflow  # noqa: F401
         except ImportError:
-            raise ValueError("backend='tf.data' needs TensorFlow, which is not installed; use backend='pydataset'.") from None
+            raise ValueError(
+                "backend='tf.data' needs TensorFlow, which is not installed; use backend='pydataset'."
+            ) from None
     return backend
 
 
@@ -88,7 +90,9 @@ class BatchSequence(keras.utils.PyDataset):
     reproducible draws.
     """
 
-    def __init__(self, load, count, labels, batch_size, training, augmentation=None, num_classes=None, seed=0, **kwargs):
+    def __init__(
+        self, load, count, labels, batch_size, training, augmentation=None, num_classes=None, seed=0, **kwargs
+    ):
         super().__init__(**kwargs)
         self.load = load
         self.count = int(count)
@@ -218,7 +222,16 @@ def make_dataset(
 
     dataset = tf.data.Dataset.from_tensor_slices(images if labels is None else (images, labels))
     return _finish_tf_dataset(
-        dataset, len(images), batch_size, training, augmentation, num_classes, seed, cache, shuffle_buffer, deterministic
+        dataset,
+        len(images),
+        batch_size,
+        training,
+        augmentation,
+        num_classes,
+        seed,
+        cache,
+        shuffle_buffer,
+        deterministic,
     )
 
 
@@ -257,7 +270,9 @@ def dataset_from_paths(
     paths = [str(path) for path in paths]
     image_size = check_image_size(image_size)
     if image_size is None:
-        raise ValueError("`image_size` is required to batch files of different sizes, e.g. (224, 224). Received: image_size=None")
+        raise ValueError(
+            "`image_size` is required to batch files of different sizes, e.g. (224, 224). Received: image_size=None"
+        )
     color_mode = check_color_mode(color_mode)
     batch_size = _check_batch_size(batch_size)
     labels = _check_labels(labels, len(paths), num_classes)

@@ -115,8 +115,11 @@ def plot_roc(y_true, y_prob, class_names, path=None, title="ROC curve"):
         if len(np.unique(truth)) < 2:
             continue  # no curve without both positives and negatives
         false_positive_rate, true_positive_rate, _ = roc_curve(truth, score)
-        ax.plot(false_positive_rate, true_positive_rate,
-                label=f"{name} (AUC = {auc(false_positive_rate, true_positive_rate):.3f})")
+        ax.plot(
+            false_positive_rate,
+            true_positive_rate,
+            label=f"{name} (AUC = {auc(false_positive_rate, true_positive_rate):.3f})",
+        )
     ax.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=1, label="chance")
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.01)
@@ -156,7 +159,11 @@ def plot_confusion_matrix(matrix, class_names, path=None, title=None):
     rotation = 45 if len(class_names) > 4 else 0
     for ax, values, fmt, name in ((axes[0], matrix, "d", "Counts"), (axes[1], normalised, ".2f", "Row-normalised")):
         ConfusionMatrixDisplay(values, display_labels=list(class_names)).plot(
-            ax=ax, colorbar=False, values_format=fmt, include_values=show_values, cmap="Blues",
+            ax=ax,
+            colorbar=False,
+            values_format=fmt,
+            include_values=show_values,
+            cmap="Blues",
             xticks_rotation=rotation,
         )
         ax.set_title(name)
@@ -194,12 +201,25 @@ def plot_reliability(y_true, y_prob, num_classes=None, bins=10, path=None, title
     figure = Figure(figsize=(5.0, 6.0), layout="constrained")
     top, bottom = figure.subplots(2, 1, sharex=True, height_ratios=[3, 1])
     width = table["bin_upper"] - table["bin_lower"]
-    top.bar(table["bin_lower"], table["accuracy"].fillna(0), width=width, align="edge", edgecolor="black",
-            alpha=0.7, label="accuracy")
+    top.bar(
+        table["bin_lower"],
+        table["accuracy"].fillna(0),
+        width=width,
+        align="edge",
+        edgecolor="black",
+        alpha=0.7,
+        label="accuracy",
+    )
     top.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfect calibration")
     filled = table["count"] > 0
-    top.plot(table.loc[filled, "mean_confidence"], table.loc[filled, "accuracy"], "o", color="black", markersize=4,
-             label="mean confidence")
+    top.plot(
+        table.loc[filled, "mean_confidence"],
+        table.loc[filled, "accuracy"],
+        "o",
+        color="black",
+        markersize=4,
+        label="mean confidence",
+    )
     top.set_ylim(0, 1.05)
     top.set_ylabel("accuracy")
     top.set_title(f"{title} (ECE = {ece:.3f})")
@@ -262,8 +282,9 @@ def plot_image_grid(images, labels, class_names, per_class=3, path=None, seed=0,
     return figure
 
 
-def plot_predictions(images, y_true, y_pred, class_names, confidence=None, max_images=9, columns=3, path=None,
-                     title=None):
+def plot_predictions(
+    images, y_true, y_pred, class_names, confidence=None, max_images=9, columns=3, path=None, title=None
+):
     """Sample predictions titled "True: X / Predicted: Y" (green when right, red when wrong).
 
     The images are shown in the order given, so pass the ones to show (e.g. held-out, or the wrong cases).

@@ -34,7 +34,9 @@ def load_model(model_path):
 
     model_path = Path(model_path)
     if not model_path.is_file():
-        raise DataError(f"{model_path}: no such model file. Train one first (e.g. `make reproduce-allgray`).", path=model_path)
+        raise DataError(
+            f"{model_path}: no such model file. Train one first (e.g. `make reproduce-allgray`).", path=model_path
+        )
     model = keras.saving.load_model(model_path)
     names = medcnn.preprocessing.class_names_of(model)
     if names is None:
@@ -98,8 +100,13 @@ def run(args):
             for row in rows:
                 probs = row.get("probabilities", {})
                 writer.writerow(
-                    [row["path"], row.get("class", ""), row.get("probability", ""),
-                     *[probs.get(name, "") for name in class_names], row.get("error", "")]
+                    [
+                        row["path"],
+                        row.get("class", ""),
+                        row.get("probability", ""),
+                        *[probs.get(name, "") for name in class_names],
+                        row.get("error", ""),
+                    ]
                 )
     print(f"{len(rows) - failed} predicted, {failed} failed", file=sys.stderr)
     return 1 if failed else 0

@@ -86,7 +86,9 @@ class ClassNames(layers.Layer):
     def __init__(self, class_names, **kwargs):
         super().__init__(**kwargs)
         if not class_names or not all(isinstance(name, str) for name in class_names):
-            raise ValueError(f"`class_names` must be a non-empty list of strings. Received: class_names={class_names!r}")
+            raise ValueError(
+                f"`class_names` must be a non-empty list of strings. Received: class_names={class_names!r}"
+            )
         self.class_names = list(class_names)
 
     def call(self, inputs):

@@ -55,10 +55,13 @@ def paper_table(study, table, caption, columns, rows, index_name, percent=False,
             raise ValueError(
                 f"Each row needs a label and {len(columns)} values (columns {columns}). Received: row={row!r}"
             )
-    frame = pd.DataFrame([list(row[1:]) for row in rows], columns=columns, dtype="float64",
-                         index=pd.Index([row[0] for row in rows], name=index_name))
-    frame.attrs.update({"study": study, "table": table, "caption": caption, "percent": bool(percent),
-                        "source": source})
+    frame = pd.DataFrame(
+        [list(row[1:]) for row in rows],
+        columns=columns,
+        dtype="float64",
+        index=pd.Index([row[0] for row in rows], name=index_name),
+    )
+    frame.attrs.update({"study": study, "table": table, "caption": caption, "percent": bool(percent), "source": source})
     return frame
 
 
@@ -98,7 +101,9 @@ def table_from_metrics(metrics_by_row, columns, percent=False, index_name=None):
     """
     frame = pd.DataFrame(
         [[metrics.get(key, np.nan) for key in columns.values()] for metrics in metrics_by_row.values()],
-        index=pd.Index(list(metrics_by_row), name=index_name), columns=list(columns), dtype="float64",
+        index=pd.Index(list(metrics_by_row), name=index_name),
+        columns=list(columns),
+        dtype="float64",
     )
     return as_percent(frame) if percent else frame
 
@@ -278,8 +283,10 @@ def _hardware_text(hardware):
         return str(hardware["summary"])
     devices = hardware.get("accelerators") or []
     if devices:
-        names = [f"{device.get('name', '?')} ({device.get('kind', 'gpu')})" if isinstance(device, dict) else str(device)
-                 for device in devices]
+        names = [
+            f"{device.get('name', '?')} ({device.get('kind', 'gpu')})" if isinstance(device, dict) else str(device)
+            for device in devices
+        ]
         return ", ".join(f"{count} x {name}" if count > 1 else name for name, count in Counter(names).items())
     if hardware.get("cpu"):
         cores = hardware.get("cpu_cores_usable") or hardware.get("cpu_cores")
@@ -329,8 +336,11 @@ def file_list_hash(paths, root=None):
         try:
             size = path.stat().st_size
         except OSError as error:
-            raise DataError(f"Cannot read the size of {path}: {error.strerror}. Was the file moved or deleted?",
-                            path=path, problem="missing_file") from error
+            raise DataError(
+                f"Cannot read the size of {path}: {error.strerror}. Was the file moved or deleted?",
+                path=path,
+                problem="missing_file",
+            ) from error
         lines.append(f"{Path(os.path.relpath(path, root)).as_posix()}\t{size}\n")
     digest = hashlib.sha256()
     for line in sorted(lines):

@@ -55,8 +55,11 @@ def test_central_crop_resize_matches_scipy_affine():
     height, width = IMAGES.shape[1:3]
     # Output pixel (y, x) samples input (f y + (1 - f)(H - 1)/2, f x + (1 - f)(W - 1)/2), bilinear.
     expected = ndimage.affine_transform(
-        IMAGES[0], np.diag([fraction, fraction, 1.0]),
-        offset=[(1 - fraction) * (height - 1) / 2, (1 - fraction) * (width - 1) / 2, 0], order=1, mode="nearest",
+        IMAGES[0],
+        np.diag([fraction, fraction, 1.0]),
+        offset=[(1 - fraction) * (height - 1) / 2, (1 - fraction) * (width - 1) / 2, 0],
+        order=1,
+        mode="nearest",
     )
     np.testing.assert_allclose(result, expected, atol=1e-3)
 
@@ -156,7 +159,7 @@ def test_model_with_all_layers_saves_and_reloads(tmp_path):
     model.save(path)
     reloaded = keras.saving.load_model(path)
     np.testing.assert_allclose(reloaded.predict(IMAGES, verbose=0), model.predict(IMAGES, verbose=0), atol=1e-5)
-    for name, cls, kwargs in LAYERS:
+    for name, cls, _ in LAYERS:
         assert type(reloaded.get_layer(name)) is cls
         assert reloaded.get_layer(name).get_config() == model.get_layer(name).get_config()
 
@@ -220,16 +223,32 @@ def test_gaussian_noise_scales_with_the_value_range_and_clips():
 # ---------------------------------------------------------------- argument errors
 
 ERRORS = [
-    (RandomPixelNoise, {"max_fraction": 1.5}, "`max_fraction` must be a number between 0 and 1. Received: max_fraction=1.5"),
-    (RandomPixelNoise, {"value_range": (255, 0)}, r"`value_range` argument should be a list of two numbers.*Received: value_range=\(255, 0\)"),
-    (RandomGaussianNoise, {"value_range": [0]}, r"`value_range` argument should be a list.*Received: value_range=\[0\]"),
+    (
+        RandomPixelNoise,
+        {"max_fraction": 1.5},
+        "`max_fraction` must be a number between 0 and 1. Received: max_fraction=1.5",
+    ),
+    (
+        RandomPixelNoise,
+        {"value_range": (255, 0)},
+        r"`value_range` argument should be a list of two numbers.*Received: value_range=\(255, 0\)",
+    ),
+    (
+        RandomGaussianNoise,
+        {"value_range": [0]},
+        r"`value_range` argument should be a list.*Received: value_range=\[0\]",
+    ),
     (RandomGaussianNoise, {"stddev": -0.1}, r"`stddev` must be a number between 0 and 1. Received: stddev=-0.1"),
     (GaussianBlur, {"sigma": 0}, r"`sigma` must be a number or a pair of numbers in \(0.0, inf\]. Received: sigma=0"),
     (GaussianBlur, {"sigma": (0.5, 1, 2)}, r"`sigma` must be a number or a pair.*Received: sigma=\(0.5, 1, 2\)"),
     (GaussianBlur, {"kernel_size": 4}, r"`kernel_size` must be an odd positive int, e.g. 5. Received: kernel_size=4"),
     (GaussianBlur, {"probability": 2}, r"`probability` must be a number between 0 and 1. Received: probability=2"),
     (RandomCentralZoom, {"fraction": (0.0, 0.5)}, r"`fraction` must be a number or a pair of numbers in \(0.0, 1.0\]"),
-    (RandomCentralZoom, {"probability": -1}, r"`probability` must be a number between 0 and 1. Received: probability=-1"),
+    (
+        RandomCentralZoom,
+        {"probability": -1},
+        r"`probability` must be a number between 0 and 1. Received: probability=-1",
+    ),
     (RandomCentralZoom, {"interpolation": "bicubic"}, r"`interpolation` must be 'bilinear' or 'nearest'"),
 ]
 
@@ -256,7 +275,11 @@ PRESET_LAYERS = {
     "order_preserving": ["RandomBrightness", "RandomPixelNoise", "GaussianBlur"],
     "geometric_and_zoom": ["RandomRotation", "RandomFlip", "RandomZoom", "RandomCentralZoom"],
     "rotation_flip_zoom_brightness_noise": [
-        "RandomRotation", "RandomFlip", "RandomZoom", "RandomBrightness", "RandomGaussianNoise"
+        "RandomRotation",
+        "RandomFlip",
+        "RandomZoom",
+        "RandomBrightness",
+        "RandomGaussianNoise",
     ],
 }
 

@@ -55,7 +55,7 @@ def test_block_builds_trains_a_step_and_reloads(block, tmp_path):
 def test_exactly_one_block_is_switched_in():
     baseline = baseline_cnn(INPUT_SHAPE, NUM_CLASSES)
     with_se = baseline_cnn(INPUT_SHAPE, NUM_CLASSES, block="se")
-    extra = [layer.name for layer in with_se.layers if layer.name not in {l.name for l in baseline.layers}]
+    extra = [layer.name for layer in with_se.layers if layer.name not in {other.name for other in baseline.layers}]
     assert extra == ["se"]
     bn = baseline_cnn(INPUT_SHAPE, NUM_CLASSES, block="batch_norm")
     assert sum(isinstance(layer, keras.layers.BatchNormalization) for layer in bn.layers) == 3

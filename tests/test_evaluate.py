@@ -62,8 +62,9 @@ def test_multiclass_metrics_match_sklearn():
     assert metrics["roc_auc"] == pytest.approx(roc_auc_score(labels, probabilities, multi_class="ovr"))
     assert len(metrics["roc_auc_per_class"]) == 4
     assert "precision" not in metrics  # positive-class metrics exist for binary problems only
-    assert np.array_equal(np.diag(metrics["confusion_matrix"]),
-                          [np.sum((labels == k) & (predicted == k)) for k in range(4)])
+    assert np.array_equal(
+        np.diag(metrics["confusion_matrix"]), [np.sum((labels == k) & (predicted == k)) for k in range(4)]
+    )
 
 
 def test_onehot_labels_are_accepted():

@@ -19,7 +19,9 @@ def test_there_are_notebooks():
 def test_committed_without_outputs_and_with_one_parameters_cell(path):
     notebook = nbformat.read(path, as_version=4)
     code_cells = [cell for cell in notebook.cells if cell.cell_type == "code"]
-    assert all(not cell.outputs and cell.execution_count is None for cell in code_cells), "clear the outputs before committing"
+    assert all(not cell.outputs and cell.execution_count is None for cell in code_cells), (
+        "clear the outputs before committing"
+    )
     tagged = [cell for cell in code_cells if "parameters" in cell.metadata.get("tags", [])]
     assert len(tagged) == 1
     assert "SCALE" in tagged[0].source and "DATA_DIR" in tagged[0].source and "OUTPUT_DIR" in tagged[0].source
@@ -31,8 +33,12 @@ def test_allgray_smoke_run_writes_every_table1_row(tmp_path):
     papermill = pytest.importorskip("papermill")
     notebook = Path(__file__).resolve().parents[1] / "notebooks" / "allgray.ipynb"
     papermill.execute_notebook(
-        str(notebook), str(tmp_path / "executed.ipynb"), cwd=str(notebook.parent), kernel_name="python3",
-        parameters={"SCALE": "smoke", "OUTPUT_DIR": str(tmp_path)}, progress_bar=False,
+        str(notebook),
+        str(tmp_path / "executed.ipynb"),
+        cwd=str(notebook.parent),
+        kernel_name="python3",
+        parameters={"SCALE": "smoke", "OUTPUT_DIR": str(tmp_path)},
+        progress_bar=False,
     )
     results = json.loads((tmp_path / "results.json").read_text())
     assert set(results["table1"]) == set(allgray.PAPER_TABLE1.index)

@@ -17,7 +17,9 @@ def image_set(count=5, channels=1, paths=True):
     return ImageSet(
         labels=labels,
         class_names=["normal", "abnormal"],
-        paths=[f"/data/{'ab' if label else ''}normal/k{index}.png" for index, label in enumerate(labels)] if paths else None,
+        paths=[f"/data/{'ab' if label else ''}normal/k{index}.png" for index, label in enumerate(labels)]
+        if paths
+        else None,
         images=RNG.integers(30, 220, (count, 12, 12, channels), dtype=np.uint8),
         source="karyograms",
     )
@@ -73,8 +75,11 @@ def test_expand_needs_decoded_images():
 def test_write_augmented_writes_class_folders_that_read_back_exactly(tmp_path):
     data = image_set()
     written = write_augmented(data, tmp_path, copies=2, augmentation=augment.order_preserving(), seed=0)
-    expected_names = [f"{cls}/k{i}_aug{k}.png" for k in (1, 2) for i, cls in
-                      enumerate(["normal", "abnormal", "normal", "abnormal", "abnormal"])]
+    expected_names = [
+        f"{cls}/k{i}_aug{k}.png"
+        for k in (1, 2)
+        for i, cls in enumerate(["normal", "abnormal", "normal", "abnormal", "abnormal"])
+    ]
     assert [p.relative_to(tmp_path).as_posix() for p in written] == expected_names
     assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.png")) == sorted(expected_names)
     in_memory = expand(data, 2, augment.order_preserving(), seed=0, include_original=False)
@@ -84,7 +89,10 @@ def test_write_augmented_writes_class_folders_that_read_back_exactly(tmp_path):
 
 def test_write_augmented_without_paths_names_images_by_index(tmp_path):
     written = write_augmented(image_set(count=2, channels=3, paths=False), tmp_path, 1, augment.order_preserving())
-    assert [p.relative_to(tmp_path).as_posix() for p in written] == ["normal/image00000_aug1.png", "abnormal/image00001_aug1.png"]
+    assert [p.relative_to(tmp_path).as_posix() for p in written] == [
+        "normal/image00000_aug1.png",
+        "abnormal/image00001_aug1.png",
+    ]
     assert read_image(written[0]).shape == (12, 12, 3)
 
 

@@ -33,8 +33,14 @@ def collect(dataset):
 
 def train_set(backend, seed=0, augmentation_seed=1, **kwargs):
     return pipeline.make_dataset(
-        IMAGES, LABELS, 4, training=True, augmentation=augment.order_preserving(seed=augmentation_seed),
-        seed=seed, backend=backend, **kwargs,
+        IMAGES,
+        LABELS,
+        4,
+        training=True,
+        augmentation=augment.order_preserving(seed=augmentation_seed),
+        seed=seed,
+        backend=backend,
+        **kwargs,
     )
 
 
@@ -165,8 +171,15 @@ def test_dataset_from_paths_decodes_like_read_image(backend, image_files):
 def test_dataset_from_paths_augments_training(backend, image_files):
     paths, labels = image_files
     dataset = pipeline.dataset_from_paths(
-        paths, labels, (10, 12), "rgb", batch_size=3, training=True,
-        augmentation=augment.geometric_and_zoom(seed=0), num_classes=2, backend=backend,
+        paths,
+        labels,
+        (10, 12),
+        "rgb",
+        batch_size=3,
+        training=True,
+        augmentation=augment.geometric_and_zoom(seed=0),
+        num_classes=2,
+        backend=backend,
     )
     images, got_labels = collect(dataset)
     assert images.shape == (6, 10, 12, 3) and got_labels.shape == (6, 2)
@@ -228,8 +241,13 @@ def test_pydataset_path_under_jax_backend():
         pytest.skip("jax is not installed (pip install jax) so the PyDataset path cannot be checked under JAX")
     env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu", "TF_CPP_MIN_LOG_LEVEL": "2"}
     result = subprocess.run(
-        [sys.executable, "-c", JAX_SCRIPT], check=False, capture_output=True, text=True, env=env,
-        cwd=Path(__file__).resolve().parents[1], timeout=300,
+        [sys.executable, "-c", JAX_SCRIPT],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=Path(__file__).resolve().parents[1],
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "jax pipeline ok" in result.stdout

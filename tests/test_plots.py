@@ -30,8 +30,13 @@ def multiclass():
 
 
 def test_history_panels_and_file(tmp_path):
-    history = {"loss": [0.9, 0.5, 0.3], "accuracy": [0.5, 0.7, 0.8], "val_loss": [1.0, 0.7, 0.6],
-               "val_accuracy": [0.4, 0.6, 0.7], "auc": [0.6, 0.7, 0.9]}
+    history = {
+        "loss": [0.9, 0.5, 0.3],
+        "accuracy": [0.5, 0.7, 0.8],
+        "val_loss": [1.0, 0.7, 0.6],
+        "val_accuracy": [0.4, 0.6, 0.7],
+        "auc": [0.6, 0.7, 0.9],
+    }
     figure = plots.plot_history(history, path=tmp_path / "curves" / "history.png")
     assert isinstance(figure, Figure)
     assert titles(figure)[:3] == ["loss", "accuracy", "auc"]
@@ -124,8 +129,15 @@ def test_image_grid_grayscale_floats():
 
 def test_predictions_titles_and_colours(tmp_path):
     images = np.zeros((4, 8, 8, 3), dtype=np.uint8)
-    figure = plots.plot_predictions(images, [0, 1, 2, 2], [0, 2, 2, 1], NAMES, confidence=[0.9, 0.55, 1.0, 0.7],
-                                    path=tmp_path / "predictions.png", columns=2)
+    figure = plots.plot_predictions(
+        images,
+        [0, 1, 2, 2],
+        [0, 2, 2, 1],
+        NAMES,
+        confidence=[0.9, 0.55, 1.0, 0.7],
+        path=tmp_path / "predictions.png",
+        columns=2,
+    )
     assert figure.axes[0].get_title() == "True: Benign / Predicted: Benign (90 %)"
     assert figure.axes[1].get_title() == "True: Early / Predicted: Pre (55 %)"
     assert figure.axes[0].title.get_color() == plots.CORRECT_COLOR

@@ -53,7 +53,9 @@ def test_predicts_each_image_and_reports_bad_files(model_path, images, tmp_path,
 def test_missing_model_is_a_clear_error_without_traceback(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "medcnn", "predict", str(tmp_path / "nope.keras"), str(tmp_path)],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 1
     assert "no such model file" in result.stderr

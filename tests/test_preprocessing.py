@@ -23,7 +23,9 @@ def test_resizes_any_input_size():
     np.testing.assert_allclose(keras.ops.convert_to_numpy(out), 200.0, atol=1e-3)
 
 
-@pytest.mark.parametrize("kwargs, stem", [({"size": (0, 5)}, "`size` must be"), ({"size": (5, 5), "color_mode": "hsv"}, "`color_mode`")])
+@pytest.mark.parametrize(
+    "kwargs, stem", [({"size": (0, 5)}, "`size` must be"), ({"size": (5, 5), "color_mode": "hsv"}, "`color_mode`")]
+)
 def test_bad_arguments(kwargs, stem):
     with pytest.raises(ValueError, match=stem):
         ImagePreprocessing(**kwargs)
@@ -35,7 +37,9 @@ def test_class_names_layer_validates():
 
 
 def test_wrapped_model_saves_and_reloads_with_class_names(tmp_path):
-    core = keras.Sequential([keras.Input((6, 6, 1)), keras.layers.Flatten(), keras.layers.Dense(3, activation="softmax")])
+    core = keras.Sequential(
+        [keras.Input((6, 6, 1)), keras.layers.Flatten(), keras.layers.Dense(3, activation="softmax")]
+    )
     model = with_preprocessing(core, ImagePreprocessing((6, 6), "grayscale"), ["a", "b", "c"])
     raw = np.random.default_rng(1).integers(0, 256, (2, 20, 20, 3)).astype("float32")
     before = keras.ops.convert_to_numpy(model(raw))

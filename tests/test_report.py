@@ -26,16 +26,25 @@ RUN = {
 @pytest.fixture
 def paper():
     return report.paper_table(
-        "demo", "Table 9", "A demo table", ["accuracy", "AUC"],
-        [("VGG16", 0.83, 0.79), ("InceptionV3", 0.77, 0.86)], index_name="network",
+        "demo",
+        "Table 9",
+        "A demo table",
+        ["accuracy", "AUC"],
+        [("VGG16", 0.83, 0.79), ("InceptionV3", 0.77, 0.86)],
+        index_name="network",
     )
 
 
 def test_paper_table_keeps_numbers_and_attrs(paper):
     assert paper.loc["VGG16", "accuracy"] == 0.83
     assert paper.index.name == "network"
-    assert paper.attrs == {"study": "demo", "table": "Table 9", "caption": "A demo table", "percent": False,
-                           "source": ""}
+    assert paper.attrs == {
+        "study": "demo",
+        "table": "Table 9",
+        "caption": "A demo table",
+        "percent": False,
+        "source": "",
+    }
     assert paper.copy().attrs["table"] == "Table 9"
 
 
@@ -48,11 +57,22 @@ def test_paper_vs_ours_columns_and_values(paper):
     ours = pd.DataFrame({"accuracy": [0.80, 0.70], "AUC": [0.85, np.nan]}, index=["VGG16", "honest, VGG16"])
     std = pd.DataFrame({"accuracy": [0.01, 0.02], "AUC": [0.03, np.nan]}, index=ours.index)
     comparison = report.paper_vs_ours(paper, ours, RUN, std=std)
-    assert list(comparison.columns) == ["row", "metric", "paper", "ours", "std", "delta", "status",
-                                        "scale", "hardware", "data", "weights", "seeds"]
+    assert list(comparison.columns) == [
+        "row",
+        "metric",
+        "paper",
+        "ours",
+        "std",
+        "delta",
+        "status",
+        "scale",
+        "hardware",
+        "data",
+        "weights",
+        "seeds",
+    ]
     # Every row of either side appears: the paper's two, then ours only; two metrics each.
-    assert list(comparison["row"]) == ["VGG16", "VGG16", "InceptionV3", "InceptionV3", "honest, VGG16",
-                                       "honest, VGG16"]
+    assert list(comparison["row"]) == ["VGG16", "VGG16", "InceptionV3", "InceptionV3", "honest, VGG16", "honest, VGG16"]
     vgg_accuracy = comparison[(comparison.row == "VGG16") & (comparison.metric == "accuracy")].iloc[0]
     assert vgg_accuracy["paper"] == 0.83 and vgg_accuracy["ours"] == 0.80 and vgg_accuracy["std"] == 0.01
     assert vgg_accuracy["delta"] == pytest.approx(0.80 - 0.83)
@@ -64,7 +84,12 @@ def test_paper_vs_ours_columns_and_values(paper):
     assert honest["paper"].isna().all() and set(honest["status"]) == {"ours only"}
     first = comparison.iloc[0]
     assert (first["scale"], first["hardware"], first["data"], first["weights"], first["seeds"]) == (
-        "smoke", "Test CPU, 2 CPU cores, no GPU", "all4 (staged)", "random", "0, 1")
+        "smoke",
+        "Test CPU, 2 CPU cores, no GPU",
+        "all4 (staged)",
+        "random",
+        "0, 1",
+    )
     assert comparison.attrs["table"] == "Table 9" and comparison.attrs["run_info"] is RUN
 
 
@@ -90,14 +115,19 @@ def test_to_wide(paper):
     assert list(wide.index) == ["VGG16", "InceptionV3"]
     assert wide.index.name == "network"
     assert wide.loc["VGG16", ("AUC", "delta")] == pytest.approx(0.06)
-    assert list(wide.columns[:4]) == [("accuracy", "paper"), ("accuracy", "ours"), ("accuracy", "std"),
-                                      ("accuracy", "delta")]
+    assert list(wide.columns[:4]) == [
+        ("accuracy", "paper"),
+        ("accuracy", "ours"),
+        ("accuracy", "std"),
+        ("accuracy", "delta"),
+    ]
 
 
 def test_table_from_metrics():
     metrics = {"VGG16": {"accuracy": 0.9, "f1_weighted": 0.8}, "Inception": {"accuracy": 0.7}}
-    frame = report.table_from_metrics(metrics, {"accuracy %": "accuracy", "F1 %": "f1_weighted"}, percent=True,
-                                      index_name="model")
+    frame = report.table_from_metrics(
+        metrics, {"accuracy %": "accuracy", "F1 %": "f1_weighted"}, percent=True, index_name="model"
+    )
     assert frame.loc["VGG16", "F1 %"] == pytest.approx(80.0)
     assert np.isnan(frame.loc["Inception", "F1 %"])
     assert frame.attrs["percent"] is True
@@ -152,8 +182,16 @@ def test_file_list_hash_missing_file(tmp_path):
 
 def test_write_results_plain_json(tmp_path):
     table = pd.DataFrame({"accuracy": [0.5, np.nan]}, index=pd.Index(["a", "b"], name="model"))
-    results = {"table": table, "value": np.float32(0.25), "count": np.int64(3), "array": np.array([1.0, np.inf]),
-               "nan": float("nan"), "flag": np.bool_(True), "path": tmp_path, "nested": {1: [np.nan]}}
+    results = {
+        "table": table,
+        "value": np.float32(0.25),
+        "count": np.int64(3),
+        "array": np.array([1.0, np.inf]),
+        "nan": float("nan"),
+        "flag": np.bool_(True),
+        "path": tmp_path,
+        "nested": {1: [np.nan]},
+    }
     path = report.write_results(tmp_path / "out", results)
     assert path.name == "results.json"
     loaded = json.loads(path.read_text())
@@ -177,9 +215,13 @@ def test_write_report(tmp_path, paper):
     out = report.results_dir("demo", "smoke", root=tmp_path / "results")
     figure = out / "roc.png"
     figure.write_bytes(b"\x89PNG")
-    path = report.write_report(out, "Demo reproduction", RUN,
-                               sections=[("Table 9", paper), ("Notes", "Numbers are *smoke* scale.")],
-                               figures=[figure])
+    path = report.write_report(
+        out,
+        "Demo reproduction",
+        RUN,
+        sections=[("Table 9", paper), ("Notes", "Numbers are *smoke* scale.")],
+        figures=[figure],
+    )
     text = path.read_text()
     assert text.startswith("# Demo reproduction\n")
     assert "| scale | smoke |" in text and "| weights | random |" in text and '"Benign": 3' in text

@@ -62,8 +62,10 @@ def test_every_published_number_is_in_the_module(studies_md, study):
         labels = [row[0] for row in rows]
         # Our modules keep the printed column names; allgray's names its columns as code (val_accuracy, ...).
         matches = [
-            frame for frame in tables.values()
-            if list(frame.index) == labels and frame.shape == (len(rows), len(header) - 1)
+            frame
+            for frame in tables.values()
+            if list(frame.index) == labels
+            and frame.shape == (len(rows), len(header) - 1)
             and (study not in OURS or (list(frame.columns) == header[1:] and frame.index.name == header[0]))
         ]
         assert len(matches) == 1, f"{study}: no table with rows {labels} and columns {header[1:]}"

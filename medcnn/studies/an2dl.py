@@ -16,8 +16,11 @@ CITATION = {
     "year": 2024,
     "venue": "Artificial Neural Networks and Deep Learning (AN2DL) course homework report, November 22, 2024",
     "seed_file": "004_6d5ffa410396d4a9.txt",
-    "evidence": ["AN2DL - First Homework Report Madapenguins", "November 22, 2024",
-                 "Table 2: Performance metrics of transfer learning models."],
+    "evidence": [
+        "AN2DL - First Homework Report Madapenguins",
+        "November 22, 2024",
+        "Table 2: Performance metrics of transfer learning models.",
+    ],
 }
 # The staged PBC folders, in the loader's (sorted) order; the homework's labels 0..7 name the same cell types.
 CLASS_NAMES = ["basophil", "eosinophil", "erythroblast", "ig", "lymphocyte", "monocyte", "neutrophil", "platelet"]
@@ -71,8 +74,13 @@ _COMMON = {
     "deduplicate": True,  # some images appear pasted on two backgrounds
     "outliers": {"method": "isolation_forest", "contamination": "auto"},
     "split_ratios": (0.8, 0.2),  # stratified train / validation
-    "augmentation": {"rotation": 0.5, "flip": "horizontal_and_vertical", "zoom": 0.1, "brightness": 0.1,
-                     "gaussian_noise": 0.05},  # no translation; strengths are not given in the report
+    "augmentation": {
+        "rotation": 0.5,
+        "flip": "horizontal_and_vertical",
+        "zoom": 0.1,
+        "brightness": 0.1,
+        "gaussian_noise": 0.05,
+    },  # no translation; strengths are not given in the report
     "backbones": BACKBONES,
     "weights": "imagenet",
     "head": "an2dl",  # GAP -> Dense 512 ReLU (L2) -> Dropout .5 -> Dense 256 ReLU (L2) -> Dropout .5 -> Dense 8 softmax

@@ -18,8 +18,11 @@ CITATION = {
     "year": 2022,
     "venue": "IJIEMR Transactions, Volume 11, Issue 12, December 2022, doi:10.48047/IJIEMR/V11/ISSUE12/367",
     "seed_file": "000_af3c9c240565e409.txt",
-    "evidence": ["ENHANCED CNN ARCHITECTURES FOR SUPERIOR CHROMOSOME IMAGE CLASSIFICATION",
-                 "Priyanka Bhatewara Jain, Dr. Anita", "DOI:10.48047/IJIEMR/V11/ISSUE12/367"],
+    "evidence": [
+        "ENHANCED CNN ARCHITECTURES FOR SUPERIOR CHROMOSOME IMAGE CLASSIFICATION",
+        "Priyanka Bhatewara Jain, Dr. Anita",
+        "DOI:10.48047/IJIEMR/V11/ISSUE12/367",
+    ],
 }
 # The staged folders 1..22, X, Y in karyotype order (the loader may sort them as strings: map by name).
 CLASS_NAMES = [str(number) for number in range(1, 23)] + ["X", "Y"]
@@ -56,8 +59,9 @@ ABLATION = paper_table(
     index_name="model",
     source="seed 000_af3c9c240565e409.txt (techniques listed, no results)",
 )
-METRIC_KEYS = {"Ablation": {"accuracy": "accuracy", "macro F1": "f1_macro", "parameters": "parameters",
-                            "images/s": "images_per_s"}}
+METRIC_KEYS = {
+    "Ablation": {"accuracy": "accuracy", "macro F1": "f1_macro", "parameters": "parameters", "images/s": "images_per_s"}
+}
 
 _COMMON = {
     "dataset_id": DATASET_ID,
@@ -71,8 +75,13 @@ _COMMON = {
     "optimizer": "adam",
     "learning_rate": 1e-3,
     "early_stopping": {"monitor": "val_loss", "patience": 5, "restore_best_weights": True},
-    "tuner": {"objective": "val_accuracy", "learning_rate": (1e-4, 1e-2), "batch_sizes": (16, 32, 64),
-              "dropout": (0.0, 0.5), "optimizers": ("adam", "sgd", "rmsprop")},
+    "tuner": {
+        "objective": "val_accuracy",
+        "learning_rate": (1e-4, 1e-2),
+        "batch_sizes": (16, 32, 64),
+        "dropout": (0.0, 0.5),
+        "optimizers": ("adam", "sgd", "rmsprop"),
+    },
     "transfer_backbone": "mobilenet_v2",
     "weights": "imagenet",
     "svm": {"kernel": "rbf", "C": 10.0},

@@ -56,8 +56,14 @@ TABLE_5_2 = paper_table(
 )
 TABLE_5_2.attrs["notes"] = "Independent test part: 1,867 cells of 28 patients."
 METRIC_KEYS = {
-    "Table 5.1": {"acc": "accuracy", "val acc": "val_accuracy", "loss": "loss", "val loss": "val_loss",
-                  "F1": "f1_weighted", "val F1": "val_f1_weighted"},
+    "Table 5.1": {
+        "acc": "accuracy",
+        "val acc": "val_accuracy",
+        "loss": "loss",
+        "val loss": "val_loss",
+        "F1": "f1_weighted",
+        "val F1": "val_f1_weighted",
+    },
     "Table 5.2": {"accuracy %": "accuracy", "F1 %": "f1_weighted"},
 }
 
@@ -69,8 +75,13 @@ _COMMON = {
     "rescale": 1.0 / 255.0,  # images scaled to [0, 1] before each backbone's own preprocessing
     # Rotation, flip, crop, zoom; the thesis: "with a probability greater than 70 %, the image is centrally
     # cropped by various fractions of its original size" (read here as: 70 % of the time; fractions not given).
-    "augmentation": {"rotation": 0.5, "flip": "horizontal_and_vertical", "zoom": 0.1,
-                     "central_crop_probability": 0.7, "central_crop_fraction": (0.6, 1.0)},
+    "augmentation": {
+        "rotation": 0.5,
+        "flip": "horizontal_and_vertical",
+        "zoom": 0.1,
+        "central_crop_probability": 0.7,
+        "central_crop_fraction": (0.6, 1.0),
+    },
     "optimizer": "adam",
     "learning_rate": 0.01,
     "schedule": "cosine_decay_restarts",

@@ -56,8 +56,13 @@ _COMMON = {
     # "published": augment first, then split (as the thesis did); "honest": split first, augment train only.
     "protocols": ("published", "honest"),
     # Offline and order-preserving only: no flips or rotations, a karyogram's layout means something.
-    "augmentation": {"brightness": (-0.25, 0.25), "noise_fraction": 0.05, "blur": True, "flips": False,
-                     "rotations": False},
+    "augmentation": {
+        "brightness": (-0.25, 0.25),
+        "noise_fraction": 0.05,
+        "blur": True,
+        "flips": False,
+        "rotations": False,
+    },
     "backbones": ("vgg16", "inception_v3"),
     "weights": "imagenet",
     "head": "kth",  # GAP -> BN -> Dropout -> Dense -> Dropout -> Dense, the same on both backbones
