@@ -170,3 +170,16 @@ def distribution_scope():
                 keras.distribution.set_distribution(previous)
             return
     yield None
+
+
+def apply_default_precision(devices=None):
+    """Set Keras' global dtype policy to `default_precision()` and return its name.
+
+    Call it before building models: float32 on the CPU (nothing changes), mixed precision on a GPU. Models keep
+    their probability outputs in float32 (their last layer sets `dtype="float32"`).
+    """
+    import keras
+
+    policy = default_precision(devices)
+    keras.config.set_dtype_policy(policy)
+    return policy

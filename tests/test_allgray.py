@@ -85,6 +85,8 @@ def test_run_configuration_caches_and_reports(tiny, tmp_path):
     assert (tmp_path / "runs" / f"{config.slug}__seed0.json").is_file()
     again = allgray.run_configuration(config, x, labels, split, 0, run_settings, tmp_path, verbose=0)
     assert again["cached"] is True and again["test_accuracy"] == first["test_accuracy"]
+    fresh = allgray.run_configuration(config, x, labels, split, 0, dict(run_settings, reuse_runs=False), tmp_path, verbose=0)
+    assert fresh["cached"] is False
 
 
 def test_hog_pca_reference_row(tiny):

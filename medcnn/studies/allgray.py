@@ -111,6 +111,7 @@ SETTINGS = {
         "learning_rate": 1e-3,
         "predict_batch_size": 32,
         "hog_pca_components": 100,
+        "reuse_runs": True,  # reuse a run recorded in <output>/runs/ when configuration, seed, data and split match
     },
     "full": {
         "image_size": (100, 100),
@@ -124,6 +125,7 @@ SETTINGS = {
         "learning_rate": 1e-3,
         "predict_batch_size": 32,
         "hog_pca_components": 100,
+        "reuse_runs": True,
     },
 }
 
@@ -302,9 +304,11 @@ def run_configuration(config, x, labels, split, seed, run_settings, out_dir, dat
             },
         }
     )
-    if run_path.is_file():
+    precision = keras.config.dtype_policy().name
+    if run_settings.get("reuse_runs", True) and run_path.is_file():
         cached = json.loads(run_path.read_text())
-        if cached.get("fingerprint") == fingerprint:
+        # runs recorded before the precision was recorded ran in float32
+        if cached.get("fingerprint") == fingerprint and cached.get("precision", "float32") == precision:
             cached["cached"] = True
             return cached
 
@@ -335,6 +339,7 @@ def run_configuration(config, x, labels, split, seed, run_settings, out_dir, dat
         "seed": seed,
         "epochs": epochs,
         "fingerprint": fingerprint,
+        "precision": precision,
         "history": {k: [float(v) for v in values] for k, values in history.history.items()},
         "train_s": train_s,
         "train_images_per_s": len(split["train"]) * epochs / train_s,
