@@ -85,7 +85,9 @@ def test_run_configuration_caches_and_reports(tiny, tmp_path):
     assert (tmp_path / "runs" / f"{config.slug}__seed0.json").is_file()
     again = allgray.run_configuration(config, x, labels, split, 0, run_settings, tmp_path, verbose=0)
     assert again["cached"] is True and again["test_accuracy"] == first["test_accuracy"]
-    fresh = allgray.run_configuration(config, x, labels, split, 0, dict(run_settings, reuse_runs=False), tmp_path, verbose=0)
+    fresh = allgray.run_configuration(
+        config, x, labels, split, 0, dict(run_settings, reuse_runs=False), tmp_path, verbose=0
+    )
     assert fresh["cached"] is False
 
 
@@ -97,3 +99,9 @@ def test_hog_pca_reference_row(tiny):
     row = allgray.hog_pca_reference(features, labels, split, components=100, seed=0)
     assert row["configuration"].startswith("HOG + PCA(")
     assert 0.0 <= row["test_accuracy"] <= 1.0 and 0 < row["explained_variance"] <= 1.0 + 1e-5
+
+
+def test_stuck_runs_are_those_no_better_than_the_largest_class():
+    learned = {"test_accuracy": 0.7, "test_confusion": [[5, 1], [2, 2]]}
+    stuck = {"test_accuracy": 0.6, "test_confusion": [[6, 0], [4, 0]]}
+    assert allgray.stuck_runs([learned, stuck]) == [stuck]
