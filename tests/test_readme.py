@@ -1,0 +1,26 @@
+"""The README's first screen gives the two commands, and its allgray table is the committed full run's."""
+
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text()
+
+
+def test_first_screen_has_the_two_commands():
+    first_screen = "\n".join(README.splitlines()[:25])
+    assert "make setup reproduce-allgray" in first_screen
+    assert "make test" in first_screen
+
+
+def test_ci_runs_the_readme_test_command():
+    assert "make setup test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_allgray_table_in_readme_matches_the_committed_full_run():
+    results_path = ROOT / "results" / "allgray" / "full" / "results.json"
+    results = json.loads(results_path.read_text())
+    section = README.split("<!-- allgray-full-table -->")[1]
+    for label, row in results["table1"].items():
+        line = next(line for line in section.splitlines() if line.startswith(f"| {label} |"))
+        assert f"{row['test_accuracy']['ours']:.3f}" in line and f"{row['test_accuracy']['paper']:.2f}" in line
