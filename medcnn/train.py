@@ -221,18 +221,19 @@ def freeze_batch_norm(model):
     Returns the number of layers frozen.
     """
     count = 0
-    for layer in _all_layers(model):
+    for layer in all_layers(model):
         if isinstance(layer, layers.BatchNormalization):
             layer.trainable = False
             count += 1
     return count
 
 
-def _all_layers(model):
+def all_layers(model):
+    """Every layer of `model`, nested models' layers included (depth first)."""
     for layer in model.layers:
         yield layer
         if isinstance(layer, keras.Model):
-            yield from _all_layers(layer)
+            yield from all_layers(layer)
 
 
 def _backbone(model):

@@ -26,6 +26,8 @@ import pandas as pd
 import keras
 from keras import layers
 
+from medcnn.train import all_layers
+
 
 @keras.saving.register_keras_serializable(package="medcnn")
 class MCDropout(layers.Dropout):
@@ -61,19 +63,12 @@ def _two_columns(probabilities, dtype="float32"):
     return probabilities
 
 
-def _all_layers(model):
-    for layer in model.layers:
-        yield layer
-        if isinstance(layer, keras.Model):
-            yield from _all_layers(layer)
-
-
 def _check_supported_noise(model):
     unsupported = (layers.GaussianDropout, layers.AlphaDropout)
-    found = [layer.name for layer in _all_layers(model) if isinstance(layer, unsupported)]
+    found = [layer.name for layer in all_layers(model) if isinstance(layer, unsupported)]
     spatial = [
         layer.name
-        for layer in _all_layers(model)
+        for layer in all_layers(model)
         if isinstance(layer, layers.Dropout) and type(layer) not in (layers.Dropout, MCDropout)
     ]
     if found or spatial:
@@ -110,7 +105,7 @@ _MC_COPIES = weakref.WeakKeyDictionary()
 def _refresh(clone, source, seed):
     """Give an MC copy `source`'s current weights and restart its masks from `seed` (layer i: seed + i)."""
     clone.set_weights(source.get_weights())
-    for layer in _all_layers(clone):
+    for layer in all_layers(clone):
         if isinstance(layer, MCDropout) and layer.rate > 0:
             layer.reseed(seed + layer.seed)
     return clone
@@ -233,7 +228,7 @@ def _make_plan(model):
         return None
     if any(
         isinstance(layer, (layers.Dropout, layers.GaussianDropout, layers.AlphaDropout))
-        for layer in _all_layers(features)
+        for layer in all_layers(features)
     ):
         return None
     _check_supported_noise(head)

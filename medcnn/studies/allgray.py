@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from medcnn.loaders import load_folders
+from medcnn.loaders import decode_set, load_folders
 from medcnn.paths import resolve_dataset
+from medcnn.studies import copy_tables, select_settings
 
 STUDY = "allgray"
 DATASET_ID = "all4"
@@ -133,13 +134,10 @@ def settings(scale="smoke", **overrides):
 
     `seeds` may be overridden by a list (used for every group) or a dict {group: [seeds]}.
     """
-    if scale not in SETTINGS:
-        raise ValueError(f"`scale` must be one of {sorted(SETTINGS)}. Received: scale={scale!r}")
+    chosen = select_settings(SETTINGS, scale, overrides)
     unknown = set(overrides) - set(SETTINGS[scale])
     if unknown:
         raise ValueError(f"Unknown setting(s) {sorted(unknown)}; known: {sorted(SETTINGS[scale])}.")
-    chosen = dict(SETTINGS[scale], scale=scale)
-    chosen.update({key: value for key, value in overrides.items() if value is not None})
     if isinstance(chosen["seeds"], (list, tuple)):
         chosen["seeds"] = {group: list(chosen["seeds"]) for group in SETTINGS[scale]["seeds"]}
     return chosen
@@ -152,7 +150,8 @@ def configurations(groups=("table1", "conv_layers", "honest", "beyond")):
 
 
 def paper_tables():
-    return {"Table 1": PAPER_TABLE1}
+    """{"Table 1": DataFrame}, a fresh copy each call."""
+    return copy_tables({"Table 1": PAPER_TABLE1})
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -166,8 +165,6 @@ def load_data(data_dir=None, load_size=(224, 224), max_images=None, seed=0):
     """
     from sklearn.model_selection import train_test_split
 
-    from medcnn.loaders import decode_files
-
     root = resolve_dataset(DATASET_ID, data_dir)
     folder = root / "Original" if (root / "Original").is_dir() else root
     data = load_folders(folder, decode=False)
@@ -176,10 +173,7 @@ def load_data(data_dir=None, load_size=(224, 224), max_images=None, seed=0):
             np.arange(len(data)), train_size=max_images, stratify=data.labels, random_state=seed
         )
         data = data.subset(np.sort(picked))
-    images, kept, skipped = decode_files(data.paths, load_size, "rgb", skip_bad=True)
-    data = data.subset(kept)
-    data.images, data.skipped = images, skipped
-    return data
+    return decode_set(data, load_size, "rgb", skip_bad=True)
 
 
 def preprocessing_layer(image_size=(100, 100)):
@@ -196,11 +190,6 @@ def preprocess(images, image_size=(100, 100), batch_size=256):
     layer = preprocessing_layer(image_size)
     parts = [keras.ops.convert_to_numpy(layer(images[i : i + batch_size])) for i in range(0, len(images), batch_size)]
     return np.concatenate(parts).astype("float32")
-
-
-def file_fingerprints(paths):
-    """md5 of each file's bytes (exact duplicates share one)."""
-    return [hashlib.md5(Path(p).read_bytes()).hexdigest() for p in paths]
 
 
 def make_split(labels, fingerprints, seed, ratios=(0.7, 0.15, 0.15), deduplicate=False):
