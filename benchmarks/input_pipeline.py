@@ -2,7 +2,7 @@
 
 Run from the repository root: `python benchmarks/input_pipeline.py [--preset NAME] [--batches N]`.
 
-Measures, in one process, images/s of the augmented training pipeline (`medcnn.pipeline.make_dataset`, training
+Measures, in one process, images/s of the augmented training pipeline (`medcnn.data.pipeline.make_dataset`, training
 split, one `medcnn.augment` preset) and images/s of a training step of the allgray CNN
 (`medcnn.models.scratch.allgray_cnn`, Adam, `jit_compile=False`) on batches taken from that pipeline. Data: the
 staged all4 images at 100x100 grayscale, or synthetic images of that size when all4 is not found (the output says
@@ -22,11 +22,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import keras
 import numpy as np
 
-from medcnn import augment, pipeline
+from medcnn import augment
+from medcnn.data import pipeline
 from medcnn.errors import DataError
-from medcnn.loaders import load_folders
+from medcnn.data.loaders import load_folders
 from medcnn.models.scratch import allgray_cnn
-from medcnn.paths import resolve_dataset
+from medcnn.data.paths import resolve_dataset
 
 # The allgray study: 100x100 grayscale, 4 classes, batch 64 in its best configuration.
 IMAGE_SIZE = (100, 100)

@@ -4,8 +4,8 @@ Importing `medcnn` is light (no Keras); modules that build or train models impor
 """
 
 from medcnn.errors import DataError
-from medcnn.loaders import ImageSet, load_cnmc, load_folders, load_npz
-from medcnn.paths import resolve_dataset
+from medcnn.data.loaders import ImageSet, load_cnmc, load_folders, load_npz
+from medcnn.data.paths import resolve_dataset
 
 __version__ = "0.1.0"
 __all__ = ["DataError", "ImageSet", "load_folders", "load_cnmc", "load_npz", "resolve_dataset", "__version__"]

@@ -20,7 +20,7 @@ internal `DataLayer` (formerly `TFDataLayer`). `DataLayer` is what lets Keras' o
 `tf.data` under any backend, but it lives in `keras.src` (private, renamed in 2025) and asks for `self.backend`
 ops instead of `keras.ops` (keras-team/keras#21785 is the open request for `keras.ops` in `tf.data`). So these
 layers run in `tf.data.Dataset.map` under the TensorFlow backend, and everywhere inside a model;
-`medcnn.pipeline.make_dataset` uses a `keras.utils.PyDataset` under other backends, where they run eagerly.
+`medcnn.data.pipeline.make_dataset` uses a `keras.utils.PyDataset` under other backends, where they run eagerly.
 """
 
 import itertools

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from medcnn.errors import DataError
-from medcnn.imageio import is_image_file, read_image
+from medcnn.data.imageio import is_image_file, read_image
 
 
 def expand_inputs(inputs):

@@ -7,7 +7,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pytest  # noqa: E402
 
-from medcnn.paths import data_root  # noqa: E402
+from medcnn.data.paths import data_root  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -24,7 +24,7 @@ from medcnn.models.weights import (
     WeightsUnavailableError,
     resolve_weights_file,
 )
-from medcnn.paths import SHARED
+from medcnn.data.paths import SHARED
 
 # include_top=False parameter counts and feature channels, as published in the Keras applications table / papers
 BACKBONE_PARAMS = {

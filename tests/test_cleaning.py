@@ -1,10 +1,10 @@
-"""Tests for medcnn.cleaning: class weights, exact / near duplicates and outliers, each returning what it removed."""
+"""Tests for medcnn.data.cleaning: class weights, exact / near duplicates and outliers, each returning what it removed."""
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from medcnn.cleaning import (
+from medcnn.data.cleaning import (
     class_weights,
     image_features,
     remove_exact_duplicates,
@@ -12,7 +12,7 @@ from medcnn.cleaning import (
     remove_outliers,
 )
 from medcnn.errors import DataError
-from medcnn.loaders import ImageSet, load_folders
+from medcnn.data.loaders import ImageSet, load_folders
 
 RNG = np.random.default_rng(4)
 

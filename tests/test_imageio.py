@@ -1,4 +1,4 @@
-"""Tests for medcnn.imageio: colour modes against NumPy, and every bad-file case with its message."""
+"""Tests for medcnn.data.imageio: colour modes against NumPy, and every bad-file case with its message."""
 
 import re
 import struct
@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from medcnn import imageio
+from medcnn.data import imageio
 from medcnn.errors import DataError
-from medcnn.imageio import (
+from medcnn.data.imageio import (
     check_image_size,
     is_hidden,
     is_image_file,

@@ -1,11 +1,11 @@
-"""Tests for medcnn.loaders: every layout on synthetic trees and on the staged data, and each bad layout."""
+"""Tests for medcnn.data.loaders: every layout on synthetic trees and on the staged data, and each bad layout."""
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from medcnn.errors import DataError
-from medcnn.loaders import (
+from medcnn.data.loaders import (
     ImageSet,
     decode_set,
     load_cnmc,

@@ -1,13 +1,13 @@
-"""medcnn.offline_augment: augmented copies in memory (with their source as group) and on disk."""
+"""medcnn.data.offline_augment: augmented copies in memory (with their source as group) and on disk."""
 
 import numpy as np
 import pytest
 
 from medcnn import augment
 from medcnn.errors import DataError
-from medcnn.imageio import read_image
-from medcnn.loaders import ImageSet
-from medcnn.offline_augment import expand, write_augmented
+from medcnn.data.imageio import read_image
+from medcnn.data.loaders import ImageSet
+from medcnn.data.offline_augment import expand, write_augmented
 
 RNG = np.random.default_rng(0)
 

@@ -1,13 +1,13 @@
-"""Tests for medcnn.paths: the resolver's order, its error messages, and the data/README.md anchors."""
+"""Tests for medcnn.data.paths: the resolver's order, its error messages, and the data/README.md anchors."""
 
 import re
 import unicodedata
 
 import pytest
 
-from medcnn import paths
+from medcnn.data import paths
 from medcnn.errors import DataError
-from medcnn.paths import (
+from medcnn.data.paths import (
     DATASET_SECTIONS,
     REPO_ROOT,
     data_root,

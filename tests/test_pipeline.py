@@ -1,4 +1,4 @@
-"""medcnn.pipeline: tf.data and PyDataset paths honour one contract; the PyDataset path also runs under JAX."""
+"""medcnn.data.pipeline: tf.data and PyDataset paths honour one contract; the PyDataset path also runs under JAX."""
 
 import importlib.util
 import os
@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from medcnn import augment, pipeline
+from medcnn import augment
+from medcnn.data import pipeline
 from medcnn.errors import DataError
-from medcnn.imageio import read_image
+from medcnn.data.imageio import read_image
 
 RNG = np.random.default_rng(0)
 IMAGES = RNG.integers(0, 256, (10, 8, 8, 1), dtype=np.uint8)
@@ -210,7 +211,8 @@ def test_dataset_from_paths_needs_image_size(image_files):
 JAX_SCRIPT = textwrap.dedent(
     """
     import numpy as np, keras
-    from medcnn import augment, pipeline
+    from medcnn import augment
+    from medcnn.data import pipeline
     assert keras.backend.backend() == "jax"
     images = np.random.default_rng(0).integers(0, 256, (12, 8, 8, 1), dtype=np.uint8)
     val = pipeline.make_dataset(images, np.arange(12) % 2, 4, training=False, augmentation=augment.order_preserving())

@@ -1,4 +1,4 @@
-"""Tests for medcnn.splits: ratios, stratification, groups, reproducibility and the leakage check."""
+"""Tests for medcnn.data.splits: ratios, stratification, groups, reproducibility and the leakage check."""
 
 import hashlib
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from medcnn.errors import DataError
-from medcnn.splits import (
+from medcnn.data.splits import (
     check_no_leakage,
     grouped_kfold,
     image_fingerprints,

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from medcnn.paths import SHARED
+from medcnn.data.paths import SHARED
 from medcnn.studies import SCALES, STUDIES, get_study
 
 STUDIES_MD = SHARED / "studies.md"

@@ -1,4 +1,4 @@
-"""Tests for medcnn.validate: the report on the staged data, all problems collected, the CLI's exit codes."""
+"""Tests for medcnn.data.validate: the report on the staged data, all problems collected, the CLI's exit codes."""
 
 import argparse
 import subprocess
@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from medcnn.errors import DataError
-from medcnn.validate import add_arguments, detect_layout, run, validate_dataset
+from medcnn.data.validate import add_arguments, detect_layout, run, validate_dataset
 
 RNG = np.random.default_rng(2)
 
@@ -28,9 +28,9 @@ def parse(argv):
 
 
 def test_module_docstring_is_the_help():
-    import medcnn.validate
+    import medcnn.data.validate
 
-    assert medcnn.validate.__doc__.splitlines()[0].startswith("Check a data set")
+    assert medcnn.data.validate.__doc__.splitlines()[0].startswith("Check a data set")
 
 
 def test_staged_all4_report(shared_data, capsys):

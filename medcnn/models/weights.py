@@ -1,7 +1,7 @@
 """Finding ImageNet weight files: offline copies first, then Keras' own download, never a silent fallback.
 
 Order, for the exact file Keras would download (e.g. `vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5`):
-1. each folder of `medcnn.paths.weights_dirs()`: `$MEDCNN_WEIGHTS`, `../shared/weights`, the Keras cache
+1. each folder of `medcnn.data.paths.weights_dirs()`: `$MEDCNN_WEIGHTS`, `../shared/weights`, the Keras cache
    (`$KERAS_HOME/models`, default `~/.keras/models`);
 2. a stand-in file in those folders, where one is valid (MobileNetV2 at 96..192 px can use the 224 px file: the
    weights of a fully convolutional backbone do not depend on the input size; Keras trained one checkpoint per
@@ -18,7 +18,7 @@ from pathlib import Path
 import keras
 
 from medcnn.errors import DataError
-from medcnn.paths import weights_dirs
+from medcnn.data.paths import weights_dirs
 
 
 class WeightsUnavailableError(DataError):

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from medcnn.loaders import decode_set, load_folders
-from medcnn.paths import resolve_dataset
+from medcnn.data.loaders import decode_set, load_folders
+from medcnn.data.paths import resolve_dataset
 from medcnn.studies import copy_tables, select_settings
 
 STUDY = "allgray"
@@ -197,7 +197,7 @@ def make_split(labels, fingerprints, seed, ratios=(0.7, 0.15, 0.15), deduplicate
 
     Returns (split dict of index arrays, info dict: duplicates removed, duplicate groups across sides).
     """
-    from medcnn.splits import train_val_test_split
+    from medcnn.data.splits import train_val_test_split
 
     keep = np.arange(len(labels))
     removed = 0
@@ -272,7 +272,7 @@ def run_configuration(config, x, labels, split, seed, run_settings, out_dir, dat
     import keras
 
     from medcnn.evaluate import keras_binary_accuracy, timed_predict
-    from medcnn.pipeline import make_dataset
+    from medcnn.data.pipeline import make_dataset
 
     epochs = scaled_epochs(config, run_settings["epoch_scale"])
     key = f"{config.slug}__seed{seed}"

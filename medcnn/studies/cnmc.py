@@ -19,7 +19,7 @@ CITATION = {
     "seed_file": "002_e9a35e93fa7fb751.txt",
     "evidence": ["Leukaemia Detection Using MobileNet V2 Model", "Md. Mehedi Hasan Jibon", "September 2, 2023"],
 }
-# The loader's order (`medcnn.loaders.CNMC_CLASSES`): label 0 = ALL (malignant), 1 = HEM (healthy). The tables'
+# The loader's order (`medcnn.data.loaders.CNMC_CLASSES`): label 0 = ALL (malignant), 1 = HEM (healthy). The tables'
 # accuracy, weighted F1 and ROC-AUC do not depend on which class is called positive.
 CLASS_NAMES = ["all", "hem"]
 BACKBONES = ("inception_v3", "vgg19", "resnet101_v2", "mobilenet_v2")  # in the tables' row order

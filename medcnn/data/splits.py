@@ -181,7 +181,7 @@ def check_no_leakage(splits, groups=None, fingerprints=None):
         )
     for key, values, what, fix in (
         ("group", groups, "Patient/group", "Pass the patient ids as `groups` to the split."),
-        ("fingerprint", fingerprints, "An identical image", "Remove exact duplicates first (medcnn.cleaning)."),
+        ("fingerprint", fingerprints, "An identical image", "Remove exact duplicates first (medcnn.data.cleaning)."),
     ):
         if values is None:
             continue

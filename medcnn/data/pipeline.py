@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 import keras
 import numpy as np
 
-from medcnn.imageio import check_color_mode, check_image_size, read_image
+from medcnn.data.imageio import check_color_mode, check_image_size, read_image
 
 BACKENDS = ("auto", "tf.data", "pydataset")
 
@@ -251,7 +251,7 @@ def dataset_from_paths(
     deterministic=True,
     workers=4,
 ):
-    """Like `make_dataset`, but decodes image files in parallel with `medcnn.imageio.read_image`.
+    """Like `make_dataset`, but decodes image files in parallel with `medcnn.data.imageio.read_image`.
 
     tf.data decodes with `tf.numpy_function` in a parallel map, then caches the decoded images (in memory). The
     PyDataset decodes each batch with `workers` threads and, with `cache`, keeps decoded images in memory.

@@ -15,14 +15,14 @@ from pathlib import Path
 import numpy as np
 
 from medcnn.errors import DataError
-from medcnn.imageio import (
+from medcnn.data.imageio import (
     check_image_size,
     is_hidden,
     is_image_file,
     read_header,
     read_image,
 )
-from medcnn.loaders import (
+from medcnn.data.loaders import (
     CNMC_CLASSES,
     CNMC_NAME,
     cnmc_parts,
@@ -31,7 +31,7 @@ from medcnn.loaders import (
     npz_problems,
     read_npz,
 )
-from medcnn.paths import DATASET_SECTIONS, resolve_dataset
+from medcnn.data.paths import DATASET_SECTIONS, resolve_dataset
 
 LAYOUTS = ("auto", "folders", "cnmc", "npz")
 MAX_SIZES_SHOWN = 10  # a set of variable-size crops (chromosomes) has hundreds of sizes

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from medcnn.errors import DataError
-from medcnn.imageio import (
+from medcnn.data.imageio import (
     IMAGE_EXTENSIONS,
     check_color_mode,
     check_image_size,

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from medcnn.errors import DataError
-from medcnn.splits import image_fingerprints
+from medcnn.data.splits import image_fingerprints
 
 
 def class_weights(labels):
@@ -65,7 +65,7 @@ def _require_images(data, what):
     if data.images is None:
         raise DataError(
             f"{data.source or 'data'}: {what} needs decoded images; load with decode=True "
-            "(or medcnn.loaders.decode_set).",
+            "(or medcnn.data.loaders.decode_set).",
             path=data.source or None,
             problem="not_decoded",
         )

@@ -12,7 +12,7 @@ from PIL import Image
 
 from medcnn.augment import with_seed
 from medcnn.errors import DataError
-from medcnn.loaders import ImageSet
+from medcnn.data.loaders import ImageSet
 
 # Images augmented per call of the augmentation: bounds memory for large images (416x416 kth karyograms).
 CHUNK = 32

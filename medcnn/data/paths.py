@@ -9,7 +9,7 @@ from pathlib import Path
 
 from medcnn.errors import DataError
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 SHARED = REPO_ROOT.parent / "shared"
 DATA_README = "data/README.md"
 

@@ -1,0 +1,6 @@
+"""The data layer, in pipeline order: paths (where data sets live), imageio (decoding with clear errors), loaders
+(folders, C-NMC, npz, chromosomes), validate (a report of every problem), splits (stratified and grouped, with a
+leakage check), cleaning (duplicates, outliers, class weights), offline_augment, pipeline (tf.data / PyDataset).
+
+Importing this package is light: no Keras or TensorFlow (only `pipeline` and `offline_augment` import Keras).
+"""
