@@ -8,9 +8,11 @@ from medcnn.errors import DataError
 from medcnn.data.loaders import (
     ImageSet,
     decode_set,
+    list_folders,
     load_cnmc,
     load_folders,
     load_npz,
+    natural_key,
     parse_cnmc_name,
 )
 
@@ -49,6 +51,58 @@ def test_load_folders_labels_follow_sorted_class_names(tmp_path):
     assert data.images.shape == (5, 8, 6, 3) and data.images.dtype == np.uint8
     assert data.class_counts() == {"a_cls": 3, "b_cls": 2}
     assert data.skipped == []
+
+
+CHROMOSOME_CLASSES = [str(k) for k in range(1, 23)] + ["X", "Y"]
+
+
+def test_class_folders_are_in_natural_order(tmp_path):
+    for name in CHROMOSOME_CLASSES:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "x.png").write_bytes(b"")  # listed, not decoded
+    paths, labels, names = list_folders(tmp_path)
+    assert names == CHROMOSOME_CLASSES  # string order would give 1, 10, 11, ..., 19, 2, 20, ...
+    assert labels.tolist() == list(range(24))
+    assert paths[9].endswith("/10/x.png")
+
+
+@pytest.mark.parametrize(
+    "names, expected",
+    [
+        (["H10", "H2", "51", "3", "h4"], ["3", "51", "H2", "H10", "h4"]),
+        (["Pro", "Benign", "Pre", "Early"], ["Benign", "Early", "Pre", "Pro"]),
+        (["img12b", "img2", "img12a", "img02"], ["img02", "img2", "img12a", "img12b"]),
+    ],
+)
+def test_natural_key(names, expected):
+    assert sorted(names, key=natural_key) == expected
+
+
+def test_explicit_class_order(tmp_path):
+    make_tree(tmp_path, {"normal": 2, "abnormal": 1, "unsure": 1})
+    data = load_folders(tmp_path, class_order=["normal", "abnormal", "unsure"], decode=False)
+    assert data.class_names == ["normal", "abnormal", "unsure"]
+    assert data.labels.tolist() == [0, 0, 1, 2]
+    assert data.class_counts() == {"normal": 2, "abnormal": 1, "unsure": 1}
+
+
+def test_class_order_that_does_not_match_the_folders(tmp_path):
+    make_tree(tmp_path, {"a": 1, "b": 1, "extra": 1})
+    with pytest.raises(DataError) as info:
+        load_folders(tmp_path, class_order=["a", "b", "c"])
+    assert str(info.value) == (
+        f"{tmp_path}: the class folders do not match class_order: no folder for class(es) ['c']; folder(s) "
+        "['extra'] are not in class_order. Found folders ['a', 'b', 'extra']; pass a class_order that lists each "
+        "class folder once."
+    )
+    assert info.value.problem == "class_order"
+
+
+@pytest.mark.parametrize("class_order", ["ab", ["a", "a", "b"], ["a", 2]])
+def test_class_order_incorrect(tmp_path, class_order):
+    make_tree(tmp_path, {"a": 1, "b": 1})
+    with pytest.raises(ValueError, match="Received: class_order="):
+        load_folders(tmp_path, class_order=class_order)
 
 
 def test_load_folders_pixels_match_the_files(tmp_path):

@@ -8,6 +8,7 @@ listed in `ImageSet.skipped` instead.
 
 import re
 import zipfile
+from collections import Counter
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -144,7 +145,45 @@ def _raiser(error):
     raise error
 
 
-def _class_folders(root):
+def natural_key(text):
+    """Sort key for natural order: digit runs compare by value, so 'H2' < 'H10' and '1' < '2' < '10' < 'X'.
+
+    Names that start with a number come before names that start with a letter; names without digits keep plain
+    string order (so 'Benign', 'Early', 'Pre', 'Pro' are unchanged).
+    """
+    chunks = re.split(r"(\d+)", str(text))
+    return tuple(int(chunk) if index % 2 else chunk for index, chunk in enumerate(chunks)), str(text)
+
+
+def _check_class_order(class_order, folders, root):
+    """`folders` reordered as `class_order`; DataError naming the missing and unknown class folders."""
+    if isinstance(class_order, str) or not all(isinstance(name, str) for name in class_order):
+        raise ValueError(
+            f"`class_order` must be a list of class folder names, e.g. ['1', '2', 'X']. Received: "
+            f"class_order={class_order!r}"
+        )
+    repeated = [name for name, count in Counter(class_order).items() if count > 1]
+    if repeated:
+        raise ValueError(f"`class_order` names {repeated} more than once. Received: class_order={class_order!r}")
+    by_name = {folder.name: folder for folder in folders}
+    missing = [name for name in class_order if name not in by_name]
+    unknown = [name for name in by_name if name not in class_order]
+    if missing or unknown:
+        parts = []
+        if missing:
+            parts.append(f"no folder for class(es) {missing}")
+        if unknown:
+            parts.append(f"folder(s) {unknown} are not in class_order")
+        raise DataError(
+            f"{root}: the class folders do not match class_order: {'; '.join(parts)}. Found folders "
+            f"{sorted(by_name, key=natural_key)}; pass a class_order that lists each class folder once.",
+            path=root,
+            problem="class_order",
+        )
+    return [by_name[name] for name in class_order]
+
+
+def _class_folders(root, class_order=None):
     root = Path(root)
     if not root.is_dir():
         raise DataError(
@@ -153,7 +192,9 @@ def _class_folders(root):
             path=root,
             problem="missing_folder",
         )
-    folders = sorted(p for p in root.iterdir() if p.is_dir() and not is_hidden(p))
+    folders = sorted((p for p in root.iterdir() if p.is_dir() and not is_hidden(p)), key=lambda p: natural_key(p.name))
+    if class_order is not None:
+        folders = _check_class_order(class_order, folders, root)
     if len(folders) < 2:
         hint = ""
         if len(folders) == 1 and sum(p.is_dir() and not is_hidden(p) for p in folders[0].iterdir()) >= 2:
@@ -183,14 +224,15 @@ def _images_in(folder, found_folders):
     return files
 
 
-def list_folders(root, on_error=None):
+def list_folders(root, on_error=None, class_order=None):
     """(paths, labels, class_names) of a `<root>/<class>/*` tree, without decoding anything.
 
-    `on_error(DataError)` receives each empty class folder instead of raising (the validator collects them);
-    fewer than two class folders always raises.
+    Class folders are in natural order (see `natural_key`: '1', '2', ..., '10', ..., 'X', 'Y'), or in
+    `class_order` when given (it must name every class folder exactly once). `on_error(DataError)` receives each
+    empty class folder instead of raising (the validator collects them); fewer than two class folders always raises.
     """
     on_error = on_error or _raiser
-    folders = _class_folders(root)
+    folders = _class_folders(root, class_order)
     names = [p.name for p in folders]
     paths, labels = [], []
     for label, folder in enumerate(folders):
@@ -204,8 +246,8 @@ def list_folders(root, on_error=None):
     return paths, np.asarray(labels, dtype=np.int64), names
 
 
-def load_folders(root, image_size=None, color_mode="rgb", skip_bad=False, decode=True):
-    """Load a class-folder tree `<root>/<class>/*.jpg|png|bmp|tif`; labels follow sorted class names.
+def load_folders(root, image_size=None, color_mode="rgb", skip_bad=False, decode=True, class_order=None):
+    """Load a class-folder tree `<root>/<class>/*.jpg|png|bmp|tif`; labels follow the class order.
 
     Args:
         root: the folder holding one sub-folder per class.
@@ -213,9 +255,12 @@ def load_folders(root, image_size=None, color_mode="rgb", skip_bad=False, decode
         color_mode: "grayscale" or "rgb".
         skip_bad: leave unreadable files out, listing them in `skipped`, instead of raising.
         decode: False lists paths and labels only (`images` stays None); see `decode_set`.
+        class_order: None for natural order of the folder names ('1', '2', ..., '10', ..., 'X', 'Y'; names
+            without digits sort alphabetically), or the list of class folder names in label order. A folder
+            missing from it, or a name without a folder, raises DataError naming them.
     """
     image_size, color_mode = check_image_size(image_size), check_color_mode(color_mode)
-    paths, labels, names = list_folders(root)
+    paths, labels, names = list_folders(root, class_order=class_order)
     data = ImageSet(labels=labels, class_names=names, paths=paths, source=str(root))
     return decode_set(data, image_size, color_mode, skip_bad) if decode else data
 

@@ -28,6 +28,7 @@ from medcnn.data.loaders import (
     cnmc_parts,
     list_cnmc,
     list_folders,
+    natural_key,
     npz_problems,
     read_npz,
 )
@@ -230,7 +231,7 @@ def _check_tree(report, root, image_size):
         patients = defaultdict(Counter)
         for patient, label in zip(groups[readable].tolist(), labels[readable].tolist()):
             patients[patient][class_names[label]] += 1
-        report.patient_counts = {patient: dict(patients[patient]) for patient in sorted(patients, key=_natural)}
+        report.patient_counts = {patient: dict(patients[patient]) for patient in sorted(patients, key=natural_key)}
     if folds is not None:
         report.fold_counts = {
             int(fold): {
@@ -293,12 +294,6 @@ def _note_other_files(report, root, class_names):
     if ignored:
         shown = ", ".join(str(p) for p in sorted(ignored)[:5])
         report.notes.append(f"{len(ignored)} file(s) without an image extension are ignored, e.g. {shown}")
-
-
-def _natural(text):
-    """Sort key that puts 'H2' before 'H10' and numbers before letters."""
-    digits = "".join(ch for ch in text if ch.isdigit())
-    return (text.rstrip("0123456789"), int(digits) if digits else 0, text)
 
 
 # ----------------------------------------------------------------------------------------------------------------
