@@ -449,3 +449,37 @@ def test_image_set_subset_keeps_everything(tmp_path):
     )
     part = data.subset([2, 0])
     assert part.paths == ["z", "x"] and part.groups.tolist() == ["q", "p"] and part.labels.tolist() == [1, 0]
+
+
+def test_image_set_repr_summarises(tmp_path):
+    listed = ImageSet(
+        labels=np.array([0, 1, 1, 1]),
+        class_names=["a", "b"],
+        paths=[f"/data/long/path/{i}.png" for i in range(4)],
+        groups=np.array(["p", "q", "q", "r"]),
+        skipped=[("/data/x.png", "empty")],
+        source="/data",
+    )
+    assert repr(listed) == (
+        "ImageSet(4 items, classes={'a': 1, 'b': 3}, images=not decoded, groups=3 distinct, skipped=1, source='/data')"
+    )
+    decoded = ImageSet(
+        labels=np.array([0, 1]),
+        class_names=["a", "b"],
+        images=np.zeros((2, 5, 6, 1), np.uint8),
+        folds=np.array([1, 0]),
+        source="set.npz",
+    )
+    assert repr(decoded) == (
+        "ImageSet(2 items, classes={'a': 1, 'b': 1}, images=(2, 5, 6, 1) uint8, groups=None, folds=[0, 1], "
+        "source='set.npz')"
+    )
+
+
+def test_repr_of_a_large_set_lists_no_paths(shared_data):
+    data = load_folders(shared_data / "pbc", decode=False)
+    classes = ["basophil", "eosinophil", "erythroblast", "ig", "lymphocyte", "monocyte", "neutrophil", "platelet"]
+    assert repr(data) == (
+        f"ImageSet(2592 items, classes={dict.fromkeys(classes, 324)}, images=not decoded, groups=None, "
+        f"source='{shared_data / 'pbc'}')"
+    )

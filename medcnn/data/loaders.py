@@ -26,7 +26,7 @@ from medcnn.data.imageio import (
 )
 
 
-@dataclass
+@dataclass(repr=False)
 class ImageSet:
     """Images (or their paths), integer labels, class names, and optional patient groups and folds.
 
@@ -45,6 +45,27 @@ class ImageSet:
 
     def __len__(self):
         return len(self.labels)
+
+    def __repr__(self):
+        """A one-line summary (counts, classes, image shape, groups, source), never the list of paths."""
+        if self.images is None:
+            images = "not decoded"
+        elif hasattr(self.images, "shape"):
+            images = f"{tuple(self.images.shape)} {self.images.dtype}"
+        else:  # a list of arrays of different sizes
+            images = f"{len(self.images)} arrays of different sizes"
+        parts = [
+            f"{len(self)} items",
+            f"classes={self.class_counts()}",
+            f"images={images}",
+            f"groups={'None' if self.groups is None else f'{len(set(np.asarray(self.groups).tolist()))} distinct'}",
+        ]
+        if self.folds is not None:
+            parts.append(f"folds={sorted(set(np.asarray(self.folds).tolist()))}")
+        if self.skipped:
+            parts.append(f"skipped={len(self.skipped)}")
+        parts.append(f"source={self.source!r}")
+        return f"ImageSet({', '.join(parts)})"
 
     def class_counts(self):
         """{class name: count}, in class order."""
