@@ -163,6 +163,7 @@ BAD_LAYOUTS = {
     "one_class": (lambda r: make_tree(r, {"a": 2}), "too_few_classes", "found 1 class folder"),
     "no_class": (lambda r: write_image(r / "flat.png"), "too_few_classes", "found 0 class folder"),
     "missing_root": (lambda r: None, "missing_folder", "no such folder"),
+    "a_file": (lambda r: None, "not_a_folder", "a file, not a folder. Pass its folder"),
     "nested_one_level": (lambda r: make_tree(r / "Original", {"a": 1, "b": 1}), "too_few_classes", "try "),
 }
 
@@ -171,7 +172,9 @@ BAD_LAYOUTS = {
 def test_bad_folder_layouts(tmp_path, case):
     build, problem, words = BAD_LAYOUTS[case]
     root = tmp_path / "data"
-    if case != "missing_root":
+    if case == "a_file":
+        root = write_image(tmp_path / "a.png")
+    elif case != "missing_root":
         root.mkdir()
     build(root)
     with pytest.raises(DataError, match=words) as info:

@@ -202,3 +202,73 @@ def test_command_line(tmp_path):
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert "b/z.png: the file is empty (0 bytes)" in result.stdout
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Advice that works for the problem found
+
+SKIP_BAD_CANNOT = (
+    "Usable: NO. Fix the problems above as each line says; skip_bad=True only leaves out unreadable image files "
+    "and cannot fix these."
+)
+
+
+def test_empty_class_folder_advice(tmp_path):
+    write_image(tmp_path / "a" / "x.png")
+    write_image(tmp_path / "b" / "y.png")
+    (tmp_path / "c").mkdir()
+    report = validate_dataset(tmp_path)
+    assert report.problems == [
+        (
+            str(tmp_path / "c"),
+            f"No images found for class 'c' in {tmp_path / 'c'}. Expected at least one .jpg, .jpeg, .png, .bmp, "
+            ".tif, .tiff file in each class folder (found folders: 'a', 'b', 'c'). Add images to it, or remove the "
+            "folder if it is not a class.",
+        )
+    ]
+    assert report.problem_kinds == ["empty_class"]
+    assert report.advice() == SKIP_BAD_CANNOT
+    assert report.to_text().endswith("\n" + SKIP_BAD_CANNOT)
+
+
+def test_a_file_that_is_not_npz(tmp_path):
+    path = write_image(tmp_path / "a" / "x.png")
+    report = validate_dataset(path)
+    assert report.problems == [
+        (
+            str(path),
+            f"{path}: a file, not a folder. Pass its folder (the one holding the class sub-folders), or an .npz "
+            "file (load_npz).",
+        )
+    ]
+    assert report.advice() == SKIP_BAD_CANNOT
+
+
+def test_bad_files_advice_is_skip_bad(tmp_path):
+    write_image(tmp_path / "a" / "x.png")
+    write_image(tmp_path / "b" / "y.png")
+    (tmp_path / "b" / "z.png").write_bytes(b"")
+    report = validate_dataset(tmp_path)
+    assert report.problem_kinds == ["empty_file"]
+    assert report.advice() == (
+        "Usable: NO. Fix or remove the files above, or load with skip_bad=True to leave them out."
+    )
+
+
+def test_class_with_only_bad_files_advice(tmp_path):
+    write_image(tmp_path / "a" / "x.png")
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "z.png").write_text("not a png")
+    report = validate_dataset(tmp_path)
+    assert report.class_counts == {"a": 1, "b": 0}
+    assert report.advice() == (
+        "Usable: NO. No image of class(es) ['b'] is readable: replace those files (skip_bad=True would leave the "
+        "class empty)."
+    )
+
+
+def test_bad_npz_advice(tmp_path):
+    np.savez(tmp_path / "bad.npz", images=np.zeros((4, 4, 4, 3), np.uint8), labels=np.array([0, 1, 1]))
+    report = validate_dataset(tmp_path / "bad.npz")
+    assert report.problem_kinds == ["length_mismatch"]
+    assert report.advice() == SKIP_BAD_CANNOT

@@ -166,6 +166,24 @@ def _raiser(error):
     raise error
 
 
+def _check_folder(root):
+    """DataError unless `root` is a folder: a file gets advice of its own, a missing path the download steps."""
+    if root.is_file():
+        raise DataError(
+            f"{root}: a file, not a folder. Pass its folder (the one holding the class sub-folders), or an .npz "
+            "file (load_npz).",
+            path=root,
+            problem="not_a_folder",
+        )
+    if not root.is_dir():
+        raise DataError(
+            f"{root}: no such folder. Set MEDCNN_DATA or pass the data folder; data/README.md gives the "
+            "download steps.",
+            path=root,
+            problem="missing_folder",
+        )
+
+
 def natural_key(text):
     """Sort key for natural order: digit runs compare by value, so 'H2' < 'H10' and '1' < '2' < '10' < 'X'.
 
@@ -206,13 +224,7 @@ def _check_class_order(class_order, folders, root):
 
 def _class_folders(root, class_order=None):
     root = Path(root)
-    if not root.is_dir():
-        raise DataError(
-            f"{root}: no such folder. Set MEDCNN_DATA or pass the data folder; data/README.md gives the "
-            "download steps.",
-            path=root,
-            problem="missing_folder",
-        )
+    _check_folder(root)
     folders = sorted((p for p in root.iterdir() if p.is_dir() and not is_hidden(p)), key=lambda p: natural_key(p.name))
     if class_order is not None:
         folders = _check_class_order(class_order, folders, root)
@@ -229,7 +241,7 @@ def _class_folders(root, class_order=None):
     return folders
 
 
-def _images_in(folder, found_folders):
+def _images_in(folder, found_folders, fix="Add images to it, or remove the folder if it is not a class."):
     entries = [p for p in Path(folder).iterdir() if p.is_file() and not is_hidden(p)]
     files = sorted(p for p in entries if is_image_file(p))
     if not files:
@@ -238,7 +250,7 @@ def _images_in(folder, found_folders):
         raise DataError(
             f"No images found for class '{Path(folder).name}' in {folder}. Expected at least one "
             f"{', '.join(IMAGE_EXTENSIONS)} file in each class folder (found folders: "
-            f"{', '.join(repr(n) for n in found_folders)}).{seen}",
+            f"{', '.join(repr(n) for n in found_folders)}).{seen} {fix}",
             path=folder,
             problem="empty_class",
         )
@@ -313,13 +325,7 @@ def parse_cnmc_name(path):
 def cnmc_parts(root):
     """[(fold or None, folder holding all/ and hem/)] of a C-NMC tree: its `fold_k/` folders, else root itself."""
     root = Path(root)
-    if not root.is_dir():
-        raise DataError(
-            f"{root}: no such folder. Set MEDCNN_DATA or pass the data folder; data/README.md gives the "
-            "download steps.",
-            path=root,
-            problem="missing_folder",
-        )
+    _check_folder(root)
     fold_dirs = sorted(
         (int(FOLD_FOLDER.fullmatch(p.name)[1]), p)
         for p in root.iterdir()
@@ -347,7 +353,7 @@ def list_cnmc(root, on_error=None):
                     problem="empty_class",
                 )
             try:
-                files = _images_in(folder, CNMC_CLASSES)
+                files = _images_in(folder, CNMC_CLASSES, fix="Add the class's images to it.")
             except DataError as error:
                 on_error(error)
                 continue

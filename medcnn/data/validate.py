@@ -36,6 +36,17 @@ from medcnn.data.paths import DATASET_SECTIONS, resolve_dataset
 
 LAYOUTS = ("auto", "folders", "cnmc", "npz")
 MAX_SIZES_SHOWN = 10  # a set of variable-size crops (chromosomes) has hundreds of sizes
+# Problems of single files, which `skip_bad=True` leaves out; any other problem (an empty class folder, a file
+# given for a folder, a bad npz) needs fixing by hand.
+SKIPPABLE_PROBLEMS = (
+    "missing_file",
+    "empty_file",
+    "not_an_image",
+    "unreadable",
+    "too_large",
+    "bad_name",
+    "label_mismatch",
+)
 
 
 @dataclass
@@ -54,6 +65,7 @@ class ValidationReport:
         duplicates: groups (lists) of byte-identical files (relative to `path`), or of identical npz images
             ("index 12").
         problems: [(path, message)], one per bad file or folder.
+        problem_kinds: the DataError tag of each entry of `problems` ("empty_class", "unreadable", ...).
         notes: remarks that do not stop the loaders (mixed sizes, files that are not images, duplicates across classes).
         n_files: files looked at (images, or npz items).
     """
@@ -68,6 +80,7 @@ class ValidationReport:
     formats: Counter = field(default_factory=Counter)
     duplicates: list = field(default_factory=list)
     problems: list = field(default_factory=list)
+    problem_kinds: list = field(default_factory=list)
     notes: list = field(default_factory=list)
     n_files: int = 0
 
@@ -75,6 +88,26 @@ class ValidationReport:
     def usable(self):
         """True when the loaders can read the data as it is (no problems, two or more non-empty classes)."""
         return not self.problems and sum(count > 0 for count in self.class_counts.values()) >= 2
+
+    def advice(self):
+        """One line: whether the data is usable and, if not, the fix that works for these problems."""
+        if self.usable:
+            return "Usable: yes"
+        by_hand = [kind for kind in self.problem_kinds if kind not in SKIPPABLE_PROBLEMS]
+        if by_hand or self.layout == "npz":
+            return (
+                "Usable: NO. Fix the problems above as each line says; skip_bad=True only leaves out unreadable "
+                "image files and cannot fix these."
+            )
+        emptied = [name for name, count in self.class_counts.items() if count == 0]
+        if emptied:
+            return (
+                f"Usable: NO. No image of class(es) {emptied} is readable: replace those files "
+                "(skip_bad=True would leave the class empty)."
+            )
+        if self.problems:
+            return "Usable: NO. Fix or remove the files above, or load with skip_bad=True to leave them out."
+        return "Usable: NO. A classification data set needs at least two classes with images."
 
     def to_text(self):
         """The report as printed by `python -m medcnn validate`."""
@@ -112,10 +145,7 @@ class ValidationReport:
             lines += ["", "Notes:"] + [f"  {note}" for note in self.notes]
         lines += ["", f"Problems: {len(self.problems)}"]
         lines += [f"  {_relative(path, self.path)}: {_strip_path(message, path)}" for path, message in self.problems]
-        lines += [
-            "",
-            "Usable: yes" if self.usable else "Usable: NO (fix the problems above, or load with skip_bad=True)",
-        ]
+        lines += ["", self.advice()]
         return "\n".join(lines)
 
 
@@ -193,6 +223,7 @@ def validate_dataset(path, layout="auto", image_size=None):
 
 def _problem(report, error):
     report.problems.append((error.path or report.path, str(error)))
+    report.problem_kinds.append(error.problem)
 
 
 def _check_tree(report, root, image_size):
@@ -251,8 +282,9 @@ def _check_npz(report, path):
     except DataError as error:
         _problem(report, error)
         return
-    for _, message in npz_problems(images, labels):
+    for kind, message in npz_problems(images, labels):
         report.problems.append((str(path), message))
+        report.problem_kinds.append(kind)
     if report.problems:
         return
     labels = labels.argmax(axis=1) if labels.ndim == 2 and labels.shape[1] > 1 else labels.reshape(len(labels))
