@@ -133,15 +133,6 @@ def test_table_from_metrics():
     assert frame.attrs["percent"] is True
 
 
-def test_seed_summary():
-    first = pd.DataFrame({"accuracy": [0.8, 0.6]}, index=["a", "b"])
-    second = pd.DataFrame({"accuracy": [0.9, 0.7]}, index=["a", "b"])
-    mean, std = report.seed_summary([first, second])
-    assert mean.loc["a", "accuracy"] == pytest.approx(0.85)
-    assert std.loc["b", "accuracy"] == pytest.approx(np.std([0.6, 0.7], ddof=1))
-    assert np.isnan(report.seed_summary([first])[1].loc["a", "accuracy"])
-
-
 def test_run_info_uses_medcnn_hardware_when_present(monkeypatch):
     fake = types.ModuleType("medcnn.hardware")
     fake.describe_hardware = lambda: {"accelerators": [{"name": "NVIDIA T4", "kind": "gpu"}]}

@@ -1,0 +1,61 @@
+"""The experiment layer every study notebook shares: runs, their record cache, the plan, summaries, export, outputs.
+
+A study module turns its configurations into `Run`s; a notebook then calls a handful of functions:
+
+    records = experiment.run_all(runs, x, labels, class_names, experiment.RunCache(out_dir, reuse=REUSE_RUNS))
+    summary = experiment.summarise(records, metrics)
+    table = experiment.compare(paper_table, summary, info)
+    experiment.export_run(best, x, labels, class_names, cache, out_dir / "model.keras", input_max=1.0)
+    experiment.write_outputs(out_dir, experiment.results_payload(...), title, sections, figures)
+"""
+
+from medcnn.experiment.cache import RunCache, fingerprint, split_digests
+from medcnn.experiment.export import export_model, export_run, serving_model
+from medcnn.experiment.outputs import (
+    compare,
+    comparison_markdown,
+    readme_table,
+    results_payload,
+    update_readme,
+    write_outputs,
+)
+from medcnn.experiment.plan import run_all, run_counts, seed_order
+from medcnn.experiment.runs import Run, evaluate_sides, slugify, train_and_evaluate
+from medcnn.experiment.summary import (
+    best_run,
+    gap_statement,
+    majority_share,
+    mean_std,
+    stuck_runs,
+    stuck_statement,
+    summarise,
+)
+
+__all__ = [
+    "Run",
+    "RunCache",
+    "best_run",
+    "compare",
+    "comparison_markdown",
+    "evaluate_sides",
+    "export_model",
+    "export_run",
+    "fingerprint",
+    "gap_statement",
+    "majority_share",
+    "mean_std",
+    "readme_table",
+    "results_payload",
+    "run_all",
+    "run_counts",
+    "seed_order",
+    "serving_model",
+    "slugify",
+    "split_digests",
+    "stuck_runs",
+    "stuck_statement",
+    "summarise",
+    "train_and_evaluate",
+    "update_readme",
+    "write_outputs",
+]

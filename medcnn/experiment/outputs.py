@@ -1,0 +1,168 @@
+"""What a study's run writes: the paper-vs-ours tables, `results.json`, `report.md`, and the README's table.
+
+Every study calls the same four: `compare` (a published table beside our summary), `results_payload`,
+`write_outputs` and `readme_table` / `update_readme`.
+"""
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from medcnn import report
+from medcnn.experiment.plan import run_counts
+from medcnn.experiment.summary import mean_std
+
+RECORD_KEYS = (
+    "configuration",
+    "group",
+    "seed",
+    "epochs",
+    "cached",
+    "snapshot_of",
+    "val_accuracy",
+    "val_balanced_accuracy",
+    "val_macro_f1",
+    "test_accuracy",
+    "test_balanced_accuracy",
+    "test_macro_f1",
+    "test_roc_auc",
+    "val_predict_s",
+    "test_predict_s",
+    "train_s",
+    "train_images_per_s",
+    "sizes",
+    "test_confusion",
+)
+
+
+def paper_decimals(paper):
+    """The decimals the paper printed: `attrs["decimals"]`, else the fewest that show every value (2 for fractions)."""
+    if "decimals" in paper.attrs:
+        return int(paper.attrs["decimals"])
+    values = paper.to_numpy(dtype="float64").ravel()
+    values = values[np.isfinite(values)]
+    needed = next((d for d in range(5) if np.allclose(np.round(values, d), values)), 4)
+    return max(needed, 2) if values.size and np.abs(values).max() <= 1 else needed
+
+
+def compare(paper, summary, info, metrics=None):
+    """The published table beside our mean ± std (long form, `report.paper_vs_ours`), rows and metrics of the paper.
+
+    Args:
+        paper: a published table (rows = configurations, columns = metrics).
+        summary: `summarise` output whose index holds (some of) the paper's rows, with `<metric>_mean/_std`.
+        info: the run's description (`report.run_info`).
+        metrics: the metrics to compare; default the paper's columns that the summary has.
+    """
+    metrics = metrics or [m for m in paper.columns if f"{m}_mean" in summary]
+    rows = [row for row in paper.index if row in summary.index]
+    ours = summary.loc[rows, [f"{m}_mean" for m in metrics]].set_axis(metrics, axis=1)
+    std = summary.loc[rows, [f"{m}_std" for m in metrics]].set_axis(metrics, axis=1)
+    table = report.paper_vs_ours(paper, ours, info, std=std, metrics=metrics)
+    table["runs"] = table["row"].map(summary["runs"]).fillna(0).astype(int)
+    table.attrs["decimals"] = paper_decimals(paper)
+    return table
+
+
+def comparison_markdown(comparison, headers=None, digits=3):
+    """A comparison as a markdown table: per metric the paper (at its printed precision) and ours (mean ± std).
+
+    Args:
+        comparison: `compare` output.
+        headers: {metric: column title}, default the metric names.
+        digits: decimals of our numbers.
+    """
+    decimals = comparison.attrs.get("decimals", 2)
+    metrics = list(dict.fromkeys(comparison["metric"]))
+    headers = headers or {}
+    columns = []
+    for metric in metrics:
+        title = headers.get(metric, metric)
+        columns += [f"paper {title}", f"ours {title}"]
+    lines = [
+        "| " + " | ".join([comparison.attrs.get("index_name") or "row", *columns, "seeds"]) + " |",
+        "|" + "---|" * (len(columns) + 2),
+    ]
+    for row, part in comparison.groupby("row", sort=False):
+        cells = []
+        for metric in metrics:
+            entry = part[part["metric"] == metric].iloc[0]
+            cells += [
+                "" if not np.isfinite(entry["paper"]) else f"{entry['paper']:.{decimals}f}",
+                mean_std(entry["ours"], entry["std"], digits),
+            ]
+        lines.append("| " + " | ".join([str(row), *cells, str(int(part["runs"].iloc[0]))]) + " |")
+    return "\n".join(lines)
+
+
+def table_payload(comparison):
+    """{row: {metric: {paper, ours, std, delta}}, "_runs": {row: n}} for results.json."""
+    rows = {}
+    for record in comparison.to_dict("records"):
+        rows.setdefault(record["row"], {})[record["metric"]] = {
+            key: record[key] for key in ("paper", "ours", "std", "delta")
+        }
+        rows[record["row"]]["runs"] = int(record["runs"])
+    return rows
+
+
+def results_payload(study, citation, info, tables, summary, records, findings, extra=None, record_keys=RECORD_KEYS):
+    """Everything `results.json` records: the run, each table (paper, ours, std, delta), the summary, every run.
+
+    Args:
+        study, citation: the study module's `STUDY` and `CITATION`.
+        info: `report.run_info(...)`; the run counts (trained now, reused, training seconds) are added to it.
+        tables: {table id: `compare` output}.
+        summary: `summarise` output over every configuration.
+        records: the run records.
+        findings: the sentences the notebook printed.
+        extra: anything else the study records (reference rows, leak counts, ...).
+        record_keys: which fields of each record to keep (histories and per-image predictions stay in runs/).
+    """
+    return {
+        "study": study,
+        "citation": citation,
+        "run": {**info, **run_counts(records)},
+        "tables": {name: table_payload(comparison) for name, comparison in tables.items()},
+        "paper_decimals": {name: comparison.attrs.get("decimals", 2) for name, comparison in tables.items()},
+        "summary": summary.reset_index().to_dict("records"),
+        "findings": list(findings),
+        **(extra or {}),
+        "runs": [{key: record[key] for key in record_keys if key in record} for record in records],
+    }
+
+
+def write_outputs(out_dir, payload, title, sections, figures=()):
+    """Write `results.json` and `report.md` (the run table says how many runs were trained now and reused)."""
+    counts = payload["run"]
+    info = {**payload["run"], "elapsed_s": counts.get("training_s_all_runs", counts.get("elapsed_s"))}
+    info["runs"] = f"{counts['runs']} ({counts['trained_now']} trained now, {counts['reused']} reused)"
+    results = report.write_results(out_dir, payload)
+    markdown = report.write_report(out_dir, title, info, sections, figures)
+    return results, markdown
+
+
+def readme_table(payload, table, headers=None, digits=3):
+    """The README's markdown table of one published table from a `results.json` payload."""
+    rows = []
+    for row, metrics in payload["tables"][table].items():
+        for metric, values in metrics.items():
+            if metric != "runs":
+                rows.append({"row": row, "metric": metric, **values, "runs": metrics["runs"]})
+    comparison = pd.DataFrame(rows)
+    comparison.attrs["decimals"] = payload.get("paper_decimals", {}).get(table, 2)
+    comparison.attrs["index_name"] = "configuration"
+    return comparison_markdown(comparison, headers, digits)
+
+
+def update_readme(readme, marker, text):
+    """Replace what stands between `<!-- marker -->` and `<!-- /marker -->` in `readme` with `text`."""
+    readme = Path(readme)
+    content = readme.read_text()
+    pattern = re.compile(rf"(<!-- {re.escape(marker)} -->\n).*?(\n<!-- /{re.escape(marker)} -->)", re.S)
+    if not pattern.search(content):
+        raise ValueError(f"{readme} has no '<!-- {marker} -->' ... '<!-- /{marker} -->' section.")
+    readme.write_text(pattern.sub(lambda match: match.group(1) + text.strip() + match.group(2), content))
+    return readme

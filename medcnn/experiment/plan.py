@@ -1,0 +1,55 @@
+"""The run plan: configurations x seeds, seed by seed, so that a run cut short still has every row."""
+
+from medcnn.experiment.runs import train_and_evaluate
+
+
+def seed_order(configurations, seeds_of):
+    """[(configuration, seed)] seed by seed: every configuration of seed 0, then of seed 1, ...
+
+    Args:
+        configurations: objects with a `group` attribute, in table order.
+        seeds_of: {group: [seeds]}; a configuration whose group is missing gets no run.
+    """
+    every_seed = sorted({seed for configuration in configurations for seed in seeds_of.get(configuration.group, [])})
+    return [
+        (configuration, seed)
+        for seed in every_seed
+        for configuration in configurations
+        if seed in seeds_of.get(configuration.group, [])
+    ]
+
+
+def run_all(runs, x, labels, class_names, cache, verbose=2, log=print):
+    """Train (or reuse) every run in order; returns all records, snapshots after their run.
+
+    Args:
+        runs: `Run`s in the order to train them (see `seed_order`); a snapshot is listed inside its run only.
+        x, labels, class_names: the data, as for `train_and_evaluate`.
+        cache: a `RunCache`.
+        log: one line per run: what it is, the split sizes, reused or its validation and test accuracy.
+    """
+    records = []
+    for run in runs:
+        sizes = "/".join(str(len(index)) for index in run.split.values())
+        log(f"--- {run.label} | seed {run.seed} | {'/'.join(run.split)} {sizes}")
+        for record in train_and_evaluate(run, x, labels, class_names, cache, verbose, log):
+            how = "reused" if record["cached"] else f"trained in {record['train_s']:.0f} s"
+            scores = ", ".join(
+                f"{side} {record[f'{side}_accuracy']:.3f}" for side in ("val", "test") if f"{side}_accuracy" in record
+            )
+            log(f"    {record['configuration']} (seed {record['seed']}): {how}; {scores}")
+            records.append(record)
+    return records
+
+
+def run_counts(records):
+    """How many runs there are, how many were trained now and reused, and the seconds their training took."""
+    trained = [record for record in records if not record.get("cached")]
+    return {
+        "runs": len(records),
+        "trained_now": len(trained),
+        "reused": len(records) - len(trained),
+        # snapshots share their run's training: count each training once
+        "training_s_now": sum(r["train_s"] for r in trained if "snapshot_of" not in r),
+        "training_s_all_runs": sum(r["train_s"] for r in records if "snapshot_of" not in r),
+    }

@@ -1,0 +1,232 @@
+"""One run: a configuration trained with one seed on one split, then evaluated on validation and test.
+
+A `Run` says everything that changes the result; `train_and_evaluate` trains it with the library's own steps
+(`pipeline.make_dataset`, `train.fit`, `evaluate.classification_metrics`, `evaluate.timed_predict`) and returns a
+plain-JSON record, reusing a recorded one when the cache allows.
+"""
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import keras
+import numpy as np
+
+from medcnn.experiment.cache import fingerprint, split_digests
+
+SIDES = ("val", "test")
+
+
+def slugify(label):
+    """'15 epochs, batch 64' -> '15-epochs-batch-64': a file-name-safe form of a label."""
+    slug = "".join(c if c.isalnum() else "-" for c in label.lower()).strip("-")
+    while "--" in slug:
+        slug = slug.replace("--", "-")
+    return slug
+
+
+@dataclass
+class Run:
+    """Everything that defines one run.
+
+    Args:
+        label: the configuration's row label, e.g. "15 epochs, batch 64, categorical CE".
+        seed: fixes the initialisation (and, by the caller's choice, the split).
+        build_model: `() -> compiled keras.Model`, called after `keras.utils.set_random_seed(seed)`.
+        split: {"train", "val"[, "test"]}: index arrays into the data.
+        epochs, batch_size: the training budget.
+        group: which table or variation the run belongs to (e.g. "table1").
+        settings: the configuration's values, recorded and fingerprinted (JSON-able).
+        fingerprint_extra: anything else that changes the result (data files' hash, image size, learning rate).
+        one_hot: one-hot labels (categorical / binary CE over K outputs); False keeps integer labels.
+        augmentation: `seed -> Keras layer` applied to training batches only, or None.
+        class_weight: {class: weight} or None.
+        callbacks: `() -> [keras callbacks]` or None.
+        snapshots: shorter runs that are this run's first epochs (same everything but `epochs`), e.g. Table 1's
+            10-epoch row inside the 15-epoch run: evaluated at their epoch and recorded as runs of their own.
+        extra_metrics: `(labels, probabilities) -> {name: float}`, study-specific numbers recorded per side.
+        predict_batch_size: batch size of the timed predictions.
+    """
+
+    label: str
+    seed: int
+    build_model: Callable
+    split: dict
+    epochs: int
+    batch_size: int
+    group: str = "main"
+    settings: dict = field(default_factory=dict)
+    fingerprint_extra: dict = field(default_factory=dict)
+    one_hot: bool = True
+    augmentation: Callable = None
+    class_weight: dict = None
+    callbacks: Callable = None
+    snapshots: tuple = ()
+    extra_metrics: Callable = None
+    predict_batch_size: int = 32
+
+    @property
+    def key(self):
+        """The record's file stem: `<label slug>__seed<k>`."""
+        return f"{slugify(self.label)}__seed{self.seed}"
+
+    @property
+    def fingerprint(self):
+        return fingerprint(
+            {
+                "config": self.settings,
+                "seed": self.seed,
+                "epochs": self.epochs,
+                **self.fingerprint_extra,
+                "split": split_digests(self.split),
+            }
+        )
+
+    def __post_init__(self):
+        for snapshot in self.snapshots:
+            if not 1 <= snapshot.epochs < self.epochs or snapshot.seed != self.seed:
+                raise ValueError(
+                    f"A snapshot must have the same seed and fewer epochs than its run '{self.label}' "
+                    f"({self.epochs}). Received: '{snapshot.label}' seed {snapshot.seed}, {snapshot.epochs} epochs."
+                )
+
+
+class EpochSnapshots(keras.callbacks.Callback):
+    """Keeps the model's weights after each of the given (1-based) epochs, in `self.weights[epoch]`."""
+
+    def __init__(self, epochs):
+        super().__init__()
+        self.epochs = set(epochs)
+        self.weights = {}
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 in self.epochs:
+            self.weights[epoch + 1] = self.model.get_weights()
+
+
+def evaluate_sides(model, run, x, labels, class_names):
+    """Validation and test metrics of a trained model: accuracy, balanced accuracy, F1, ROC-AUC, confusion, time."""
+    from medcnn.evaluate import classification_metrics, timed_predict
+
+    result = {}
+    for side in SIDES:
+        if side not in run.split:
+            continue
+        index = np.asarray(run.split[side])
+        probabilities, seconds = timed_predict(model, x[index], batch_size=run.predict_batch_size)
+        metrics = classification_metrics(labels[index], probabilities, class_names)
+        result.update(
+            {
+                f"{side}_accuracy": metrics["accuracy"],
+                f"{side}_balanced_accuracy": metrics["recall_macro"],
+                f"{side}_macro_f1": metrics["f1_macro"],
+                f"{side}_weighted_f1": metrics["f1_weighted"],
+                f"{side}_roc_auc": metrics["roc_auc"],
+                f"{side}_confusion": metrics["confusion_matrix"],
+                f"{side}_predict_s": float(seconds),
+            }
+        )
+        if "precision" in metrics:  # binary: the positive class
+            result.update({f"{side}_precision": metrics["precision"], f"{side}_recall": metrics["recall"]})
+        if run.extra_metrics is not None:
+            result.update(
+                {
+                    f"{side}_{name}": float(value)
+                    for name, value in run.extra_metrics(labels[index], probabilities).items()
+                }
+            )
+        if side == "test":
+            result["test_indices"] = [int(i) for i in index]
+            result["test_probabilities"] = np.round(np.asarray(probabilities, dtype="float64"), 4).tolist()
+    return result
+
+
+def _record(run, history, epochs, train_s, n_train, precision):
+    return {
+        "configuration": run.label,
+        "group": run.group,
+        "settings": run.settings,
+        "seed": run.seed,
+        "epochs": epochs,
+        "fingerprint": run.fingerprint,
+        "precision": precision,
+        "history": {name: values[:epochs] for name, values in history.items()},
+        "train_s": train_s,
+        "train_images_per_s": n_train * epochs / train_s if train_s > 0 else None,
+        "sizes": {side: int(len(index)) for side, index in run.split.items()},
+    }
+
+
+def train_and_evaluate(run, x, labels, class_names, cache, verbose=2, log=print):
+    """Train `run` (and its snapshots) unless the cache holds them; returns their records, run first.
+
+    Args:
+        run: a `Run`.
+        x: the model's inputs for the whole data set, (N, ...); `run.split` indexes into it.
+        labels: integer labels (N,).
+        class_names: names in label order.
+        cache: a `RunCache`; records and weights are written there.
+        verbose: Keras' progress output for `fit`.
+        log: where one line per run goes.
+
+    Returns:
+        [record of run, records of its snapshots...]; each record has `cached` True when it was reused.
+    """
+    from medcnn.data.pipeline import make_dataset
+    from medcnn.train import fit
+
+    precision = keras.config.dtype_policy().name
+    every = [run, *run.snapshots]
+    records = {item.key: cache.load(item.key, item.fingerprint, precision) for item in every}
+    if records[run.key] is not None:
+        missing = [snapshot for snapshot in run.snapshots if records[snapshot.key] is None]
+        for snapshot in missing:  # the long run is recorded: train only the short one
+            records[snapshot.key] = train_and_evaluate(snapshot, x, labels, class_names, cache, verbose, log)[0]
+        return [records[item.key] for item in every]
+
+    snapshots = [snapshot for snapshot in run.snapshots if records[snapshot.key] is None]
+    num_classes = len(class_names)
+    keras.utils.set_random_seed(run.seed)
+    model = run.build_model()
+    train_ds = make_dataset(
+        x[run.split["train"]],
+        labels[run.split["train"]],
+        run.batch_size,
+        training=True,
+        num_classes=num_classes if run.one_hot else None,
+        augmentation=run.augmentation(run.seed) if run.augmentation else None,
+        seed=run.seed,
+    )
+    val_ds = make_dataset(
+        x[run.split["val"]],
+        labels[run.split["val"]],
+        run.batch_size,
+        training=False,
+        num_classes=num_classes if run.one_hot else None,
+    )
+    keeper = EpochSnapshots({snapshot.epochs for snapshot in snapshots})
+    callbacks = [*(run.callbacks() if run.callbacks else []), keeper]
+    started = time.perf_counter()
+    history = fit(
+        model, train_ds, val_ds, epochs=run.epochs, class_weight=run.class_weight, callbacks=callbacks, verbose=verbose
+    )
+    train_s = time.perf_counter() - started
+    epochs_run = len(next(iter(history.values())))
+    n_train = len(run.split["train"])
+
+    final = _record(run, history, epochs_run, train_s, n_train, precision)
+    final.update(evaluate_sides(model, run, x, labels, class_names))
+    cache.save(run.key, final, model)
+    records[run.key] = {**final, "cached": False}
+    final_weights = model.get_weights()
+    for snapshot in snapshots:
+        model.set_weights(keeper.weights[snapshot.epochs])
+        seconds = train_s * snapshot.epochs / epochs_run
+        record = _record(snapshot, history, snapshot.epochs, seconds, n_train, precision)
+        record["snapshot_of"] = run.label
+        record.update(evaluate_sides(model, snapshot, x, labels, class_names))
+        cache.save(snapshot.key, record, model)
+        records[snapshot.key] = {**record, "cached": False}
+    model.set_weights(final_weights)
+    keras.backend.clear_session()
+    return [records[item.key] for item in every]
