@@ -1,15 +1,18 @@
 """Tests for medcnn.data.splits: ratios, stratification, groups, reproducibility and the leakage check."""
 
 import hashlib
+import warnings
 
 import numpy as np
 import pytest
 
 from medcnn.errors import DataError
 from medcnn.data.splits import (
+    LopsidedSplitWarning,
     check_no_leakage,
     grouped_kfold,
     image_fingerprints,
+    lopsided_classes,
     split_counts,
     stratified_kfold,
     train_val_test_split,
@@ -151,3 +154,85 @@ def test_groups_length_mismatch():
 def test_split_counts_table():
     table = split_counts(LABELS, {"train": np.arange(150), "val": np.arange(150, 200)}, ["a", "b", "c"])
     assert table.loc["a", "train"] == 120 and table.loc["b", "val"] == 20 and table.loc["total"].tolist() == [150, 50]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Grouped splits that leave a class nearly absent from a side
+
+# 100 items of class 0 in 20 patients of 5; 90 of class 1, 80 of them in two patients, 10 in patients of one item.
+LOPSIDED_LABELS = np.repeat([0, 1], [100, 90])
+LOPSIDED_GROUPS = np.array(
+    [f"A{i}" for i in range(20) for _ in range(5)] + ["B0"] * 40 + ["B1"] * 40 + [f"C{i}" for i in range(10)]
+)
+
+
+def per_class(labels, indices):
+    counts = np.bincount(labels[indices], minlength=2)
+    return f"{{0: {counts[0]}, 1: {counts[1]}}}"
+
+
+def test_lopsided_classes_share_rule():
+    labels = np.repeat([0, 1], [60, 40])
+    splits = {"train": np.r_[0:50, 60:98], "val": np.r_[50:60, 98:100]}  # val: 10 of class 0, 2 of class 1
+    assert lopsided_classes(labels, splits) == [(1, "val", 2, 12, pytest.approx(0.4 * 12))]
+
+
+def test_lopsided_classes_count_rule():
+    labels = np.repeat([0, 1], [90, 10])
+    # 2 of class 1 among 40 (4 expected): at least half, but under 3 where 4 were expected.
+    assert lopsided_classes(labels, {"train": np.r_[0:52, 90:98], "val": np.r_[52:90, 98:100]}) == [
+        (1, "val", 2, 40, pytest.approx(4.0))
+    ]
+    # 1 of class 1 among 20 (2 expected): half of it, and under 3 only because fewer than 3 were expected.
+    assert lopsided_classes(labels, {"train": np.r_[0:71, 90:99], "val": np.r_[71:90, 99:100]}) == []
+
+
+def test_grouped_split_warns_at_the_callers_line():
+    with pytest.warns(LopsidedSplitWarning) as record:
+        train, val, test = train_val_test_split(LOPSIDED_LABELS, groups=LOPSIDED_GROUPS, seed=0)
+    assert len(record) == 1 and record[0].filename == __file__
+    message = str(record[0].message)
+    for side, part in (("train", train), ("val", val), ("test", test)):
+        assert f"{side} {per_class(LOPSIDED_LABELS, part)}" in message
+    # The big patients B0 and B1 (80 of the 90 class-1 items) cannot sit in a 15% side.
+    assert np.bincount(LOPSIDED_LABELS[val], minlength=2)[1] < 0.5 * 90 / 190 * len(val)
+    assert message.startswith("The grouped split (0.7, 0.15, 0.15) leaves a class nearly absent from a side")
+    assert f"class 1 has {np.sum(LOPSIDED_LABELS[val] == 1)} of {len(val)} items in val" in message
+
+
+def test_grouped_kfold_warns_naming_the_fold():
+    with pytest.warns(LopsidedSplitWarning) as record:
+        folds = grouped_kfold(LOPSIDED_LABELS, LOPSIDED_GROUPS, n_splits=4, seed=0)
+    assert len(record) == 1 and record[0].filename == __file__
+    message = str(record[0].message)
+    lopsided = [k for k, (_, val) in enumerate(folds) if np.sum(LOPSIDED_LABELS[val] == 1) < 0.5 * 90 / 190 * len(val)]
+    assert len(lopsided) == 2  # the two folds without B0 or B1
+    for k in lopsided:
+        val = folds[k][1]
+        assert f"class 1 has {np.sum(LOPSIDED_LABELS[val] == 1)} of {len(val)} items in fold {k} val" in message
+    for k, (train, val) in enumerate(folds):
+        assert f"fold {k} train {per_class(LOPSIDED_LABELS, train)}" in message
+        assert f"fold {k} val {per_class(LOPSIDED_LABELS, val)}" in message
+
+
+def test_balanced_grouped_splits_do_not_warn():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", LopsidedSplitWarning)
+        train_val_test_split(LABELS, groups=GROUPS, seed=0)
+        grouped_kfold(LABELS, GROUPS, n_splits=3, seed=0)
+        train_val_test_split(LOPSIDED_LABELS, seed=0)  # not grouped: stratified exactly
+
+
+def test_staged_cnmc_grouped_split_warns(shared_data):
+    from medcnn.data.loaders import load_cnmc
+
+    data = load_cnmc(shared_data / "cnmc", decode=False)
+    with pytest.warns(LopsidedSplitWarning) as record:
+        train, val, test = train_val_test_split(data.labels, groups=data.groups, seed=0)
+    hem_share = 320 / 840  # PROVENANCE.md: 520 ALL, 320 HEM
+    hem_in_val = int(np.sum(data.labels[val] == 1))
+    assert hem_in_val < 0.5 * hem_share * len(val)  # two HEM patients hold 300 of the 320 HEM cells
+    message = str(record[0].message)
+    assert record[0].filename == __file__
+    assert f"class 1 has {hem_in_val} of {len(val)} items in val" in message
+    assert f"val {per_class(data.labels, val)}" in message

@@ -5,6 +5,7 @@ split, whatever the caller does with the data in between.
 """
 
 import hashlib
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,14 @@ import pandas as pd
 from medcnn.errors import DataError
 
 SPLIT_NAMES = ("train", "val", "test")
+# Whole groups cannot be stratified exactly. A grouped split is lopsided for a class on a side when that side holds
+# fewer than half the items the class's overall share predicts for it, or fewer than MIN_ITEMS_PER_SIDE items where
+# at least that many were predicted (per-class metrics on that side would rest on one or two images).
+MIN_ITEMS_PER_SIDE = 3
+
+
+class LopsidedSplitWarning(UserWarning):
+    """A grouped split left a class nearly absent from one side, because whole groups (patients) go to one side."""
 
 
 def _check_ratios(ratios):
@@ -80,7 +89,9 @@ def train_val_test_split(labels, ratios=(0.7, 0.15, 0.15), seed=0, groups=None):
         ratios: (train, val, test) fractions, e.g. (0.7, 0.15, 0.15) or (0.64, 0.16, 0.2); or two fractions,
             (train, val), e.g. (0.8, 0.2).
         seed: the same seed gives the same split.
-        groups: optional group id per item; grouped splits follow the ratios only as closely as whole groups allow.
+        groups: optional group id per item; grouped splits follow the ratios only as closely as whole groups allow,
+            and warn (`LopsidedSplitWarning`, with the counts per class and side) when a class ends up nearly
+            absent from a side (see `lopsided_classes`).
 
     Returns:
         One sorted index array per ratio: (train_idx, val_idx, test_idx), or (train_idx, val_idx) for two ratios.
@@ -108,7 +119,10 @@ def train_val_test_split(labels, ratios=(0.7, 0.15, 0.15), seed=0, groups=None):
             indices, holdout = _grouped_holdout(labels, groups, indices, fraction, seed)
         held_out.insert(0, np.sort(holdout))
         remaining -= ratio
-    return (np.sort(indices), *held_out)
+    parts = (np.sort(indices), *held_out)
+    if groups is not None:
+        _warn_if_lopsided(labels, dict(zip(SPLIT_NAMES, parts)), f"The grouped split {ratios}")
+    return parts
 
 
 def stratified_kfold(labels, n_splits=5, seed=0):
@@ -122,7 +136,11 @@ def stratified_kfold(labels, n_splits=5, seed=0):
 
 
 def grouped_kfold(labels, groups, n_splits=3, seed=0):
-    """Patient-grouped, class-stratified k-fold (StratifiedGroupKFold): each group is validated exactly once."""
+    """Patient-grouped, class-stratified k-fold (StratifiedGroupKFold): each group is validated exactly once.
+
+    Warns (`LopsidedSplitWarning`) when a fold leaves a class nearly absent from its train or validation side.
+    Returns a list of `n_splits` sorted (train_idx, val_idx) pairs.
+    """
     from sklearn.model_selection import StratifiedGroupKFold
 
     labels, groups = _check_labels(labels, groups)
@@ -136,7 +154,62 @@ def grouped_kfold(labels, groups, n_splits=3, seed=0):
             problem="too_few_groups",
         )
     folds = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-    return [(np.sort(train), np.sort(val)) for train, val in folds.split(np.zeros(len(labels)), labels, groups)]
+    pairs = [(np.sort(train), np.sort(val)) for train, val in folds.split(np.zeros(len(labels)), labels, groups)]
+    sides = {f"fold {k} {side}": part for k, pair in enumerate(pairs) for side, part in zip(("train", "val"), pair)}
+    _warn_if_lopsided(labels, sides, f"The grouped {n_splits}-fold split")
+    return pairs
+
+
+def lopsided_classes(labels, splits):
+    """Classes that a split leaves nearly absent from a side, compared with their share of the whole data set.
+
+    A class is listed for a side when the side holds fewer than half the items the class's overall share predicts
+    for it, or fewer than `MIN_ITEMS_PER_SIDE` items where at least that many were predicted.
+
+    Args:
+        labels: class label per item of the whole data set.
+        splits: {side name: indices}, e.g. {"train": train_idx, "val": val_idx}.
+
+    Returns:
+        [(class, side, count, side size, expected count)], in side order, then class order.
+    """
+    labels = np.asarray(labels)
+    classes, totals = np.unique(labels, return_counts=True)
+    shares = totals / len(labels)
+    found = []
+    for side, indices in splits.items():
+        side_labels = labels[np.asarray(indices, dtype=int)]
+        for value, share in zip(classes, shares):
+            count, expected = int((side_labels == value).sum()), float(share * len(side_labels))
+            if count < expected / 2 or count < MIN_ITEMS_PER_SIDE <= expected:
+                found.append((value.item(), side, count, len(side_labels), expected))
+    return found
+
+
+def _warn_if_lopsided(labels, splits, what):
+    """Warn, pointing at the caller of the public split function, when `lopsided_classes` finds any."""
+    flagged = lopsided_classes(labels, splits)
+    if not flagged:
+        return
+    labels = np.asarray(labels)
+    classes = np.unique(labels)
+    details = "; ".join(
+        f"class {value!r} has {count} of {size} items in {side} ({count / size:.1%}; {expected:.1f} expected "
+        f"from its {np.mean(labels == value):.1%} overall)"
+        for value, side, count, size, expected in flagged
+    )
+    table = ", ".join(
+        f"{side} {dict(zip(classes.tolist(), [int((labels[idx] == c).sum()) for c in classes]))}"
+        for side, idx in ((side, np.asarray(indices, dtype=int)) for side, indices in splits.items())
+    )
+    warnings.warn(
+        f"{what} leaves a class nearly absent from a side, because each group (patient) sits on one side only: "
+        f"{details}. Items per class and side: {table}. Metrics of that class on that side rest on few items. "
+        "When a few large groups hold most of a class (count items per group), whole groups cannot do better: "
+        "report that class's results with this caveat; otherwise try other seeds or ratios.",
+        LopsidedSplitWarning,
+        stacklevel=3,
+    )
 
 
 def image_fingerprints(images_or_paths):
