@@ -1,11 +1,80 @@
-"""Command line: `python -m medcnn validate PATH` and `python -m medcnn predict MODEL IMAGES...`."""
+"""Command line: `python -m medcnn validate PATH` and `python -m medcnn predict MODEL IMAGES...`.
+
+TensorFlow's start-up messages on a machine without a GPU ("Could not find cuda drivers", "failed call to cuInit",
+"oneDNN custom operations are on", ...) say nothing useful to someone classifying a few images, so the command
+line hides them: `TF_CPP_MIN_LOG_LEVEL=3` unless set otherwise, and the lines native code writes while Keras is
+imported are filtered (TensorFlow 2.19+ writes some before its log level applies, tensorflow/tensorflow#100442).
+Set `TF_CPP_MIN_LOG_LEVEL=0` to see everything.
+"""
 
 import argparse
+import contextlib
+import os
+import re
 import sys
+import tempfile
+
+# Lines of TensorFlow's start-up chatter, matched anywhere in a line written to file descriptor 2.
+TENSORFLOW_NOISE = re.compile(
+    r"absl::InitializeLog\(\)|cudart_stub|cuInit|cuda_(?:platform|driver|dnn|fft|blas)\.cc|"
+    r"oneDNN custom operations|cpu_feature_guard|rebuild TensorFlow with the appropriate compiler flags|"
+    r"computation placer already registered|TF-TRT Warning"
+)
+
+
+def quiet_tensorflow_settings():
+    """Set TensorFlow's log level to errors-only (3) unless the environment already sets one.
+
+    Must run before TensorFlow is imported. Returns True when the start-up chatter should be filtered (the
+    level is not 0, i.e. the user did not ask for every message).
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    return os.environ["TF_CPP_MIN_LOG_LEVEL"] != "0"
+
+
+@contextlib.contextmanager
+def filtered_native_stderr(noise=TENSORFLOW_NOISE):
+    """Inside the block, capture what anything (native code included) writes to file descriptor 2; afterwards
+    write every captured line back to stderr except those matching `noise`.
+
+    Nothing is lost: an error raised in the block still shows, and so do lines that are not noise.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            kept = [
+                line
+                for line in capture.read().decode("utf-8", errors="replace").splitlines(keepends=True)
+                if not noise.search(line)
+            ]
+            sys.stderr.write("".join(kept))
+            sys.stderr.flush()
+
+
+def import_keras_quietly():
+    """Import Keras (and its backend) without TensorFlow's start-up chatter; lower absl's Python verbosity."""
+    if not quiet_tensorflow_settings():
+        import keras  # noqa: F401
+
+        return
+    with filtered_native_stderr():
+        import keras  # noqa: F401
+    with contextlib.suppress(ImportError):  # absl comes with TensorFlow, not with every backend
+        from absl import logging as absl_logging
+
+        absl_logging.set_verbosity(absl_logging.ERROR)
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="python -m medcnn", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m medcnn", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
     from medcnn import predict
@@ -17,7 +86,10 @@ def build_parser():
 
 
 def main(argv=None):
+    quiet_tensorflow_settings()
     args = build_parser().parse_args(argv)
+    if getattr(args, "uses_keras", False):
+        import_keras_quietly()
     return args.run(args)
 
 

@@ -27,18 +27,35 @@ def expand_inputs(inputs):
 
 
 def load_model(model_path):
-    """Load a saved model and its class names; DataError if the file is missing or carries no class names."""
+    """Load a saved medcnn model and its class names.
+
+    Every medcnn layer is registered first (`medcnn.layers`), so a model holding any of them loads.
+
+    Returns:
+        (model, class names).
+
+    Raises:
+        DataError: the file is missing, Keras cannot load it, or it carries no class names.
+    """
     import keras
 
-    import medcnn.preprocessing  # noqa: F401  (registers the custom layers for deserialisation)
+    import medcnn.layers  # noqa: F401  (registers every medcnn layer for deserialisation)
+    from medcnn.preprocessing import class_names_of
 
     model_path = Path(model_path)
     if not model_path.is_file():
         raise DataError(
             f"{model_path}: no such model file. Train one first (e.g. `make reproduce-allgray`).", path=model_path
         )
-    model = keras.saving.load_model(model_path)
-    names = medcnn.preprocessing.class_names_of(model)
+    try:
+        model = keras.saving.load_model(model_path)
+    except Exception as error:  # Keras raises TypeError, ValueError, OSError, ... for a file it cannot read
+        raise DataError(
+            f"{model_path}: Keras could not load this model ({type(error).__name__}: {_short_reason(error)}). "
+            "Expected a `.keras` file saved by medcnn; a layer from another package must be imported before loading.",
+            path=model_path,
+        ) from error
+    names = class_names_of(model)
     if names is None:
         raise DataError(
             f"{model_path}: the model stores no class names (no ClassNames layer). Save it with "
@@ -46,6 +63,14 @@ def load_model(model_path):
             path=model_path,
         )
     return model, names
+
+
+def _short_reason(error, limit=300):
+    """The line of a Keras loading error that names the problem (its messages repeat whole configs)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    reason = next((line for line in lines if "Could not locate" in line), lines[0] if lines else "")
+    reason = reason.split(" Full object config:")[0]
+    return reason if len(reason) <= limit else reason[: limit - 3] + "..."
 
 
 def predict_files(model, class_names, files):
@@ -72,7 +97,7 @@ def add_arguments(parser):
     parser.add_argument("model", help="a model.keras saved by a medcnn notebook")
     parser.add_argument("images", nargs="+", help="image files or folders of images")
     parser.add_argument("--csv", dest="csv_path", help="also write the predictions to this CSV file")
-    parser.set_defaults(run=run)
+    parser.set_defaults(run=run, uses_keras=True)
 
 
 def run(args):
