@@ -23,16 +23,7 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-
-def as_labels(y_true):
-    """Integer labels (N,) from labels (N,) or a one-hot / probability matrix (N, K)."""
-    y_true = np.asarray(y_true)
-    if y_true.ndim == 2 and y_true.shape[1] > 1:
-        return y_true.argmax(axis=1)
-    y_true = y_true.reshape(-1)
-    if y_true.size and not np.all(np.equal(np.mod(y_true, 1), 0)):
-        raise ValueError(f"`y_true` must hold integer class labels. Received: y_true[:5]={y_true[:5].tolist()}")
-    return y_true.astype(int)
+from medcnn.data.labels import as_labels
 
 
 def probability_matrix(y_prob, num_classes):

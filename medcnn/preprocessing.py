@@ -7,7 +7,7 @@ the class names with the model. `with_preprocessing` wraps a trained model with 
 import keras
 from keras import layers, ops
 
-COLOR_MODES = ("grayscale", "rgb")
+from medcnn.data.imageio import check_color_mode
 
 
 @keras.saving.register_keras_serializable(package="medcnn")
@@ -36,8 +36,7 @@ class ImagePreprocessing(layers.Layer):
         super().__init__(**kwargs)
         if not (isinstance(size, (tuple, list)) and len(size) == 2 and all(isinstance(v, int) and v > 0 for v in size)):
             raise ValueError(f"`size` must be a pair of positive ints, e.g. (100, 100). Received: size={size!r}")
-        if color_mode not in COLOR_MODES:
-            raise ValueError(f"`color_mode` must be one of {COLOR_MODES}. Received: color_mode={color_mode!r}")
+        check_color_mode(color_mode)
         self.size = tuple(size)
         self.color_mode = color_mode
         self.scale = float(scale)

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score, precision_score, recall_score, roc_auc_score
 
+from medcnn.data.labels import flat_labels
 from medcnn.evaluate import (
+    as_labels,
     classification_metrics,
     keras_binary_accuracy,
     probability_matrix,
@@ -72,6 +74,41 @@ def test_onehot_labels_are_accepted():
     probabilities = np.eye(3)[[0, 1, 2, 1]]
     from_onehot = classification_metrics(np.eye(3)[labels], probabilities, ["a", "b", "c"])
     assert from_onehot["accuracy"] == pytest.approx(0.75)
+
+
+@pytest.mark.parametrize(
+    "labels, expected",
+    [
+        ([2, 0, 1], [2, 0, 1]),
+        ([[2], [0], [1]], [2, 0, 1]),
+        (np.eye(3)[[2, 0, 1]], [2, 0, 1]),
+        ([[0.1, 0.7, 0.2], [0.6, 0.3, 0.1]], [1, 0]),
+        (np.array([1.0, 0.0]), [1, 0]),
+        (np.array([True, False]), [1, 0]),
+    ],
+)
+def test_as_labels(labels, expected):
+    assert as_labels(labels).tolist() == expected
+
+
+@pytest.mark.parametrize(
+    "labels, message",
+    [
+        ([0.5, 1.0], r"must hold integer class labels. Received: y_true\[:5\]=\[0.5, 1.0\]"),
+        ([np.nan, 1.0], "must hold integer class labels"),
+        (["a", "b"], "must hold integer class labels"),
+        (np.zeros((2, 2, 2)), r"Received: y_true.shape=\(2, 2, 2\)"),
+    ],
+)
+def test_as_labels_rejects(labels, message):
+    with pytest.raises(ValueError, match=message):
+        as_labels(labels)
+
+
+def test_flat_labels_keeps_what_it_cannot_flatten():
+    fractions = np.array([[0.5], [1.0]])
+    assert flat_labels(fractions).tolist() == [0.5, 1.0] and flat_labels(fractions).dtype == np.float64
+    assert flat_labels(np.zeros((4, 2, 2))).shape == (4, 2, 2)
 
 
 def test_auc_is_nan_when_one_class_is_missing():

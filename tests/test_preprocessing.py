@@ -24,7 +24,14 @@ def test_resizes_any_input_size():
 
 
 @pytest.mark.parametrize(
-    "kwargs, stem", [({"size": (0, 5)}, "`size` must be"), ({"size": (5, 5), "color_mode": "hsv"}, "`color_mode`")]
+    "kwargs, stem",
+    [
+        ({"size": (0, 5)}, r"`size` must be a pair of positive ints, e.g. \(100, 100\). Received: size=\(0, 5\)"),
+        (
+            {"size": (5, 5), "color_mode": "hsv"},
+            r"`color_mode` must be one of \('grayscale', 'rgb'\). Received: color_mode='hsv'",
+        ),
+    ],
 )
 def test_bad_arguments(kwargs, stem):
     with pytest.raises(ValueError, match=stem):

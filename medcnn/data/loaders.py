@@ -24,6 +24,7 @@ from medcnn.data.imageio import (
     is_image_file,
     read_image,
 )
+from medcnn.data.labels import flat_labels
 
 
 @dataclass(repr=False)
@@ -464,7 +465,7 @@ def npz_problems(images, labels, class_names=None):
     elif np.issubdtype(images.dtype, np.floating) and not np.isfinite(images).all():
         bad = int((~np.isfinite(images)).reshape(len(images), -1).any(axis=1).sum()) if images.ndim else 1
         problems.append(("non_finite", f"{bad} image(s) hold NaN or inf values."))
-    labels = _flat_labels(labels)
+    labels = flat_labels(labels)
     if labels.ndim != 1:
         problems.append(("bad_rank", f"labels must have shape (N,) or one-hot (N, K). Received: shape={labels.shape}"))
         return problems
@@ -504,15 +505,6 @@ def npz_problems(images, labels, class_names=None):
     return problems
 
 
-def _flat_labels(labels):
-    labels = np.asarray(labels)
-    if labels.ndim == 2 and labels.shape[1] == 1:
-        labels = labels[:, 0]
-    elif labels.ndim == 2:  # one-hot
-        labels = labels.argmax(axis=1)
-    return labels
-
-
 def load_npz(path, class_names=None, images_key="images", labels_key="labels"):
     """Load an npz with `images` (N, H, W[, C]) and integer or one-hot `labels`; never unpickles.
 
@@ -524,7 +516,7 @@ def load_npz(path, class_names=None, images_key="images", labels_key="labels"):
     if problems:
         tag, message = problems[0]
         raise DataError(f"{path}: {message}", path=path, problem=tag)
-    labels = _flat_labels(labels).astype(np.int64)
+    labels = flat_labels(labels).astype(np.int64)
     if images.ndim == 3:
         images = images[..., None]
     names = list(class_names) if class_names is not None else [str(i) for i in range(int(labels.max(initial=-1)) + 1)]

@@ -6,7 +6,6 @@ own line naming the file. It exits 0 when the loaders can use the data as it is 
 is changed or deleted.
 """
 
-import hashlib
 import sys
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -32,7 +31,9 @@ from medcnn.data.loaders import (
     npz_problems,
     read_npz,
 )
+from medcnn.data.labels import flat_labels
 from medcnn.data.paths import DATASET_SECTIONS, resolve_dataset
+from medcnn.data.splits import image_fingerprints
 
 LAYOUTS = ("auto", "folders", "cnmc", "npz")
 MAX_SIZES_SHOWN = 10  # a set of variable-size crops (chromosomes) has hundreds of sizes
@@ -241,7 +242,6 @@ def _check_tree(report, root, image_size):
     _note_other_files(report, root, class_names)
 
     readable = np.zeros(len(paths), dtype=bool)
-    by_digest = defaultdict(list)
     for index, file in enumerate(paths):
         report.n_files += 1
         try:
@@ -254,7 +254,6 @@ def _check_tree(report, root, image_size):
         report.sizes[header.size] += 1
         report.modes[header.mode] += 1
         report.formats[header.format] += 1
-        by_digest[hashlib.md5(Path(file).read_bytes()).hexdigest()].append(index)
 
     counts = np.bincount(labels[readable], minlength=len(class_names))
     report.class_counts = {name: int(count) for name, count in zip(class_names, counts)}
@@ -270,6 +269,8 @@ def _check_tree(report, root, image_size):
             }
             for fold in np.unique(folds)
         }
+    kept = np.flatnonzero(readable)
+    by_digest = _indices_by_fingerprint(image_fingerprints([paths[i] for i in kept]), kept)
     _duplicates(report, by_digest, [_relative(p, root) for p in paths], labels, class_names)
     if len(report.sizes) > 1 and image_size is None:
         report.notes.append(f"{len(report.sizes)} different image sizes: load with image_size=(H, W) to resize them.")
@@ -287,18 +288,23 @@ def _check_npz(report, path):
         report.problem_kinds.append(kind)
     if report.problems:
         return
-    labels = labels.argmax(axis=1) if labels.ndim == 2 and labels.shape[1] > 1 else labels.reshape(len(labels))
-    labels = labels.astype(np.int64)
+    labels = flat_labels(labels).astype(np.int64)
     report.n_files = len(images)
     names = [str(i) for i in range(int(labels.max()) + 1)]
     report.class_counts = {name: int(count) for name, count in zip(names, np.bincount(labels, minlength=len(names)))}
     report.sizes[tuple(int(v) for v in images.shape[1:3])] = len(images)
     channels = images.shape[3] if images.ndim == 4 else 1
     report.modes[f"{images.dtype}, {channels} channel(s)"] = len(images)
-    by_digest = defaultdict(list)
-    for index, image in enumerate(images):
-        by_digest[hashlib.md5(np.ascontiguousarray(image).tobytes()).hexdigest()].append(index)
+    by_digest = _indices_by_fingerprint(image_fingerprints(images), np.arange(len(images)))
     _duplicates(report, by_digest, [f"index {i}" for i in range(len(images))], labels, names)
+
+
+def _indices_by_fingerprint(fingerprints, indices):
+    """{fingerprint: [index, ...]} in index order."""
+    by_digest = defaultdict(list)
+    for fingerprint, index in zip(fingerprints.tolist(), indices.tolist()):
+        by_digest[fingerprint].append(index)
+    return by_digest
 
 
 def _duplicates(report, by_digest, names, labels, class_names):
