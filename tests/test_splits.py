@@ -9,6 +9,7 @@ import pytest
 from medcnn.errors import DataError
 from medcnn.data.splits import (
     LopsidedSplitWarning,
+    check_folds_no_leakage,
     check_no_leakage,
     grouped_kfold,
     image_fingerprints,
@@ -113,8 +114,30 @@ def test_leak_of_an_identical_image():
 
 
 def test_same_item_in_two_splits():
-    with pytest.raises(DataError, match="Item 2 is in train and val"):
+    with pytest.raises(DataError) as info:
         check_no_leakage({"train": [0, 1, 2], "val": [2, 3]})
+    assert str(info.value) == (
+        "Item 2 is in train and val; 1 item(s) sit in more than one split. Each item must be in one split only: "
+        "check how the splits were made."
+    )
+
+
+def test_leak_in_a_fold_names_the_fold():
+    groups = np.array(["P1", "P1", "P2", "P2", "P3", "P4", "P4"])
+    good = (np.array([0, 1, 2, 3]), np.array([4, 5, 6]))
+    leaky = (np.array([0, 1, 2, 3, 5]), np.array([4, 6]))  # P4 on both sides
+    check_folds_no_leakage([good, good], groups=groups)
+    with pytest.raises(DataError) as info:
+        check_folds_no_leakage([good, leaky], groups=groups)
+    assert str(info.value) == (
+        "Fold 1: Patient/group 'P4' has 1 in train and 1 in val; 1 group(s) sit on more than one side. Each must be "
+        "on one side only. Make the split with the patient ids as `groups` (train_val_test_split(groups=...) or "
+        "grouped_kfold)."
+    )
+    assert info.value.problem == "leak_group"
+    with pytest.raises(DataError, match=r"^Fold 0: Item 3 is in train and val") as info:
+        check_folds_no_leakage([(np.array([0, 1, 2, 3]), np.array([3, 4]))])
+    assert info.value.problem == "leak_item"
 
 
 def test_fingerprints_of_files_are_md5_of_bytes(tmp_path):

@@ -239,9 +239,9 @@ def check_no_leakage(splits, groups=None, fingerprints=None):
         groups: optional group id per item of the whole data set.
         fingerprints: optional fingerprint per item (see `image_fingerprints`).
     """
+    parts = [np.asarray(indices, dtype=int).ravel() for indices in splits.values()]
     rows = pd.DataFrame(
-        [(name, int(index)) for name, indices in splits.items() for index in np.asarray(indices).ravel()],
-        columns=["split", "index"],
+        {"split": np.repeat(list(splits), [len(part) for part in parts]), "index": np.concatenate(parts)}
     )
     shared = rows.groupby("index")["split"].nunique()
     if (shared > 1).any():
@@ -249,11 +249,16 @@ def check_no_leakage(splits, groups=None, fingerprints=None):
         sides = rows.loc[rows["index"] == index, "split"].tolist()
         raise DataError(
             f"Item {index} is in {' and '.join(sides)}; {int((shared > 1).sum())} item(s) sit in more than one split. "
-            "Each item must be in one split only.",
+            "Each item must be in one split only: check how the splits were made.",
             problem="leak_item",
         )
     for key, values, what, fix in (
-        ("group", groups, "Patient/group", "Pass the patient ids as `groups` to the split."),
+        (
+            "group",
+            groups,
+            "Patient/group",
+            "Make the split with the patient ids as `groups` (train_val_test_split(groups=...) or grouped_kfold).",
+        ),
         ("fingerprint", fingerprints, "An identical image", "Remove exact duplicates first (medcnn.data.cleaning)."),
     ):
         if values is None:
@@ -275,6 +280,23 @@ def check_no_leakage(splits, groups=None, fingerprints=None):
                 f"Each must be on one side only. {fix}",
                 problem=f"leak_{key}",
             )
+
+
+def check_folds_no_leakage(folds, groups=None, fingerprints=None):
+    """`check_no_leakage` for each (train_idx, val_idx) pair of a k-fold split; the message starts `Fold k: `.
+
+    Args:
+        folds: list of (train_idx, val_idx) pairs, e.g. from `grouped_kfold`.
+        groups, fingerprints: as in `check_no_leakage`.
+
+    Raises:
+        DataError: the first fold where an item, a group or an identical image sits on both sides.
+    """
+    for fold, (train_idx, val_idx) in enumerate(folds):
+        try:
+            check_no_leakage({"train": train_idx, "val": val_idx}, groups=groups, fingerprints=fingerprints)
+        except DataError as error:
+            raise DataError(f"Fold {fold}: {error}", path=error.path, problem=error.problem) from None
 
 
 def split_counts(labels, splits, class_names=None):
