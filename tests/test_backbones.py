@@ -170,7 +170,8 @@ def test_preprocessing_layers_reload(mode, tmp_path):
         ({"name": "alexnet"}, "Unknown backbone. Expected one of"),
         ({"name": "inception_v3", "input_shape": (64, 64, 3)}, "inception_v3 needs inputs of at least 75x75"),
         ({"input_shape": (32, 32, 4)}, "`input_shape` must be \\(height, width, 1 or 3\\)"),
-        ({"weights": "places365"}, "`weights` must be 'imagenet' or None"),
+        ({"weights": "places365"}, "`weights` must be 'imagenet', None or the path of an existing weights file"),
+        ({"weights": 365}, "`weights` must be 'imagenet', None or the path of a weights file. Received: weights=365"),
     ],
 )
 def test_invalid_backbone_arguments(kwargs, message):
@@ -209,11 +210,47 @@ def test_offline_error_names_the_file_and_where_to_put_it(offline):
     assert calls, "the download must have been tried"
 
 
-def test_allow_random_warns_and_records_random(offline):
-    with pytest.warns(RandomWeightsWarning, match="RANDOM INITIALISATION for 'vgg16'"):
+def test_allow_random_warns_at_the_callers_line_and_records_random(offline):
+    with pytest.warns(RandomWeightsWarning, match="RANDOM INITIALISATION for 'vgg16'") as caught:
         model = transfer_model("vgg16", kth_head(units=4), (32, 32, 3), allow_random=True)
     assert model.weights_used == "random"
     assert model.transfer_info["weights"] == "random" and model.transfer_info["weights_file"] is None
+    with pytest.warns(RandomWeightsWarning) as direct:  # one call less deep: still this file
+        build_backbone("vgg16", (32, 32, 3), allow_random=True)
+    assert [warning.filename for warning in (*caught, *direct)] == [__file__, __file__]
+
+
+@pytest.mark.filterwarnings("ignore:Skipping nested container")  # Keras' notes while failing the wrong file
+def test_weights_file_path_is_loaded_and_recorded(tmp_path):
+    keras.utils.set_random_seed(0)
+    trained, _ = build_backbone("vgg16", (32, 32, 3), weights=None)
+    path = tmp_path / "vgg16_fine_tuned.weights.h5"
+    trained.save_weights(path)
+    model = transfer_model("vgg16", kth_head(units=4), (32, 32, 3), weights=str(path))
+    assert model.weights_used == "file"
+    assert (model.transfer_info["weights"], model.transfer_info["weights_file"]) == ("file", str(path))
+    assert model.transfer_info["weights_source"] == "file"
+    for name in ("block1_conv1", "block5_conv3"):
+        for loaded, saved in zip(
+            model.get_layer("backbone").get_layer(name).get_weights(), trained.get_layer(name).get_weights()
+        ):
+            np.testing.assert_array_equal(loaded, saved)
+    with pytest.raises(WeightsUnavailableError, match="Could not load weights for 'mobilenet_v2' from .*vgg16_fine"):
+        build_backbone("mobilenet_v2", (32, 32, 3), weights=path)
+
+
+@pytest.mark.skipif(not STAGED_MOBILENET.is_file(), reason="staged MobileNetV2 weights not found in ../shared/weights")
+def test_keras_imagenet_file_named_as_a_path_counts_as_imagenet(offline):
+    backbone, weights_used = build_backbone("mobilenet_v2", (96, 96, 3), weights=STAGED_MOBILENET)
+    assert weights_used == "imagenet"
+    assert backbone.weights_info.as_dict() == {
+        "weights": "imagenet", "weights_file": str(STAGED_MOBILENET), "weights_source": "file",
+    }  # fmt: skip
+    reference, _ = build_backbone("mobilenet_v2", (96, 96, 3), weights=None)
+    reference.load_weights(STAGED_MOBILENET)
+    np.testing.assert_array_equal(
+        backbone.get_layer("Conv1").get_weights()[0], reference.get_layer("Conv1").get_weights()[0]
+    )
 
 
 def test_local_copy_comes_before_the_download(offline):

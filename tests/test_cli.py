@@ -37,7 +37,6 @@ def test_layers_module_lists_every_module_that_registers_a_layer():
     names = set(registered_layers())
     assert {"medcnn>ReverseChannels", "medcnn>MCDropout", "medcnn>DeformableConv2D", "medcnn>ClassNames"} <= names
     assert {"medcnn>ResidualBlock", "medcnn>RowRecurrent", "medcnn>RandomPixelNoise", "medcnn>GaussianBlur"} <= names
-    assert len(names) == 16
 
 
 def every_family_model():

@@ -16,6 +16,7 @@ Preprocessing per family, for inputs in [0, input_max] (Keras' `preprocess_input
 (plus `ReverseChannels` for caffe). They hold no weights, so Keras' h5 weight files still load by position.
 """
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -26,6 +27,7 @@ from medcnn.models.weights import (
     WeightsInfo,
     WeightsUnavailableError,
     resolve_weights_file,
+    weights_file_info,
 )
 
 KERAS_WEIGHTS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/"
@@ -86,6 +88,10 @@ class BackboneSpec:
     def weights_url_for(self, input_shape):
         """Where Keras downloads that file from."""
         return self.weights_url.format(size=self.weights_size(input_shape))
+
+    def imagenet_file_names(self):
+        """Every name Keras gives this backbone's ImageNet files (MobileNetV2 has one per size)."""
+        return tuple(dict.fromkeys(self.weights_file.format(size=size) for size in MOBILENET_V2_SIZES))
 
 
 def _numbered(names, prefix_format):
@@ -263,24 +269,45 @@ def resolve_backbone_weights(name, input_shape, allow_random=False):
     return resolve_weights_file(spec.name, file_name, url, spec.weights_hash, stand_ins, allow_random)
 
 
-def _load_imagenet_file(spec, model, path):
-    """Load a Keras ImageNet h5 file into `model`, matching what `weights="imagenet"` builds."""
+def _load_weights_file(spec, model, info):
+    """Load `info.path` into `model`; a Keras ImageNet file ends up as what `weights="imagenet"` builds."""
     try:
-        model.load_weights(path)
+        model.load_weights(info.path)
     except Exception as error:  # a wrong or damaged file, whatever the cause
+        expected = (
+            f"Keras' file {spec.weights_file_for(model.input_shape[1:])} (include_top=False); replace it"
+            if info.used == "imagenet"
+            else f"weights saved from a '{spec.name}' backbone of this input shape (`model.save_weights`)"
+        )
         raise WeightsUnavailableError(
-            f"Could not load ImageNet weights for '{spec.name}' from {path} ({type(error).__name__}: {error}). "
-            f"Expected Keras' file {spec.weights_file_for(model.input_shape[1:])} (include_top=False); replace it.",
-            path=path,
+            f"Could not load {'ImageNet ' if info.used == 'imagenet' else ''}weights for '{spec.name}' from "
+            f"{info.path} ({type(error).__name__}: {error}). Expected {expected}.",
+            path=info.path,
             problem="weights_unreadable",
         ) from error
-    if spec.name == "efficientnet_b0":
+    if spec.name == "efficientnet_b0" and info.used == "imagenet":
         # weights="imagenet" adds Rescaling(1 / sqrt(std)) after the Normalization layer (keras issue 49930); a
         # file path does not. Folding that factor into the variance gives the same function.
         normalization = next(layer for layer in model.layers if isinstance(layer, layers.Normalization))
         variance = normalization.adapt_variance
         variance.assign(variance * ops.convert_to_tensor(IMAGENET_STD_RGB, dtype=variance.dtype))
         normalization.finalize_state()  # the layer reads a snapshot of its variables
+
+
+def _load_imagenet_file(spec, model, path):
+    """Load a Keras ImageNet h5 file into `model`, matching what `weights="imagenet"` builds."""
+    _load_weights_file(spec, model, WeightsInfo("imagenet", str(path), "local"))
+
+
+def _weights_info(spec, weights, input_shape, allow_random):
+    """WeightsInfo for the `weights` argument of `build_backbone`, or None for random initialisation."""
+    if weights is None:
+        return None
+    if isinstance(weights, str) and weights == "imagenet":
+        return resolve_backbone_weights(spec.name, input_shape, allow_random)
+    if isinstance(weights, (str, os.PathLike)):
+        return weights_file_info(weights, spec.imagenet_file_names())
+    raise ValueError(f"`weights` must be 'imagenet', None or the path of a weights file. Received: weights={weights!r}")
 
 
 def build_backbone(
@@ -293,7 +320,9 @@ def build_backbone(
         name: registry name, e.g. "vgg16", "InceptionV3" (see BACKBONES).
         input_shape: (height, width, channels), channels 1 or 3; sides >= the backbone's `min_size`. A 1-channel
             input is repeated to RGB by the model's first layer.
-        weights: "imagenet" (offline copy, else download; see `medcnn.models.weights`) or None (random).
+        weights: "imagenet" (offline copy, else download; see `medcnn.models.weights`), None (random), or the
+            path of a weights file, as `keras.applications` takes it: Keras' ImageNet file of that name (recorded
+            as "imagenet") or weights saved from the same backbone (recorded as "file").
         allow_random: with weights="imagenet", fall back to random initialisation, with a RandomWeightsWarning,
             when no file can be had, instead of raising WeightsUnavailableError.
         include_preprocessing: put the family's preprocessing inside the model, so it takes [0, input_max] images.
@@ -302,15 +331,13 @@ def build_backbone(
         model_name: the model's name. Defaults to the registry name.
 
     Returns:
-        (model, weights_used) with weights_used "imagenet" or "random". `model.weights_info` holds the
+        (model, weights_used) with weights_used "imagenet", "random" or "file". `model.weights_info` holds the
         WeightsInfo (file and source); it is not saved with the model.
     """
     spec = get_backbone_spec(name)
     input_shape = tuple(input_shape)
     _check_input_shape(spec, input_shape)
-    if weights not in ("imagenet", None):
-        raise ValueError(f"`weights` must be 'imagenet' or None. Received: weights={weights!r}")
-    info = resolve_backbone_weights(spec.name, input_shape, allow_random) if weights == "imagenet" else None
+    info = _weights_info(spec, weights, input_shape, allow_random)
 
     inputs = keras.Input(shape=input_shape, name="image")
     x = inputs
@@ -322,8 +349,8 @@ def build_backbone(
     application = spec.constructor(include_top=False, weights=None, input_tensor=x, input_shape=(*input_shape[:2], 3))
     # Re-wrapped so the model takes one tensor (built on `input_tensor`, Keras' model expects a list of one).
     model = keras.Model(inputs, application.output, name=model_name or spec.name)
-    if info is not None and info.used == "imagenet":
-        _load_imagenet_file(spec, model, info.path)
+    if info is not None and info.path is not None:
+        _load_weights_file(spec, model, info)
     model.weights_info = info if info is not None else WeightsInfo("random")
     return model, model.weights_info.used
 

@@ -26,14 +26,15 @@ def transfer_model(
         backbone_name: registry name, e.g. "vgg16" (see `medcnn.models.backbones.BACKBONES`).
         head_spec: a `medcnn.models.heads.HeadSpec`, e.g. `kth_head()`.
         input_shape: (height, width, 1 or 3); 1 channel is repeated to RGB inside the model.
-        weights: "imagenet" or None (random initialisation, recorded as such).
+        weights: "imagenet", None (random initialisation, recorded as such) or the path of a weights file (see
+            `medcnn.models.backbones.build_backbone`).
         allow_random: with "imagenet", fall back to random weights (loud warning) when no file can be had.
         include_preprocessing: put the backbone family's `preprocess_input` inside the model as layers, so it
             takes images in [0, input_max]. Without it, the caller preprocesses.
         input_max: the value of a white pixel in the inputs: 255 for raw images, 1 for images scaled to [0, 1].
 
     Returns:
-        keras.Model named "<backbone>_transfer". `model.weights_used` is "imagenet" or "random", and
+        keras.Model named "<backbone>_transfer". `model.weights_used` is "imagenet", "random" or "file", and
         `model.transfer_info` a dict with backbone, weights, weights_file, weights_source, input_shape,
         preprocessing, input_max and blocks; put it in the run's results. Neither attribute is saved with the model.
     """

@@ -8,9 +8,14 @@ Order, for the exact file Keras would download (e.g. `vgg16_weights_tf_dim_order
    size, so results can differ a little from Keras' own file for that size);
 3. `keras.utils.get_file`, which downloads into the Keras cache (what `weights="imagenet"` does, e.g. on Colab);
 4. otherwise `WeightsUnavailableError`, naming the file and the folders to put it in, unless the caller allowed
-   random initialisation: then a `RandomWeightsWarning` and `used == "random"`.
+   random initialisation: then a `RandomWeightsWarning` (pointing at the caller's line) and `used == "random"`.
+
+A caller may also name a weights file itself, as `keras.applications` allows (`weights="/path/file.h5"`): see
+`weights_file_info`.
 """
 
+import os
+import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,9 +38,10 @@ class RandomWeightsWarning(UserWarning):
 class WeightsInfo:
     """Where a backbone's weights came from.
 
-    used: "imagenet" or "random" (what a run's results record as `weights`).
+    used: "imagenet", "random", or "file" (a weights file the caller named that is not Keras' ImageNet file):
+        what a run's results record as `weights`.
     path: the file loaded, or None.
-    source: "local", "download", or None when random.
+    source: "local", "download", "file" (named by the caller), or None when random.
     """
 
     used: str
@@ -44,6 +50,42 @@ class WeightsInfo:
 
     def as_dict(self):
         return {"weights": self.used, "weights_file": self.path, "weights_source": self.source}
+
+
+def caller_stacklevel():
+    """The `stacklevel` for `warnings.warn` that points at the first caller outside `medcnn/models`.
+
+    Call it from the function that warns. However deep the library's own calls go (`transfer_model` ->
+    `build_backbone` -> ...), the warning then names the user's line, not a line of this package.
+    """
+    models_folder = os.path.dirname(os.path.abspath(__file__))
+    frame, level = sys._getframe(1), 1  # the warning function's frame is stacklevel 1
+    while frame is not None and os.path.dirname(os.path.abspath(frame.f_code.co_filename)) == models_folder:
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+def weights_file_info(weights, imagenet_file_names):
+    """WeightsInfo for a weights file the caller named (`weights="/path/file.h5"`, as keras.applications takes).
+
+    Args:
+        weights: path (str or os.PathLike) of an existing file.
+        imagenet_file_names: the names Keras gives this backbone's ImageNet files; a file of one of those names
+            is recorded (and loaded) as ImageNet weights, any other as "file".
+
+    Raises:
+        WeightsUnavailableError: the file does not exist.
+    """
+    path = Path(weights).expanduser()
+    if not path.is_file():
+        raise WeightsUnavailableError(
+            f"`weights` must be 'imagenet', None or the path of an existing weights file. Received: "
+            f"weights={str(weights)!r}, which is no such file.",
+            path=path,
+            problem="weights_file_missing",
+        )
+    used = "imagenet" if path.name in set(imagenet_file_names) else "file"
+    return WeightsInfo(used, str(path), "file")
 
 
 def find_local_file(file_names, dirs=None):
@@ -89,7 +131,7 @@ def resolve_weights_file(label, file_name, origin, file_hash=None, stand_ins=(),
         warnings.warn(
             f"RANDOM INITIALISATION for '{label}': {message} Results will not be comparable with the paper's.",
             RandomWeightsWarning,
-            stacklevel=2,
+            stacklevel=caller_stacklevel(),
         )
         return WeightsInfo("random")
     return WeightsInfo("imagenet", str(downloaded), "download")
