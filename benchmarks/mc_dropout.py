@@ -22,7 +22,7 @@ import keras  # noqa: E402
 from keras import layers  # noqa: E402
 
 from medcnn import hardware  # noqa: E402
-from medcnn.uncertainty import mc_dropout_predict, mc_dropout_predict_naive  # noqa: E402
+from medcnn.uncertainty import MCDropoutPredictor  # noqa: E402
 
 IMAGE_SIZE = 96  # the MobileNetV2-96 setting
 
@@ -77,20 +77,20 @@ def main():
     images = np.random.default_rng(0).uniform(-1, 1, (args.images, IMAGE_SIZE, IMAGE_SIZE, 3)).astype("float32")
     set_batch_norm_statistics(model, images[:32])
 
-    # Warm up both paths (tracing / compiling for the shapes used below) so that the timings compare steady states.
+    # Warm up both paths (tracing / compiling for the shapes used below) so that the timings compare steady states:
+    # each predictor keeps its MC copies and their compiled predict functions.
+    fast_path, full_passes = MCDropoutPredictor(model), MCDropoutPredictor(model, fast=False)
     warm_up = images[: args.batch_size]
-    mc_dropout_predict(model, warm_up, passes=args.passes, batch_size=args.batch_size)
-    mc_dropout_predict_naive(model, warm_up, passes=2, batch_size=args.batch_size)
+    fast_path.predict(warm_up, passes=args.passes, batch_size=args.batch_size)
+    full_passes.predict(warm_up, passes=2, batch_size=args.batch_size)
 
     start = time.perf_counter()
-    fast, plan = mc_dropout_predict(
-        model, images, passes=args.passes, seed=0, batch_size=args.batch_size, return_plan=True
-    )
+    fast = fast_path.predict(images, passes=args.passes, seed=0, batch_size=args.batch_size)
     fast_seconds = time.perf_counter() - start
-    print(f"fast path: {fast_seconds:.2f} s ({plan})")
+    print(f"fast path: {fast_seconds:.2f} s ({fast_path.description})")
 
     start = time.perf_counter()
-    naive = mc_dropout_predict_naive(model, images, passes=args.passes, seed=1, batch_size=args.batch_size)
+    naive = full_passes.predict(images, passes=args.passes, seed=1, batch_size=args.batch_size)
     naive_seconds = time.perf_counter() - start
     print(f"full passes: {naive_seconds:.1f} s")
 

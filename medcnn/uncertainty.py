@@ -4,21 +4,25 @@ How the dropout stays on: the model is *cloned* with every `layers.Dropout` repl
 that is always active, seeded from `seed`), the weights are copied, and the clone is called with
 `training=False`. So BatchNormalization keeps its moving statistics and augmentation layers stay off; only dropout
 is random. (Calling the model with `training=True` instead would also switch every trainable BatchNormalization to
-batch statistics, which is no longer MC dropout.) The copy is made once per model and kept (with its compiled
-predict function); every call copies the model's current weights into it and restarts its masks from `seed`.
+batch statistics, which is no longer MC dropout.)
 
-Fast path: for a transfer model with a nested 'backbone' and 'head' and no dropout before the head, the backbone
-runs once per image; the head's deterministic start (global pooling, BatchNormalization: every layer before its
-first dropout) runs once too when the head is a chain of single-input layers; only the rest runs for all T passes
-at once, on the features tiled T times. A head that is not a chain gets the unpooled feature maps tiled instead.
-Any other model (dropout inside the backbone, no backbone/head) falls back to T full passes
-(`mc_dropout_predict_naive`).
+`MCDropoutPredictor(model)` makes the copies once and keeps them, with their compiled predict functions (JAX
+compiles a MobileNetV2 for seconds); each `.predict(images, passes, seed)` copies the model's current weights into
+them and restarts the masks from `seed`. `mc_dropout_predict(model, ...)` is the one-call form: it makes a new
+predictor every call, so use a predictor for repeated calls. Nothing is cached at module level.
+
+Fast path: for a transfer model with nested 'backbone' and 'head' models and no dropout before the head, the
+backbone runs once per image; the head's deterministic start (global pooling, BatchNormalization: every layer
+before its first dropout) runs once too when the head is a chain of single-input layers; only the rest runs for
+all T passes at once, on the features tiled T times. A head that is not a chain gets the unpooled feature maps
+tiled instead. The transfer model may sit inside other models, each a chain of single-input layers, e.g. a
+reloaded `medcnn.preprocessing.with_preprocessing(transfer_model(...), ...)`: the layers before it run once with
+the backbone, the (dropout-free) layers after it on every pass. Any other model (dropout inside the backbone, no
+backbone/head) falls back to T full passes, and the predictor's `description` says why.
 
 Binary models with one sigmoid output are turned into two columns [1 - p, p] everywhere, so that class 1 is the
 positive class and every function below sees (passes, N, classes).
 """
-
-import weakref
 
 import numpy as np
 import pandas as pd
@@ -27,6 +31,8 @@ import keras
 from keras import layers
 
 from medcnn.train import all_layers
+
+NOISE_LAYERS = (layers.Dropout, layers.GaussianDropout, layers.AlphaDropout)
 
 
 @keras.saving.register_keras_serializable(package="medcnn")
@@ -97,24 +103,13 @@ def mc_clone(model, seed=0):
     return clone
 
 
-# model -> its MC copy, kept so that repeated calls reuse the copy's compiled predict function (JAX compiles a
-# MobileNetV2 for seconds); each call refreshes the copy's weights and restarts its masks from the call's seed.
-_MC_COPIES = weakref.WeakKeyDictionary()
-
-
 def _refresh(clone, source, seed):
-    """Give an MC copy `source`'s current weights and restart its masks from `seed` (layer i: seed + i)."""
+    """Give an MC copy (made with seed 0) `source`'s current weights and restart its masks from `seed`."""
     clone.set_weights(source.get_weights())
     for layer in all_layers(clone):
         if isinstance(layer, MCDropout) and layer.rate > 0:
             layer.reseed(seed + layer.seed)
     return clone
-
-
-def _mc_copy(model, seed):
-    if model not in _MC_COPIES:
-        _MC_COPIES[model] = mc_clone(model, seed=0)
-    return _refresh(_MC_COPIES[model], model, seed)
 
 
 def _batches(images, batch_size):
@@ -143,16 +138,7 @@ def _check_passes(passes, images):
         raise ValueError(f"`images` is empty. Received: images.shape={np.shape(images)}")
 
 
-def mc_dropout_predict_naive(model, images, passes=100, seed=0, batch_size=32):
-    """The reference method: `passes` full forward passes of the MC clone over all images.
-
-    Returns:
-        float32 array (passes, N, classes) of probabilities (two columns for a one-unit sigmoid output).
-    """
-    _check_passes(passes, images)
-    clone = _mc_copy(model, seed)
-    runs = [_predict(clone, images, batch_size) for _ in range(passes)]
-    return _two_columns(np.stack(runs))
+# ---------------------------------------------------------------- finding the fast path
 
 
 def _single_node(layer):
@@ -187,76 +173,122 @@ def _chain_layers(model):
         elif parent is not previous:
             return None
         previous = layer
-    if not chain or chain[-1] is not model.outputs[0]._keras_history.operation:
+    if not chain or len(model.outputs) != 1 or chain[-1] is not model.outputs[0]._keras_history.operation:
         return None
     return chain
 
 
-# model -> its plan, so that repeated calls reuse the features model and its compiled predict function.
-_PLANS = weakref.WeakKeyDictionary()
+def _is_transfer(model):
+    """Whether `model` itself holds 'backbone' and 'head' sub-models."""
+    names = {layer.name: layer for layer in model.layers}
+    return all(isinstance(names.get(name), keras.Model) for name in ("backbone", "head"))
 
 
-def fast_path_plan(model):
-    """How `mc_dropout_predict` will run `model`: a dict, or None for full passes.
+def _holds_transfer(model):
+    return _is_transfer(model) or any(
+        isinstance(layer, keras.Model) and _is_transfer(layer) for layer in all_layers(model)
+    )
 
-    Keys: 'features' (a model from the inputs to the head's input: preprocessing and backbone, run once per
-    image), 'head' (the model's head), 'mc_head' (its MC copy), 'prefix' (the MC head's layers before its first
-    dropout, run once per image when the head is a chain), 'stochastic' (the model run on the tiled features for
-    all passes at once) and 'description'. None when the model has no 'backbone' and 'head' sub-models, when the
-    head's output is not the model's output, or when dropout sits before the head. Plans are cached per model.
-    """
-    if model in _PLANS:
-        return _PLANS[model]
-    plan = _make_plan(model)
-    _PLANS[model] = plan
-    return plan
+
+def _locate_transfer(model):
+    """Find the transfer model in `model`: (it, [(enclosing model, its layer on the way), ...] outermost first),
+    or (None, why not)."""
+    if _is_transfer(model):
+        return model, []
+    nested = [layer for layer in model.layers if isinstance(layer, keras.Model) and _holds_transfer(layer)]
+    if not nested:
+        return None, "the model has no nested 'backbone' and 'head' models"
+    chain = _chain_layers(model)
+    if len(nested) > 1 or chain is None:
+        return None, (
+            f"'{model.name}' around the transfer model is not a chain of single-input layers, so the layers "
+            "before and after it cannot be split off"
+        )
+    inner, path = _locate_transfer(nested[0])
+    if inner is None:
+        return None, path
+    return inner, [(model, nested[0]), *path]
+
+
+def _has_noise(items):
+    """Whether any of `items` (layers or models, nested models searched) is a dropout layer."""
+    return any(
+        isinstance(item, NOISE_LAYERS)
+        or (isinstance(item, keras.Model) and any(isinstance(layer, NOISE_LAYERS) for layer in all_layers(item)))
+        for item in items
+    )
+
+
+def _features_and_after(transfer, head_input, path):
+    """The model from the outermost inputs to the head's input, and the layers after the transfer model
+    (innermost first), for a transfer model nested along `path`."""
+    features = keras.Model(transfer.inputs, head_input, name="mc_features")
+    after = []
+    for enclosing, inner in reversed(path):
+        chain = _chain_layers(enclosing)
+        position = chain.index(inner)
+        if position > 0:  # layers before it: run them, then the features so far
+            before = keras.Model(enclosing.inputs, _single_node(inner).input_tensors[0], name=f"{enclosing.name}_pre")
+            source = enclosing.inputs[0]
+            inputs = keras.Input(shape=source.shape[1:], dtype=source.dtype)
+            features = keras.Model(inputs, features(before(inputs)), name="mc_features")
+        after += chain[position + 1 :]
+    return features, after
 
 
 def _make_plan(model):
-    try:
-        backbone, head = model.get_layer("backbone"), model.get_layer("head")
-    except ValueError:
-        return None
-    if not isinstance(backbone, keras.Model) or not isinstance(head, keras.Model):
-        return None
-    head_input = _head_input(model, head)
+    """(plan dict, None) for the fast path, or (None, why full passes are needed)."""
+    transfer, path = _locate_transfer(model)
+    if transfer is None:
+        return None, path
+    head = transfer.get_layer("head")
+    head_input = _head_input(transfer, head)
     if head_input is None:
-        return None
+        return None, f"the head's output is not the output of '{transfer.name}'"
     try:
-        features = keras.Model(model.inputs, head_input, name="mc_features")
-    except ValueError:
-        return None
-    if any(
-        isinstance(layer, (layers.Dropout, layers.GaussianDropout, layers.AlphaDropout))
-        for layer in all_layers(features)
-    ):
-        return None
+        features, after = _features_and_after(transfer, head_input, path)
+    except ValueError as error:
+        return None, f"the layers before the head cannot be split off ({error})"
+    if _has_noise([features]):
+        return None, "dropout sits before the head (in the backbone or the layers before it): every pass must run it"
+    if _has_noise(after):
+        return None, f"dropout sits after '{transfer.name}': every pass must run it"
     _check_supported_noise(head)
     mc_head = mc_clone(head, seed=0)
+    after_note = f"; then {', '.join(type(layer).__name__ for layer in after)} per pass" if after else ""
     chain = _chain_layers(mc_head)
     if chain is None:
-        return {
-            "features": features,
-            "head": head,
-            "mc_head": mc_head,
+        plan = {
             "prefix": [],
             "stochastic": mc_head,
             "description": "backbone once; the head is not a chain, so its unpooled inputs are tiled for all passes",
         }
-    first = next((index for index, layer in enumerate(chain) if isinstance(layer, MCDropout)), len(chain))
-    prefix = chain[:first]
-    prefix_shape = prefix[-1].output.shape[1:] if prefix else head_input.shape[1:]
-    stochastic = keras.Sequential([keras.Input(prefix_shape)] + chain[first:], name="mc_head_tail")
-    names = ", ".join(type(layer).__name__ for layer in prefix) or "nothing"
-    return {
-        "features": features,
-        "head": head,
-        "mc_head": mc_head,
-        "prefix": prefix,
-        "stochastic": stochastic,
-        "description": f"backbone and the head's start ({names}) once; "
-        f"the other {len(chain) - first} head layers for all passes",
-    }
+    else:
+        first = next((index for index, layer in enumerate(chain) if isinstance(layer, MCDropout)), len(chain))
+        prefix = chain[:first]
+        prefix_shape = prefix[-1].output.shape[1:] if prefix else head_input.shape[1:]
+        names = ", ".join(type(layer).__name__ for layer in prefix) or "nothing"
+        plan = {
+            "prefix": prefix,
+            "stochastic": keras.Sequential([keras.Input(prefix_shape)] + chain[first:], name="mc_head_tail"),
+            "description": f"backbone and the head's start ({names}) once; "
+            f"the other {len(chain) - first} head layers for all passes",
+        }
+    plan.update(features=features, head=head, mc_head=mc_head, after=after)
+    plan["description"] += after_note
+    return plan, None
+
+
+def fast_path_plan(model):
+    """How `MCDropoutPredictor` runs `model`: a dict, or None for full passes (see `MCDropoutPredictor.reason`).
+
+    Keys: 'features' (a model from the inputs to the head's input: preprocessing and backbone, run once per
+    image), 'head' (the model's head), 'mc_head' (its MC copy), 'prefix' (the MC head's layers before its first
+    dropout, run once per image when the head is a chain), 'stochastic' (the model run on the tiled features for
+    all passes at once), 'after' (layers after the transfer model, e.g. `ClassNames`, run on every pass) and
+    'description'. Each call builds a new plan; a predictor keeps its own.
+    """
+    return _make_plan(model)[0]
 
 
 def _call_layers(chain, inputs):
@@ -265,35 +297,93 @@ def _call_layers(chain, inputs):
     return inputs
 
 
+class MCDropoutPredictor:
+    """Monte Carlo dropout for one model, made once and used for many calls (see the module docstring).
+
+    Args:
+        model: a Keras classifier; a transfer model with nested 'backbone' and 'head' models (possibly inside
+            chains of other layers, as `with_preprocessing` makes) gets the fast path.
+        fast: False always runs full passes of the whole MC copy (the reference method). Defaults to True.
+
+    Attributes:
+        model: the model; each `predict` uses its current weights.
+        plan: the fast path's plan (see `fast_path_plan`), or None for full passes.
+        reason: why full passes are needed (None on the fast path).
+        description: one line naming the path taken, for logs and results.
+
+    Example:
+        predictor = MCDropoutPredictor(model)
+        probabilities = predictor.predict(images, passes=100, seed=0)  # (100, N, classes)
+    """
+
+    def __init__(self, model, fast=True):
+        _check_supported_noise(model)
+        self.model = model
+        self.plan, self.reason = _make_plan(model) if fast else (None, "asked for (fast=False)")
+        self.description = self.plan["description"] if self.plan else f"full passes: {self.reason}"
+        self._mc_copy = None
+
+    def predict(self, images, passes=100, seed=0, batch_size=32):
+        """Probabilities of `passes` stochastic passes over `images`.
+
+        Args:
+            images: array (N, H, W, C) as the model expects them.
+            passes: T, stochastic passes per image (the kth study uses 100).
+            seed: int; the i-th dropout layer draws its masks from seed + i, so the same seed gives the same output.
+            batch_size: images per backbone batch; the head then runs on batch_size * passes rows at once.
+
+        Returns:
+            float32 array (passes, N, classes) (two columns for a one-unit sigmoid output).
+        """
+        _check_passes(passes, images)
+        if self.plan is None:
+            return self._full_passes(images, passes, seed, batch_size)
+        plan = self.plan
+        _refresh(plan["mc_head"], plan["head"], seed)
+        outputs = []
+        for batch, count in _batches(images, batch_size):
+            features = _call_layers(plan["prefix"], plan["features"].predict_on_batch(batch))
+            tiled = keras.ops.tile(features, (passes,) + (1,) * (len(features.shape) - 1))
+            result = _call_layers(plan["after"], plan["stochastic"].predict_on_batch(tiled))
+            result = np.asarray(keras.ops.convert_to_numpy(result), dtype="float32")
+            outputs.append(result.reshape((passes, len(batch)) + result.shape[1:])[:, :count])
+        return _two_columns(np.concatenate(outputs, axis=1))
+
+    def _full_passes(self, images, passes, seed, batch_size):
+        if self._mc_copy is None:
+            self._mc_copy = mc_clone(self.model, seed=0)
+        clone = _refresh(self._mc_copy, self.model, seed)
+        return _two_columns(np.stack([_predict(clone, images, batch_size) for _ in range(passes)]))
+
+
+def mc_dropout_predict_naive(model, images, passes=100, seed=0, batch_size=32):
+    """The reference method: `passes` full forward passes of the MC copy over all images.
+
+    Returns:
+        float32 array (passes, N, classes) of probabilities (two columns for a one-unit sigmoid output).
+    """
+    _check_passes(passes, images)
+    return MCDropoutPredictor(model, fast=False).predict(images, passes, seed, batch_size)
+
+
 def mc_dropout_predict(model, images, passes=100, seed=0, batch_size=32, return_plan=False):
-    """Monte Carlo dropout probabilities, fast where the model allows it (see the module docstring).
+    """Monte Carlo dropout probabilities, fast where the model allows it: `MCDropoutPredictor(model).predict(...)`.
+
+    For repeated calls on one model keep an `MCDropoutPredictor`: this function builds (and compiles) a new one
+    every call.
 
     Args:
         model: a Keras classifier; a transfer model with nested 'backbone' and 'head' models gets the fast path.
-        images: array (N, H, W, C) as the model expects them.
-        passes: T, stochastic passes per image (the kth study uses 100).
-        seed: int; the i-th dropout layer draws its masks from seed + i, so the same seed gives the same output.
-        batch_size: images per backbone batch; the head then runs on batch_size * passes rows at once.
-        return_plan: also return a one-line description of the path taken.
+        images, passes, seed, batch_size: as for `MCDropoutPredictor.predict`.
+        return_plan: also return a one-line description of the path taken (and, for full passes, why).
 
     Returns:
         float32 array (passes, N, classes); with `return_plan`, (array, description).
     """
     _check_passes(passes, images)
-    plan = fast_path_plan(model)
-    if plan is None:
-        probabilities = mc_dropout_predict_naive(model, images, passes=passes, seed=seed, batch_size=batch_size)
-        description = "full passes: the model has no dropout-free 'backbone' followed by a 'head'"
-        return (probabilities, description) if return_plan else probabilities
-    _refresh(plan["mc_head"], plan["head"], seed)
-    outputs = []
-    for batch, count in _batches(images, batch_size):
-        features = _call_layers(plan["prefix"], plan["features"].predict_on_batch(batch))
-        tiled = keras.ops.tile(features, (passes,) + (1,) * (len(features.shape) - 1))
-        result = np.asarray(plan["stochastic"].predict_on_batch(tiled), dtype="float32")
-        outputs.append(result.reshape((passes, len(batch)) + result.shape[1:])[:, :count])
-    probabilities = _two_columns(np.concatenate(outputs, axis=1))
-    return (probabilities, plan["description"]) if return_plan else probabilities
+    predictor = MCDropoutPredictor(model)
+    probabilities = predictor.predict(images, passes=passes, seed=seed, batch_size=batch_size)
+    return (probabilities, predictor.description) if return_plan else probabilities
 
 
 def summarise_passes(probabilities, threshold=0.8, class_names=None):

@@ -8,7 +8,10 @@ import keras
 from keras import layers
 
 from medcnn import uncertainty
-from medcnn.uncertainty import MCDropout
+from medcnn.models.heads import kth_head as library_kth_head
+from medcnn.models.transfer import transfer_model as library_transfer_model
+from medcnn.preprocessing import ImagePreprocessing, with_preprocessing
+from medcnn.uncertainty import MCDropout, MCDropoutPredictor
 
 SHAPE = (8, 8, 3)
 
@@ -106,14 +109,14 @@ def test_batch_norm_stays_in_inference_mode(images, head):
     assert ("not a chain" in plan) == (head is branching_head)
     for run in (fast, naive):
         np.testing.assert_allclose(run, np.broadcast_to(expected, run.shape), rtol=1e-4, atol=1e-5)
-    # The MC copies are cached per model: they must follow the model's current weights.
+    # A predictor keeps its MC copies: they must follow the model's current weights.
+    predictors = [MCDropoutPredictor(model), MCDropoutPredictor(model, fast=False)]
+    assert predictors[0].plan is not None and predictors[1].description == "full passes: asked for (fast=False)"
     dense = model.get_layer("head").layers[-1]
     dense.set_weights([weights * -2 for weights in dense.get_weights()])
     expected = keras.ops.convert_to_numpy(model(images, training=False))
-    for run in (
-        uncertainty.mc_dropout_predict(model, images, passes=2),
-        uncertainty.mc_dropout_predict_naive(model, images, passes=2),
-    ):
+    for predictor in predictors:
+        run = predictor.predict(images, passes=2)
         np.testing.assert_allclose(run, np.broadcast_to(expected, run.shape), rtol=1e-4, atol=1e-5)
     # Batch statistics would give other outputs (last: a training call also moves the moving statistics).
     assert not np.allclose(expected, keras.ops.convert_to_numpy(model(images, training=True)), atol=1e-3)
@@ -127,13 +130,60 @@ def test_branching_head_fast_path_matches_full_passes(images):
     assert np.all(np.abs(fast.mean(axis=0) - naive.mean(axis=0)) < 5 * standard_error + 1e-6)
 
 
-def test_dropout_inside_the_backbone_falls_back_to_full_passes(images):
+def test_dropout_inside_the_backbone_falls_back_to_full_passes_and_says_why(images):
     model = transfer_model(rate=0.5, backbone_dropout=0.3)
     probabilities, plan = uncertainty.mc_dropout_predict(model, images, passes=4, return_plan=True)
-    assert plan.startswith("full passes")
+    assert plan == (
+        "full passes: dropout sits before the head (in the backbone or the layers before it): every pass must run it"
+    )
     assert probabilities.shape == (4, len(images), 3)
+    assert np.any(probabilities.std(axis=0) > 1e-3)  # the backbone's dropout is on in full passes
     plain = keras.Sequential([keras.Input((4,)), layers.Dropout(0.5), layers.Dense(2, activation="softmax")])
     assert uncertainty.fast_path_plan(plain) is None
+    assert MCDropoutPredictor(plain).reason == "the model has no nested 'backbone' and 'head' models"
+
+
+@pytest.fixture(scope="module")
+def wrapped_transfer_path(tmp_path_factory):
+    """A library transfer model (MobileNetV2, random weights) with kth's head, wrapped with its preprocessing
+    and class names, saved: what a kth notebook exports."""
+    keras.utils.set_random_seed(2)
+    core = library_transfer_model("mobilenet_v2", library_kth_head(num_classes=3, units=16), (32, 32, 3), weights=None)
+    for layer in uncertainty.all_layers(core.get_layer("backbone")):  # statistics that keep features alive
+        if isinstance(layer, layers.BatchNormalization):
+            layer.moving_variance.assign(np.full(layer.moving_variance.shape, 0.05, "float32"))
+    model = with_preprocessing(core, ImagePreprocessing((32, 32), "rgb", scale=1.0), ["a", "b", "c"])
+    path = tmp_path_factory.mktemp("mc") / "wrapped.keras"
+    model.save(path)
+    return path
+
+
+def test_reloaded_wrapped_transfer_model_keeps_the_fast_path(wrapped_transfer_path):
+    model = keras.saving.load_model(wrapped_transfer_path)
+    images = np.random.default_rng(3).uniform(0, 255, (4, 40, 36, 3)).astype("float32")  # any size: resized inside
+    predictor = MCDropoutPredictor(model)
+    assert predictor.reason is None
+    assert predictor.description == (
+        "backbone and the head's start (GlobalAveragePooling2D, BatchNormalization) once; the other 4 head layers "
+        "for all passes; then ClassNames per pass"
+    )
+    fast = predictor.predict(images, passes=400, seed=0)
+    naive = MCDropoutPredictor(model, fast=False).predict(images, passes=100, seed=1)  # full passes cost more
+    assert fast.shape == (400, len(images), 3) and naive.shape == (100, len(images), 3)
+    assert fast.std(axis=0).mean() > 0.01  # dropout is really on
+    standard_error = np.sqrt(fast.var(axis=0) / 400 + naive.var(axis=0) / 100)
+    assert np.all(np.abs(fast.mean(axis=0) - naive.mean(axis=0)) < 5 * standard_error + 1e-6)
+    # Without dropout both paths are the model itself, exactly.
+    deterministic = np.asarray(model.predict_on_batch(images))
+    assert not np.allclose(deterministic, deterministic[:1], atol=1e-3)  # the images get different outputs
+    for layer in uncertainty.all_layers(model):
+        if isinstance(layer, layers.Dropout):
+            layer.rate = 0.0
+    for path in (MCDropoutPredictor(model), MCDropoutPredictor(model, fast=False)):
+        run = path.predict(images, passes=2)
+        np.testing.assert_allclose(run, np.broadcast_to(deterministic, run.shape), rtol=1e-4, atol=1e-5)
+    # A second predictor on the same model finds the same path: building one leaves the model's graph as it was.
+    assert MCDropoutPredictor(model).description == predictor.description
 
 
 def test_same_seed_same_passes_and_sigmoid_output(images):
