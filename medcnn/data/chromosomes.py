@@ -165,11 +165,16 @@ def fit_images(images, image_size, mode="pad", background=None):
 
 def _karyotype_labels(data, class_order, root):
     """Labels of `data` (folders in natural order) renumbered to `class_order`, with folder names made canonical."""
-    if isinstance(class_order, str) or not all(canonical_class(name) == name for name in class_order):
+    if (
+        isinstance(class_order, str)
+        or not all(canonical_class(name) == name for name in class_order)
+        or len(set(class_order)) != len(class_order)
+    ):
         raise ValueError(
-            "`class_order` must list chromosome classes among '1'..'22', 'X', 'Y', e.g. KARYOTYPE_ORDER. "
+            "`class_order` must list chromosome classes among '1'..'22', 'X', 'Y', each once, e.g. KARYOTYPE_ORDER. "
             f"Received: class_order={class_order!r}"
         )
+    class_order = tuple(class_order)
     folders = {}
     for folder in data.class_names:
         name = canonical_class(folder)
@@ -185,9 +190,11 @@ def _karyotype_labels(data, class_order, root):
     missing = [name for name in class_order if name not in folders]
     unknown = [folders[name] for name in folders if name not in class_order]
     if missing or unknown:
+        parts = [f"no folder for class(es) {missing}"] if missing else []
+        parts += [f"folder(s) {unknown} are not in class_order"] if unknown else []
         raise DataError(
-            f"{root}: the class folders do not match class_order: missing {missing}, not in class_order {unknown}. "
-            f"Found folders {list(data.class_names)}.",
+            f"{root}: the class folders do not match class_order: {'; '.join(parts)}. Found folders "
+            f"{list(data.class_names)}; pass a class_order that lists each class once.",
             path=root,
             problem="class_order",
         )
@@ -278,7 +285,7 @@ def load_chromosomes(
     image_size, color_mode, resize = check_image_size(image_size), check_color_mode(color_mode), _check_mode(resize)
     root = resolve_dataset("chromosomes", root)
     listed = load_folders(root, decode=False)
-    labels = _karyotype_labels(listed, tuple(class_order), root)
+    labels = _karyotype_labels(listed, class_order, root)
     data = ImageSet(labels=labels, class_names=list(class_order), paths=listed.paths, source=str(root))
     groups, kept, skipped = _check_names(data, skip_bad)
     data = data.subset(kept)

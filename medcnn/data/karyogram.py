@@ -542,17 +542,7 @@ def compose_karyograms(bank, metaphases, n_normal=105, n_abnormal=41, size=(416,
         raise ValueError("`metaphases` is empty; pass the metaphase ids of one side of the split.")
     seeds = np.random.SeedSequence(seed)
     plan_rng = np.random.default_rng(seeds.spawn(1)[0])
-    plan = [(host, NORMAL) for host in _cycle(pool, n_normal, plan_rng)]
-    hosts_for = {a: [m for m in pool if _feasible(bank, m, pool, a)] for a in aberrations}
-    possible = [a for a in aberrations if hosts_for[a]]
-    if n_abnormal and not possible:
-        raise DataError(
-            f"The pool of {len(pool)} metaphases cannot donate the chromosomes any of {list(aberrations)} needs.",
-            problem="no_donor",
-        )
-    types = _cycle(possible, n_abnormal, plan_rng)
-    turns = {a: iter(_cycle(hosts_for[a], types.count(a), plan_rng)) for a in possible}
-    plan += [(next(turns[a]), a) for a in types]
+    plan = _plan(bank, pool, n_normal, n_abnormal, aberrations, plan_rng)
     order = plan_rng.permutation(len(plan))
     images, records = [], []
     for index, child in zip(order, seeds.spawn(len(plan))):
@@ -578,6 +568,32 @@ _RECORD_COLUMNS = [
     "metaphases",
     "files",
 ]
+
+
+def _plan(bank, pool, n_normal, n_abnormal, aberrations, rng):
+    """[(host, aberration)]: hosts in turn from the pool (each about equally often), aberrations in turn.
+
+    An aberration goes to the next host in the queue whose pool can donate what it needs (e.g. a chromosome 21 from
+    another metaphase for trisomy 21); aberrations no host can take are left out of the turn.
+    """
+    hosts_for = {a: {m for m in pool if _feasible(bank, m, pool, a)} for a in aberrations}
+    possible = [a for a in aberrations if hosts_for[a]]
+    if n_abnormal and not possible:
+        raise DataError(
+            f"The pool of {len(pool)} metaphases cannot donate the chromosomes any of {list(aberrations)} needs. "
+            "Pass more metaphases.",
+            problem="no_donor",
+        )
+    queue = _cycle(pool, n_normal + n_abnormal, rng)
+    plan = []
+    for aberration in _cycle(possible, n_abnormal, rng):
+        position = next((i for i, host in enumerate(queue) if host in hosts_for[aberration]), None)
+        if position is None:  # the queue's remaining hosts cannot take it: any host that can
+            host = sorted(hosts_for[aberration])[rng.integers(len(hosts_for[aberration]))]
+        else:
+            host = queue.pop(position)
+        plan.append((host, aberration))
+    return plan + [(host, NORMAL) for host in queue[:n_normal]]
 
 
 def _cycle(items, count, rng):
