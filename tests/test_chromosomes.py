@@ -1,5 +1,7 @@
 """Tests for medcnn.data.chromosomes: karyotype order, case groups, file-name metadata, pad vs stretch, bad names."""
 
+import struct
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -8,10 +10,12 @@ from medcnn.data.chromosomes import (
     KARYOTYPE_ORDER,
     canonical_class,
     chromosome_metadata,
+    convert_cirnet,
     fit_image,
     fit_images,
     load_chromosomes,
     parse_chromosome_name,
+    read_cirnet_tiff,
 )
 from medcnn.data.splits import check_no_leakage, train_val_test_split
 from medcnn.errors import DataError
@@ -268,3 +272,65 @@ def test_staged_set_case_grouped_split_is_one_call(shared_data):
     assert not (sides[0] & sides[1] or sides[0] & sides[2] or sides[1] & sides[2])
     assert len(train) + len(val) + len(test) == len(data)
     check_no_leakage({"train": train, "val": val, "test": test}, groups=data.groups)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Converting the original TIFF files
+
+
+def write_cirnet_tiff(path, pixels):
+    """A TIFF laid out as the CIR-Net archive's: two strips listed, the first holds the image, the second lies past
+    the end of the file."""
+    height, width = pixels.shape
+    data = pixels.tobytes() + b"\0" * (len(pixels.tobytes()) % 2)
+    ifd = 8 + len(data)
+    arrays = ifd + 2 + 9 * 12 + 4
+
+    def entry(tag, kind, count, value):
+        return struct.pack("<HHI", tag, kind, count) + value
+
+    def short(value):
+        return struct.pack("<HH", value, 0)
+
+    entries = [
+        entry(256, 3, 1, short(width)),
+        entry(257, 3, 1, short(height)),
+        entry(258, 3, 1, short(8)),
+        entry(259, 3, 1, short(1)),
+        entry(262, 3, 1, short(1)),
+        entry(273, 4, 2, struct.pack("<I", arrays)),
+        entry(277, 3, 1, short(1)),
+        entry(278, 3, 1, short(height)),
+        entry(279, 4, 2, struct.pack("<I", arrays + 8)),
+    ]
+    strips = struct.pack("<2I", 8, 8 + 4096) + struct.pack("<2I", height * width, height * width)
+    header = b"II*\0" + struct.pack("<I", ifd)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(header + data + struct.pack("<H", len(entries)) + b"".join(entries) + b"\0" * 4 + strips)
+    return path
+
+
+def test_read_cirnet_tiff_reads_the_first_strip(tmp_path):
+    pixels = np.arange(7 * 8, dtype=np.uint8).reshape(7, 8)
+    path = write_cirnet_tiff(tmp_path / "21_1_100_1100_11.tiff", pixels)
+    with pytest.raises(OSError, match="truncated"):  # what Pillow makes of these files
+        Image.open(path).load()
+    np.testing.assert_array_equal(read_cirnet_tiff(path), pixels)
+
+
+def test_read_cirnet_tiff_compressed_incorrect(tmp_path):
+    path = tmp_path / "1_1_100_1100_11.tiff"
+    Image.fromarray(np.zeros((6, 4), np.uint8)).save(path, compression="tiff_lzw")
+    with pytest.raises(DataError, match=rf"{path}: expected one uncompressed 8-bit grayscale image"):
+        read_cirnet_tiff(path)
+
+
+def test_convert_cirnet_writes_class_folders(tmp_path):
+    pixels = np.full((5, 4), 200, np.uint8)
+    write_cirnet_tiff(tmp_path / "raw" / "sub" / "23_2_100_1100_11.tiff", pixels)
+    write_cirnet_tiff(tmp_path / "raw" / "7_1_100_1100_11.tiff", pixels - 100)
+    assert convert_cirnet(tmp_path / "raw", tmp_path / "out") == 2
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "out" / "X" / "23_2_100_1100_11.png")), pixels)
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "out" / "7" / "7_1_100_1100_11.png")), pixels - 100)
+    with pytest.raises(DataError, match="already exists"):
+        convert_cirnet(tmp_path / "raw", tmp_path / "out")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from PIL import Image, UnidentifiedImageError
 from skimage.transform import resize as _resize
 
 from medcnn.data.imageio import check_color_mode, check_image_size, read_image
@@ -91,6 +92,70 @@ def chromosome_metadata(data_or_paths):
         raise ValueError("The ImageSet has no `paths` (an npz set?); metadata comes from CIR-Net file names.")
     rows = [{"path": str(path), "file": Path(path).name, **parse_chromosome_name(path)} for path in paths]
     return pd.DataFrame(rows, columns=METADATA_COLUMNS)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Converting the original CIR-Net TIFF files
+
+
+def read_cirnet_tiff(path):
+    """One original CIR-Net TIFF as a 2-D uint8 array, read from its first strip.
+
+    The archive's TIFFs list two strips, the second past the end of the file, while the first already holds the
+    whole uncompressed 8-bit image; Pillow then reports the file as truncated. This reads the first strip's
+    `width * height` bytes raw, as the staged PNGs were made (see data/README.md).
+
+    Raises:
+        DataError: not a TIFF, or not one uncompressed 8-bit grayscale image in its first strip.
+    """
+    path = Path(path)
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+            tags = image.tag_v2
+            layout = (image.format, tags.get(258), tags.get(259, 1), tags.get(277, 1))
+            offset, count = tags.get(273, (0,))[0], tags.get(279, (0,))[0]
+    except (OSError, UnidentifiedImageError, AttributeError) as error:
+        raise DataError(f"{path}: not a readable TIFF file ({error}).", path=path, problem="unreadable") from None
+    if layout[0] != "TIFF" or layout[1] not in (8, (8,)) or layout[2] != 1 or layout[3] != 1 or count < width * height:
+        raise DataError(
+            f"{path}: expected one uncompressed 8-bit grayscale image in the first strip (the CIR-Net layout); "
+            f"found format, bits, compression, samples = {layout} and a first strip of {count} bytes for "
+            f"{width}x{height} pixels.",
+            path=path,
+            problem="unreadable",
+        )
+    with open(path, "rb") as file:
+        file.seek(offset)
+        pixels = file.read(width * height)
+    if len(pixels) < width * height:
+        raise DataError(f"{path}: the first strip ends early; the file is truncated.", path=path, problem="unreadable")
+    return np.frombuffer(pixels, np.uint8).reshape(height, width).copy()
+
+
+def convert_cirnet(source, out_dir):
+    """Convert an unpacked CIR-Net archive (`origin.tar.gz`) into the loader's layout: `<out_dir>/<class>/*.png`.
+
+    Every `*.tif` / `*.tiff` under `source` is read with `read_cirnet_tiff` and saved as 8-bit grayscale PNG under
+    its class folder (`1`..`22`, `X`, `Y`), keeping its name. Nothing is overwritten.
+
+    Returns:
+        The number of files written.
+
+    Raises:
+        DataError: a badly named or unreadable file, or an existing file in the way.
+    """
+    files = sorted(p for p in Path(source).rglob("*") if p.suffix.lower() in (".tif", ".tiff") and p.is_file())
+    if not files:
+        raise DataError(f"{source}: no .tif or .tiff files found; unpack origin.tar.gz there first.", path=source)
+    targets = [Path(out_dir) / parse_chromosome_name(path)["class_name"] / f"{path.stem}.png" for path in files]
+    in_the_way = [target for target in targets if target.exists()]
+    if in_the_way:
+        raise DataError(f"{in_the_way[0]}: already exists; convert into an empty folder.", path=in_the_way[0])
+    for path, target in zip(files, targets):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(read_cirnet_tiff(path)).save(target)
+    return len(files)
 
 
 # ----------------------------------------------------------------------------------------------------------------
