@@ -87,8 +87,9 @@ class ChromosomeBank:
     """Chromosome crops trimmed to the chromosome, with what the composer needs to know about each.
 
     `table` has one row per crop (row i describes `crops[i]`): the `chromosome_metadata` columns plus `length` and
-    `width` (pixels of the trimmed crop), `sex` of the case ('XX' or 'XY') and `scale` of the metaphase (the median
-    of length / reference length over its chromosomes). `reference` maps each class to its median (length, width).
+    `width` (pixels of the trimmed crop), `sex` of the case ('XY' when any crop of the case in the bank is a Y, else
+    'XX') and `scale` of the metaphase (the median of length / reference length over its chromosomes).
+    `reference` maps each class to its median (length, width).
     """
 
     table: pd.DataFrame
