@@ -2,26 +2,72 @@
 
 `ImagePreprocessing` resizes, converts the colour mode and scales; `ClassNames` is an identity layer that stores
 the class names with the model. `with_preprocessing` wraps a trained model with both.
+
+`resize_images` and `match_color_mode` are the one resize and the one colour conversion of medcnn: the layer uses
+them, and so do the loaders (`medcnn.data.imageio.read_image` through `resize_pixels`), so that a loader asked for
+`image_size` returns the pixels the saved model computes from the raw file (no train/serve skew).
 """
 
 import keras
+import numpy as np
 from keras import layers, ops
 
 from medcnn.data.imageio import check_color_mode
+
+RESIZE_INTERPOLATION = "bilinear"
+
+
+def resize_images(images, size, interpolation=RESIZE_INTERPOLATION):
+    """Resize a batch of images (N, H, W, C) to `size` = (height, width), antialiased.
+
+    Antialiasing makes downscaling average over the pixels each output pixel covers (as Pillow does) instead of
+    sampling a few of them. Returns a float tensor of the input's float dtype.
+    """
+    return ops.image.resize(images, size, interpolation=interpolation, antialias=True)
+
+
+def match_color_mode(images, color_mode):
+    """Images (N, H, W, 1 or 3) in `color_mode`; the one colour conversion of `ImagePreprocessing`.
+
+    RGB becomes grayscale with Keras' ITU-R 601 luma weights (0.2989, 0.587, 0.114; Pillow's "L" uses 0.299 and
+    rounds); a single channel is repeated for "rgb"; images already in `color_mode` are returned as they are.
+    """
+    channels = images.shape[-1]
+    if color_mode == "grayscale" and channels == 3:
+        return ops.image.rgb_to_grayscale(images)
+    if color_mode == "rgb" and channels == 1:
+        return ops.repeat(images, 3, axis=-1)
+    return images
+
+
+def resize_pixels(images, size, color_mode="rgb"):
+    """RGB images (N, H, W, 3), e.g. uint8 from files, resized and converted as `ImagePreprocessing` does.
+
+    Returns:
+        float32 numpy array (N, height, width, 1 or 3), values in [0, 255], not rounded: exactly what a model's
+        `ImagePreprocessing(size, color_mode)` computes from the same raw images before its scaling (in float32;
+        under mixed precision the model's own resize runs in float16).
+    """
+    batch = ops.convert_to_tensor(np.asarray(images, dtype=np.float32))
+    resized = match_color_mode(resize_images(batch, tuple(size)), color_mode)
+    return np.asarray(ops.convert_to_numpy(resized), dtype=np.float32)
 
 
 @keras.saving.register_keras_serializable(package="medcnn")
 class ImagePreprocessing(layers.Layer):
     """Resize to `size`, convert to grayscale or RGB, multiply by `scale`.
 
-    Deterministic: it acts the same in training and at inference. Grayscale uses ITU-R 601 luma weights
-    (0.299, 0.587, 0.114), the same as Pillow's "L" mode.
+    Deterministic: it acts the same in training and at inference. Resizing and the colour conversion are
+    `resize_images` and `match_color_mode`, which the loaders use too (`medcnn.data.imageio.read_image`), so images
+    loaded at `size` give the same pixels as raw files given to the saved model. Grayscale uses ITU-R 601 luma
+    weights (Keras' 0.2989, 0.587, 0.114; Pillow's "L" mode uses 0.299 and rounds).
 
     Args:
         size: `(height, width)` of the output, positive ints.
         color_mode: "grayscale" (1 output channel) or "rgb" (3); a 1-channel input is repeated for "rgb".
         scale: multiplier applied after resizing, e.g. 1/255 to map [0, 255] to [0, 1]. Defaults to 1/255.
-        interpolation: "bilinear" (default), "nearest", "bicubic", ...; resizing is antialiased.
+        interpolation: "bilinear" (default, the loaders' resize too), "nearest", "bicubic", ...; resizing is
+            antialiased (`resize_images`).
 
     Inputs: 4D (NHWC) images of any height and width, 1 or 3 channels, values in [0, 255].
     Output: 4D (N, height, width, 1 or 3) float32 values in [0, 255 * scale].
@@ -48,12 +94,8 @@ class ImagePreprocessing(layers.Layer):
         if channels not in (1, 3):
             raise ValueError(f"Expected images with 1 or 3 channels. Received: inputs.shape={inputs.shape}")
         if tuple(images.shape[1:3]) != self.size:
-            images = ops.image.resize(images, self.size, interpolation=self.interpolation, antialias=True)
-        if self.color_mode == "grayscale" and channels == 3:
-            images = ops.image.rgb_to_grayscale(images)
-        elif self.color_mode == "rgb" and channels == 1:
-            images = ops.repeat(images, 3, axis=-1)
-        return images * self.scale
+            images = resize_images(images, self.size, interpolation=self.interpolation)
+        return match_color_mode(images, self.color_mode) * self.scale
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], *self.size, 1 if self.color_mode == "grayscale" else 3)

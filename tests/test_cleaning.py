@@ -1,4 +1,4 @@
-"""Tests for medcnn.data.cleaning: class weights, exact / near duplicates and outliers, each returning what it removed."""
+"""Tests for medcnn.data.cleaning: class weights, exact and near duplicates, outliers, each listing what it removed."""
 
 import numpy as np
 import pytest
@@ -105,6 +105,14 @@ def test_image_features_shape_and_histogram():
     features = image_features(images, size=8, bins=4)
     assert features.shape == (2, 8 * 8 + 3 * 4)
     np.testing.assert_allclose(features[:, 64:68].sum(axis=1), 1.0)  # one channel's histogram sums to 1
+
+
+def test_image_features_read_float_images_in_either_range():
+    images = np.stack([blob((10, 10)), blob((20, 20))])
+    expected = image_features(images, size=8, bins=4)
+    # float32 in [0, 255], as the loaders return resized images, and float in [0, 1]
+    for same in (images.astype(np.float32), images / 255.0):
+        np.testing.assert_allclose(image_features(same, size=8, bins=4), expected, atol=1e-6)
 
 
 def test_cleaning_needs_decoded_images(tmp_path):

@@ -87,10 +87,49 @@ def test_sixteen_bit_mode_is_what_pillow_reads(tmp_path):
     assert read_header(tmp_path / "deep.png").mode.startswith("I")
 
 
-def test_resize_to_image_size(tmp_path):
+def triangle_weights(n_in, n_out):
+    """(n_out, n_in) weights of antialiased bilinear resizing: a triangle kernel widened by the downscale factor,
+    centred on each output pixel, normalised to sum to one."""
+    scale = n_out / n_in
+    centers = (np.arange(n_out) + 0.5) / scale
+    distances = (np.arange(n_in)[None, :] + 0.5) - centers[:, None]
+    weights = np.clip(1.0 - np.abs(distances) * min(scale, 1.0), 0.0, None)
+    return weights / weights.sum(axis=1, keepdims=True)
+
+
+def resized_by_numpy(image, size):
+    return np.einsum(
+        "ah,hwc,bw->abc",
+        triangle_weights(image.shape[0], size[0]),
+        image.astype(float),
+        triangle_weights(image.shape[1], size[1]),
+    )
+
+
+@pytest.mark.parametrize("shape, size", [((6, 5), (4, 9)), ((40, 33), (7, 12)), ((9, 11), (9, 4))])
+def test_resize_is_antialiased_bilinear_without_rounding(tmp_path, shape, size):
+    raw = RNG.integers(0, 256, (*shape, 3), dtype=np.uint8)
+    Image.fromarray(raw).save(tmp_path / "a.png")
+    image = read_image(tmp_path / "a.png", image_size=size)
+    assert image.shape == (*size, 3) and image.dtype == np.float32
+    np.testing.assert_allclose(image, resized_by_numpy(raw, size), atol=1e-3)
+
+
+def test_resized_grayscale_is_the_luma_of_the_resized_rgb(tmp_path):
     Image.fromarray(RGB).save(tmp_path / "a.png")
-    image = read_image(tmp_path / "a.png", image_size=(4, 9))
-    assert image.shape == (4, 9, 3)
+    image = read_image(tmp_path / "a.png", image_size=(4, 9), color_mode="grayscale")
+    assert image.shape == (4, 9, 1) and image.dtype == np.float32
+    # Keras' luma weights (0.2989, 0.587, 0.114), unrounded: what ImagePreprocessing computes.
+    expected = resized_by_numpy(RGB, (4, 9)) @ np.array([0.2989, 0.587, 0.114])
+    np.testing.assert_allclose(image[..., 0], expected, atol=1e-3)
+
+
+@pytest.mark.parametrize("color_mode", ["rgb", "grayscale"])
+def test_image_already_at_size_keeps_its_uint8_pixels(tmp_path, color_mode):
+    Image.fromarray(RGB).save(tmp_path / "a.png")
+    image = read_image(tmp_path / "a.png", image_size=(6, 5), color_mode=color_mode)
+    assert image.dtype == np.uint8
+    np.testing.assert_array_equal(image, read_image(tmp_path / "a.png", color_mode=color_mode))
 
 
 def test_read_header_does_not_decode(tmp_path):

@@ -128,10 +128,20 @@ def test_grayscale_among_rgb_and_resize(tmp_path):
     write_image(tmp_path / "a" / "rgb.png", size=(8, 6))
     write_image(tmp_path / "b" / "gray.png", size=(10, 10), mode="L", value=77)
     data = load_folders(tmp_path, image_size=(4, 4), color_mode="rgb")
-    assert data.images.shape == (2, 4, 4, 3)
-    np.testing.assert_array_equal(data.images[1], np.full((4, 4, 3), 77))
+    assert data.images.shape == (2, 4, 4, 3) and data.images.dtype == np.float32  # resized, not rounded
+    np.testing.assert_allclose(data.images[1], np.full((4, 4, 3), 77.0), atol=1e-3)
     gray = load_folders(tmp_path, image_size=(4, 4), color_mode="grayscale")
     assert gray.images.shape == (2, 4, 4, 1)
+    # The gray file is decoded as RGB (77, 77, 77) as the model sees it; Keras' luma weights sum to 0.9999.
+    np.testing.assert_allclose(gray.images[1], np.full((4, 4, 1), 77 * 0.9999), atol=1e-3)
+
+
+def test_images_at_the_requested_size_stay_uint8(tmp_path):
+    make_tree(tmp_path, {"a": 2, "b": 1})  # 8 x 6 files
+    data = load_folders(tmp_path, image_size=(8, 6))
+    assert data.images.dtype == np.uint8
+    for path, image in zip(data.paths, data.images):
+        np.testing.assert_array_equal(image, np.asarray(Image.open(path)))
 
 
 def test_mixed_sizes_need_image_size(tmp_path):

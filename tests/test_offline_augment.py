@@ -45,6 +45,17 @@ def test_expand_groups_show_copies_of_one_source_on_two_sides_of_a_random_split(
     assert set(train) & set(test)  # what a leakage check must catch in the published kth protocol
 
 
+def test_expand_float_images_keeps_them_float():
+    data = image_set(channels=3)
+    as_float = data.subset(np.arange(len(data)))
+    as_float.images = data.images.astype(np.float32)  # as the loaders return resized images
+    from_float = expand(as_float, 2, augment.order_preserving(), seed=0)
+    from_uint8 = expand(data, 2, augment.order_preserving(), seed=0)
+    assert from_float.images.dtype == np.float32
+    assert not np.array_equal(from_float.images, np.rint(from_float.images))  # not rounded
+    np.testing.assert_array_equal(np.rint(from_float.images).astype(np.uint8), from_uint8.images)
+
+
 def test_expand_without_originals():
     expanded = expand(image_set(), copies=2, augmentation=augment.order_preserving(), seed=0, include_original=False)
     np.testing.assert_array_equal(expanded.groups, [0, 1, 2, 3, 4] * 2)

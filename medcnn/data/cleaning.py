@@ -71,6 +71,15 @@ def _require_images(data, what):
         )
 
 
+def value_peak(images):
+    """The top of the images' value range: 255 for uint8 images and for float images with values above 1 (the
+    loaders' resized float32 images are in [0, 255]), else 1 (float images in [0, 1])."""
+    arrays = [np.asarray(image) for image in images]
+    if any(array.dtype == np.uint8 or (array.size and float(array.max()) > 1.0) for array in arrays):
+        return 255.0
+    return 1.0
+
+
 def thumbnails(images, size=16, center_fraction=1.0):
     """Small grayscale thumbnails (N, size*size) in [0, 1], optionally of the central `center_fraction` only."""
     from skimage.color import rgb2gray
@@ -79,8 +88,9 @@ def thumbnails(images, size=16, center_fraction=1.0):
     if not 0 < center_fraction <= 1:
         raise ValueError(f"`center_fraction` must be in (0, 1]. Received: center_fraction={center_fraction}")
     out = np.empty((len(images), size * size), dtype=np.float32)
+    peak = value_peak(images)
     for index, image in enumerate(images):
-        image = np.asarray(image, dtype=np.float32) / (255.0 if np.asarray(image).dtype == np.uint8 else 1.0)
+        image = np.asarray(image, dtype=np.float32) / peak
         gray = rgb2gray(image[..., :3]) if image.shape[-1] >= 3 else image[..., 0]
         height, width = gray.shape
         top, left = int(height * (1 - center_fraction) / 2), int(width * (1 - center_fraction) / 2)
@@ -129,11 +139,11 @@ def remove_near_duplicates(data, threshold=0.97, size=16, center_fraction=1.0, b
 def image_features(images, size=16, bins=16):
     """Simple features per image for outlier detection: a grayscale thumbnail plus a per-channel colour histogram."""
     thumbs = thumbnails(images, size=size)
+    peak = value_peak(images)
     histograms = []
     for image in images:
         image = np.asarray(image)
-        high = 255 if image.dtype == np.uint8 else 1.0
-        channels = [np.histogram(image[..., c], bins=bins, range=(0, high))[0] for c in range(image.shape[-1])]
+        channels = [np.histogram(image[..., c], bins=bins, range=(0, peak))[0] for c in range(image.shape[-1])]
         histograms.append(np.concatenate(channels) / image[..., 0].size)
     return np.hstack([thumbs, np.asarray(histograms, dtype=np.float32)])
 

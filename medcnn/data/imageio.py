@@ -155,20 +155,12 @@ def read_header(path):
         raise _open_errors(path, error) from None
 
 
-def read_image(path, image_size=None, color_mode="rgb"):
-    """Read one image file as a uint8 array of shape (H, W, 1) or (H, W, 3).
+def _decode_for_size(path, image_size, color_mode):
+    """Decode one file as uint8; returns (array, needs_resize).
 
-    Args:
-        path: file to read.
-        image_size: None keeps the file's size, else `(height, width)` to resize to (bilinear).
-        color_mode: "grayscale" or "rgb", whatever the file's own mode (palette, RGBA, LA, 16-bit, ...).
-
-    Raises:
-        DataError: the file is empty, not an image, truncated, or too large to decode safely.
+    The array is in `color_mode` when the file is at `image_size` (or image_size is None); otherwise it is RGB at
+    the file's size, as `python -m medcnn predict` decodes it, for `resize_pixels` to resize and convert.
     """
-    path = Path(path)
-    image_size = check_image_size(image_size)
-    check_color_mode(color_mode)
     _check_file(path)
     try:
         with warnings.catch_warnings():
@@ -176,10 +168,41 @@ def read_image(path, image_size=None, color_mode="rgb"):
             with Image.open(path) as image:
                 _check_pixels(path, *image.size)
                 image.load()
-                image = convert_mode(image, color_mode)
+                needs_resize = image_size is not None and image.size != (image_size[1], image_size[0])
+                image = convert_mode(image, "rgb" if needs_resize else color_mode)
     except _DECODE_ERRORS as error:
         raise _open_errors(path, error) from None
-    if image_size is not None and image.size != (image_size[1], image_size[0]):
-        image = image.resize((image_size[1], image_size[0]), Image.Resampling.BILINEAR)
     array = np.asarray(image, dtype=np.uint8)
-    return array[..., None] if array.ndim == 2 else array
+    return (array[..., None] if array.ndim == 2 else array), needs_resize
+
+
+def read_image(path, image_size=None, color_mode="rgb"):
+    """Read one image file as an array of shape (H, W, 1) or (H, W, 3).
+
+    Resizing goes through the same code as a saved model's preprocessing: the file is decoded as RGB (as
+    `python -m medcnn predict` decodes it), then `medcnn.preprocessing.resize_pixels` resizes it (antialiased
+    bilinear) and converts the colour mode in float32, without rounding back to uint8. So the pixels equal what
+    `ImagePreprocessing(image_size, color_mode)` computes from the raw file, before its scaling. Keras is imported
+    only when a file needs resizing.
+
+    Args:
+        path: file to read.
+        image_size: None keeps the file's size, else `(height, width)`.
+        color_mode: "grayscale" or "rgb", whatever the file's own mode (palette, RGBA, LA, 16-bit, ...).
+
+    Returns:
+        uint8 when the file is kept at its size (`image_size` None or equal to it); float32 in [0, 255] when it
+        was resized.
+
+    Raises:
+        DataError: the file is empty, not an image, truncated, or too large to decode safely.
+    """
+    path = Path(path)
+    image_size = check_image_size(image_size)
+    check_color_mode(color_mode)
+    array, needs_resize = _decode_for_size(path, image_size, color_mode)
+    if not needs_resize:
+        return array
+    from medcnn.preprocessing import resize_pixels  # imports Keras
+
+    return resize_pixels(array[None], image_size, color_mode)[0]

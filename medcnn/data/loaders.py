@@ -31,7 +31,8 @@ from medcnn.data.labels import flat_labels
 class ImageSet:
     """Images (or their paths), integer labels, class names, and optional patient groups and folds.
 
-    `images` is a uint8 array (N, H, W, C) once decoded; `paths` names the source files (None for npz).
+    `images` is an array (N, H, W, C) once decoded: uint8 as stored, or float32 in [0, 255] when files were resized
+    (see `load_folders`); `paths` names the source files (None for npz).
     `skipped` lists `(path, reason)` for every file left out because the caller asked to skip bad files.
     """
 
@@ -107,8 +108,11 @@ class ImageSet:
 def decode_files(paths, image_size, color_mode, skip_bad=False):
     """Decode `paths`; return (images, kept indices, skipped [(path, reason)]).
 
-    With `skip_bad=False` the first bad file raises its DataError; otherwise bad files are counted and listed,
-    never dropped silently.
+    Files already at `image_size` keep their uint8 pixels. Other files are resized by `read_image` through the
+    resize of a saved model's `ImagePreprocessing`, so the pixels equal what the model computes from the raw
+    file; they are not rounded, so `images` is then float32 (values in [0, 255]), and uint8 only when no file
+    needed resizing. With `skip_bad=False` the first bad file raises its DataError; otherwise bad files are
+    counted and listed, never dropped silently.
     """
     images, kept, skipped = [], [], []
     for index, path in enumerate(paths):
@@ -285,7 +289,12 @@ def load_folders(root, image_size=None, color_mode="rgb", skip_bad=False, decode
 
     Args:
         root: the folder holding one sub-folder per class.
-        image_size: None keeps the files' size (they must all agree), else `(height, width)`.
+        image_size: None keeps the files' size (they must all agree), else `(height, width)`. Files of another
+            size are resized exactly as a saved model's `medcnn.preprocessing.ImagePreprocessing(image_size, ...)`
+            resizes the raw file (one code path, antialiased bilinear, see `medcnn.data.imageio.read_image`), so
+            training and serving see the same pixels. Those pixels are not rounded: `images` is then float32 in
+            [0, 255]. Files already at `image_size` are not touched, and when none needed resizing `images` stays
+            uint8 (4 times less memory). Resizing imports Keras.
         color_mode: "grayscale" or "rgb".
         skip_bad: leave unreadable files out, listing them in `skipped`, instead of raising.
         decode: False lists paths and labels only (`images` stays None); see `decode_set`.

@@ -25,16 +25,19 @@ def _check_copies(copies):
 
 
 def _augmented_copies(images, copies, augmentation, seed):
-    """uint8 array (copies, N, H, W, C): copy k of every image, drawn from a fresh copy of `augmentation`."""
+    """Array (copies, N, H, W, C) of the images' dtype: copy k of every image, from a fresh copy of `augmentation`.
+
+    Values are clipped to [0, 255]; uint8 images are rounded back to uint8, float32 ones are not rounded.
+    """
     import keras
 
     layer = with_seed(augmentation, seed)
-    out = np.empty((copies, *images.shape), dtype=np.uint8)
+    out = np.empty((copies, *images.shape), dtype=images.dtype)
     for k in range(copies):
         for start in range(0, len(images), CHUNK):
             batch = images[start : start + CHUNK].astype(np.float32)
-            augmented = keras.ops.convert_to_numpy(layer(batch, training=True))
-            out[k, start : start + CHUNK] = np.clip(np.rint(augmented), 0, 255).astype(np.uint8)
+            augmented = np.clip(keras.ops.convert_to_numpy(layer(batch, training=True)), 0, 255)
+            out[k, start : start + CHUNK] = np.rint(augmented) if images.dtype == np.uint8 else augmented
     return out
 
 
@@ -42,7 +45,8 @@ def expand(data: ImageSet, copies, augmentation, seed=0, include_original=True) 
     """Return `data` with `copies` augmented versions of every image added (or, without originals, only those).
 
     Args:
-        data: an ImageSet with decoded uint8 `images` (N, H, W, C).
+        data: an ImageSet with decoded `images` (N, H, W, C), uint8 or float32 in [0, 255] (as the loaders
+            return resized images); the copies keep that dtype.
         copies: positive int, augmented versions per image.
         augmentation: a Keras layer or Sequential working on [0, 255] float images (e.g.
             `medcnn.augment.order_preserving()`); a fresh copy seeded with `seed` is used (see
@@ -61,8 +65,10 @@ def expand(data: ImageSet, copies, augmentation, seed=0, include_original=True) 
         )
     copies = _check_copies(copies)
     images = np.asarray(data.images)
-    if images.dtype != np.uint8:
-        raise ValueError(f"`data.images` must be uint8 (N, H, W, C). Received: dtype={images.dtype}")
+    if images.dtype not in (np.uint8, np.float32):
+        raise ValueError(
+            f"`data.images` must be uint8 or float32 in [0, 255] (N, H, W, C). Received: dtype={images.dtype}"
+        )
     augmented = _augmented_copies(images, copies, augmentation, seed).reshape(-1, *images.shape[1:])
     sources = np.tile(np.arange(len(images)), copies)
     if include_original:
@@ -115,6 +121,7 @@ def write_augmented(data: ImageSet, out_dir, copies, augmentation, seed=0):
         folder = out_dir / data.class_names[data.labels[source]]
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{stems[source]}_aug{k}.png"
-        Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(path)
+        pixels = np.clip(np.rint(image), 0, 255).astype(np.uint8)  # PNG holds uint8; float copies are rounded here
+        Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels).save(path)
         written.append(path)
     return written

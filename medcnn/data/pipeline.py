@@ -253,6 +253,7 @@ def dataset_from_paths(
 ):
     """Like `make_dataset`, but decodes image files in parallel with `medcnn.data.imageio.read_image`.
 
+    Files are resized as a saved model's `ImagePreprocessing` resizes them (see `read_image`) and kept as float32.
     tf.data decodes with `tf.numpy_function` in a parallel map, then caches the decoded images (in memory). The
     PyDataset decodes each batch with `workers` threads and, with `cache`, keeps decoded images in memory.
     A bad file raises when its batch is read: `DataError` from the PyDataset, a TensorFlow error carrying the
@@ -278,8 +279,8 @@ def dataset_from_paths(
     labels = _check_labels(labels, len(paths), num_classes)
     channels = 1 if color_mode == "grayscale" else 3
 
-    def decode(path):
-        return read_image(path, image_size=image_size, color_mode=color_mode)
+    def decode(path):  # float32: resized files are not rounded (see read_image), files at image_size are exact
+        return np.asarray(read_image(path, image_size=image_size, color_mode=color_mode), dtype=np.float32)
 
     if resolve_backend(backend) == "pydataset":
         decoded = {}
@@ -297,7 +298,7 @@ def dataset_from_paths(
     import tensorflow as tf
 
     def decode_tensor(path):
-        image = tf.numpy_function(lambda p: decode(p.decode()), [path], tf.uint8, stateful=False)
+        image = tf.numpy_function(lambda p: decode(p.decode()), [path], tf.float32, stateful=False)
         image.set_shape((*image_size, channels))
         return image
 
