@@ -1,5 +1,8 @@
 """Tests for medcnn.data.loaders: every layout on synthetic trees and on the staged data, and each bad layout."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -496,3 +499,42 @@ def test_repr_of_a_large_set_lists_no_paths(shared_data):
         f"ImageSet(2592 items, classes={dict.fromkeys(classes, 324)}, images=not decoded, groups=None, "
         f"source='{shared_data / 'pbc'}')"
     )
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The top-level face
+
+
+def test_import_medcnn_is_light_and_exports_the_first_names():
+    code = (
+        "import sys, medcnn; "
+        "heavy = [m for m in ('keras', 'tensorflow', 'jax', 'torch', 'pandas', 'sklearn') if m in sys.modules]; "
+        "print(heavy, sorted(medcnn.__all__))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    expected = [
+        "DataError",
+        "ImageSet",
+        "__version__",
+        "check_no_leakage",
+        "grouped_kfold",
+        "load_cnmc",
+        "load_folders",
+        "load_npz",
+        "resolve_dataset",
+        "stratified_kfold",
+        "train_val_test_split",
+        "validate_dataset",
+    ]
+    assert result.stdout.strip() == f"[] {expected}"
+
+
+def test_top_level_names_are_the_data_layer_functions():
+    import medcnn
+    from medcnn.data import loaders, paths, splits, validate
+    from medcnn.errors import DataError
+
+    assert medcnn.load_folders is loaders.load_folders and medcnn.ImageSet is ImageSet
+    assert medcnn.validate_dataset is validate.validate_dataset and medcnn.resolve_dataset is paths.resolve_dataset
+    assert medcnn.grouped_kfold is splits.grouped_kfold and medcnn.check_no_leakage is splits.check_no_leakage
+    assert medcnn.DataError is DataError

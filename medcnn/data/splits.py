@@ -9,7 +9,6 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from medcnn.errors import DataError
 
@@ -239,6 +238,8 @@ def check_no_leakage(splits, groups=None, fingerprints=None):
         groups: optional group id per item of the whole data set.
         fingerprints: optional fingerprint per item (see `image_fingerprints`).
     """
+    import pandas as pd  # here, so that `import medcnn` stays light
+
     parts = [np.asarray(indices, dtype=int).ravel() for indices in splits.values()]
     rows = pd.DataFrame(
         {"split": np.repeat(list(splits), [len(part) for part in parts]), "index": np.concatenate(parts)}
@@ -301,6 +302,8 @@ def check_folds_no_leakage(folds, groups=None, fingerprints=None):
 
 def split_counts(labels, splits, class_names=None):
     """A table of items per class (rows) and split (columns), with a total row."""
+    import pandas as pd
+
     labels = np.asarray(labels)
     names = class_names if class_names is not None else [str(k) for k in range(int(labels.max()) + 1)]
     table = pd.DataFrame(
