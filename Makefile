@@ -1,4 +1,4 @@
-# medcnn: `make setup`, `make test`, `make reproduce-<study> SCALE=smoke|full`.
+# medcnn: `make setup`, `make test`, `make reproduce-<study> SCALE=smoke|cpu|full`, `make report-<study>`, `make readme`.
 PYTHON_BOOT ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -7,7 +7,7 @@ STUDIES := kth cnmc an2dl allgray chromosome
 export MPLBACKEND ?= Agg
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: setup test lint reproduce-all benchmarks $(addprefix reproduce-,$(STUDIES))
+.PHONY: setup test lint readme reproduce-all benchmarks $(addprefix reproduce-,$(STUDIES)) $(addprefix report-,$(STUDIES))
 
 setup: $(VENV)/.installed
 
@@ -28,7 +28,9 @@ test: $(VENV)/.dev-installed
 lint: $(VENV)/.dev-installed
 	$(PY) -m ruff check medcnn tests benchmarks
 
-# Run a study's notebook headlessly; the executed copy lands beside its results (not committed).
+# Run a study's notebook headlessly: it trains every run (REUSE_RUNS=False). The executed copy lands beside its
+# results (not committed). `report-<study>` rebuilds tables and figures from the recorded runs in runs/ instead.
+REUSE_RUNS ?= False
 $(addprefix reproduce-,$(STUDIES)): reproduce-%: setup
 	@if [ ! -f notebooks/$*.ipynb ]; then \
 		echo "notebooks/$*.ipynb does not exist yet: nothing to reproduce for '$*' (see the open issues)."; \
@@ -36,8 +38,15 @@ $(addprefix reproduce-,$(STUDIES)): reproduce-%: setup
 	fi
 	mkdir -p results/$*/$(SCALE)
 	$(PY) -m papermill notebooks/$*.ipynb results/$*/$(SCALE)/executed.ipynb \
-		-p SCALE $(SCALE) --cwd notebooks --log-output --progress-bar
+		-p SCALE $(SCALE) -p REUSE_RUNS $(REUSE_RUNS) --cwd notebooks --log-output --progress-bar
 	@echo "Results: results/$*/$(SCALE)/report.md"
+
+$(addprefix report-,$(STUDIES)): report-%: setup
+	$(MAKE) --no-print-directory reproduce-$* SCALE=$(SCALE) REUSE_RUNS=True
+
+# Regenerate the README's result tables from the committed results/<study>/<scale>/results.json.
+readme: setup
+	$(PY) -c "from medcnn.studies import update_readme; print(update_readme())"
 
 reproduce-all: setup
 	@for study in $(STUDIES); do \

@@ -1,107 +1,148 @@
-import re
+"""allgray on the experiment layer: its configurations, runs, recorded fingerprints and its own findings."""
+
+import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
+from medcnn import experiment
 from medcnn.studies import allgray
 
-STUDIES_MD = Path(__file__).resolve().parents[2] / "shared" / "studies.md"
-
-
-def test_table1_is_exactly_the_published_table():
-    if not STUDIES_MD.is_file():
-        pytest.skip("../shared/studies.md not found")
-    text = STUDIES_MD.read_text().split("## `allgray`")[1].split("## `")[0]
-    rows = re.findall(r"^\| (\d+ epochs[^|]+)\| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \|$", text, re.M)
-    assert len(rows) == 4
-    for label, *numbers in rows:
-        assert list(allgray.PAPER_TABLE1.loc[label.strip()]) == [float(n) for n in numbers]
+FULL_RUNS = Path(__file__).resolve().parents[1] / "results" / "allgray" / "full" / "runs"
 
 
 def test_table1_configurations_match_the_paper_rows():
     assert [c.label for c in allgray.TABLE1] == list(allgray.PAPER_TABLE1.index)
     assert [(c.epochs, c.batch_size) for c in allgray.TABLE1] == [(15, 64), (15, 64), (15, 32), (10, 32)]
     assert allgray.TABLE1[1].loss == "binary_crossentropy"
+    assert allgray.SNAPSHOTS == {allgray.TABLE1[3].label: allgray.TABLE1[2].label}
 
 
-def test_settings_overrides_and_errors():
-    smoke = allgray.settings("smoke", seeds=[7])
-    assert all(seeds == [7] for seeds in smoke["seeds"].values())
-    assert allgray.settings("full")["max_images"] is None
-    with pytest.raises(ValueError, match="`scale` must be one of"):
-        allgray.settings("medium")
+def test_settings_scales_and_errors():
+    assert allgray.settings("cpu") == allgray.settings("full")  # the published protocol fits this CPU
+    assert allgray.settings("smoke", seeds=[7])["seeds"] == [7]
     with pytest.raises(ValueError, match="Unknown setting"):
         allgray.settings("smoke", epochs=3)
 
 
-def test_run_plan_goes_seed_by_seed():
-    plan = allgray.run_plan({"seeds": {"table1": [0, 1], "honest": [0]}}, groups=("table1", "honest"))
-    assert [seed for _, seed in plan] == [0] * 5 + [1] * 4
-    assert plan[4][0].group == "honest"
+def test_configuration_settings_leave_unset_fields_out():
+    """Fields added later default to None and stay out of the fingerprint, so older records stay valid."""
+    assert "schedule" not in allgray.TABLE1[0].settings() and "backbone" not in allgray.TABLE1[0].settings()
+    assert allgray.OURS.settings()["batch_norm_momentum"] == 0.9 and allgray.OURS.settings()["schedule"] == "cosine"
+
+
+def make_runs(scale="full", count=40, **overrides):
+    labels = np.repeat(np.arange(4), count // 4)
+    fingerprints = [f"f{i}" for i in range(count)]
+    x = np.zeros((count, 100, 100, 1), "float32")
+    return allgray.make_runs(x, labels, fingerprints, allgray.settings(scale, **overrides), "data-hash")
+
+
+def test_runs_go_seed_by_seed_with_the_10_epoch_row_inside_the_15_epoch_run():
+    runs, _ = make_runs(seeds=[0, 1])
+    assert [run.seed for run in runs] == sorted(run.seed for run in runs)
+    seed0 = [run.label for run in runs if run.seed == 0]
+    assert allgray.TABLE1[3].label not in seed0 and allgray.BEYOND.label in seed0
+    batch32 = next(run for run in runs if run.label == allgray.TABLE1[2].label and run.seed == 1)
+    assert [(s.label, s.epochs) for s in batch32.snapshots] == [(allgray.TABLE1[3].label, 10)]
+    assert allgray.BEYOND.label not in [run.label for run in runs if run.seed == 1]  # beyond: seed 0 only
+    smoke, _ = make_runs("smoke")
+    assert {run.group for run in smoke} == {"table1", "ours"} and smoke[0].epochs == 6
 
 
 def test_deduplicated_split_has_no_copy_on_two_sides():
     labels = np.repeat(np.arange(4), 25)
     fingerprints = [f"img{i // 2}" if i < 40 else f"img{i}" for i in range(100)]  # 20 duplicate pairs
     split, info = allgray.make_split(labels, fingerprints, seed=0, deduplicate=True)
-    assert info["duplicates_removed"] == 20
-    assert info["duplicates_across_sides"] == {"val": 0, "test": 0}
+    assert info["duplicates_removed"] == 20 and info["duplicates_across_sides"] == {"val": 0, "test": 0}
     assert sum(len(v) for v in split.values()) == 80
-    published, _ = allgray.make_split(labels, fingerprints, seed=0)
+    published, info = allgray.make_split(labels, fingerprints, seed=0)
     assert sum(len(v) for v in published.values()) == 100
+    in_train = {fingerprints[i] for i in published["train"]}
+    assert info["duplicates_across_sides"]["test"] == sum(fingerprints[i] in in_train for i in published["test"])
 
 
-def test_summarise_means_and_stds():
-    runs = [
-        {"configuration": "a", "group": "table1", "seed": s, **{m: v for m in allgray.SUMMARY_METRICS}}
-        for s, v in ((0, 1.0), (1, 3.0))
-    ]
-    summary = allgray.summarise(runs)
-    assert summary.loc["a", "val_accuracy_mean"] == 2.0
-    assert summary.loc["a", "val_accuracy_std"] == pytest.approx(np.sqrt(2.0))
-    assert summary.loc["a", "seeds"] == 2
+@pytest.mark.skipif(not FULL_RUNS.is_dir(), reason="no committed full run")
+def test_committed_full_records_are_found_by_the_rebuilt_runs():
+    """The experiment layer fingerprints a run exactly as the records were written: they resume, not retrain."""
+    from medcnn.data.loaders import load_folders
+    from medcnn.data.paths import resolve_dataset
+    from medcnn.data.splits import image_fingerprints
+    from medcnn.report import file_list_hash
+
+    data = load_folders(resolve_dataset("all4") / "Original", decode=False)
+    x = np.zeros((len(data), 100, 100, 1), "float32")
+    settings = allgray.settings("full", seeds=[0])
+    runs, _ = allgray.make_runs(x, data.labels, image_fingerprints(data.paths), settings, file_list_hash(data.paths))
+    cache = experiment.RunCache(FULL_RUNS.parent, reuse=True)
+    found = {}
+    for run in runs:
+        for item in (run, *run.snapshots):
+            record = cache.load(item.key, item.fingerprint, "float32")
+            found[item.label] = record is not None
+    assert all(found[c.label] for c in allgray.TABLE1), found
+    assert found[allgray.HONEST.label] and found[allgray.CONV_LAYER_VARIANTS[0].label]
 
 
-@pytest.fixture(scope="module")
-def tiny():
-    """48 synthetic 40x40 images in 4 classes told apart by brightness."""
-    rng = np.random.default_rng(0)
-    labels = np.repeat(np.arange(4), 12)
-    x = (rng.random((48, 40, 40, 1)) * 0.2 + labels[:, None, None, None] * 0.25).astype("float32")
-    return x, labels, [f"f{i}" for i in range(48)]
+def test_keras2_accuracy_is_element_wise():
+    labels = np.array([0, 1])
+    probabilities = np.array([[0.9, 0.1, 0.0, 0.0], [0.6, 0.2, 0.1, 0.1]])  # right, then wrong
+    # first: 4 of 4 elements match; second: predicts class 0 (1 wrong) and misses class 1 (1 wrong): 2 of 4
+    assert allgray.keras2_accuracy(labels, probabilities) == {"keras2_accuracy": 0.75}
 
 
-def test_run_configuration_caches_and_reports(tiny, tmp_path):
-    x, labels, fingerprints = tiny
-    run_settings = dict(allgray.settings("smoke"), image_size=(40, 40), epoch_scale=0.1)
-    split, _ = allgray.make_split(labels, fingerprints, seed=0)
-    config = allgray.TABLE1[1]  # binary cross-entropy
-    first = allgray.run_configuration(config, x, labels, split, 0, run_settings, tmp_path, verbose=0)
-    assert first["cached"] is False and first["epochs"] == 2
-    assert 0.0 <= first["test_accuracy"] <= 1.0 and first["test_predict_s"] > 0
-    # Keras-2-style (element-wise) accuracy of a 4-class one-hot target is at least 0.5 whatever the model does
-    assert first["test_keras2_accuracy"] >= 0.5
-    assert (tmp_path / "runs" / f"{config.slug}__seed0.json").is_file()
-    again = allgray.run_configuration(config, x, labels, split, 0, run_settings, tmp_path, verbose=0)
-    assert again["cached"] is True and again["test_accuracy"] == first["test_accuracy"]
-    fresh = allgray.run_configuration(
-        config, x, labels, split, 0, dict(run_settings, reuse_runs=False), tmp_path, verbose=0
-    )
-    assert fresh["cached"] is False
+def summary_of(rows):
+    frame = pd.DataFrame(rows)
+    return experiment.summarise(frame, ["test_accuracy", "test_keras2_accuracy"])
 
 
-def test_hog_pca_reference_row(tiny):
-    x, labels, fingerprints = tiny
-    split, _ = allgray.make_split(labels, fingerprints, seed=0)
-    features = allgray.hog_features(x)
-    assert features.shape == (48, 576)  # 5x5 cells of 8 px -> 4x4 blocks of 2x2 cells x 9 orientations
-    row = allgray.hog_pca_reference(features, labels, split, components=100, seed=0)
-    assert row["configuration"].startswith("HOG + PCA(")
-    assert 0.0 <= row["test_accuracy"] <= 1.0 and 0 < row["explained_variance"] <= 1.0 + 1e-5
+def test_findings_come_from_the_numbers():
+    rows = []
+    for seed, shift in ((0, 0.0), (1, 0.02)):
+        for config, acc, keras2 in zip(allgray.TABLE1, (0.70, 0.74, 0.69, 0.70), (0.85, 0.87, 0.84, 0.85)):
+            rows.append({"configuration": config.label, "group": "table1", "seed": seed, "test_accuracy": acc + shift,
+                         "test_keras2_accuracy": keras2, "test_confusion": [[5, 5], [0, 10]]})  # fmt: skip
+        rows.append({"configuration": allgray.OURS.label, "group": "ours", "seed": seed, "test_accuracy": 0.83 + shift,
+                     "test_keras2_accuracy": 0.9, "test_confusion": [[9, 1], [1, 9]]})  # fmt: skip
+    summary = summary_of(rows)
+    sentences = allgray.findings(summary, rows)
+    assert sentences[0].startswith("The paper's best configuration") and "does not reach" in sentences[0]
+    assert "0.710 ± 0.014 over 2 seed(s) vs 0.82" in sentences[0]
+    assert "true 4-class test accuracy of 0.750 but would have printed 0.870" in sentences[3]
+    assert "closer to the true 4-class accuracy" in sentences[3]
+    assert f"'{allgray.OURS.label}' reaches the paper's 0.82: test accuracy 0.840 ± 0.014" in sentences[-1]
+    assert any(s.startswith("0 of 10 runs never left") for s in sentences)
 
 
-def test_stuck_runs_are_those_no_better_than_the_largest_class():
-    learned = {"test_accuracy": 0.7, "test_confusion": [[5, 1], [2, 2]]}
-    stuck = {"test_accuracy": 0.6, "test_confusion": [[6, 0], [4, 0]]}
-    assert allgray.stuck_runs([learned, stuck]) == [stuck]
+def test_paper_column_keeps_the_printed_precision(tmp_path):
+    summary = summary_of([{"configuration": c.label, "group": "table1", "seed": 0, "test_accuracy": 0.7,
+                           "test_keras2_accuracy": 0.8} for c in allgray.TABLE1])  # fmt: skip
+    table = experiment.compare(allgray.PAPER_TABLE1, summary, {"scale": "smoke", "seeds": [0]},
+                               {"test acc": "test_accuracy"})  # fmt: skip
+    assert "| 15 epochs, batch 64, categorical CE | 0.82 | 0.700 | 1 |" in experiment.comparison_markdown(table)
+    assert "| 10 epochs, batch 32, categorical CE | 0.81 |" in experiment.comparison_markdown(table)
+
+
+def test_models_compile_through_the_library():
+    import keras
+
+    ours = allgray.build_model(allgray.OURS, (100, 100, 1), steps_per_epoch=10, epochs=4)
+    assert [layer.momentum for layer in ours.layers if isinstance(layer, keras.layers.BatchNormalization)] == [0.9] * 3
+    schedule = ours.optimizer.learning_rate
+    assert float(ours.optimizer._learning_rate(0)) == pytest.approx(1e-3)
+    assert float(ours.optimizer._learning_rate(40)) == pytest.approx(0.0, abs=1e-9)
+    assert schedule is not None
+    transfer = allgray.build_model(allgray.TRANSFER, (100, 100, 1), steps_per_epoch=10, epochs=4)
+    assert transfer.weights_used == "imagenet"  # the staged MobileNetV2 file, loaded at 100 px
+    assert transfer.get_layer("backbone").trainable is False
+
+
+def test_committed_results_have_no_machine_paths():
+    for scale in ("smoke", "full"):
+        path = FULL_RUNS.parents[1] / scale / "results.json"
+        if path.is_file():
+            text = path.read_text()
+            assert "/work/" not in text and "/home/" not in text and "/content/" not in text
+            assert set(json.loads(text)["tables"]["Table 1"]) == set(allgray.PAPER_TABLE1.index)

@@ -14,21 +14,25 @@ from medcnn.experiment.export import export_model, export_run, serving_model
 from medcnn.experiment.outputs import (
     compare,
     comparison_markdown,
+    data_label,
     readme_table,
     results_payload,
+    rows_table,
     update_readme,
     write_outputs,
 )
-from medcnn.experiment.plan import run_all, run_counts, seed_order
+from medcnn.experiment.plan import find_run, run_all, run_counts, seed_order
 from medcnn.experiment.runs import Run, evaluate_sides, slugify, train_and_evaluate
 from medcnn.experiment.summary import (
     best_run,
     gap_statement,
     majority_share,
     mean_std,
+    sample_predictions,
     stuck_runs,
     stuck_statement,
     summarise,
+    test_predictions,
 )
 
 __all__ = [
@@ -37,16 +41,20 @@ __all__ = [
     "best_run",
     "compare",
     "comparison_markdown",
+    "data_label",
     "evaluate_sides",
     "export_model",
     "export_run",
+    "find_run",
     "fingerprint",
     "gap_statement",
     "majority_share",
     "mean_std",
     "readme_table",
     "results_payload",
+    "rows_table",
     "run_all",
+    "sample_predictions",
     "run_counts",
     "seed_order",
     "serving_model",
@@ -55,6 +63,7 @@ __all__ = [
     "stuck_runs",
     "stuck_statement",
     "summarise",
+    "test_predictions",
     "train_and_evaluate",
     "update_readme",
     "write_outputs",

@@ -47,20 +47,22 @@ def paper_decimals(paper):
     return max(needed, 2) if values.size and np.abs(values).max() <= 1 else needed
 
 
-def compare(paper, summary, info, metrics=None):
+def compare(paper, summary, info, metric_keys=None):
     """The published table beside our mean ± std (long form, `report.paper_vs_ours`), rows and metrics of the paper.
 
     Args:
-        paper: a published table (rows = configurations, columns = metrics).
-        summary: `summarise` output whose index holds (some of) the paper's rows, with `<metric>_mean/_std`.
+        paper: a published table (rows = configurations, columns = metrics as printed).
+        summary: `summarise` output whose index holds (some of) the paper's rows, with `<key>_mean` / `<key>_std`.
         info: the run's description (`report.run_info`).
-        metrics: the metrics to compare; default the paper's columns that the summary has.
+        metric_keys: {printed column: our metric key}, e.g. {"test acc": "test_accuracy"}; default: the columns
+            themselves, those the summary has.
     """
-    metrics = metrics or [m for m in paper.columns if f"{m}_mean" in summary]
+    metric_keys = metric_keys or {column: column for column in paper.columns if f"{column}_mean" in summary}
+    columns = list(metric_keys)
     rows = [row for row in paper.index if row in summary.index]
-    ours = summary.loc[rows, [f"{m}_mean" for m in metrics]].set_axis(metrics, axis=1)
-    std = summary.loc[rows, [f"{m}_std" for m in metrics]].set_axis(metrics, axis=1)
-    table = report.paper_vs_ours(paper, ours, info, std=std, metrics=metrics)
+    ours = summary.loc[rows, [f"{metric_keys[c]}_mean" for c in columns]].set_axis(columns, axis=1)
+    std = summary.loc[rows, [f"{metric_keys[c]}_std" for c in columns]].set_axis(columns, axis=1)
+    table = report.paper_vs_ours(paper, ours, info, std=std, metrics=columns)
     table["runs"] = table["row"].map(summary["runs"]).fillna(0).astype(int)
     table.attrs["decimals"] = paper_decimals(paper)
     return table
@@ -145,11 +147,14 @@ def write_outputs(out_dir, payload, title, sections, figures=()):
 
 
 def readme_table(payload, table, headers=None, digits=3):
-    """The README's markdown table of one published table from a `results.json` payload."""
+    """The README's markdown table of one published table from a `results.json` payload.
+
+    `headers` ({metric: title}) also chooses the metrics shown; default every metric of the table.
+    """
     rows = []
     for row, metrics in payload["tables"][table].items():
         for metric, values in metrics.items():
-            if metric != "runs":
+            if metric != "runs" and (headers is None or metric in headers):
                 rows.append({"row": row, "metric": metric, **values, "runs": metrics["runs"]})
     comparison = pd.DataFrame(rows)
     comparison.attrs["decimals"] = payload.get("paper_decimals", {}).get(table, 2)
@@ -166,3 +171,26 @@ def update_readme(readme, marker, text):
         raise ValueError(f"{readme} has no '<!-- {marker} -->' ... '<!-- /{marker} -->' section.")
     readme.write_text(pattern.sub(lambda match: match.group(1) + text.strip() + match.group(2), content))
     return readme
+
+
+def data_label(path, data_dir=None):
+    """A data path named relative to the data root (e.g. 'all4/Original'), never by this machine's absolute path."""
+    from medcnn.data.paths import data_root
+
+    path, root = Path(path), data_root(data_dir)
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix() if root is not None else path.name
+    except ValueError:
+        return path.name
+
+
+def rows_table(summary, metrics, rows=None, digits=3):
+    """Summary rows as a readable table: group, seeds and `mean ± std` per metric ({key: column title})."""
+    chosen = summary.loc[[row for row in (rows if rows is not None else summary.index) if row in summary.index]]
+    table = pd.DataFrame(index=chosen.index)
+    if "group" in chosen:
+        table["group"] = chosen["group"]
+    table["seeds"] = chosen["runs"].astype(int)
+    for key, title in metrics.items():
+        table[title] = [mean_std(m, s, digits) for m, s in zip(chosen[f"{key}_mean"], chosen[f"{key}_std"])]
+    return table

@@ -43,7 +43,11 @@ def run_all(runs, x, labels, class_names, cache, verbose=2, log=print):
 
 
 def run_counts(records):
-    """How many runs there are, how many were trained now and reused, and the seconds their training took."""
+    """How many runs there are, how many were trained now and reused, and the seconds their training took.
+
+    Records without `train_s` (reference rows such as a classical classifier) are not counted.
+    """
+    records = [record for record in records if "train_s" in record]
     trained = [record for record in records if not record.get("cached")]
     return {
         "runs": len(records),
@@ -53,3 +57,12 @@ def run_counts(records):
         "training_s_now": sum(r["train_s"] for r in trained if "snapshot_of" not in r),
         "training_s_all_runs": sum(r["train_s"] for r in records if "snapshot_of" not in r),
     }
+
+
+def find_run(runs, record):
+    """The `Run` (or snapshot) that produced `record`: same configuration label and seed."""
+    for run in runs:
+        for item in (run, *run.snapshots):
+            if item.label == record["configuration"] and item.seed == record["seed"]:
+                return item
+    raise KeyError(f"No run '{record['configuration']}' with seed {record['seed']} in this plan.")

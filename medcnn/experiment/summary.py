@@ -106,3 +106,26 @@ def stuck_statement(records, margin=0.02):
         f"{len(stuck)} of {len(records)} runs never left the majority-class plateau (test accuracy within {margin} of "
         f"always predicting the largest class): {names}."
     )
+
+
+def test_predictions(record):
+    """(test indices, predicted labels, confidence) of a run record."""
+    index = np.asarray(record["test_indices"])
+    if "test_probabilities" in record:
+        probabilities = np.asarray(record["test_probabilities"])
+        return index, probabilities.argmax(axis=1), probabilities.max(axis=1)
+    # records written before the probabilities were kept
+    return index, np.asarray(record["test_predicted"]), np.asarray(record["test_confidence"])
+
+
+def sample_predictions(record, labels, per_class=3):
+    """`per_class` held-out test images of each true class with the run's prediction: dict of arrays."""
+    index, predicted, confidence = test_predictions(record)
+    truth = np.asarray(labels)[index]
+    chosen = np.concatenate([np.flatnonzero(truth == k)[:per_class] for k in np.unique(truth)])
+    return {
+        "index": index[chosen],
+        "true": truth[chosen],
+        "predicted": predicted[chosen],
+        "confidence": confidence[chosen],
+    }

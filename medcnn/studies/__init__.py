@@ -42,3 +42,26 @@ def copy_tables(tables):
         duplicate.attrs = copy.deepcopy(frame.attrs)
         copies[name] = duplicate
     return copies
+
+
+def update_readme(readme="README.md", results="results"):
+    """Regenerate each `<!-- <study>-<scale>-table -->` section of the README from the committed `results.json`.
+
+    Returns the sections written, e.g. ["allgray-full-table"].
+    """
+    import json
+    from pathlib import Path
+
+    from medcnn.experiment import update_readme as replace_section
+
+    written = []
+    text = Path(readme).read_text()
+    for study in STUDIES:
+        for scale in ("full", "cpu", "smoke"):
+            marker = f"{study}-{scale}-table"
+            path = Path(results) / study / scale / "results.json"
+            if f"<!-- {marker} -->" in text and path.is_file():
+                section = get_study(study).readme_section(json.loads(path.read_text()), scale)
+                replace_section(readme, marker, section)
+                written.append(marker)
+    return written

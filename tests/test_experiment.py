@@ -1,0 +1,228 @@
+"""medcnn.experiment: a run trains and evaluates, its record cache resumes and invalidates, snapshots equal a
+shorter run, summaries and sentences come from the numbers, export classifies raw files, outputs hold every row."""
+
+import json
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from medcnn import experiment
+from medcnn.report import paper_table
+from medcnn.train import compile_model
+
+CLASSES = ["dark", "bright"]
+
+
+@pytest.fixture(scope="module")
+def easy():
+    """64 grayscale 16x16 images: dark (label 0) or bright (label 1), with noise. A tiny CNN learns it at once."""
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1], 32)
+    x = (rng.random((64, 16, 16, 1)) * 0.3 + labels[:, None, None, None] * 0.6).astype("float32")
+    order = rng.permutation(64)
+    split = {"train": order[:40], "val": order[40:52], "test": order[52:]}
+    return x, labels, split
+
+
+def tiny_cnn():
+    inputs = keras.Input((16, 16, 1))
+    h = keras.layers.Conv2D(4, 3, activation="relu")(inputs)
+    h = keras.layers.GlobalAveragePooling2D()(h)
+    outputs = keras.layers.Dense(2, activation="softmax")(h)
+    return compile_model(keras.Model(inputs, outputs, name="tiny"), "adam", 0.05, loss="categorical_crossentropy")
+
+
+def make_run(split, epochs=6, seed=0, label="tiny cnn", **kwargs):
+    return experiment.Run(
+        label=label, seed=seed, build_model=tiny_cnn, split=split, epochs=epochs, batch_size=8,
+        settings={"epochs": epochs}, fingerprint_extra={"data": "easy"}, **kwargs,
+    )  # fmt: skip
+
+
+def test_run_learns_and_records_every_metric(easy, tmp_path):
+    x, labels, split = easy
+    cache = experiment.RunCache(tmp_path)
+    [record] = experiment.train_and_evaluate(make_run(split), x, labels, CLASSES, cache, verbose=0)
+    assert record["cached"] is False and record["epochs"] == 6 and len(record["history"]["loss"]) == 6
+    assert record["test_accuracy"] == 1.0 and record["val_accuracy"] == 1.0
+    truth = labels[split["test"]]
+    assert record["test_confusion"] == [[int((truth == 0).sum()), 0], [0, int((truth == 1).sum())]]
+    assert record["sizes"] == {"train": 40, "val": 12, "test": 12}
+    assert np.argmax(record["test_probabilities"], axis=1).tolist() == truth.tolist()
+    assert (tmp_path / "runs" / "tiny-cnn__seed0.json").is_file()
+    assert cache.weights_path("tiny-cnn__seed0").is_file()
+
+
+def test_cache_resumes_only_when_asked_and_when_nothing_changed(easy, tmp_path):
+    x, labels, split = easy
+    first = experiment.train_and_evaluate(make_run(split), x, labels, CLASSES, experiment.RunCache(tmp_path), verbose=0)
+    resume = experiment.RunCache(tmp_path, reuse=True)
+    again = experiment.train_and_evaluate(make_run(split), x, labels, CLASSES, resume, verbose=0)
+    assert again[0]["cached"] is True and again[0]["test_accuracy"] == first[0]["test_accuracy"]
+    # anything that changes the result invalidates the record: epochs, seed, split, data
+    changed_split = {**split, "train": split["train"][:-1]}
+    for run in (make_run(split, epochs=5), make_run(changed_split)):
+        assert experiment.train_and_evaluate(run, x, labels, CLASSES, resume, verbose=0)[0]["cached"] is False
+    other_data = make_run(split)
+    other_data.fingerprint_extra = {"data": "other"}
+    assert resume.load(other_data.key, other_data.fingerprint, "float32") is None
+    assert resume.load(other_data.key, make_run(split).fingerprint, "mixed_bfloat16") is None  # precision
+    # a fresh reproduction never reuses
+    assert (
+        experiment.RunCache(tmp_path, reuse=False).load("tiny-cnn__seed0", make_run(split).fingerprint, "float32")
+        is None
+    )
+
+
+def test_a_snapshot_equals_the_shorter_run_trained_alone(easy, tmp_path):
+    x, labels, split = easy
+    short = make_run(split, epochs=3, label="short")
+    long = make_run(split, epochs=6, label="long", snapshots=(short,))
+    long_record, short_record = experiment.train_and_evaluate(
+        long, x, labels, CLASSES, experiment.RunCache(tmp_path), verbose=0
+    )
+    assert short_record["snapshot_of"] == "long" and short_record["epochs"] == 3
+    alone = experiment.train_and_evaluate(
+        short, x, labels, CLASSES, experiment.RunCache(tmp_path / "alone"), verbose=0
+    )[0]
+    assert short_record["history"]["loss"] == pytest.approx(alone["history"]["loss"], rel=1e-5)
+    np.testing.assert_allclose(short_record["test_probabilities"], alone["test_probabilities"], atol=1e-3)
+    assert long_record["history"]["loss"][:3] == pytest.approx(alone["history"]["loss"], rel=1e-5)
+    with pytest.raises(ValueError, match="fewer epochs"):
+        make_run(split, epochs=3, label="bad", snapshots=(make_run(split, epochs=6),))
+
+
+def test_summarise_over_seeds_and_folds():
+    records = [
+        {"configuration": "a", "group": "g", "seed": 0, "acc": 0.6},
+        {"configuration": "a", "group": "g", "seed": 1, "acc": 0.8},
+        {"configuration": "b", "group": "h", "seed": 0, "acc": 0.5},
+    ]
+    summary = experiment.summarise(records, ["acc", "missing"])
+    assert list(summary.index) == ["a", "b"]
+    assert summary.loc["a", "acc_mean"] == pytest.approx(0.7)
+    assert summary.loc["a", "acc_std"] == pytest.approx(np.std([0.6, 0.8], ddof=1))
+    assert np.isnan(summary.loc["b", "acc_std"]) and summary.loc["a", "runs"] == 2 and summary.loc["b", "group"] == "h"
+    folds = experiment.summarise(pd.DataFrame({"fold": [0, 1, 2], "acc": [0.5, 0.6, 0.7]}), ["acc"], by=None)
+    assert folds.loc["all", "acc_mean"] == pytest.approx(0.6) and folds.loc["all", "runs"] == 3
+
+
+def test_best_run_is_chosen_on_validation_and_stuck_runs_on_the_majority_class():
+    records = [
+        {"configuration": "a", "group": "t", "seed": 0, "val_accuracy": 0.7, "test_accuracy": 0.9},
+        {"configuration": "b", "group": "t", "seed": 1, "val_accuracy": 0.8, "test_accuracy": 0.6},
+    ]
+    assert experiment.best_run(records)["configuration"] == "b"
+    learned = {"configuration": "l", "seed": 0, "test_accuracy": 0.7, "test_confusion": [[5, 1], [2, 2]]}
+    stuck = {"configuration": "s", "seed": 0, "test_accuracy": 0.6, "test_confusion": [[6, 0], [4, 0]]}
+    assert experiment.stuck_runs([learned, stuck]) == [stuck]
+    assert experiment.stuck_statement([learned, stuck]).startswith("1 of 2 runs never left")
+
+
+def test_gap_statement_compares_with_the_standard_error():
+    summary = pd.DataFrame(
+        {"acc_mean": [0.80, 0.70, 0.79], "acc_std": [0.01, 0.01, 0.10], "runs": [4, 4, 4]}, index=["a", "b", "c"]
+    )
+    paper = {"a": 0.82, "b": 0.75, "c": 0.81}
+    beyond = experiment.gap_statement(summary, paper, "a", "b", "acc")
+    assert "+0.07" in beyond and "+0.100" in beyond and "0.007" in beyond and "is beyond two" in beyond
+    within = experiment.gap_statement(summary, paper, "a", "c", "acc")
+    assert "+0.010" in within and "0.050" in within and "is within two" in within
+    single = experiment.gap_statement(summary.assign(runs=1), paper, "a", "b", "acc")
+    assert "cannot tell" in single
+
+
+def test_compare_and_markdown_print_the_papers_precision():
+    paper = paper_table(
+        "s", "Table 1", "c", ["val acc", "test acc"], [("a", 0.80, 0.82), ("b", 0.76, 0.7)], "configuration"
+    )
+    summary = pd.DataFrame(
+        {
+            "val_accuracy_mean": [0.7],
+            "val_accuracy_std": [0.05],
+            "test_accuracy_mean": [0.65],
+            "test_accuracy_std": [np.nan],
+            "runs": [2],
+        },
+        index=["a"],
+    )
+    keys = {"val acc": "val_accuracy", "test acc": "test_accuracy"}
+    table = experiment.compare(paper, summary, {"scale": "smoke", "seeds": [0, 1]}, keys)
+    row = table[(table.row == "a") & (table.metric == "test acc")].iloc[0]
+    assert row["ours"] == 0.65 and row["delta"] == pytest.approx(0.65 - 0.82) and row["runs"] == 2
+    markdown = experiment.comparison_markdown(table)
+    assert "| a | 0.80 | 0.700 ± 0.050 | 0.82 | 0.650 | 2 |" in markdown
+    assert "| b | 0.76 |  | 0.70 |  | 0 |" in markdown
+
+
+def test_outputs_hold_every_row_and_the_run_counts(tmp_path):
+    paper = paper_table("s", "Table 1", "c", ["test acc"], [("a", 0.82), ("b", 0.75)], "configuration")
+    records = [
+        {"configuration": "a", "group": "t", "seed": 0, "test_accuracy": 0.6, "train_s": 10.0, "cached": False},
+        {"configuration": "b", "group": "t", "seed": 0, "test_accuracy": 0.5, "train_s": 30.0, "cached": True},
+    ]
+    summary = experiment.summarise(records, ["test_accuracy"])
+    table = experiment.compare(paper, summary, {"scale": "smoke", "seeds": [0]}, {"test acc": "test_accuracy"})
+    payload = experiment.results_payload(
+        "s", {"title": "t"}, {"scale": "smoke", "seeds": [0]}, {"Table 1": table}, summary, records, ["one finding"]
+    )
+    assert set(payload["tables"]["Table 1"]) == {"a", "b"}
+    assert (
+        payload["run"]["trained_now"] == 1
+        and payload["run"]["reused"] == 1
+        and payload["run"]["training_s_all_runs"] == 40.0
+    )
+    results, markdown = experiment.write_outputs(
+        tmp_path, payload, "title", [("Table 1", experiment.comparison_markdown(table))]
+    )
+    assert json.loads(results.read_text())["tables"]["Table 1"]["a"]["test acc"]["paper"] == 0.82
+    text = markdown.read_text()
+    assert "| runs | 2 (1 trained now, 1 reused) |" in text and "| elapsed | 40.0 s |" in text
+    assert experiment.readme_table(json.loads(results.read_text()), "Table 1") == experiment.comparison_markdown(table)
+    readme = tmp_path / "README.md"
+    readme.write_text("top\n<!-- t -->\nold\n<!-- /t -->\nbottom\n")
+    experiment.update_readme(readme, "t", "new table")
+    assert readme.read_text() == "top\n<!-- t -->\nnew table\n<!-- /t -->\nbottom\n"
+
+
+def test_exported_model_classifies_raw_files_with_predict(easy, tmp_path):
+    x, labels, split = easy
+    cache = experiment.RunCache(tmp_path)
+    run = make_run(split)
+    experiment.train_and_evaluate(run, x, labels, CLASSES, cache, verbose=0)
+    path = experiment.export_run(run, x, labels, CLASSES, cache, tmp_path / "model.keras", input_max=1.0)
+    for name, value in (("dark.png", 30), ("bright.png", 220)):
+        Image.fromarray(np.full((40, 40, 3), value, np.uint8)).save(tmp_path / name)
+    files = [str(tmp_path / "dark.png"), str(tmp_path / "bright.png")]
+    output = subprocess.run(
+        [sys.executable, "-m", "medcnn", "predict", str(path), *files],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    assert "dark.png" in output and "bright.png" in output
+    lines = {line.split()[0].split("/")[-1]: line for line in output.splitlines() if ".png" in line}
+    assert "dark" in lines["dark.png"].split(maxsplit=1)[1] and "bright" in lines["bright.png"].split(maxsplit=1)[1]
+    with pytest.raises(ValueError, match="input_max"):
+        experiment.serving_model(tiny_cnn(), CLASSES)
+
+
+def test_export_retrains_a_run_whose_weights_are_missing(easy, tmp_path):
+    x, labels, split = easy
+    cache = experiment.RunCache(tmp_path)
+    run = make_run(split, epochs=2)
+    experiment.train_and_evaluate(run, x, labels, CLASSES, cache, verbose=0)
+    cache.weights_path(run.key).unlink()
+    said = []
+    assert (
+        experiment.export_run(
+            run, x, labels, CLASSES, cache, tmp_path / "m.keras", 1.0, retrain_missing=False, log=said.append
+        )
+        is None
+    )
+    assert "not here" in said[-1]
+    path = experiment.export_run(run, x, labels, CLASSES, cache, tmp_path / "m.keras", 1.0, log=said.append)
+    assert path.is_file() and any("training that run again" in line for line in said)
