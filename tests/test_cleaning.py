@@ -100,11 +100,14 @@ def test_remove_outliers_finds_the_odd_images():
     assert removed_again["index"].tolist() == removed["index"].tolist()
 
 
-def test_image_features_shape_and_histogram():
-    images = np.stack([blob((10, 10)), blob((20, 20))])
+def test_image_features_are_thumbnail_then_histograms():
+    images = np.stack([np.full((12, 10, 3), (200, 10, 100), np.uint8), np.full((12, 10, 3), (0, 255, 70), np.uint8)])
     features = image_features(images, size=8, bins=4)
-    assert features.shape == (2, 8 * 8 + 3 * 4)
-    np.testing.assert_allclose(features[:, 64:68].sum(axis=1), 1.0)  # one channel's histogram sums to 1
+    # skimage's rgb2gray weights (0.2125, 0.7154, 0.0721); 4 bins over [0, 255] have edges 63.75, 127.5, 191.25.
+    gray = [(0.2125 * 200 + 0.7154 * 10 + 0.0721 * 100) / 255, (0.7154 * 255 + 0.0721 * 70) / 255]
+    histograms = [[0, 0, 0, 1] + [1, 0, 0, 0] + [0, 1, 0, 0], [1, 0, 0, 0] + [0, 0, 0, 1] + [0, 1, 0, 0]]
+    expected = np.array([[value] * 64 + histogram for value, histogram in zip(gray, histograms)])
+    np.testing.assert_allclose(features, expected, atol=1e-4)
 
 
 def test_image_features_read_float_images_in_either_range():
