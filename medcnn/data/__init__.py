@@ -2,5 +2,6 @@
 (folders, C-NMC, npz, chromosomes), validate (a report of every problem), splits (stratified and grouped, with a
 leakage check), cleaning (duplicates, outliers, class weights), offline_augment, pipeline (tf.data / PyDataset).
 
-Importing this package is light: no Keras or TensorFlow (only `pipeline` and `offline_augment` import Keras).
+Importing this package is light: no Keras or TensorFlow (only `pipeline` and `offline_augment` import Keras;
+`imageio.read_image` imports it when a file needs resizing, so that it resizes as a saved model does).
 """
