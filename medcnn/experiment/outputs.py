@@ -194,3 +194,33 @@ def rows_table(summary, metrics, rows=None, digits=3):
     for key, title in metrics.items():
         table[title] = [mean_std(m, s, digits) for m, s in zip(chosen[f"{key}_mean"], chosen[f"{key}_std"])]
     return table
+
+
+def readme_section(payload, table, headers, protocol):
+    """A README section on a committed run: what ran where, the paper-vs-ours table, and the printed findings.
+
+    Args:
+        payload: the run's `results.json` content.
+        table: which published table to show; `headers` ({metric: title}) chooses its columns.
+        protocol: one sentence on the protocol and where the full report is.
+    """
+    run, described = payload["run"], report.run_summary(payload["run"])
+    counts = ", ".join(f"{name} {count}" for name, count in run["data"]["counts"].items())
+    minutes = run["training_s_all_runs"] / 60
+    intro = (
+        f"{str(run['scale']).capitalize()} scale on {described['hardware']} ({run.get('precision', 'float32')}), "
+        f"{sum(run['data']['counts'].values()):,} images ({counts}), seeds {described['seeds']} (each fixes the split "
+        f"and the initialisation); mean ± std over seeds. Training took {minutes:.0f} min over {run['runs']} runs "
+        f"({run['trained_now']} trained in the last pass, {run['reused']} reused from `runs/`). Protocol: {protocol}"
+    )
+    return "\n".join(
+        [
+            intro,
+            "",
+            readme_table(payload, table, headers),
+            "",
+            "What the run shows (printed by the notebook from the same results):",
+            "",
+            *[f"- {sentence}" for sentence in payload["findings"]],
+        ]
+    )

@@ -128,34 +128,30 @@ TRANSFER = replace(
 )
 GROUPS = ("table1", "conv_layers", "honest", "beyond", "ours", "transfer")
 
+_COMMON = {
+    "class_names": CLASS_NAMES,
+    "image_size": (100, 100),
+    "load_size": (224, 224),
+    "max_images": None,  # every image found (3,061 staged, 3,256 in the Kaggle download): smoke cuts epochs
+    "ratios": (0.7, 0.15, 0.15),
+    "learning_rate": 1e-3,
+    "predict_batch_size": 32,
+    "hog_pca_components": 100,
+}
 SETTINGS = {
     "smoke": {
-        "class_names": CLASS_NAMES,
-        "image_size": (100, 100),
-        "load_size": (224, 224),
-        "max_images": None,  # every staged image: the budget is cut in epochs, not in data
+        **_COMMON,
         "seeds": [0],  # each seed fixes the split and the initialisation
-        # which groups run, and (a list) the seeds of a group that runs on fewer seeds than `seeds`
+        # the groups that run, each with None (the scale's seeds) or its own list of seeds
         "groups": {"table1": None, "ours": None},
         "epoch_scale": 0.4,  # 15 -> 6 epochs (200 steps at batch 64: past the ~130 that leave the plateau)
-        "ratios": (0.7, 0.15, 0.15),
-        "learning_rate": 1e-3,
-        "predict_batch_size": 32,
-        "hog_pca_components": 100,
         "allow_random_weights": True,
     },
     "full": {
-        "class_names": CLASS_NAMES,
-        "image_size": (100, 100),
-        "load_size": (224, 224),
-        "max_images": None,  # every image found (3,061 staged; 3,256 in the Kaggle download)
+        **_COMMON,
         "seeds": [0, 1, 2],
-        "groups": {"table1": None, "conv_layers": None, "honest": None, "beyond": [0], "ours": None, "transfer": None},
+        "groups": {g: None for g in ("table1", "conv_layers", "honest", "ours", "transfer")} | {"beyond": [0]},
         "epoch_scale": 1.0,
-        "ratios": (0.7, 0.15, 0.15),
-        "learning_rate": 1e-3,
-        "predict_batch_size": 32,
-        "hog_pca_components": 100,
         "allow_random_weights": False,
     },
 }
@@ -382,28 +378,14 @@ def binary_accuracy_statement(summary, label=TABLE1[1].label):
 
 def readme_section(payload, scale="full"):
     """The README's section on a committed run, generated from its `results.json` payload."""
-    from medcnn.experiment import readme_table
-    from medcnn.report import run_summary
+    from medcnn.experiment import readme_section as section
 
-    run, described = payload["run"], run_summary(payload["run"])
-    counts = ", ".join(f"{name} {count}" for name, count in run["data"]["counts"].items())
-    return "\n".join(
-        [
-            f"{scale.capitalize()} scale, run on {described['hardware']} ({run.get('precision', 'float32')}): "
-            f"{sum(run['data']['counts'].values()):,} staged images ({counts}), the paper's epochs and batch sizes, "
-            f"stratified 70/15/15 splits, seeds {described['seeds']} (each seed fixes the split and the "
-            "initialisation), trained from scratch. Mean ± std over seeds; the paper's numbers come from "
-            f"`medcnn.studies.allgray`. Training took {run['training_s_all_runs'] / 60:.0f} min over {run['runs']} "
-            f"runs ({run['trained_now']} trained in the last pass, {run['reused']} reused from `runs/`).",
-            "",
-            readme_table(payload, "Table 1", {"val acc": "val acc", "test acc": "test acc"}),
-            "",
-            "What the run shows (printed by the notebook from the same results):",
-            "",
-            *[f"- {sentence}" for sentence in payload["findings"]],
-            "",
-            "Full report with the other rows (conv layers, duplicate-free protocol, our rows, MobileNetV2, HOG + PCA), "
-            f"curves, confusion matrix and sample predictions: [results/allgray/{scale}/report.md]"
-            f"(results/allgray/{scale}/report.md).",
-        ]
+    return section(
+        payload,
+        "Table 1",
+        {"val acc": "val acc", "test acc": "test acc"},
+        f"the paper's epochs and batch sizes, stratified 70/15/15 splits, trained from scratch; the paper's numbers "
+        f"come from `medcnn.studies.allgray`. The full report adds the conv-layer rows, the duplicate-free protocol, "
+        f"our rows, MobileNetV2 and HOG + PCA, with curves, confusion matrix and sample predictions: "
+        f"[results/allgray/{scale}/report.md](results/allgray/{scale}/report.md).",
     )
