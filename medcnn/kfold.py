@@ -10,34 +10,8 @@ import pandas as pd
 
 import keras
 
-from medcnn.errors import DataError
+from medcnn.data.splits import check_folds_no_leakage
 from medcnn.train import fit
-
-
-def check_no_group_leak(train_idx, val_idx, groups, fold=None):
-    """Raise DataError if a group (patient) has images on both sides of a split, or an index is on both sides."""
-    shared_indices = np.intersect1d(train_idx, val_idx)
-    where = "" if fold is None else f"Fold {fold}: "
-    if shared_indices.size:
-        raise DataError(
-            f"{where}{shared_indices.size} images are in both train and validation "
-            f"(e.g. index {int(shared_indices[0])}). "
-            "Each image must be on one side only; check how the splits were made.",
-            problem="split_leak",
-        )
-    if groups is None:
-        return
-    groups = np.asarray(groups)
-    shared = np.intersect1d(groups[train_idx], groups[val_idx])
-    if shared.size:
-        example = shared[0].item() if hasattr(shared[0], "item") else shared[0]
-        raise DataError(
-            f"{where}group {example!r} has {int((groups[train_idx] == example).sum())} images in train and "
-            f"{int((groups[val_idx] == example).sum())} in validation ({shared.size} groups are on both sides). "
-            "A patient-grouped split must put each patient on one side only: make the splits with "
-            "StratifiedGroupKFold on the patient ids.",
-            problem="group_leak",
-        )
 
 
 def _default_dataset(images, labels, training):
@@ -77,8 +51,7 @@ def run_kfold(
     if not splits:
         raise ValueError("`splits` is empty. Pass a list of (train_idx, val_idx) pairs.")
     splits = [(np.asarray(train_idx, dtype=int), np.asarray(val_idx, dtype=int)) for train_idx, val_idx in splits]
-    for fold, (train_idx, val_idx) in enumerate(splits):
-        check_no_group_leak(train_idx, val_idx, groups, fold=fold)
+    check_folds_no_leakage(splits, groups=groups)
     fit_kwargs = dict(fit_kwargs or {})
     make_dataset = make_dataset or _default_dataset
     labels = np.asarray(labels)
@@ -113,8 +86,14 @@ def run_kfold(
 
 def summarise_folds(per_fold):
     """Mean and sample standard deviation of each metric column over folds, with a 'mean ± std' text column."""
-    metrics = per_fold.drop(columns=["n_train", "n_val", "epochs"], errors="ignore")
-    summary = pd.DataFrame({"mean": metrics.mean(), "std": metrics.std(ddof=1).fillna(0.0)})
+    from medcnn.experiment.summary import summarise
+
+    metrics = [c for c in per_fold.columns if c not in ("n_train", "n_val", "epochs")]
+    overall = summarise(per_fold, metrics, by=None).iloc[0]
+    summary = pd.DataFrame(
+        {"mean": [overall[f"{m}_mean"] for m in metrics], "std": [overall[f"{m}_std"] for m in metrics]},
+        index=pd.Index(metrics, name="metric"),
+    )
+    summary["std"] = summary["std"].fillna(0.0)
     summary["mean ± std"] = [f"{mean:.4f} ± {std:.4f}" for mean, std in zip(summary["mean"], summary["std"])]
-    summary.index.name = "metric"
     return summary

@@ -77,10 +77,10 @@ def test_a_patient_on_both_sides_is_refused_before_training(dataset):
     images, labels, groups = dataset
     leaky = [(np.arange(0, 13), np.arange(13, COUNT))]  # patient P4 has images 12, 13, 14
     built = []
-    with pytest.raises(DataError, match="Fold 0: group 'P4' has 1 images in train and 2 in validation"):
+    with pytest.raises(DataError, match="Fold 0: Patient/group 'P4' has 1 in train and 2 in val"):
         run_kfold(lambda fold: built.append(fold) or build_model(fold), images, labels, leaky, groups=groups)
     assert built == []
-    with pytest.raises(DataError, match="in both train and validation"):
+    with pytest.raises(DataError, match="Fold 0: Item 12 is in train and val"):
         run_kfold(build_model, images, labels, [(np.arange(0, 13), np.arange(12, COUNT))])
 
 
