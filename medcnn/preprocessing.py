@@ -155,3 +155,15 @@ def class_names_of(model):
         if isinstance(layer, ClassNames):
             return list(layer.class_names)
     return None
+
+
+def preprocess_images(images, layer, batch_size=256):
+    """Apply a preprocessing layer (e.g. `ImagePreprocessing`) to an array of images in batches: float32 numpy.
+
+    This is how data prepared outside the model sees exactly the pixels the saved model computes from a file.
+    """
+    parts = [
+        keras.ops.convert_to_numpy(layer(images[start : start + batch_size]))
+        for start in range(0, len(images), batch_size)
+    ]
+    return np.concatenate(parts).astype("float32")

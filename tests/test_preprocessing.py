@@ -54,3 +54,13 @@ def test_wrapped_model_saves_and_reloads_with_class_names(tmp_path):
     loaded = keras.saving.load_model(tmp_path / "m.keras")
     assert class_names_of(loaded) == ["a", "b", "c"]
     np.testing.assert_allclose(keras.ops.convert_to_numpy(loaded(raw)), before, atol=1e-6)
+
+
+def test_preprocess_images_in_batches_equals_the_layer_on_the_whole_array():
+    from medcnn.preprocessing import ImagePreprocessing, preprocess_images
+
+    images = np.random.default_rng(0).integers(0, 256, (5, 12, 10, 3)).astype("uint8")
+    layer = ImagePreprocessing((6, 5), "grayscale", scale=1.0 / 255.0)
+    batched = preprocess_images(images, layer, batch_size=2)
+    assert batched.shape == (5, 6, 5, 1) and batched.dtype == np.float32
+    np.testing.assert_allclose(batched, np.asarray(layer(images)), atol=1e-6)

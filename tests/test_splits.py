@@ -259,3 +259,14 @@ def test_staged_cnmc_grouped_split_warns(shared_data):
     assert record[0].filename == __file__
     assert f"class 1 has {hem_in_val} of {len(val)} items in val" in message
     assert f"val {per_class(data.labels, val)}" in message
+
+
+def test_stratified_subset_keeps_class_shares_and_is_seeded():
+    from medcnn.data.splits import stratified_subset
+
+    labels = np.repeat([0, 1], [60, 20])
+    picked = stratified_subset(labels, 40, seed=3)
+    assert len(picked) == 40 and np.all(np.diff(picked) > 0)
+    assert np.bincount(labels[picked]).tolist() == [30, 10]
+    assert stratified_subset(labels, 40, seed=3).tolist() == picked.tolist()
+    assert stratified_subset(labels, None).tolist() == list(range(80))

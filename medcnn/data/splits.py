@@ -315,3 +315,14 @@ def split_counts(labels, splits, class_names=None):
     )
     table.loc["total"] = table.sum()
     return table
+
+
+def stratified_subset(labels, size, seed=0):
+    """Sorted indices of a stratified random subset of `size` items (all indices when `size` is None or larger)."""
+    from sklearn.model_selection import train_test_split
+
+    everything = np.arange(len(labels))
+    if size is None or size >= len(labels):
+        return everything
+    picked, _ = train_test_split(everything, train_size=size, stratify=labels, random_state=seed)
+    return np.sort(picked)

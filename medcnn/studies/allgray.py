@@ -178,31 +178,21 @@ def paper_tables():
 
 
 def load_data(data_dir=None, load_size=(224, 224), max_images=None, seed=0):
-    """The Kaggle ALL images (`Original/`) as RGB uint8, optionally a stratified slice; bad files skipped and listed."""
-    from sklearn.model_selection import train_test_split
-
+    """The Kaggle ALL images (`Original/`) as RGB, optionally a stratified slice; bad files skipped and listed."""
     from medcnn.data.loaders import decode_set, load_folders
     from medcnn.data.paths import resolve_dataset
+    from medcnn.data.splits import stratified_subset
 
     root = resolve_dataset(DATASET_ID, data_dir)
     data = load_folders(root / "Original" if (root / "Original").is_dir() else root, decode=False)
-    if max_images is not None and max_images < len(data):
-        picked, _ = train_test_split(
-            np.arange(len(data)), train_size=max_images, stratify=data.labels, random_state=seed
-        )
-        data = data.subset(np.sort(picked))
-    return decode_set(data, load_size, "rgb", skip_bad=True)
+    return decode_set(data.subset(stratified_subset(data.labels, max_images, seed)), load_size, "rgb", skip_bad=True)
 
 
-def preprocess(images, image_size=(100, 100), batch_size=256):
+def preprocess(images, image_size=(100, 100)):
     """The paper's preprocessing (resize, grayscale, /255) as the saved model applies it: float32 (N, H, W, 1)."""
-    import keras
+    from medcnn.preprocessing import ImagePreprocessing, preprocess_images
 
-    from medcnn.preprocessing import ImagePreprocessing
-
-    layer = ImagePreprocessing(tuple(image_size), color_mode="grayscale", scale=1.0 / 255.0)
-    parts = [keras.ops.convert_to_numpy(layer(images[i : i + batch_size])) for i in range(0, len(images), batch_size)]
-    return np.concatenate(parts).astype("float32")
+    return preprocess_images(images, ImagePreprocessing(tuple(image_size), "grayscale", scale=1.0 / 255.0))
 
 
 def make_split(labels, fingerprints, seed, ratios=(0.7, 0.15, 0.15), deduplicate=False):
