@@ -2,17 +2,23 @@
 
 Run from the repository root: `python benchmarks/input_pipeline.py [--preset NAME] [--batches N]`.
 
-Measures, in one process, images/s of the augmented training pipeline (`medcnn.data.pipeline.make_dataset`, training
-split, one `medcnn.augment` preset) and images/s of a training step of the allgray CNN
-(`medcnn.models.scratch.allgray_cnn`, Adam, `jit_compile=False`) on batches taken from that pipeline. Data: the
-staged all4 images at 100x100 grayscale, or synthetic images of that size when all4 is not found (the output says
-which). The last line is `input_pipeline: <ratio>x ...`; the goal is a ratio >= 5 (the pipeline is never the
-bottleneck). Note that in a real fit both share the same CPU cores; this measures each alone.
+Measures images/s of the augmented training pipeline (`medcnn.data.pipeline.make_dataset`, training split, one
+`medcnn.augment` preset) and images/s of a training step of the allgray CNN (`medcnn.models.scratch.allgray_cnn`,
+Adam, compiled by `medcnn.train.compile_model`: no XLA on a TensorFlow CPU, jit under JAX) on batches taken from that
+pipeline. Data: the staged all4 images at 100x100 grayscale, or synthetic images of that size when all4 is not found
+(the output says which). The last line is `input_pipeline: <ratio>x ...`; the goal is a ratio >= 5 (the pipeline is
+never the bottleneck). Note that in a real fit both share the same CPU cores; this measures each alone.
+
+Under TensorFlow it also measures, in a subprocess with `KERAS_BACKEND=jax`, the pipeline other backends get (a
+`keras.utils.PyDataset` augmenting eagerly) on the same images, and prints its rate as a ratio of the tf.data
+rate: the ceiling a JAX run on a GPU cannot train faster than. `--no-jax` skips it.
 """
 
 import argparse
 import os
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -22,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import keras
 import numpy as np
 
-from medcnn import augment
+from medcnn import augment, train
 from medcnn.data import pipeline
 from medcnn.errors import DataError
 from medcnn.data.loaders import load_folders
@@ -65,7 +71,7 @@ def pipeline_rate(dataset, epochs):
 def training_rate(batches):
     """Images/s of `train_on_batch` of the allgray CNN over `batches`, after one warm-up step."""
     model = allgray_cnn(input_shape=(*IMAGE_SIZE, 1), num_classes=NUM_CLASSES)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy", jit_compile=False)
+    train.compile_model(model, keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy", metrics=[])
     model.train_on_batch(*batches[0])
     count, start = 0, time.perf_counter()
     for images, labels in batches:
@@ -74,54 +80,95 @@ def training_rate(batches):
     return count / (time.perf_counter() - start)
 
 
+def augmented_dataset(images, labels, preset, deterministic=True):
+    """The training pipeline timed here: `preset` augmentation, batches of 64, shuffled with seed 0."""
+    return pipeline.make_dataset(
+        images,
+        labels,
+        BATCH_SIZE,
+        training=True,
+        augmentation=augment.PRESETS[preset](seed=0),
+        seed=0,
+        deterministic=deterministic,
+    )
+
+
+RATE_PREFIX = "pipeline_images_per_second="  # how the JAX subprocess reports its rate
+
+
+def jax_pipeline_rate(images, labels, preset, epochs):
+    """Images/s of the PyDataset pipeline under `KERAS_BACKEND=jax`, measured in a subprocess on these images.
+
+    Returns (rate, None), or (None, why not) when JAX is missing or the subprocess fails.
+    """
+    with tempfile.TemporaryDirectory() as folder:
+        data = Path(folder) / "images.npz"
+        np.savez(data, images=images, labels=labels)
+        env = {**os.environ, "KERAS_BACKEND": "jax"}
+        env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # leave GPU memory to this process' TensorFlow
+        command = [sys.executable, __file__, "--jax-pipeline-only", str(data), "--preset", preset]
+        result = subprocess.run(command + ["--epochs", str(epochs)], capture_output=True, text=True, env=env)
+    rates = [line[len(RATE_PREFIX) :] for line in result.stdout.splitlines() if line.startswith(RATE_PREFIX)]
+    if result.returncode != 0 or not rates:
+        return None, (result.stderr.strip().splitlines() or ["no output"])[-1]
+    return float(rates[-1]), None
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="rotation_flip_zoom_brightness_noise", choices=sorted(augment.PRESETS))
     parser.add_argument("--batches", type=int, default=20, help="training steps timed (batches of 64)")
     parser.add_argument("--epochs", type=int, default=2, help="pipeline passes timed")
+    parser.add_argument("--no-jax", action="store_true", help="skip the JAX (PyDataset) pipeline subprocess")
+    parser.add_argument("--jax-pipeline-only", metavar="NPZ", help=argparse.SUPPRESS)  # the subprocess' job
     args = parser.parse_args()
+
+    if args.jax_pipeline_only:
+        with np.load(args.jax_pipeline_only) as data:
+            images, labels = data["images"], data["labels"]
+        print(f"{RATE_PREFIX}{pipeline_rate(augmented_dataset(images, labels, args.preset), args.epochs)}")
+        return
 
     images, labels, description = load_images()
     print(f"data: {description}")
     print(f"keras {keras.__version__}, backend {keras.backend.backend()}, {os.cpu_count()} CPU cores visible")
+    # The JAX subprocess runs first, before this process' TensorFlow takes the GPU's memory (on a GPU machine).
+    run_jax = pipeline.resolve_backend() == "tf.data" and not args.no_jax
+    jax_rate, jax_problem = jax_pipeline_rate(images, labels, args.preset, args.epochs) if run_jax else (None, None)
 
     # tf.data: the default maps the augmentation one batch at a time (reproducible); also time AUTOTUNE calls.
     # The PyDataset (other backends) has one mode.
     modes = (True, False) if pipeline.resolve_backend() == "tf.data" else (True,)
     rates = {}
     for deterministic in modes:
-        dataset = pipeline.make_dataset(
-            images,
-            labels,
-            BATCH_SIZE,
-            training=True,
-            augmentation=augment.PRESETS[args.preset](seed=0),
-            seed=0,
-            deterministic=deterministic,
-        )
-        rates[deterministic] = pipeline_rate(dataset, args.epochs)
+        rates[deterministic] = pipeline_rate(augmented_dataset(images, labels, args.preset, deterministic), args.epochs)
         mode = "one batch at a time (default)" if deterministic else "num_parallel_calls=AUTOTUNE"
         kind = f"tf.data, augmentation {mode}" if len(modes) == 2 else "PyDataset"
         print(f"pipeline ({kind}), {args.preset}: {rates[deterministic]:,.0f} images/s")
+    jax_note = ""
+    if jax_rate is not None:
+        jax_note = f"; JAX PyDataset {jax_rate:,.0f} images/s = {jax_rate / rates[True]:.2f}x tf.data"
+        print(
+            f"pipeline (PyDataset, KERAS_BACKEND=jax, subprocess), {args.preset}: {jax_rate:,.0f} images/s = "
+            f"{jax_rate / rates[True]:.2f}x the tf.data default: the most images/s a JAX run can train at"
+        )
+    elif jax_problem is not None:
+        print(f"pipeline (PyDataset, KERAS_BACKEND=jax): not measured ({jax_problem})")
 
-    dataset = pipeline.make_dataset(
-        images, labels, BATCH_SIZE, training=True, augmentation=augment.PRESETS[args.preset](seed=0), seed=0
-    )
     batches = []
-    for batch_images, batch_labels in dataset:
+    for batch_images, batch_labels in augmented_dataset(images, labels, args.preset):
         if len(batch_images) == BATCH_SIZE:
             batches.append((np.asarray(batch_images) / 255.0, np.asarray(batch_labels)))
         if len(batches) == args.batches + 1:
             break
-    train = training_rate(batches)
-    print(f"training step, allgray CNN (3 conv), batch {BATCH_SIZE}, jit_compile=False: {train:,.0f} images/s")
-    if keras.backend.backend() == "jax":
-        print("note: under JAX, jit_compile=False runs the training step eagerly (slow); the GPU figures use jit.")
-    ratio = rates[True] / train
+    jit = train.default_jit_compile()
+    step = training_rate(batches)
+    print(f"training step, allgray CNN (3 conv), batch {BATCH_SIZE}, jit_compile={jit}: {step:,.0f} images/s")
+    ratio = rates[True] / step
     verdict = "goal >= 5 met" if ratio >= 5 else "goal >= 5 NOT met"
     print(
         f"input_pipeline: {ratio:.1f}x augmented pipeline ({rates[True]:,.0f} images/s, {args.preset}) vs allgray "
-        f"training step ({train:,.0f} images/s), {description.split(' (')[0]} 100x100 grayscale; {verdict}"
+        f"training step ({step:,.0f} images/s), {description.split(' (')[0]} 100x100 grayscale; {verdict}{jax_note}"
     )
 
 

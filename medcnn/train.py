@@ -64,14 +64,17 @@ def default_loss(model):
 
 
 def compile_model(model, optimizer="adam", learning_rate=1e-3, loss=None, metrics=("accuracy",), jit_compile=None):
-    """Compile `model` and return it.
+    """Compile `model` and return it: the one place medcnn compiles models (training, tuning, benchmarks), so
+    every one gets the backend's jit setting.
 
     Args:
         model: a Keras model.
-        optimizer: 'adam', 'adamw', 'lion', 'sgd', 'rmsprop' or a Keras optimizer instance.
+        optimizer: 'adam', 'adamw', 'lion', 'sgd', 'rmsprop' or a Keras optimizer instance (which may carry its own
+            schedule, e.g. `keras.optimizers.Adam(cosine_restarts(...))`).
         learning_rate: float or schedule (e.g. `cosine_restarts(...)`); ignored for an optimizer instance.
-        loss: a Keras loss; None picks `default_loss(model)` (integer labels).
-        metrics: Keras metrics, e.g. `("accuracy", keras.metrics.AUC(name="auc"))` for kth's val AUC.
+        loss: a Keras loss name or object; None picks `default_loss(model)` (integer labels).
+        metrics: metric names and objects, e.g. `["accuracy", keras.metrics.BinaryAccuracy(name="binary_accuracy")]`
+            or `("accuracy", keras.metrics.AUC(name="auc"))` for kth's val AUC.
         jit_compile: XLA for the train step; None picks `default_jit_compile()` (False on a TensorFlow CPU,
             where XLA made the train step about 4x slower, see there).
     """

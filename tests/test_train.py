@@ -1,4 +1,11 @@
-"""Training helpers and hardware settings: optimisers, schedules, callbacks, fit, two-stage fit, precision, scopes."""
+"""Training helpers: optimisers, schedules, compile (jit per backend), callbacks, fit, two-stage fit."""
+
+import importlib.util
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -71,9 +78,76 @@ def test_compile_model_picks_the_loss_from_the_output():
 
 
 def test_jit_compile_default_is_off_on_a_tensorflow_cpu_and_on_under_jax():
-    expected = keras.backend.backend() == "jax"  # JAX jits every step; XLA slowed TF on this CPU down
-    assert train.default_jit_compile() is expected
-    assert train.compile_model(dense_model()).jit_compile is expected
+    model = train.compile_model(dense_model())
+    if keras.backend.backend() == "jax":  # JAX jits every step
+        assert train.default_jit_compile() is True and model.jit_compile is True
+    elif hardware.accelerators():  # an accelerator: Keras decides per model ("auto" resolves to a bool)
+        assert train.default_jit_compile() == "auto" and model.jit_compile in (True, False)
+    else:  # XLA slowed the TensorFlow train step down on a CPU
+        assert train.default_jit_compile() is False and model.jit_compile is False
+
+
+def easy_fit_with_allgray_compile_arguments(train, keras):
+    """compile_model with what allgray passes (an optimizer instance, here on a schedule; metric objects), then
+    fit: returns the history. Shared by this process's test and the one under JAX."""
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 64).astype("int32")
+    features = (rng.normal(size=(64, 4)) + 2.5 * labels[:, None]).astype("float32")
+    model = keras.Sequential(
+        [keras.Input((4,)), keras.layers.Dense(8, activation="relu"), keras.layers.Dense(1, activation="sigmoid")]
+    )
+    optimizer = keras.optimizers.Adam(train.cosine_restarts(0.05, first_decay_steps=8))
+    metrics = ["accuracy", keras.metrics.BinaryAccuracy(name="binary_accuracy")]
+    compiled = train.compile_model(model, optimizer, loss="binary_crossentropy", metrics=metrics)
+    assert compiled is model and model.optimizer is optimizer and model.loss == "binary_crossentropy"
+    history = train.fit(model, (features, labels), epochs=4, batch_size=16, verbose=0)
+    return model, history
+
+
+def test_compile_model_takes_an_optimizer_instance_a_schedule_a_loss_name_and_metric_objects():
+    model, history = easy_fit_with_allgray_compile_arguments(train, keras)
+    assert set(history) == {"loss", "accuracy", "binary_accuracy"}
+    np.testing.assert_allclose(history["accuracy"], history["binary_accuracy"])  # "accuracy" of a sigmoid = binary
+    assert history["loss"][-1] < history["loss"][0]
+    schedule = model.optimizer.learning_rate  # the schedule, evaluated at the current step
+    assert np.isclose(float(schedule), float(train.cosine_restarts(0.05, 8)(16)), rtol=1e-5)  # 4 epochs x 4 steps
+
+
+JAX_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    import keras, numpy as np
+    from medcnn import train
+    sys.path.insert(0, "tests")
+    from test_train import easy_fit_with_allgray_compile_arguments
+    assert keras.backend.backend() == "jax", keras.backend.backend()
+    assert train.default_jit_compile() is True
+    model, history = easy_fit_with_allgray_compile_arguments(train, keras)
+    assert model.jit_compile is True, model.jit_compile
+    assert set(history) == {"loss", "accuracy", "binary_accuracy"}, history
+    np.testing.assert_allclose(history["accuracy"], history["binary_accuracy"])
+    assert history["loss"][-1] < history["loss"][0], history["loss"]
+    print("jax compile_model ok")
+    """
+)
+
+
+@pytest.mark.slow  # ~15-20 s on 2 shared cores: a fresh Python importing JAX, which compiles each step
+def test_compile_model_under_jax_jits_and_trains():
+    if importlib.util.find_spec("jax") is None:
+        pytest.skip("jax is not installed (pip install jax) so compile_model cannot be checked under JAX")
+    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run(
+        [sys.executable, "-c", JAX_SCRIPT],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=Path(__file__).resolve().parents[1],
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "jax compile_model ok" in result.stdout
 
 
 def test_cosine_restarts_follows_the_cosine_and_restarts():
@@ -177,37 +251,3 @@ def test_two_stage_fit_whole_backbone_and_errors():
         train.two_stage_fit(dense_model(), (images, labels), None, 1, 1)
     with pytest.raises(ValueError, match="Received: unfreeze='all'"):
         train.two_stage_fit(transfer_model(), (images, labels), None, 1, 1, unfreeze="all", fit_kwargs={"verbose": 0})
-
-
-@pytest.mark.parametrize(
-    "devices, expected",
-    [
-        ([], "float32"),
-        ([{"name": "Tesla T4", "kind": "gpu", "compute_capability": 7.5}], "mixed_float16"),
-        ([{"name": "NVIDIA H200", "kind": "gpu", "compute_capability": 9.0}], "mixed_bfloat16"),
-        ([{"name": "Tesla P100", "kind": "gpu", "compute_capability": 6.0}], "float32"),
-        ([{"name": "TPU v4", "kind": "tpu", "compute_capability": None}], "mixed_bfloat16"),
-    ],
-)
-def test_default_precision(devices, expected):
-    assert hardware.default_precision(devices) == expected
-
-
-def test_describe_hardware_on_this_machine():
-    description = hardware.describe_hardware()
-    assert description["cpu"] and description["cpu_cores"] >= 1 and description["cpu_cores_usable"] >= 1
-    assert description["keras_backend"] == keras.backend.backend()
-    assert description["versions"]["keras"] == keras.__version__
-    assert description["versions"]["numpy"] == np.__version__
-    assert description["accelerators"] == []
-    assert hardware.default_precision() == "float32"
-
-
-def test_training_inside_the_distribution_scope_on_one_device():
-    features, labels = easy_data(32)
-    with hardware.distribution_scope() as strategy:
-        if keras.backend.backend() == "tensorflow":
-            assert strategy.num_replicas_in_sync == 1
-        model = train.compile_model(dense_model())
-    history = train.fit(model, (features, labels), epochs=1, batch_size=16, verbose=0)
-    assert np.isfinite(history["loss"][0])
