@@ -117,11 +117,36 @@ def test_residual_shortcut_is_identity_when_channels_match():
     assert wider.count_params() == 3 * 3 * 8 * 16 + 3 * 3 * 16 * 16 + 2 * 4 * 16 + 8 * 16 + 4 * 16
 
 
-def test_attention_only_rescales():
+def _sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _dense(x, layer, activation=None):
+    kernel, bias = layer.get_weights()
+    y = x @ kernel + bias
+    return {"relu": np.maximum(y, 0.0), "sigmoid": _sigmoid(y), None: y}[activation]
+
+
+def test_attention_matches_the_papers_formulas_in_numpy():
     images = np.random.default_rng(1).random((2, 5, 5, 8)).astype("float32") + 0.1
-    for layer in (SqueezeExcitation(2), CBAM(2, 3)):
-        ratio = keras.ops.convert_to_numpy(layer(images)) / images
-        assert np.all((ratio > 0) & (ratio < 1))
+    se, cbam = SqueezeExcitation(2), CBAM(2, 3)
+    se_output, cbam_output = (keras.ops.convert_to_numpy(layer(images)) for layer in (se, cbam))
+
+    # SE: channels times sigmoid(MLP(GAP(x))), the same weight at every pixel.
+    gates = _dense(_dense(images.mean(axis=(1, 2)), se.squeeze, "relu"), se.excite, "sigmoid")
+    np.testing.assert_allclose(se_output, images * gates[:, None, None, :], rtol=1e-5)
+
+    # CBAM: channel attention from average and max pooling through one MLP, then a 3x3 spatial attention map.
+    hidden, out = cbam.mlp
+
+    def mlp(vectors):
+        return _dense(_dense(vectors, hidden, "relu"), out)
+
+    x = images * _sigmoid(mlp(images.mean(axis=(1, 2))) + mlp(images.max(axis=(1, 2))))[:, None, None, :]
+    pooled = np.pad(np.stack([x.mean(axis=-1), x.max(axis=-1)], axis=-1), ((0, 0), (1, 1), (1, 1), (0, 0)))
+    kernel, bias = cbam.spatial.get_weights()  # (3, 3, 2, 1)
+    logits = sum(pooled[:, i : i + 5, j : j + 5, :] @ kernel[i, j] for i in range(3) for j in range(3)) + bias
+    np.testing.assert_allclose(cbam_output, x * _sigmoid(logits), rtol=1e-4, atol=1e-6)
 
 
 def test_spatial_pyramid_pooling_matches_numpy():

@@ -58,11 +58,23 @@ def test_flatten_pooling_keeps_every_position():
         build_head(HeadSpec(3, pooling="flatten"), (None, None, 16))
 
 
-def test_head_outputs_are_probabilities_and_inference_is_deterministic():
-    features = np.random.default_rng(0).normal(size=(5, *FEATURES)).astype("float32")
+def test_head_inference_matches_numpy_and_is_deterministic():
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(5, *FEATURES)).astype("float32")
     head = build_head(kth_head(num_classes=3, units=8, seed=1), FEATURES)
+    bn = head.get_layer("bn")
+    gamma, beta, mean, variance = (rng.uniform(0.5, 2.0, 16).astype("float32") for _ in range(4))
+    bn.set_weights([gamma, beta, mean, variance])  # statistics of its own, as after training
     first = keras.ops.convert_to_numpy(head(features, training=False))
-    np.testing.assert_allclose(first.sum(axis=1), 1.0, atol=1e-5)
+    # GAP -> BN (moving statistics) -> [Dropout: off] -> Dense ReLU -> [Dropout: off] -> Dense softmax
+    x = features.mean(axis=(1, 2))
+    x = gamma * (x - mean) / np.sqrt(variance + bn.epsilon) + beta
+    kernel, bias = head.get_layer("dense1").get_weights()
+    x = np.maximum(x @ kernel + bias, 0.0)
+    kernel, bias = head.get_layer("probabilities").get_weights()
+    logits = x @ kernel + bias
+    expected = np.exp(logits - logits.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(first, expected / expected.sum(axis=1, keepdims=True), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(keras.ops.convert_to_numpy(head(features, training=False)), first)
     assert not np.allclose(keras.ops.convert_to_numpy(head(features, training=True)), first)  # dropout acts
 

@@ -111,7 +111,8 @@ def test_batch_norm_stays_in_inference_mode(images, head):
         np.testing.assert_allclose(run, np.broadcast_to(expected, run.shape), rtol=1e-4, atol=1e-5)
     # A predictor keeps its MC copies: they must follow the model's current weights.
     predictors = [MCDropoutPredictor(model), MCDropoutPredictor(model, fast=False)]
-    assert predictors[0].plan is not None and predictors[1].description == "full passes: asked for (fast=False)"
+    assert predictors[0].reason is None and predictors[0].description == plan
+    assert predictors[1].description == "full passes: asked for (fast=False)"
     dense = model.get_layer("head").layers[-1]
     dense.set_weights([weights * -2 for weights in dense.get_weights()])
     expected = keras.ops.convert_to_numpy(model(images, training=False))
