@@ -185,25 +185,16 @@ def train_and_evaluate(run, x, labels, class_names, cache, verbose=2, log=print)
         return [records[item.key] for item in every]
 
     snapshots = [snapshot for snapshot in run.snapshots if records[snapshot.key] is None]
-    num_classes = len(class_names)
     keras.utils.set_random_seed(run.seed)
     model = run.build_model()
-    train_ds = make_dataset(
-        x[run.split["train"]],
-        labels[run.split["train"]],
-        run.batch_size,
-        training=True,
-        num_classes=num_classes if run.one_hot else None,
-        augmentation=run.augmentation(run.seed) if run.augmentation else None,
-        seed=run.seed,
-    )
-    val_ds = make_dataset(
-        x[run.split["val"]],
-        labels[run.split["val"]],
-        run.batch_size,
-        training=False,
-        num_classes=num_classes if run.one_hot else None,
-    )
+
+    def batches(side, training):
+        index = run.split[side]
+        augmentation = run.augmentation(run.seed) if training and run.augmentation else None
+        num_classes = len(class_names) if run.one_hot else None
+        return make_dataset(x[index], labels[index], run.batch_size, training, augmentation, num_classes, run.seed)
+
+    train_ds, val_ds = batches("train", True), batches("val", False)
     keeper = EpochSnapshots({snapshot.epochs for snapshot in snapshots})
     callbacks = [*(run.callbacks() if run.callbacks else []), keeper]
     started = time.perf_counter()
