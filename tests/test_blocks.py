@@ -174,3 +174,36 @@ def test_row_recurrent_reads_rows_as_a_sequence():
     assert output.shape == (2, 6) and not np.allclose(output, flipped)  # row order matters
     with pytest.raises(ValueError, match="`cell` must be one of"):
         RowRecurrent(6, cell="rnn")
+
+
+def test_a_combination_switches_in_each_block_once_in_its_slot():
+    model = baseline_cnn(INPUT_SHAPE, NUM_CLASSES, block=("batch_norm", "cbam", "se", "spp", "dropout"))
+    assert model.name == "baseline_batch_norm_cbam_se_spp_dropout"
+    names = [layer.name for layer in model.layers]
+    # feature blocks stack after the second stage in the order given; spp replaces the pooling; dropout is the head
+    assert names.index("pool2") < names.index("cbam") < names.index("se") < names.index("conv3")
+    assert "gap" not in names and names[-2:] == ["dropout", "probabilities"]
+    assert sum(isinstance(layer, keras.layers.BatchNormalization) for layer in model.layers) == 3
+    single = baseline_cnn(INPUT_SHAPE, NUM_CLASSES, block=("se",))
+    assert [layer.name for layer in single.layers] == [
+        layer.name for layer in baseline_cnn(INPUT_SHAPE, NUM_CLASSES, block="se").layers
+    ]
+
+
+@pytest.mark.parametrize(
+    "block, stem",
+    [
+        (("spp", "recurrent"), r"at most one block per slot.*Received: block=\('spp', 'recurrent'\)"),
+        (("batch_norm", "separable"), r"at most one block per slot"),
+        (("se", "se"), r"each block once"),
+        (("se", "attention"), r"Unknown ablation block.*Received: block=\('se', 'attention'\)"),
+    ],
+)
+def test_bad_combinations(block, stem):
+    with pytest.raises(ValueError, match=stem):
+        baseline_cnn(INPUT_SHAPE, NUM_CLASSES, block=block)
+
+
+def test_block_options_need_a_single_block():
+    with pytest.raises(ValueError, match="Block options apply only to a single block"):
+        baseline_cnn(INPUT_SHAPE, NUM_CLASSES, block=("se", "dropout"), rate=0.3)

@@ -1,9 +1,10 @@
-"""Blocks for the chromosome ablation: a small baseline CNN into which exactly one block is switched in.
+"""Blocks for the chromosome ablation: a small baseline CNN into which one block (or a combination) is switched in.
 
 The chromosome study (2022) lists techniques without numbers: residual connections, inception modules, dense
 blocks, attention, separable convolutions, batch normalisation, spatial pyramid pooling, dropout, recurrent layers
 over image rows and deformable convolutions. `baseline_cnn(block=...)` adds one of them to the same baseline, so
-an ablation table compares each alone, on the same data and budget.
+an ablation table compares each alone, on the same data and budget; `block=(...)` combines several (one per slot,
+except feature blocks, which stack).
 
 Baseline (`filters=(32, 64, 128)`, 'same' padding):
 
@@ -423,54 +424,79 @@ ABLATION_BLOCKS = {
 }
 
 
+def _as_blocks(block):
+    """`block` (None, a name, or a sequence of names) as a tuple of names, checked against `ABLATION_BLOCKS`."""
+    blocks = () if block is None else (block,) if isinstance(block, str) else tuple(block)
+    unknown = [name for name in blocks if name not in ABLATION_BLOCKS]
+    if unknown:
+        raise ValueError(
+            f"Unknown ablation block. Expected None, one of {sorted(ABLATION_BLOCKS)} or a tuple of them. "
+            f"Received: block={block!r}"
+        )
+    slots = [ABLATION_BLOCKS[name].slot for name in blocks]
+    crowded = sorted({slot for slot in slots if slot != "features" and slots.count(slot) > 1})
+    if len(set(blocks)) != len(blocks) or crowded:
+        raise ValueError(
+            "A combination holds each block once and at most one block per slot, except 'features' blocks, which "
+            f"stack in the order given (slots: {dict(zip(blocks, slots))}). Received: block={block!r}"
+        )
+    return blocks
+
+
 def baseline_cnn(input_shape, num_classes, block=None, filters=(32, 64, 128), name=None, **block_options):
-    """The ablation's baseline CNN, with at most one block of `ABLATION_BLOCKS` switched in.
+    """The ablation's baseline CNN, with one block of `ABLATION_BLOCKS` switched in, or a combination of them.
 
     Args:
         input_shape: (H, W, C) with H, W >= 16 (two 2x2 poolings, then room for the block), values in [0, 1].
         num_classes: int >= 2, size of the softmax output.
-        block: None for the baseline, or a key of `ABLATION_BLOCKS`.
+        block: None for the baseline, a key of `ABLATION_BLOCKS`, or a tuple of keys for a combination: at most
+            one block per slot, except "features" blocks, which are stacked in the order given (e.g.
+            `("batch_norm", "se", "spp")`).
         filters: channels of the three conv stages. Defaults to (32, 64, 128).
-        name: the model's name; defaults to "baseline" or "baseline_<block>".
-        **block_options: the block's settings (the keyword arguments of its builder in this module), e.g.
-            `rate=0.3` for "dropout", `units=32` for "recurrent"; an unknown one raises TypeError.
+        name: the model's name; defaults to "baseline" or "baseline_<block>[_<block>...]".
+        **block_options: the settings of a single block (the keyword arguments of its builder in this module),
+            e.g. `rate=0.3` for "dropout", `units=32` for "recurrent"; an unknown one raises TypeError.
 
     Returns:
         keras.Model mapping images to class probabilities.
     """
-    if block is not None and block not in ABLATION_BLOCKS:
-        raise ValueError(
-            f"Unknown ablation block. Expected None or one of {sorted(ABLATION_BLOCKS)}. Received: block={block!r}"
-        )
+    blocks = _as_blocks(block)
     if not (isinstance(num_classes, int) and num_classes >= 2):
         raise ValueError(f"`num_classes` must be an int >= 2. Received: num_classes={num_classes!r}")
     if len(filters) != 3:
         raise ValueError(f"`filters` must hold three ints, one per conv stage. Received: filters={filters!r}")
-    entry = ABLATION_BLOCKS.get(block)
-    slot = entry.slot if entry else None
-    if block_options and slot in (None, "conv"):
+    by_slot = {}
+    for block_name in blocks:
+        by_slot.setdefault(ABLATION_BLOCKS[block_name].slot, []).append(block_name)
+    if block_options and (len(blocks) != 1 or "conv" in by_slot):
         raise ValueError(
-            f"Block options apply only to a block with settings. Received: block={block!r}, options={block_options}"
+            "Block options apply only to a single block with settings. "
+            f"Received: block={block!r}, options={block_options}"
         )
 
+    def make(block_name, channels):
+        return ABLATION_BLOCKS[block_name].make(channels, **block_options)
+
+    conv_block = by_slot.get("conv", [None])[0]
     inputs = keras.Input(shape=input_shape, name="image")
     x = inputs
     for index, stage_filters in enumerate(filters, start=1):
-        if slot == "conv" and (block != "separable" or index > 1):
-            unit = entry.make(stage_filters, f"conv{index}")
+        if conv_block is not None and (conv_block != "separable" or index > 1):
+            unit = ABLATION_BLOCKS[conv_block].make(stage_filters, f"conv{index}")
         else:
             unit = _conv_unit(stage_filters, f"conv{index}")
         for layer in unit:
             x = layer(x)
         if index < len(filters):
             x = layers.MaxPooling2D(2, name=f"pool{index}")(x)
-        if index == 2 and slot == "features":
-            x = entry.make(x.shape[-1], **block_options)(x)
-    if slot == "pooling":
-        x = entry.make(x.shape[-1], **block_options)(x)
+        if index == 2:
+            for block_name in by_slot.get("features", []):
+                x = make(block_name, x.shape[-1])(x)
+    if "pooling" in by_slot:
+        x = make(by_slot["pooling"][0], x.shape[-1])(x)
     else:
         x = layers.GlobalAveragePooling2D(name="gap")(x)
-    if slot == "head":
-        x = entry.make(x.shape[-1], **block_options)(x)
+    if "head" in by_slot:
+        x = make(by_slot["head"][0], x.shape[-1])(x)
     outputs = layers.Dense(num_classes, activation="softmax", dtype="float32", name="probabilities")(x)
-    return keras.Model(inputs, outputs, name=name or ("baseline" if block is None else f"baseline_{block}"))
+    return keras.Model(inputs, outputs, name=name or "_".join(("baseline", *blocks)))
