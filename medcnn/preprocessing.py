@@ -17,13 +17,19 @@ from medcnn.data.imageio import check_color_mode
 RESIZE_INTERPOLATION = "bilinear"
 
 
-def resize_images(images, size, interpolation=RESIZE_INTERPOLATION):
+def resize_images(images, size, interpolation=RESIZE_INTERPOLATION, pad_to_aspect_ratio=False, fill_value=0.0):
     """Resize a batch of images (N, H, W, C) to `size` = (height, width), antialiased.
 
     Antialiasing makes downscaling average over the pixels each output pixel covers (as Pillow does) instead of
-    sampling a few of them. Returns a float tensor of the input's float dtype.
+    sampling a few of them. With `pad_to_aspect_ratio`, the images are first padded (centred, with `fill_value`) to
+    the aspect ratio of `size`, so their content keeps its shape instead of being stretched. Returns a float tensor
+    of the input's float dtype.
     """
-    return ops.image.resize(images, size, interpolation=interpolation, antialias=True)
+    if not pad_to_aspect_ratio:
+        return ops.image.resize(images, size, interpolation=interpolation, antialias=True)
+    return ops.image.resize(
+        images, size, interpolation=interpolation, antialias=True, pad_to_aspect_ratio=True, fill_value=fill_value
+    )
 
 
 def match_color_mode(images, color_mode):
@@ -55,7 +61,8 @@ def resize_pixels(images, size, color_mode="rgb"):
 
 @keras.saving.register_keras_serializable(package="medcnn")
 class ImagePreprocessing(layers.Layer):
-    """Resize to `size`, convert to grayscale or RGB, multiply by `scale`.
+    """Resize to `size` (stretched, or padded to its aspect ratio), convert to grayscale or RGB, optionally invert,
+    multiply by `scale`.
 
     Deterministic: it acts the same in training and at inference. Resizing and the colour conversion are
     `resize_images` and `match_color_mode`, which the loaders use too (`medcnn.data.imageio.read_image`), so images
@@ -65,9 +72,15 @@ class ImagePreprocessing(layers.Layer):
     Args:
         size: `(height, width)` of the output, positive ints.
         color_mode: "grayscale" (1 output channel) or "rgb" (3); a 1-channel input is repeated for "rgb".
-        scale: multiplier applied after resizing, e.g. 1/255 to map [0, 255] to [0, 1]. Defaults to 1/255.
+        scale: multiplier applied last, e.g. 1/255 to map [0, 255] to [0, 1]. Defaults to 1/255.
         interpolation: "bilinear" (default, the loaders' resize too), "nearest", "bicubic", ...; resizing is
             antialiased (`resize_images`).
+        pad_to_aspect_ratio: False (default) stretches each image to `size`; True first pads it, centred, to the
+            aspect ratio of `size` with `fill_value`, so a long thin object (a chromosome crop) keeps its shape.
+        fill_value: the padding value in input units, [0, 255]: 0 pads with black, 255 with white (the background
+            of G-banded chromosome crops). Defaults to 0.
+        invert: replace each value v by 255 - v after resizing, so dark objects on a white background become
+            bright objects on a black one (as zero padding inside a CNN expects). Defaults to False.
 
     Inputs: 4D (NHWC) images of any height and width, 1 or 3 channels, values in [0, 255].
     Output: 4D (N, height, width, 1 or 3) float32 values in [0, 255 * scale].
@@ -78,15 +91,32 @@ class ImagePreprocessing(layers.Layer):
     (2, 100, 100, 1)
     """
 
-    def __init__(self, size, color_mode="grayscale", scale=1.0 / 255.0, interpolation="bilinear", **kwargs):
+    def __init__(
+        self,
+        size,
+        color_mode="grayscale",
+        scale=1.0 / 255.0,
+        interpolation="bilinear",
+        pad_to_aspect_ratio=False,
+        fill_value=0.0,
+        invert=False,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if not (isinstance(size, (tuple, list)) and len(size) == 2 and all(isinstance(v, int) and v > 0 for v in size)):
             raise ValueError(f"`size` must be a pair of positive ints, e.g. (100, 100). Received: size={size!r}")
         check_color_mode(color_mode)
+        if not (isinstance(fill_value, (int, float)) and 0 <= fill_value <= 255):
+            raise ValueError(
+                f"`fill_value` must be a number in [0, 255] (input units). Received: fill_value={fill_value!r}"
+            )
         self.size = tuple(size)
         self.color_mode = color_mode
         self.scale = float(scale)
         self.interpolation = interpolation
+        self.pad_to_aspect_ratio = bool(pad_to_aspect_ratio)
+        self.fill_value = float(fill_value)
+        self.invert = bool(invert)
 
     def call(self, inputs):
         images = ops.cast(inputs, self.compute_dtype)
@@ -94,8 +124,11 @@ class ImagePreprocessing(layers.Layer):
         if channels not in (1, 3):
             raise ValueError(f"Expected images with 1 or 3 channels. Received: inputs.shape={inputs.shape}")
         if tuple(images.shape[1:3]) != self.size:
-            images = resize_images(images, self.size, interpolation=self.interpolation)
-        return match_color_mode(images, self.color_mode) * self.scale
+            images = resize_images(images, self.size, self.interpolation, self.pad_to_aspect_ratio, self.fill_value)
+        images = match_color_mode(images, self.color_mode)
+        if self.invert:
+            images = 255.0 - images
+        return images * self.scale
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], *self.size, 1 if self.color_mode == "grayscale" else 3)
@@ -107,6 +140,9 @@ class ImagePreprocessing(layers.Layer):
             "color_mode": self.color_mode,
             "scale": self.scale,
             "interpolation": self.interpolation,
+            "pad_to_aspect_ratio": self.pad_to_aspect_ratio,
+            "fill_value": self.fill_value,
+            "invert": self.invert,
         }
 
     @classmethod
