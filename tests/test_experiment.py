@@ -226,3 +226,12 @@ def test_export_retrains_a_run_whose_weights_are_missing(easy, tmp_path):
     assert "not here" in said[-1]
     path = experiment.export_run(run, x, labels, CLASSES, cache, tmp_path / "m.keras", 1.0, log=said.append)
     assert path.is_file() and any("training that run again" in line for line in said)
+
+
+def test_serving_model_takes_further_preprocessing_options():
+    options = {"pad_to_aspect_ratio": True, "fill_value": 255.0, "invert": True}
+    served = experiment.serving_model(tiny_cnn(), CLASSES, input_max=1.0, preprocessing=options)
+    config = served.get_layer("preprocessing").get_config()
+    assert {key: config[key] for key in options} == options and config["scale"] == 1.0 / 255.0
+    plain = experiment.serving_model(tiny_cnn(), CLASSES, input_max=1.0).get_layer("preprocessing").get_config()
+    assert (plain["pad_to_aspect_ratio"], plain["invert"]) == (False, False)

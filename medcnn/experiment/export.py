@@ -12,8 +12,12 @@ from medcnn.experiment.cache import RunCache
 from medcnn.experiment.runs import train_and_evaluate
 
 
-def serving_model(model, class_names, input_max=None):
-    """`model` behind its preprocessing: raw RGB images of any size in, probabilities out, class names stored."""
+def serving_model(model, class_names, input_max=None, preprocessing=None):
+    """`model` behind its preprocessing: raw RGB images of any size in, probabilities out, class names stored.
+
+    `preprocessing`: further `ImagePreprocessing` arguments, e.g. `{"pad_to_aspect_ratio": True, "fill_value": 255.0,
+    "invert": True}` for a model trained on padded, inverted crops; None stretches to the input size.
+    """
     from medcnn.preprocessing import ImagePreprocessing, with_preprocessing
 
     if input_max is None:
@@ -31,19 +35,22 @@ def serving_model(model, class_names, input_max=None):
         color_mode="grayscale" if channels == 1 else "rgb",
         scale=float(input_max) / 255.0,
         name="preprocessing",
+        **(preprocessing or {}),
     )
     return with_preprocessing(model, preprocessing, list(class_names), name=f"{model.name}_for_files")
 
 
-def export_model(model, class_names, path, input_max=None):
+def export_model(model, class_names, path, input_max=None, preprocessing=None):
     """Save `serving_model(model, ...)` to `path` (a `.keras` file); returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    serving_model(model, class_names, input_max).save(path)
+    serving_model(model, class_names, input_max, preprocessing).save(path)
     return path
 
 
-def export_run(run, x, labels, class_names, cache, path, input_max=None, retrain_missing=True, log=print):
+def export_run(
+    run, x, labels, class_names, cache, path, input_max=None, retrain_missing=True, log=print, preprocessing=None
+):
     """Rebuild `run`'s model with its recorded weights and export it; None when the weights are missing.
 
     Weights are not committed: after a reuse pass over committed records they may be missing. Then, with
@@ -65,4 +72,4 @@ def export_run(run, x, labels, class_names, cache, path, input_max=None, retrain
     keras.utils.set_random_seed(run.seed)
     model = run.build_model()
     model.load_weights(weights)
-    return export_model(model, class_names, path, input_max)
+    return export_model(model, class_names, path, input_max, preprocessing)
