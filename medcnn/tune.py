@@ -1,4 +1,4 @@
-"""Bayesian hyper-parameter search with KerasTuner: learning rate, batch size, dropout and head width.
+"""Bayesian hyper-parameter search with KerasTuner: learning rate, batch size, dropout, head width and optimiser.
 
 A search lives in `<output>/<project_name>/` and resumes where it stopped when started again with the same folder
 (`overwrite=False`, KerasTuner's default): finished trials are never rerun. Three things KerasTuner 1.4.8 alone
@@ -59,18 +59,22 @@ def make_objective(name="val_accuracy", direction=None):
 
 
 class ClassifierHyperModel(keras_tuner.HyperModel):
-    """The search space the studies tune: learning rate (log scale), batch size, dropout and head width.
+    """The search space the studies tune: learning rate (log scale), batch size, dropout, head width, optimiser.
 
     `build` makes a model with `build_model(dropout=..., head_units=...)` and compiles it with the trial's learning
-    rate; `fit` trains it with the trial's batch size.
+    rate (and optimiser); `fit` trains it with the trial's batch size.
 
     Args:
-        build_model: callable(dropout, head_units) -> an uncompiled Keras model (e.g. a backbone + kth head).
+        build_model: callable(dropout, head_units) -> an uncompiled Keras model (e.g. a backbone + kth head);
+            callable(dropout) when `head_units` is empty.
         learning_rate: (low, high), sampled on a log scale. kth found 7e-4 .. 3e-2 good.
         batch_sizes: the batch sizes to choose from.
         dropout: (low, high) dropout rate, step 0.05; (x, x) fixes it.
-        head_units: the widths of the head's hidden Dense layer to choose from.
-        optimizer, loss: for `medcnn.train.compile_model`.
+        head_units: the widths of the head's hidden Dense layer to choose from; () for a model without one (the
+            width is then not searched).
+        optimizer: a name for `medcnn.train.compile_model`, or a tuple of names to search over (hyper-parameter
+            "optimizer"), e.g. ("adam", "sgd", "rmsprop").
+        loss: for `medcnn.train.compile_model`.
         metrics: metric names, or a callable returning fresh metric objects per trial, e.g.
             `lambda: ["accuracy", keras.metrics.AUC(name="auc")]` (metric objects must not be shared by trials).
 
@@ -101,6 +105,11 @@ class ClassifierHyperModel(keras_tuner.HyperModel):
         self.batch_sizes = [int(value) for value in batch_sizes]
         self.dropout = tuple(float(value) for value in dropout)
         self.head_units = [int(value) for value in head_units]
+        self.optimizers = [optimizer] if isinstance(optimizer, str) else list(optimizer)
+        if not self.optimizers:
+            raise ValueError(
+                f"`optimizer` must be a name or a non-empty tuple of names. Received: optimizer={optimizer!r}"
+            )
         self.optimizer = optimizer
         self.loss = loss
         self.metrics = metrics
@@ -113,13 +122,18 @@ class ClassifierHyperModel(keras_tuner.HyperModel):
             hp.Fixed("dropout", self.dropout[0])
         else:
             hp.Float("dropout", *self.dropout, step=0.05)
-        hp.Choice("head_units", self.head_units)
+        if self.head_units:
+            hp.Choice("head_units", self.head_units)
+        if len(self.optimizers) > 1:
+            hp.Choice("optimizer", self.optimizers)
 
     def build(self, hp):
         self.declare_hyperparameters(hp)
-        model = self.build_model(dropout=hp.get("dropout"), head_units=hp.get("head_units"))
+        sizes = {"head_units": hp.get("head_units")} if self.head_units else {}
+        model = self.build_model(dropout=hp.get("dropout"), **sizes)
         metrics = self.metrics() if callable(self.metrics) else self.metrics
-        return compile_model(model, self.optimizer, hp.get("learning_rate"), loss=self.loss, metrics=metrics)
+        optimizer = hp.get("optimizer") if len(self.optimizers) > 1 else self.optimizers[0]
+        return compile_model(model, optimizer, hp.get("learning_rate"), loss=self.loss, metrics=metrics)
 
     def fit(self, hp, model, x, y=None, validation_data=None, **kwargs):
         batch_size = hp.Choice("batch_size", self.batch_sizes)

@@ -260,3 +260,20 @@ def test_distributed_search_reports_a_failing_process(tmp_path):
     script.write_text("import sys\nsys.exit('no data found')\n")
     with pytest.raises(RuntimeError, match="(?s)exited with code 1.*no data found"):
         tune.run_distributed_search([sys.executable, str(script)], workers=2, timeout=30)
+
+
+def test_optimiser_is_searched_and_head_width_can_be_left_out(tmp_path, data):
+    def build_without_head(dropout):
+        return keras.Sequential([keras.Input((8,)), layers.Dropout(dropout), layers.Dense(2, activation="softmax")])
+
+    hypermodel = tune.ClassifierHyperModel(
+        build_without_head, learning_rate=(1e-3, 1e-1), batch_sizes=(16, 32), head_units=(), optimizer=("adam", "sgd")
+    )
+    tuner = tune.make_tuner(hypermodel, tmp_path, max_trials=2)
+    table, best = tune.search(tuner, *data, epochs=1, verbose=0)
+    assert set(best) == {"learning_rate", "batch_size", "dropout", "optimizer"}
+    assert set(table["optimizer"]) <= {"adam", "sgd"}
+    trained = tuner.get_best_models(1)[0]
+    assert type(trained.optimizer).__name__.lower() == best["optimizer"]
+    with pytest.raises(ValueError, match="non-empty tuple of names"):
+        tune.ClassifierHyperModel(build, optimizer=())
