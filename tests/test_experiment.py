@@ -158,6 +158,9 @@ def test_compare_and_markdown_print_the_papers_precision():
     markdown = experiment.comparison_markdown(table)
     assert "| a | 0.80 | 0.700 ± 0.050 | 0.82 | 0.650 | 2 |" in markdown
     assert "| b | 0.76 |  | 0.70 |  | 0 |" in markdown
+    trained = experiment.compare(paper, summary.assign(epochs_mean=6.0), {"scale": "smoke"}, keys)
+    assert "| epochs trained | seeds |" in experiment.comparison_markdown(trained)
+    assert "| a | 0.80 | 0.700 ± 0.050 | 0.82 | 0.650 | 6 | 2 |" in experiment.comparison_markdown(trained)
 
 
 def test_outputs_hold_every_row_and_the_run_counts(tmp_path):

@@ -64,6 +64,8 @@ def compare(paper, summary, info, metric_keys=None):
     std = summary.loc[rows, [f"{metric_keys[c]}_std" for c in columns]].set_axis(columns, axis=1)
     table = report.paper_vs_ours(paper, ours, info, std=std, metrics=columns)
     table["runs"] = table["row"].map(summary["runs"]).fillna(0).astype(int)
+    if "epochs_mean" in summary:  # what was trained, e.g. a smoke run's fraction of the published epochs
+        table["epochs"] = table["row"].map(summary["epochs_mean"]).round()
     table.attrs["decimals"] = paper_decimals(paper)
     return table
 
@@ -83,9 +85,10 @@ def comparison_markdown(comparison, headers=None, digits=3):
     for metric in metrics:
         title = headers.get(metric, metric)
         columns += [f"paper {title}", f"ours {title}"]
+    trained = ["epochs trained"] if "epochs" in comparison else []
     lines = [
-        "| " + " | ".join([comparison.attrs.get("index_name") or "row", *columns, "seeds"]) + " |",
-        "|" + "---|" * (len(columns) + 2),
+        "| " + " | ".join([comparison.attrs.get("index_name") or "row", *columns, *trained, "seeds"]) + " |",
+        "|" + "---|" * (len(columns) + len(trained) + 2),
     ]
     for row, part in comparison.groupby("row", sort=False):
         cells = []
@@ -95,6 +98,9 @@ def comparison_markdown(comparison, headers=None, digits=3):
                 "" if not np.isfinite(entry["paper"]) else f"{entry['paper']:.{decimals}f}",
                 mean_std(entry["ours"], entry["std"], digits),
             ]
+        if trained:
+            epochs = part["epochs"].iloc[0]
+            cells.append("" if not np.isfinite(epochs) else str(int(epochs)))
         lines.append("| " + " | ".join([str(row), *cells, str(int(part["runs"].iloc[0]))]) + " |")
     return "\n".join(lines)
 
@@ -107,6 +113,8 @@ def table_payload(comparison):
             key: record[key] for key in ("paper", "ours", "std", "delta")
         }
         rows[record["row"]]["runs"] = int(record["runs"])
+        if "epochs" in record and np.isfinite(record["epochs"]):
+            rows[record["row"]]["epochs"] = int(record["epochs"])
     return rows
 
 
@@ -154,8 +162,9 @@ def readme_table(payload, table, headers=None, digits=3):
     rows = []
     for row, metrics in payload["tables"][table].items():
         for metric, values in metrics.items():
-            if metric != "runs" and (headers is None or metric in headers):
-                rows.append({"row": row, "metric": metric, **values, "runs": metrics["runs"]})
+            if metric not in ("runs", "epochs") and (headers is None or metric in headers):
+                trained = {"epochs": metrics["epochs"]} if "epochs" in metrics else {}
+                rows.append({"row": row, "metric": metric, **values, "runs": metrics["runs"], **trained})
     comparison = pd.DataFrame(rows)
     comparison.attrs["decimals"] = payload.get("paper_decimals", {}).get(table, 2)
     comparison.attrs["index_name"] = "configuration"
@@ -191,6 +200,8 @@ def rows_table(summary, metrics, rows=None, digits=3):
     if "group" in chosen:
         table["group"] = chosen["group"]
     table["seeds"] = chosen["runs"].astype(int)
+    if "epochs_mean" in chosen:
+        table["epochs"] = [None if not np.isfinite(e) else int(round(e)) for e in chosen["epochs_mean"]]
     for key, title in metrics.items():
         table[title] = [mean_std(m, s, digits) for m, s in zip(chosen[f"{key}_mean"], chosen[f"{key}_std"])]
     return table

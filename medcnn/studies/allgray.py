@@ -58,6 +58,7 @@ SUMMARY_METRICS = [
     "val_keras2_accuracy",
     "test_keras2_accuracy",
     "train_images_per_s",
+    "epochs",
 ]
 
 
@@ -335,9 +336,10 @@ def findings(summary, records):
     if len(conv) > 1:
         parts = ", ".join(f"{c.conv_layers} conv layers {row(c.label)}" for c in conv)
         sentences.append(f"Test accuracy by number of conv layers (15 epochs, batch 64, categorical CE): {parts}.")
-    sentences.append(
-        stuck_statement(records) + " Adam at 1e-3 on this CNN sometimes fails to start, which single runs cannot show."
-    )
+    stuck = stuck_statement(records)
+    if not stuck.startswith("0 of"):
+        stuck += " Adam at 1e-3 on this CNN sometimes fails to start, which single runs cannot show."
+    sentences.append(stuck)
     for config in (BEYOND, OURS, TRANSFER):
         if config.label in summary.index:
             passes = summary.loc[config.label, "test_accuracy_mean"] >= paper[first]
