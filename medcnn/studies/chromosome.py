@@ -2,8 +2,17 @@
 
 The paper lists techniques but prints no numbers. Its "table" here is the ablation the `chromosome` notebook
 fills in: one small baseline CNN, then each block added alone on the same data and budget, then tuning,
-transfer learning, an ensemble and CNN features + SVM. Every cell of the published side is NaN.
+transfer learning, an ensemble, CNN features + SVM, and the best combination of blocks (padded, and stretched
+for the resize comparison). Every cell of the published side is NaN; the published anchor beside it is CIR-Net's
+accuracy on the same clinical data set (`ANCHOR`), measured on its own split.
+
+This module holds the study's citation, settings per scale, table, configurations, the karyotype view (a
+constrained assignment of each metaphase's chromosomes to classes) and the sentences only this study prints. Runs,
+caching, summaries, export and outputs come from `medcnn.experiment`.
 """
+
+import math
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -23,12 +32,24 @@ CITATION = {
         "Priyanka Bhatewara Jain, Dr. Anita",
         "DOI:10.48047/IJIEMR/V11/ISSUE12/367",
     ],
+    "data": "CIR-Net clinical G-band chromosome crops (Lin et al., IEEE/ACM TCBB 2022): 24 classes, 14 cases staged",
 }
-# The staged folders 1..22, X, Y in karyotype order (the loader may sort them as strings: map by name).
+# The staged folders 1..22, X, Y in karyotype order (the loader maps folder names to this order).
 CLASS_NAMES = [str(number) for number in range(1, 23)] + ["X", "Y"]
+# The published number this data set is known for. CIR-Net's released code (CloudDataLab/CIR-Net, src/CIR-Net.py)
+# splits the images with StratifiedKFold(n_splits=5, shuffle=True, random_state=42), i.e. by image, not by case.
+ANCHOR = {
+    "model": "CIR-Net: Inception-ResNet-v2 (ImageNet) with its chromosome data augmentation (24 rotations)",
+    "accuracy": 0.9598,
+    "source": "Lin et al., CIR-Net, IEEE/ACM TCBB 19(3):1285-1293 (2022), doi:10.1109/TCBB.2020.3003445, abstract",
+    "protocol": (
+        "stratified 5-fold cross-validation over images (homologues, cells and cases on both sides), 224x224 "
+        "inputs, up to 100 epochs with early stopping on the same fold it reports, all 16 cases"
+    ),
+}
 
 # (row label, block switched in): the block names are keys of `medcnn.models.blocks.ABLATION_BLOCKS`, which
-# `baseline_cnn(..., block=name)` takes. METHOD_ROWS are whole-method comparisons.
+# `baseline_cnn(..., block=name)` takes. METHOD_ROWS are whole-method comparisons, in table order.
 BLOCK_ROWS = [
     ("baseline CNN", None),
     ("+ residual connections", "residual"),
@@ -43,13 +64,22 @@ BLOCK_ROWS = [
     ("+ recurrent layer over image rows", "recurrent"),
     ("+ deformable convolution", "deformable"),
 ]
-METHOD_ROWS = [
-    "baseline CNN, tuned hyper-parameters",
-    "transfer learning (MobileNetV2)",
-    "ensemble of the block variants",
-    "CNN features + SVM",
+TUNED = "baseline CNN, tuned hyper-parameters (Bayesian search)"
+TRANSFER = "transfer learning (MobileNetV2, frozen)"
+ENSEMBLE = "ensemble (soft vote of the best few models)"
+SVM = "CNN features + SVM"
+STRETCHED = "best combination, plain resize (stretched)"
+COMBINATION = "best combination of blocks"
+METHOD_ROWS = [TUNED, TRANSFER, ENSEMBLE, SVM, STRETCHED, COMBINATION]
+ABLATION_COLUMNS = [
+    "accuracy",
+    "balanced accuracy",
+    "macro F1",
+    "karyotype accuracy",
+    "parameters",
+    "train images/s",
+    "inference images/s",
 ]
-ABLATION_COLUMNS = ["accuracy", "macro F1", "parameters", "images/s"]
 ABLATION = paper_table(
     STUDY,
     "Ablation",
@@ -60,21 +90,34 @@ ABLATION = paper_table(
     source="seed 000_af3c9c240565e409.txt (techniques listed, no results)",
 )
 METRIC_KEYS = {
-    "Ablation": {"accuracy": "accuracy", "macro F1": "f1_macro", "parameters": "parameters", "images/s": "images_per_s"}
+    "Ablation": {
+        "accuracy": "test_accuracy",
+        "balanced accuracy": "test_balanced_accuracy",
+        "macro F1": "test_macro_f1",
+        "karyotype accuracy": "test_karyotype_accuracy",
+        "parameters": "parameters",
+        "train images/s": "train_images_per_s",
+        "inference images/s": "test_images_per_s",
+    }
 }
+SUMMARY_METRICS = ["val_accuracy", *METRIC_KEYS["Ablation"].values()]
+# What the saved model and the training data share: crops padded with white to the input's aspect ratio (or
+# stretched), then inverted so that the background is 0 and the chromosome bright.
+BACKGROUND = 255.0
 
 _COMMON = {
     "dataset_id": DATASET_ID,
     "class_names": CLASS_NAMES,
     "color_mode": "grayscale",
-    "keep_aspect": True,  # crops are 16-56 px wide and 20-147 px tall: pad to square before resizing
-    # Grouped by case (the first id in the file name), so homologues of one case stay on one side.
+    "resize": "pad",  # "pad": keep the aspect ratio, pad with the white background; "stretch": plain resize
+    # Grouped by case (the first id in the file name), so the homologues and cells of one case stay on one side.
     "split_ratios": (0.7, 0.15, 0.15),
     "group_by": "case",
     "blocks": tuple(block for _, block in BLOCK_ROWS if block),
     "optimizer": "adam",
     "learning_rate": 1e-3,
-    "early_stopping": {"monitor": "val_loss", "patience": 5, "restore_best_weights": True},
+    "batch_size": 32,
+    "predict_batch_size": 64,
     "tuner": {
         "objective": "val_accuracy",
         "learning_rate": (1e-4, 1e-2),
@@ -84,40 +127,780 @@ _COMMON = {
     },
     "transfer_backbone": "mobilenet_v2",
     "weights": "imagenet",
-    "svm": {"kernel": "rbf", "C": 10.0},
+    "transfer_head_units": 128,
+    "combination_size": 3,  # at most this many blocks in the best combination
+    "svm": {"kernel": "rbf", "C": 10.0, "pca_components": 64},
 }
 
 SETTINGS = {
     "smoke": {
         **_COMMON,
-        "image_size": (32, 32),
-        "max_per_class": 12,
-        "epochs": 2,
-        "batch_size": 32,
-        "tuner_trials": 2,
-        "ensemble_size": 2,
+        "image_size": (32, 16),  # height x width: the crops are about twice as tall as wide
+        "transfer_size": (64, 32),  # MobileNetV2 needs 32 px a side; the model upsamples its input inside
+        "epochs": 6,
+        "early_stopping_patience": None,  # None: every run trains all its epochs
+        "tuner_trials": 3,
+        "tuner_epochs": 3,
+        "ensemble_size": 3,
         "seeds": [0],
+        "other_backbones": (),
         "allow_random_weights": True,
     },
     "full": {
         **_COMMON,
-        "image_size": (96, 96),
-        "max_per_class": None,
-        "epochs": 40,
-        "batch_size": 32,
-        "tuner_trials": 20,
+        "image_size": (128, 64),
+        "transfer_size": (224, 112),
+        "epochs": 100,
+        "early_stopping_patience": 10,
+        "tuner_trials": 30,
+        "tuner_epochs": 30,
         "ensemble_size": 5,
-        "seeds": [0, 1, 2],
+        "seeds": [0, 1, 2, 3, 4],
+        # CIR-Net's own backbone and a second family, with ImageNet weights where they load (Colab)
+        "other_backbones": ("inception_resnet_v2", "resnet50"),
         "allow_random_weights": False,
     },
+}
+# The largest protocol that fits about 2 hours on 2 CPU cores (see the notebook): smaller inputs, fewer epochs and
+# seeds than `full`, the same rows. Kept apart from SETTINGS, whose scales are `medcnn.studies.SCALES`.
+CPU_SETTINGS = {
+    **SETTINGS["full"],
+    "image_size": (64, 32),
+    "transfer_size": (96, 48),
+    "epochs": 30,
+    "early_stopping_patience": 6,
+    "tuner_trials": 10,
+    "tuner_epochs": 10,
+    "ensemble_size": 3,
+    "seeds": [0, 1, 2],
+    "other_backbones": (),
 }
 
 
 def settings(scale="smoke", **overrides):
-    """The study's settings for `scale` ("smoke" or "full"), with `overrides` (None values are ignored)."""
-    return select_settings(SETTINGS, scale, overrides)
+    """The settings of `scale` ("smoke", "cpu" or "full") with the non-None `overrides` applied."""
+    unknown = set(overrides) - set(SETTINGS["smoke"])
+    if unknown:
+        raise ValueError(f"Unknown setting(s) {sorted(unknown)}; known: {sorted(SETTINGS['smoke'])}.")
+    return select_settings({**SETTINGS, "cpu": CPU_SETTINGS}, scale, overrides)
 
 
 def paper_tables():
     """{"Ablation": DataFrame}: the intended rows and columns, every published value NaN."""
     return copy_tables({"Ablation": ABLATION})
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Data
+
+
+def load_data(data_dir=None):
+    """Every staged crop at its own size as RGB (what `python -m medcnn predict` reads), with labels and cases.
+
+    Returns:
+        (ImageSet with `images` a list of (H, W, 3) uint8 arrays and `groups` the case ids, metaphase id per crop).
+    """
+    from medcnn.data.chromosomes import chromosome_metadata, load_chromosomes
+
+    data = load_chromosomes(data_dir, image_size=None, color_mode="rgb", class_order=CLASS_NAMES)
+    return data, chromosome_metadata(data)["metaphase"].to_numpy()
+
+
+def preprocessing_options(resize="pad"):
+    """The `ImagePreprocessing` arguments beyond size and colour: padding (or not) with white, then inversion."""
+    if resize not in ("pad", "stretch"):
+        raise ValueError(f"`resize` must be 'pad' or 'stretch'. Received: resize={resize!r}")
+    return {"pad_to_aspect_ratio": resize == "pad", "fill_value": BACKGROUND, "invert": True}
+
+
+def preprocess(images, image_size, resize="pad"):
+    """Crops of any size as the saved model sees them: float32 (N, H, W, 1) in [0, 1], background 0.
+
+    The same `ImagePreprocessing` layer as the exported model's, applied to each group of equally sized crops.
+    """
+    from medcnn.preprocessing import ImagePreprocessing, preprocess_images
+
+    layer = ImagePreprocessing(tuple(image_size), "grayscale", 1.0 / 255.0, **preprocessing_options(resize))
+    shapes = {}
+    for index, image in enumerate(images):
+        shapes.setdefault(np.shape(image), []).append(index)
+    x = np.empty((len(images), *image_size, 1), dtype="float32")
+    for members in shapes.values():
+        x[members] = preprocess_images(np.stack([images[i] for i in members]).astype("float32"), layer)
+    return x
+
+
+def make_split(labels, groups, seed, ratios=(0.7, 0.15, 0.15)):
+    """Case-grouped, class-stratified train/val/test indices: every case sits on one side only."""
+    from medcnn.data.splits import train_val_test_split
+
+    return dict(zip(("train", "val", "test"), train_val_test_split(labels, ratios, seed, groups=groups)))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Configurations and runs
+
+
+@dataclass(frozen=True)
+class Configuration:
+    """One row trained from scratch or by transfer; None fields take the scale's setting.
+
+    `blocks` are `ABLATION_BLOCKS` keys (empty: the baseline); `dropout` the rate of the dropout block when the
+    tuner chose it; `resize` how the crops were brought to the input size.
+    """
+
+    label: str
+    group: str
+    blocks: tuple = ()
+    dropout: float = None
+    optimizer: str = None
+    learning_rate: float = None
+    batch_size: int = None
+    backbone: str = None
+    resize: str = "pad"
+
+    def settings(self):
+        """What defines the run (recorded and fingerprinted): the fields that are set."""
+        return {key: value for key, value in asdict(self).items() if value is not None and value != ()}
+
+
+BLOCK_CONFIGURATIONS = [Configuration(label, "blocks", blocks=(block,) if block else ()) for label, block in BLOCK_ROWS]
+
+
+def tuned_configuration(best):
+    """The tuned baseline from the search's best hyper-parameters (learning rate, batch size, dropout, optimiser)."""
+    dropout = float(best.get("dropout", 0.0))
+    return Configuration(
+        TUNED,
+        "tuned",
+        blocks=("dropout",) if dropout > 0 else (),
+        dropout=dropout if dropout > 0 else None,
+        optimizer=best.get("optimizer"),
+        learning_rate=float(best["learning_rate"]),
+        batch_size=int(best["batch_size"]),
+    )
+
+
+def transfer_configurations(run_settings):
+    """MobileNetV2 (the table's row), then the scale's other backbones (rows of their own, not in the table)."""
+    first = Configuration(TRANSFER, "transfer", backbone=run_settings["transfer_backbone"])
+    others = [
+        Configuration(f"transfer learning ({name}, frozen)", "transfer_other", backbone=name)
+        for name in run_settings["other_backbones"]
+    ]
+    return [first, *others]
+
+
+def combination_configurations(blocks):
+    """The best combination, padded (the last row) and stretched (the resize comparison)."""
+    return [
+        Configuration(STRETCHED, "resize", blocks=tuple(blocks), resize="stretch"),
+        Configuration(COMBINATION, "combination", blocks=tuple(blocks)),
+    ]
+
+
+def build_model(config, input_shape, run_settings):
+    """The configuration's model, compiled for one-hot labels (categorical cross-entropy) and accuracy."""
+    import keras
+
+    from medcnn.train import compile_model
+
+    num_classes = len(CLASS_NAMES)
+    if config.backbone:
+        from medcnn.models.heads import DenseLayer, HeadSpec
+        from medcnn.models.transfer import transfer_model
+
+        head = HeadSpec(num_classes, dropout=0.2, dense=(DenseLayer(run_settings["transfer_head_units"]),), seed=0)
+        size = tuple(run_settings["transfer_size"])
+        allow_random = run_settings["allow_random_weights"]
+        inner = transfer_model(
+            config.backbone, head, (*size, input_shape[-1]), allow_random=allow_random, input_max=1.0
+        )
+        inputs = keras.Input(input_shape, name="image")
+        upsampled = keras.layers.Resizing(*size, interpolation="bilinear", name="to_backbone_size")(inputs)
+        model = keras.Model(inputs, inner(upsampled), name=f"{config.backbone}_from_{input_shape[0]}")
+        model.transfer_info = inner.transfer_info
+    else:
+        from medcnn.models.blocks import baseline_cnn
+
+        options = {"rate": config.dropout} if config.dropout else {}
+        model = baseline_cnn(input_shape, num_classes, block=config.blocks or None, **options)
+    return compile_model(
+        model,
+        config.optimizer or run_settings["optimizer"],
+        config.learning_rate or run_settings["learning_rate"],
+        loss="categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+
+
+def transfer_weights(run_settings, input_channels=1):
+    """{backbone: "imagenet" or "random"}: what the transfer rows will load here (random only when allowed)."""
+    from medcnn.models.backbones import resolve_backbone_weights
+
+    size = (*run_settings["transfer_size"], 3 if input_channels == 1 else input_channels)
+    names = (run_settings["transfer_backbone"], *run_settings["other_backbones"])
+    return {name: resolve_backbone_weights(name, size, run_settings["allow_random_weights"]).used for name in names}
+
+
+def _callbacks(patience):
+    if not patience:
+        return None
+
+    def make():
+        import keras
+
+        return [keras.callbacks.EarlyStopping("val_loss", patience=patience, restore_best_weights=True)]
+
+    return make
+
+
+def make_runs(configurations, x, labels, groups, run_settings, data_fingerprint):
+    """The `experiment.Run`s of `configurations`, seed by seed; each seed fixes the split and the initialisation.
+
+    Args:
+        configurations: `Configuration`s in table order.
+        x: the inputs these configurations train on (padded or stretched, as their `resize` says).
+        labels, groups: integer labels and case ids, one per crop.
+        run_settings: the scale's settings.
+        data_fingerprint: a hash of the data files (recorded, so a record is reused only on the same data).
+    """
+    from medcnn.experiment import Run, seed_order
+
+    seeds_of = {config.group: run_settings["seeds"] for config in configurations}
+    splits = {seed: make_split(labels, groups, seed, run_settings["split_ratios"]) for seed in run_settings["seeds"]}
+    runs = []
+    for config, seed in seed_order(configurations, seeds_of):
+        runs.append(
+            Run(
+                label=config.label,
+                seed=seed,
+                split=splits[seed],
+                epochs=run_settings["epochs"],
+                batch_size=config.batch_size or run_settings["batch_size"],
+                group=config.group,
+                settings=config.settings(),
+                build_model=lambda c=config: build_model(c, x.shape[1:], run_settings),
+                fingerprint_extra={
+                    "image_size": list(run_settings["image_size"]),
+                    "transfer_size": list(run_settings["transfer_size"]),
+                    "learning_rate": run_settings["learning_rate"],
+                    "early_stopping_patience": run_settings["early_stopping_patience"],
+                    "data": data_fingerprint,
+                },
+                callbacks=_callbacks(run_settings["early_stopping_patience"]),
+                predict_batch_size=run_settings["predict_batch_size"],
+            )
+        )
+    return runs
+
+
+def tune_baseline(x, labels, split, run_settings, directory, overwrite=True, seed=0):
+    """KerasTuner's Bayesian search over the baseline's learning rate, batch size, dropout and optimiser.
+
+    Trains on `split["train"]` and scores `val_accuracy` on `split["val"]` (never the test side). Returns
+    (trials table, best hyper-parameters).
+    """
+    import keras
+
+    from medcnn import tune
+    from medcnn.models.blocks import baseline_cnn
+
+    space = run_settings["tuner"]
+
+    def build(dropout):
+        options = {"block": "dropout", "rate": dropout} if dropout > 0 else {}
+        return baseline_cnn(x.shape[1:], len(CLASS_NAMES), **options)
+
+    hypermodel = tune.ClassifierHyperModel(
+        build,
+        learning_rate=space["learning_rate"],
+        batch_sizes=space["batch_sizes"],
+        dropout=space["dropout"],
+        head_units=(),
+        optimizer=space["optimizers"],
+    )
+    keras.utils.set_random_seed(seed)
+    tuner = tune.make_tuner(
+        hypermodel, directory, space["objective"], run_settings["tuner_trials"], seed=seed, overwrite=overwrite
+    )
+    train, val = split["train"], split["val"]
+    return tune.search(
+        tuner, (x[train], labels[train]), (x[val], labels[val]), epochs=run_settings["tuner_epochs"], verbose=2
+    )
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The best combination, the ensemble, CNN features + SVM
+
+
+def block_gains(summary, metric="val_accuracy"):
+    """{block: mean validation gain over the baseline} of the single-block rows, largest first."""
+    base = summary.loc[BLOCK_ROWS[0][0], f"{metric}_mean"]
+    gains = {
+        block: float(summary.loc[label, f"{metric}_mean"] - base)
+        for label, block in BLOCK_ROWS[1:]
+        if label in summary.index
+    }
+    return dict(sorted(gains.items(), key=lambda item: -item[1]))
+
+
+def best_combination(gains, size=3):
+    """The blocks to combine: greedily by validation gain, only gains > 0, one block per slot except feature blocks.
+
+    Returns a tuple of block names in `baseline_cnn` order (feature blocks in the order chosen); at least the best
+    single block, even when no block beat the baseline.
+    """
+    from medcnn.models.blocks import ABLATION_BLOCKS
+
+    chosen, taken = [], set()
+    for block, gain in gains.items():
+        slot = ABLATION_BLOCKS[block].slot
+        if len(chosen) == size or (chosen and gain <= 0):
+            break
+        if slot != "features" and slot in taken:
+            continue
+        chosen.append(block)
+        taken.add(slot)
+    return tuple(chosen)
+
+
+def _probability_records(records, labels, class_names, label, group, members, extra=None):
+    """Records of a model made from others' test probabilities (one per seed): test metrics only."""
+    from medcnn.evaluate import classification_metrics
+
+    made = []
+    for seed in sorted({r["seed"] for r in records}):
+        chosen = [r for r in records if r["seed"] == seed and r["configuration"] in members]
+        if len(chosen) != len(members):
+            continue
+        index = np.asarray(chosen[0]["test_indices"])
+        if any(not np.array_equal(index, r["test_indices"]) for r in chosen):
+            raise ValueError(f"The members of '{label}' (seed {seed}) were tested on different images.")
+        probabilities = np.mean([np.asarray(r["test_probabilities"]) for r in chosen], axis=0)
+        metrics = classification_metrics(labels[index], probabilities, class_names)
+        made.append(
+            {
+                "configuration": label,
+                "group": group,
+                "seed": seed,
+                "members": list(members),
+                "test_accuracy": metrics["accuracy"],
+                "test_balanced_accuracy": metrics["recall_macro"],
+                "test_macro_f1": metrics["f1_macro"],
+                "test_weighted_f1": metrics["f1_weighted"],
+                "test_roc_auc": metrics["roc_auc"],
+                "test_confusion": metrics["confusion_matrix"],
+                "test_indices": index.tolist(),
+                "test_probabilities": np.round(probabilities, 4).tolist(),
+                # every member predicts every image, and every member was trained
+                "test_predict_s": float(sum(r["test_predict_s"] for r in chosen)),
+                "train_images_per_s": 1.0 / sum(1.0 / r["train_images_per_s"] for r in chosen),
+                "parameters": int(sum(r["parameters"] for r in chosen)),
+                "sizes": chosen[0]["sizes"],
+                **(extra or {}),
+            }
+        )
+    return made
+
+
+def ensemble_records(records, labels, summary, size=3):
+    """Soft voting (mean probabilities) of the `size` configurations with the best mean validation accuracy."""
+    trained = [label for label in summary.index if label in {r["configuration"] for r in records}]
+    ranked = summary.loc[trained, "val_accuracy_mean"].sort_values(ascending=False, kind="stable")
+    members = list(ranked.index[:size])
+    return _probability_records(records, labels, CLASS_NAMES, ENSEMBLE, "ensemble", members)
+
+
+def trained_model(run, x, labels, cache, log=print):
+    """`run`'s model with its recorded weights; trained again in `<cache>/cache/retrain/` when they are missing."""
+    import keras
+
+    from medcnn.experiment import RunCache, train_and_evaluate
+
+    weights = cache.weights_path(run.key)
+    if not weights.is_file():
+        log(f"{weights.name} is missing (run records are committed, weights are not): training that run again.")
+        scratch = RunCache(cache.out_dir / "cache" / "retrain", reuse=True)
+        train_and_evaluate(run, x, labels, CLASS_NAMES, scratch, verbose=0, log=log)
+        weights = scratch.weights_path(run.key)
+    keras.utils.set_random_seed(run.seed)
+    model = run.build_model()
+    model.load_weights(weights)
+    return model
+
+
+def penultimate(model):
+    """The model up to the input of its output layer ("probabilities"): the features an SVM is trained on."""
+    import keras
+
+    return keras.Model(model.inputs, model.get_layer("probabilities").input, name=f"{model.name}_features")
+
+
+def svm_records(runs, records, x, labels, cache, run_settings, summary, log=print):
+    """CNN features + SVM: the penultimate layer of the best scratch CNN (by mean validation accuracy) of each
+    seed, then PCA and an RBF SVM fitted on the training side. One record per seed, shaped like the runs'."""
+    from medcnn.classical import pca_svm_record
+    from medcnn.evaluate import timed_predict
+    from medcnn.experiment import find_run
+
+    scratch = [r for r in records if r["group"] in ("blocks", "tuned", "combination")]
+    labels_scratch = [label for label in summary.index if label in {r["configuration"] for r in scratch}]
+    source = summary.loc[labels_scratch, "val_accuracy_mean"].idxmax()
+    made = []
+    for record in (r for r in scratch if r["configuration"] == source):
+        run = find_run(runs, record)
+        extractor = penultimate(trained_model(run, x, labels, cache, log))
+        features = extractor.predict(x, batch_size=run.predict_batch_size, verbose=0)
+        _, feature_seconds = timed_predict(extractor, x[run.split["test"]], run.predict_batch_size)
+        svm = run_settings["svm"]
+        made_record = pca_svm_record(
+            features, labels, run.split, CLASS_NAMES, svm["pca_components"], svm["C"], seed=run.seed, label=SVM
+        )
+        made_record.update(
+            {
+                "group": "svm",
+                "features_of": source,
+                "test_predict_s": made_record["test_predict_s"] + feature_seconds,
+                "train_images_per_s": record["train_images_per_s"],  # the CNN's training; the SVM fit adds seconds
+                "parameters": record["parameters"],
+                "sizes": record["sizes"],
+            }
+        )
+        made.append(made_record)
+    return made
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Per-record numbers: parameters, inference rate, the karyotype view
+
+
+def parameter_counts(runs):
+    """{configuration: parameters of its model}, each configuration built once."""
+    import keras
+
+    counts = {}
+    for run in runs:
+        if run.label not in counts:
+            counts[run.label] = int(run.build_model().count_params())
+            keras.backend.clear_session()
+    return counts
+
+
+def karyotype_capacities(sex, num_classes=24):
+    """How many chromosomes of each class a normal metaphase holds: two per autosome, XX or XY."""
+    if sex not in ("female", "male"):
+        raise ValueError(f"`sex` must be 'female' or 'male'. Received: sex={sex!r}")
+    capacities = np.full(num_classes, 2)
+    capacities[-2:] = (2, 0) if sex == "female" else (1, 1)
+    return capacities
+
+
+def constrained_assignment(probabilities, capacities):
+    """Assign each chromosome of one metaphase to a class, at most `capacities[k]` to class k, maximising the sum
+    of log-probabilities (SciPy's Hungarian algorithm over one column per free place).
+
+    Args:
+        probabilities: (n, K) class probabilities of the n chromosomes of one metaphase.
+        capacities: (K,) ints, places per class; a metaphase with more chromosomes than places (a trisomy, or a
+            crop of debris) gets one more place in every class until all fit.
+
+    Returns:
+        (labels (n,), total cost = - sum of the chosen log-probabilities).
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    probabilities = np.asarray(probabilities, dtype="float64")
+    capacities = np.asarray(capacities, dtype=int)
+    if probabilities.ndim != 2 or probabilities.shape[1] != len(capacities):
+        raise ValueError(
+            f"`probabilities` must be (n, {len(capacities)}), one column per class of `capacities`. "
+            f"Received: probabilities.shape={probabilities.shape}"
+        )
+    while capacities.sum() < len(probabilities):
+        capacities = capacities + 1
+    places = np.repeat(np.arange(len(capacities)), capacities)
+    cost = -np.log(np.clip(probabilities, 1e-12, 1.0))[:, places]
+    rows, columns = linear_sum_assignment(cost)
+    assigned = np.empty(len(probabilities), dtype=int)
+    assigned[rows] = places[columns]
+    return assigned, float(cost[rows, columns].sum())
+
+
+def karyotype_predictions(probabilities, metaphases):
+    """Each metaphase's chromosomes assigned jointly: two per autosome and XX or XY, whichever fits better.
+
+    Args:
+        probabilities: (N, 24) probabilities in karyotype order (1..22, X, Y).
+        metaphases: (N,) metaphase id of each row.
+
+    Returns:
+        (labels (N,), {metaphase: "female" or "male"}).
+    """
+    probabilities, metaphases = np.asarray(probabilities), np.asarray(metaphases)
+    labels, sexes = np.empty(len(probabilities), dtype=int), {}
+    for metaphase in dict.fromkeys(metaphases.tolist()):
+        rows = np.flatnonzero(metaphases == metaphase)
+        options = {
+            sex: constrained_assignment(probabilities[rows], karyotype_capacities(sex)) for sex in ("female", "male")
+        }
+        sex = min(options, key=lambda name: options[name][1])
+        labels[rows], sexes[metaphase] = options[sex][0], sex
+    return labels, sexes
+
+
+def karyotype_accuracy(record, labels, metaphases):
+    """(independent accuracy, karyotype accuracy) of a record's test probabilities; None without probabilities."""
+    if "test_probabilities" not in record:
+        return None
+    index = np.asarray(record["test_indices"])
+    probabilities = np.asarray(record["test_probabilities"])
+    assigned, _ = karyotype_predictions(probabilities, np.asarray(metaphases)[index])
+    truth = np.asarray(labels)[index]
+    return float(np.mean(probabilities.argmax(axis=1) == truth)), float(np.mean(assigned == truth))
+
+
+def karyotype_view(record, labels, metaphases, class_names=CLASS_NAMES):
+    """One row per test metaphase of a record: crops, correct per image and after the joint assignment, sex.
+
+    The true sex is read from the crops (a metaphase with a Y crop is male); the called one is the better-fitting
+    XX or XY assignment.
+    """
+    import pandas as pd
+
+    index = np.asarray(record["test_indices"])
+    probabilities = np.asarray(record["test_probabilities"])
+    truth, cells = np.asarray(labels)[index], np.asarray(metaphases)[index]
+    assigned, sexes = karyotype_predictions(probabilities, cells)
+    independent = probabilities.argmax(axis=1)
+    y = class_names.index("Y")
+    rows = []
+    for cell in dict.fromkeys(cells.tolist()):
+        mine = cells == cell
+        rows.append(
+            {
+                "metaphase": cell,
+                "crops": int(mine.sum()),
+                "correct per image": int((independent[mine] == truth[mine]).sum()),
+                "correct, karyotype": int((assigned[mine] == truth[mine]).sum()),
+                "sex (from its crops)": "male" if (truth[mine] == y).any() else "female",
+                "sex called": sexes[cell],
+            }
+        )
+    return pd.DataFrame(rows).set_index("metaphase")
+
+
+def complete(records, labels, metaphases, parameters=None):
+    """Add what the table needs to every record: parameters, inference images/s, karyotype accuracy (in place)."""
+    for record in records:
+        if parameters and record["configuration"] in parameters:
+            record["parameters"] = parameters[record["configuration"]]
+        if "test_predict_s" in record and record["test_predict_s"] > 0:
+            record["test_images_per_s"] = record["sizes"]["test"] / record["test_predict_s"]
+        scores = karyotype_accuracy(record, labels, metaphases)
+        if scores is not None:
+            record["test_karyotype_accuracy"] = scores[1]
+    return records
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# What the run shows
+
+
+def per_class_f1(confusion, class_names=CLASS_NAMES):
+    """Per-class precision, recall, F1 and support from a confusion matrix (rows = true class), as a DataFrame."""
+    import pandas as pd
+
+    matrix = np.asarray(confusion, dtype="float64")
+    correct, support, predicted = np.diag(matrix), matrix.sum(axis=1), matrix.sum(axis=0)
+    precision = np.divide(correct, predicted, out=np.zeros_like(correct), where=predicted > 0)
+    recall = np.divide(correct, support, out=np.zeros_like(correct), where=support > 0)
+    f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros_like(correct), where=precision + recall > 0)
+    return pd.DataFrame(
+        {"precision": precision, "recall": recall, "F1": f1, "support": support.astype(int)},
+        index=pd.Index(list(class_names), name="class"),
+    )
+
+
+def confused_pairs(confusion, class_names=CLASS_NAMES, top=5):
+    """The `top` most frequent confusions, both directions counted together: [(a, b, count)], largest first."""
+    matrix = np.asarray(confusion)
+    pairs = [
+        (class_names[i], class_names[j], int(matrix[i, j] + matrix[j, i]))
+        for i in range(len(matrix))
+        for j in range(i + 1, len(matrix))
+        if matrix[i, j] + matrix[j, i] > 0
+    ]
+    return sorted(pairs, key=lambda pair: -pair[2])[:top]
+
+
+def plot_resize_comparison(
+    images, padded, stretched, labels, classes=("1", "4", "9", "13", "17", "21", "X", "Y"), path=None
+):
+    """One crop of each of `classes` as stored, padded and stretched (what the CNN sees), one row each."""
+    from matplotlib.figure import Figure
+
+    from medcnn.plots import save_figure
+
+    labels = np.asarray(labels)
+    chosen = [int(np.flatnonzero(labels == CLASS_NAMES.index(name))[0]) for name in classes]
+    figure = Figure(figsize=(1.4 * len(chosen), 7.5), layout="constrained")
+    axes = figure.subplots(3, len(chosen), squeeze=False)
+    rows = (("as stored", images), ("padded, inverted", padded), ("stretched, inverted", stretched))
+    for row, (title, pictures) in enumerate(rows):
+        for column, index in enumerate(chosen):
+            ax = axes[row, column]
+            ax.imshow(np.asarray(pictures[index])[..., 0], cmap="gray", vmin=0, vmax=255 if row == 0 else 1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title(f"{CLASS_NAMES[labels[index]]}" if row == 0 else "", fontsize="small")
+        axes[row, 0].set_ylabel(title)
+    save_figure(figure, path)
+    return figure
+
+
+def table(summary, digits=3):
+    """The ablation as we read it: every row of the table in order, mean ± std over seeds, and the anchor row."""
+    import pandas as pd
+
+    from medcnn.experiment import mean_std
+
+    rows = [label for label in ABLATION.index if label in summary.index]
+    frame = pd.DataFrame(index=pd.Index(rows, name="model"))
+    frame["seeds"] = summary.loc[rows, "runs"].astype(int)
+    for title, key in METRIC_KEYS["Ablation"].items():
+        means, stds = summary.loc[rows, f"{key}_mean"], summary.loc[rows, f"{key}_std"]
+        if title == "parameters":
+            frame[title] = [f"{m:,.0f}" if np.isfinite(m) else "" for m in means]
+        elif title.endswith("images/s"):
+            frame[title] = [f"{m:,.0f}" if np.isfinite(m) else "" for m in means]
+        else:
+            frame[title] = [mean_std(m, s, digits) for m, s in zip(means, stds)]
+    anchor = pd.DataFrame(
+        {"seeds": [""], "accuracy": [f"{ANCHOR['accuracy']:.4f}"]},
+        index=pd.Index(["published anchor: CIR-Net, Inception-ResNet-v2 (its own image-level split)"], name="model"),
+    )
+    return pd.concat([frame, anchor]).fillna("")
+
+
+def _row(summary, label, key="test_accuracy"):
+    from medcnn.experiment import mean_std
+
+    r = summary.loc[label]
+    return mean_std(r[f"{key}_mean"], r[f"{key}_std"])
+
+
+def findings(summary, records, combination, gains, tuned, weights, best, pairs):
+    """The sentences only this study prints, each computed from this run's summary and records.
+
+    Args:
+        summary: `experiment.summarise` over every record.
+        records: every record (runs, ensemble, SVM).
+        combination: the blocks of the best combination.
+        gains: `block_gains(summary)`.
+        tuned: the search's best hyper-parameters.
+        weights: {backbone: weights used}.
+        best: the best run's record (by validation accuracy).
+        pairs: `confused_pairs` of the best run.
+    """
+    from medcnn.experiment import stuck_statement
+
+    base = BLOCK_ROWS[0][0]
+    seeds = int(summary["runs"].max())
+    label_of = {block: label for label, block in BLOCK_ROWS if block}
+    sentences = []
+    better = [label_of[block] for block, gain in gains.items() if gain > 0]
+    top = next(iter(gains))
+    sentences.append(
+        f"{len(better)} of {len(gains)} single blocks raise the baseline's mean validation accuracy; the largest "
+        f"gain is '{label_of[top]}' ({gains[top]:+.3f}), whose test accuracy is {_row(summary, label_of[top])} "
+        f"against the baseline's {_row(summary, base)} over {seeds} seed(s)"
+        + (
+            "; with one seed these gaps cannot be told from seed-to-seed noise."
+            if seeds < 2
+            else " (± is the standard deviation over seeds)."
+        )
+    )
+    noisy = []
+    if seeds >= 2:
+        for label, _ in BLOCK_ROWS[1:]:
+            a, b = summary.loc[label], summary.loc[base]
+            n = int(min(a["runs"], b["runs"]))
+            noise = math.sqrt((a["test_accuracy_std"] ** 2 + b["test_accuracy_std"] ** 2) / n)
+            if abs(a["test_accuracy_mean"] - b["test_accuracy_mean"]) > 2 * noise:
+                noisy.append(f"'{label}' ({a['test_accuracy_mean'] - b['test_accuracy_mean']:+.3f})")
+        sentences.append(
+            "Test-accuracy differences from the baseline beyond two standard errors of seed-to-seed noise: "
+            + (", ".join(noisy) if noisy else "none")
+            + "."
+        )
+    names = " + ".join(label_of[block].removeprefix("+ ") for block in combination)
+    sentences.append(
+        f"The best combination found (greedy by validation gain, at most one block per slot): {names}; test accuracy "
+        f"{_row(summary, COMBINATION)}, balanced {_row(summary, COMBINATION, 'test_balanced_accuracy')}."
+    )
+    single = label_of[top]
+    adds = summary.loc[COMBINATION, "val_accuracy_mean"] > summary.loc[single, "val_accuracy_mean"]
+    sentences.append(
+        f"On validation the combination {'adds to' if adds else 'does not add to'} its best single block ("
+        f"{_row(summary, COMBINATION, 'val_accuracy')} vs {_row(summary, single, 'val_accuracy')} for '{single}')"
+        + ("." if adds else ": at this budget the blocks' gains do not simply add up.")
+    )
+    pad, stretch = (summary.loc[label, "test_accuracy_mean"] for label in (COMBINATION, STRETCHED))
+    sentences.append(
+        f"Padding the crops to the input's aspect ratio instead of stretching them changes that model's test "
+        f"accuracy by {pad - stretch:+.3f} ({_row(summary, COMBINATION)} vs {_row(summary, STRETCHED)}): a stretched "
+        "crop loses its length, the first thing a cytogeneticist reads."
+    )
+    chosen = ", ".join(
+        f"{key} {value:.3g}" if isinstance(value, float) else f"{key} {value}" for key, value in tuned.items()
+    )
+    sentences.append(
+        f"The Bayesian search chose {chosen}; the tuned baseline reaches {_row(summary, TUNED)} against "
+        f"{_row(summary, base)} untuned."
+    )
+    sentences.append(
+        f"MobileNetV2 ({weights[next(iter(weights))]} weights, frozen, inputs upsampled to its size) reaches "
+        f"{_row(summary, TRANSFER)}."
+    )
+    members = next(r["members"] for r in records if r["configuration"] == ENSEMBLE)
+    sentences.append(
+        f"Soft voting of {len(members)} models ({'; '.join(members)}) gives {_row(summary, ENSEMBLE)}; an RBF SVM on "
+        f"the penultimate features of '{next(r['features_of'] for r in records if r['configuration'] == SVM)}' "
+        f"gives {_row(summary, SVM)}."
+    )
+    with_probabilities = [r for r in records if "test_karyotype_accuracy" in r]
+    gain = np.mean([r["test_karyotype_accuracy"] - r["test_accuracy"] for r in with_probabilities])
+    sentences.append(
+        f"The karyotype constraint (each metaphase: two of each autosome, XX or XY, assigned jointly by the Hungarian "
+        f"algorithm) changes the best run's test accuracy from {best['test_accuracy']:.3f} to "
+        f"{best['test_karyotype_accuracy']:.3f}, and that of the {len(with_probabilities)} runs with probabilities "
+        f"by {gain:+.3f} on average."
+    )
+    if pairs:
+        listed = ", ".join(f"{a} and {b} ({count})" for a, b, count in pairs)
+        sentences.append(f"The pairs the best run confuses most on the test side: {listed}.")
+    sentences.append(
+        f"CIR-Net reports {ANCHOR['accuracy']:.2%} on this data set with {ANCHOR['protocol']}; our best run "
+        f"('{best['configuration']}', seed {best['seed']}) reaches {best['test_accuracy']:.2%} on whole held-out "
+        "cases, with small CNNs, small inputs, no augmentation and validation kept apart from test: the numbers are "
+        "not comparable one to one."
+    )
+    runs = [r for r in records if "val_accuracy" in r and "test_confusion" in r]
+    sentences.append(stuck_statement(runs))
+    return sentences
+
+
+def readme_section(payload, scale="cpu"):
+    """The README's section on a committed run, generated from its `results.json` payload."""
+    from medcnn.experiment import readme_section as section
+
+    return section(
+        payload,
+        "Ablation",
+        {"accuracy": "accuracy", "macro F1": "macro F1", "karyotype accuracy": "karyotype accuracy"},
+        "one baseline CNN with each of the survey's blocks alone, tuning, MobileNetV2, an ensemble, CNN + SVM and the "
+        "best combination, on case-grouped 70/15/15 splits of the CIR-Net crops (the paper gives no numbers; "
+        f"CIR-Net's {ANCHOR['accuracy']:.2%} comes from an image-level 5-fold split). Parameters, images/s, per-class "
+        f"F1 and the confusion matrix: [results/chromosome/{scale}/report.md](results/chromosome/{scale}/report.md).",
+    )
