@@ -238,3 +238,14 @@ def test_serving_model_takes_further_preprocessing_options():
     assert {key: config[key] for key in options} == options and config["scale"] == 1.0 / 255.0
     plain = experiment.serving_model(tiny_cnn(), CLASSES, input_max=1.0).get_layer("preprocessing").get_config()
     assert (plain["pad_to_aspect_ratio"], plain["invert"]) == (False, False)
+
+
+def test_readme_table_with_values_the_paper_never_printed():
+    """NaN paper values are written to results.json as null; the README table leaves those cells empty."""
+    payload = {
+        "tables": {
+            "Ablation": {"baseline": {"accuracy": {"paper": None, "ours": 0.5, "std": None, "delta": None}, "runs": 1}}
+        },
+        "paper_decimals": {"Ablation": 2},
+    }
+    assert experiment.readme_table(payload, "Ablation").splitlines()[-1] == "| baseline |  | 0.500 | 1 |"

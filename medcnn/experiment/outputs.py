@@ -166,6 +166,9 @@ def readme_table(payload, table, headers=None, digits=3):
                 trained = {"epochs": metrics["epochs"]} if "epochs" in metrics else {}
                 rows.append({"row": row, "metric": metric, **values, "runs": metrics["runs"], **trained})
     comparison = pd.DataFrame(rows)
+    # a paper value the paper never printed (NaN) comes back from results.json as null
+    numbers = [column for column in ("paper", "ours", "std", "delta", "epochs") if column in comparison]
+    comparison[numbers] = comparison[numbers].astype("float64")
     comparison.attrs["decimals"] = payload.get("paper_decimals", {}).get(table, 2)
     comparison.attrs["index_name"] = "configuration"
     return comparison_markdown(comparison, headers, digits)
