@@ -311,7 +311,7 @@ def test_findings_are_computed_from_the_numbers_given():
     assert "beyond two standard errors of seed-to-seed noise: '+ spatial pyramid pooling' (+0.500)" in text
     assert "spatial pyramid pooling + dense block" in text
     assert "does not add to its best single block (0.700 ± 0.000 vs 0.800 ± 0.000" in text
-    assert "by +0.100 (0.705 ± 0.007 vs 0.605 ± 0.007)" in text  # padded vs stretched
+    assert "by +0.100 (0.705 ± 0.007 vs 0.605 ± 0.007): padded, the share" in text  # padded vs stretched
     assert "learning_rate 0.002, optimizer adam" in text and "imagenet weights" in text
     assert "from 0.810 to 0.910" in text and "6 and 8 (7)" in text and "95.98%" in text
     assert "81.00% on whole held-out cases" in text
@@ -320,10 +320,11 @@ def test_findings_are_computed_from_the_numbers_given():
 def test_table_lists_every_row_then_the_anchor():
     records = [_fake_run(label, 0, 0.5, 0.5, "blocks") for label in chromosome.ABLATION.index]
     for record in records:
-        record.update({"train_images_per_s": 1500.0, "test_images_per_s": 2500.0, "parameters": 95768})
+        record.update({"train_images_per_s": 1500.0, "test_images_per_s": 2500.0, "parameters": 95768, "epochs": 6})
     shown = chromosome.table(experiment.summarise(records, chromosome.SUMMARY_METRICS))
     assert list(shown.index[:-1]) == list(chromosome.ABLATION.index) and "CIR-Net" in shown.index[-1]
     assert shown.loc["baseline CNN", "parameters"] == "95,768" and shown.iloc[-1]["accuracy"] == "0.9598"
+    assert shown.loc["baseline CNN", "epochs trained"] == "6" and shown.iloc[-1]["epochs trained"] == ""
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -382,5 +383,26 @@ def test_chromosome_smoke_model_learns_and_predicts_crops_of_cases_it_never_saw(
     test = np.asarray(record["test_indices"])
     model, names = load_model(out / "model.keras")
     assert names == chromosome.CLASS_NAMES
-    guesses = [names.index(row["class"]) for row in predict_files(model, names, [data.paths[i] for i in test])]
+    predicted = list(predict_files(model, names, [data.paths[i] for i in test]))
+    guesses = [names.index(row["class"]) for row in predicted]
     assert balanced_accuracy_score(data.labels[test], guesses) >= CHANCE + 0.15
+    # the saved model computes from the raw files what the notebook computed from its own inputs (no skew)
+    from_files = np.array([[row["probabilities"][name] for name in names] for row in predicted])
+    np.testing.assert_allclose(from_files, record["test_probabilities"], atol=2e-3)
+
+
+def test_penultimate_features_are_the_output_layer_input():
+    from medcnn.models.blocks import baseline_cnn
+
+    model = baseline_cnn((32, 16, 1), K, block="spp")
+    features = chromosome.penultimate(model)
+    assert features.output_shape == (None, 128 * (1 + 4 + 16))  # SPP bins 1, 2, 4 over 128 channels
+
+
+def test_readme_section_from_the_committed_smoke_run():
+    path = Path(__file__).resolve().parents[1] / "results" / "chromosome" / "smoke" / "results.json"
+    if not path.is_file():
+        pytest.skip(f"{path} not committed yet")
+    section = chromosome.readme_section(json.loads(path.read_text()), "smoke")
+    assert all(f"| {label} |" in section for label in chromosome.ABLATION.index)
+    assert "results/chromosome/smoke/report.md" in section and "CIR-Net" in section

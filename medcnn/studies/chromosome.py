@@ -100,7 +100,7 @@ METRIC_KEYS = {
         "inference images/s": "test_images_per_s",
     }
 }
-SUMMARY_METRICS = ["val_accuracy", *METRIC_KEYS["Ablation"].values()]
+SUMMARY_METRICS = ["val_accuracy", "epochs", *METRIC_KEYS["Ablation"].values()]  # epochs: trained (early stopping)
 # What the saved model and the training data share: crops padded with white to the input's aspect ratio (or
 # stretched), then inverted so that the background is 0 and the chromosome bright.
 BACKGROUND = 255.0
@@ -768,6 +768,7 @@ def table(summary, digits=3):
     rows = [label for label in ABLATION.index if label in summary.index]
     frame = pd.DataFrame(index=pd.Index(rows, name="model"))
     frame["seeds"] = summary.loc[rows, "runs"].astype(int)
+    frame["epochs trained"] = [f"{e:.0f}" if np.isfinite(e) else "" for e in summary.loc[rows, "epochs_mean"]]
     for title, key in METRIC_KEYS["Ablation"].items():
         means, stds = summary.loc[rows, f"{key}_mean"], summary.loc[rows, f"{key}_std"]
         if title == "parameters":
@@ -777,7 +778,7 @@ def table(summary, digits=3):
         else:
             frame[title] = [mean_std(m, s, digits) for m, s in zip(means, stds)]
     anchor = pd.DataFrame(
-        {"seeds": [""], "accuracy": [f"{ANCHOR['accuracy']:.4f}"]},
+        {"seeds": [""], "epochs trained": [""], "accuracy": [f"{ANCHOR['accuracy']:.4f}"]},
         index=pd.Index(["published anchor: CIR-Net, Inception-ResNet-v2 (its own image-level split)"], name="model"),
     )
     return pd.concat([frame, anchor]).fillna("")
@@ -849,8 +850,12 @@ def findings(summary, records, combination, gains, tuned, weights, best, pairs):
     pad, stretch = (summary.loc[label, "test_accuracy_mean"] for label in (COMBINATION, STRETCHED))
     sentences.append(
         f"Padding the crops to the input's aspect ratio instead of stretching them changes that model's test "
-        f"accuracy by {pad - stretch:+.3f} ({_row(summary, COMBINATION)} vs {_row(summary, STRETCHED)}): a stretched "
-        "crop loses its length, the first thing a cytogeneticist reads."
+        f"accuracy by {pad - stretch:+.3f} ({_row(summary, COMBINATION)} vs {_row(summary, STRETCHED)})"
+        + (
+            ": padded, the share of the canvas a chromosome fills keeps its length, which stretching removes."
+            if pad > stretch
+            else ": on this run the aspect ratio does not help."
+        )
     )
     chosen = ", ".join(
         f"{key} {value:.3g}" if isinstance(value, float) else f"{key} {value}" for key, value in tuned.items()
