@@ -7,6 +7,7 @@ reproduction trains (`reuse=False`), an interrupted one resumes or adds seeds (`
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +43,12 @@ def derive_from_confusion(record):
         record.setdefault(f"{side}_balanced_accuracy", float(recall[present].mean()))
         record.setdefault(f"{side}_macro_f1", float(f1[present].mean()))
     return record
+
+
+def compact_json(value):
+    """JSON with one key per line but each list of numbers on one line (per-image probabilities stay small)."""
+    text = json.dumps(value, indent=1)
+    return re.sub(r"\[\s+([-+0-9.eE,\s]*?)\s+\]", lambda match: "[" + " ".join(match.group(1).split()) + "]", text)
 
 
 class RunCache:
@@ -84,7 +91,7 @@ class RunCache:
         path.parent.mkdir(parents=True, exist_ok=True)
         stored = {name: value for name, value in record.items() if name != "cached"}
         temporary = path.with_suffix(".json.tmp")
-        temporary.write_text(json.dumps(stored, indent=1))
+        temporary.write_text(compact_json(stored))
         temporary.replace(path)
         if model is not None:
             weights = self.weights_path(key)
