@@ -49,7 +49,7 @@ def test_runs_go_seed_by_seed_with_the_10_epoch_row_inside_the_15_epoch_run():
     assert [(s.label, s.epochs) for s in batch32.snapshots] == [(allgray.TABLE1[3].label, 10)]
     assert allgray.BEYOND.label not in [run.label for run in runs if run.seed == 1]  # beyond: seed 0 only
     smoke, _ = make_runs("smoke")
-    assert {run.group for run in smoke} == {"table1", "ours"} and [run.epochs for run in smoke] == [5, 5, 5, 5]
+    assert {run.group for run in smoke} == {"table1", "ours"} and [run.epochs for run in smoke] == [5, 5, 5, 2]
     assert smoke[2].snapshots[0].epochs == 4  # 10 x 0.35, inside the 5-epoch batch-32 run
 
 
