@@ -34,7 +34,7 @@ def pca_svm_record(features, labels, split, class_names, components=100, C=10.0,
     from sklearn.decomposition import PCA
     from sklearn.svm import SVC
 
-    from medcnn.evaluate import classification_metrics
+    from medcnn.evaluate import classification_metrics, record_entries
 
     components = min(components, len(split["train"]) - 1, features.shape[1])
     pca = PCA(n_components=components, random_state=seed).fit(features[split["train"]])
@@ -52,12 +52,5 @@ def pca_svm_record(features, labels, split, class_names, components=100, C=10.0,
         predicted = classifier.predict(reduced[split[side]])
         record[f"{side}_predict_s"] = time.perf_counter() - started
         metrics = classification_metrics(labels[split[side]], onehot[predicted], class_names)
-        record.update(
-            {
-                f"{side}_accuracy": metrics["accuracy"],
-                f"{side}_balanced_accuracy": metrics["recall_macro"],
-                f"{side}_macro_f1": metrics["f1_macro"],
-                f"{side}_confusion": metrics["confusion_matrix"],
-            }
-        )
+        record.update(record_entries(metrics, f"{side}_"))
     return record

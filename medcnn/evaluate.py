@@ -158,6 +158,17 @@ def metrics_row(metrics, keys=("accuracy", "precision", "recall", "f1_weighted",
     return {key: metrics[key] for key in keys if key in metrics}
 
 
+def record_entries(metrics, prefix):
+    """The scalar metrics and confusion matrix a run record keeps of one split, keys prefixed (e.g. "test_")."""
+    return {
+        f"{prefix}accuracy": metrics["accuracy"],
+        f"{prefix}balanced_accuracy": metrics["recall_macro"],
+        f"{prefix}macro_f1": metrics["f1_macro"],
+        f"{prefix}weighted_f1": metrics["f1_weighted"],
+        f"{prefix}confusion": metrics["confusion_matrix"],
+    }
+
+
 def timed_predict(model, x, batch_size=32):
     """Predict `x` with `model` and time it; returns (probabilities as a numpy array, seconds).
 

@@ -106,7 +106,7 @@ class EpochSnapshots(keras.callbacks.Callback):
 
 def evaluate_sides(model, run, x, labels, class_names):
     """Validation and test metrics of a trained model: accuracy, balanced accuracy, F1, ROC-AUC, confusion, time."""
-    from medcnn.evaluate import classification_metrics, timed_predict
+    from medcnn.evaluate import classification_metrics, record_entries, timed_predict
 
     result = {}
     for side in SIDES:
@@ -115,17 +115,8 @@ def evaluate_sides(model, run, x, labels, class_names):
         index = np.asarray(run.split[side])
         probabilities, seconds = timed_predict(model, x[index], batch_size=run.predict_batch_size)
         metrics = classification_metrics(labels[index], probabilities, class_names)
-        result.update(
-            {
-                f"{side}_accuracy": metrics["accuracy"],
-                f"{side}_balanced_accuracy": metrics["recall_macro"],
-                f"{side}_macro_f1": metrics["f1_macro"],
-                f"{side}_weighted_f1": metrics["f1_weighted"],
-                f"{side}_roc_auc": metrics["roc_auc"],
-                f"{side}_confusion": metrics["confusion_matrix"],
-                f"{side}_predict_s": float(seconds),
-            }
-        )
+        result.update(record_entries(metrics, f"{side}_"))
+        result.update({f"{side}_roc_auc": metrics["roc_auc"], f"{side}_predict_s": float(seconds)})
         if "precision" in metrics:  # binary: the positive class
             result.update({f"{side}_precision": metrics["precision"], f"{side}_recall": metrics["recall"]})
         if run.extra_metrics is not None:
