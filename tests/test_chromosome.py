@@ -332,20 +332,9 @@ def test_table_lists_every_row_then_the_anchor():
 
 
 @pytest.fixture(scope="module")
-def chromosome_smoke(tmp_path_factory):
+def chromosome_smoke(run_smoke_notebook):
     """CI's end-to-end check: papermill runs the notebook at smoke scale (about 5 minutes on 2 CPU cores)."""
-    papermill = pytest.importorskip("papermill")
-    out = tmp_path_factory.mktemp("chromosome_smoke")
-    notebook = Path(__file__).resolve().parents[1] / "notebooks" / "chromosome.ipynb"
-    papermill.execute_notebook(
-        str(notebook),
-        str(out / "executed.ipynb"),
-        cwd=str(notebook.parent),
-        kernel_name="python3",
-        parameters={"SCALE": "smoke", "OUTPUT_DIR": str(out)},
-        progress_bar=False,
-    )
-    return out, json.loads((out / "results.json").read_text())
+    return run_smoke_notebook("chromosome")
 
 
 @pytest.mark.slow

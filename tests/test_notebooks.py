@@ -32,20 +32,9 @@ def test_committed_without_outputs_and_with_one_parameters_cell(path):
 
 
 @pytest.fixture(scope="module")
-def allgray_smoke(tmp_path_factory):
-    """CI's end-to-end check: papermill runs the notebook at smoke scale (a few minutes on 2 CPU cores)."""
-    papermill = pytest.importorskip("papermill")
-    out = tmp_path_factory.mktemp("allgray_smoke")
-    notebook = Path(__file__).resolve().parents[1] / "notebooks" / "allgray.ipynb"
-    papermill.execute_notebook(
-        str(notebook),
-        str(out / "executed.ipynb"),
-        cwd=str(notebook.parent),
-        kernel_name="python3",
-        parameters={"SCALE": "smoke", "OUTPUT_DIR": str(out)},
-        progress_bar=False,
-    )
-    return out, json.loads((out / "results.json").read_text())
+def allgray_smoke(run_smoke_notebook):
+    """CI's end-to-end check: papermill runs the notebook at smoke scale (about 4 minutes on 2 free CPU cores)."""
+    return run_smoke_notebook("allgray")
 
 
 @pytest.mark.slow

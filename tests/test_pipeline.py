@@ -1,11 +1,6 @@
 """medcnn.data.pipeline: tf.data and PyDataset paths honour one contract; the PyDataset path also runs under JAX."""
 
-import importlib.util
-import os
-import subprocess
-import sys
 import textwrap
-from pathlib import Path
 
 import keras
 import numpy as np
@@ -238,18 +233,5 @@ JAX_SCRIPT = textwrap.dedent(
 
 
 @pytest.mark.slow  # ~15 s of CPU: JAX compiles each op on its first use
-def test_pydataset_path_under_jax_backend():
-    if importlib.util.find_spec("jax") is None:
-        pytest.skip("jax is not installed (pip install jax) so the PyDataset path cannot be checked under JAX")
-    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu", "TF_CPP_MIN_LOG_LEVEL": "2"}
-    result = subprocess.run(
-        [sys.executable, "-c", JAX_SCRIPT],
-        check=False,
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=Path(__file__).resolve().parents[1],
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "jax pipeline ok" in result.stdout
+def test_pydataset_path_under_jax_backend(run_under_jax):
+    run_under_jax(JAX_SCRIPT, "jax pipeline ok")

@@ -1,11 +1,6 @@
 """Training helpers: optimisers, schedules, compile (jit per backend), callbacks, fit, two-stage fit."""
 
-import importlib.util
-import os
-import subprocess
-import sys
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -134,20 +129,8 @@ JAX_SCRIPT = textwrap.dedent(
 
 
 @pytest.mark.slow  # ~15-20 s on 2 shared cores: a fresh Python importing JAX, which compiles each step
-def test_compile_model_under_jax_jits_and_trains():
-    if importlib.util.find_spec("jax") is None:
-        pytest.skip("jax is not installed (pip install jax) so compile_model cannot be checked under JAX")
-    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu", "TF_CPP_MIN_LOG_LEVEL": "3"}
-    result = subprocess.run(
-        [sys.executable, "-c", JAX_SCRIPT],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=Path(__file__).resolve().parents[1],
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "jax compile_model ok" in result.stdout
+def test_compile_model_under_jax_jits_and_trains(run_under_jax):
+    run_under_jax(JAX_SCRIPT, "jax compile_model ok")
 
 
 def test_cosine_restarts_follows_the_cosine_and_restarts():
