@@ -218,3 +218,27 @@ def keras_binary_accuracy(y_true_onehot, y_prob, threshold=0.5):
             f"Received: y_true_onehot.shape={y_true_onehot.shape}, y_prob.shape={y_prob.shape}"
         )
     return float(np.mean((y_prob > threshold).astype("float64") == y_true_onehot))
+
+
+def per_class_from_confusion(confusion, class_names):
+    """Per-class precision, recall, F1 and support from a confusion matrix (rows = true class), as a DataFrame.
+
+    For records that keep a split's confusion matrix but not its predictions (e.g. the validation side). A class
+    never predicted has precision 0; a class absent from the split has recall 0 and support 0.
+    """
+    import pandas as pd
+
+    matrix = np.asarray(confusion, dtype="float64")
+    if matrix.shape != (len(class_names), len(class_names)):
+        raise ValueError(
+            f"`confusion` must be square with one row per class ({len(class_names)}). Received: shape={matrix.shape}"
+        )
+    correct, support, predicted = np.diag(matrix), matrix.sum(axis=1), matrix.sum(axis=0)
+    precision = np.divide(correct, predicted, out=np.zeros_like(correct), where=predicted > 0)
+    recall = np.divide(correct, support, out=np.zeros_like(correct), where=support > 0)
+    total = precision + recall
+    f1 = np.divide(2 * precision * recall, total, out=np.zeros_like(correct), where=total > 0)
+    return pd.DataFrame(
+        {"precision": precision, "recall": recall, "F1": f1, "support": support.astype(int)},
+        index=pd.Index([str(name) for name in class_names], name="class"),
+    )

@@ -310,3 +310,32 @@ def two_stage_fit(
             history[name] += [float("nan")] * (epochs_done + stage2_epochs_done - len(history[name]))
     history["stage"] += [2] * stage2_epochs_done
     return history
+
+
+@keras.saving.register_keras_serializable(package="medcnn")
+class SparseF1Score(keras.metrics.F1Score):
+    """Keras' `F1Score` for integer labels (as sparse categorical cross-entropy takes them), on the argmax class.
+
+    Keras' F1Score wants one-hot targets; this one turns integer labels into one-hot first, so that a model
+    trained with sparse labels logs an F1 every epoch (e.g. `val_f1_weighted` with `average="weighted"`, the
+    number a study picks its best epoch by). The predicted class is the argmax (`threshold=None`).
+
+    Args:
+        num_classes: int >= 2, the width of the model's softmax output.
+        average: None, "micro", "macro" or "weighted", as in `keras.metrics.F1Score`. Defaults to "weighted".
+        name: the metric's name. Defaults to "f1_<average>".
+    """
+
+    def __init__(self, num_classes, average="weighted", name=None, **kwargs):
+        kwargs.pop("threshold", None)
+        super().__init__(average=average, threshold=None, name=name or f"f1_{average}", **kwargs)
+        if not (isinstance(num_classes, int) and num_classes >= 2):
+            raise ValueError(f"`num_classes` must be an int >= 2. Received: num_classes={num_classes!r}")
+        self.num_classes = num_classes
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        labels = keras.ops.cast(keras.ops.reshape(y_true, (-1,)), "int32")
+        return super().update_state(keras.ops.one_hot(labels, self.num_classes), y_pred, sample_weight)
+
+    def get_config(self):
+        return {**super().get_config(), "num_classes": self.num_classes}

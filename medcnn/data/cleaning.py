@@ -148,24 +148,47 @@ def image_features(images, size=16, bins=16):
     return np.hstack([thumbs, np.asarray(histograms, dtype=np.float32)])
 
 
+def _check_contamination(contamination):
+    if contamination != "auto" and not (isinstance(contamination, (int, float)) and 0 < contamination <= 0.5):
+        raise ValueError(f"`contamination` must be in (0, 0.5] or 'auto'. Received: contamination={contamination}")
+
+
+def fit_outlier_forest(images, contamination="auto", seed=0, features=None):
+    """scikit-learn's IsolationForest fitted on `image_features(images)`.
+
+    Args:
+        images: decoded images (N, H, W, C), uint8 or float in [0, 255] or [0, 1].
+        contamination: expected share of outliers in (0, 0.5], or "auto" (scikit-learn's default: the threshold
+            of the original paper, so the share removed is found, not chosen).
+        seed: random_state of the forest.
+        features: `image_features(images)` when already computed (then `images` is not read).
+
+    Returns:
+        The fitted forest; `forest.predict(image_features(other)) == -1` marks outliers among other images too.
+    """
+    from sklearn.ensemble import IsolationForest
+
+    _check_contamination(contamination)
+    features = image_features(images) if features is None else features
+    return IsolationForest(contamination=contamination, random_state=seed).fit(features)
+
+
 def remove_outliers(data, contamination=0.01, seed=0):
     """Drop the images scikit-learn's IsolationForest marks as outliers on `image_features`.
 
     Args:
         data: a decoded ImageSet.
-        contamination: expected share of outliers, in (0, 0.5]; that share is removed.
+        contamination: expected share of outliers, in (0, 0.5]; that share is removed. "auto" lets the forest's
+            own threshold decide (see `fit_outlier_forest`).
         seed: random_state of the forest.
 
     Returns:
         (cleaned ImageSet, DataFrame of removed items: index, name, class, score; lower score = more anomalous).
     """
-    from sklearn.ensemble import IsolationForest
-
-    if not 0 < contamination <= 0.5:
-        raise ValueError(f"`contamination` must be in (0, 0.5]. Received: contamination={contamination}")
+    _check_contamination(contamination)
     _require_images(data, "outlier removal")
     features = image_features(data.images)
-    forest = IsolationForest(contamination=contamination, random_state=seed).fit(features)
+    forest = fit_outlier_forest(None, contamination, seed, features=features)
     scores = forest.score_samples(features)
     outliers = np.flatnonzero(forest.predict(features) == -1)
     outliers = outliers[np.argsort(scores[outliers])]

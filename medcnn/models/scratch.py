@@ -1,4 +1,4 @@
-"""CNNs trained from scratch: the allgray study's small CNN."""
+"""CNNs trained from scratch: the allgray study's small CNN and the three CNNs the an2dl homework tried first."""
 
 import keras
 from keras import layers
@@ -52,3 +52,102 @@ def allgray_cnn(
     # float32 probabilities even under a mixed-precision policy (Keras' mixed-precision guide)
     outputs = layers.Dense(num_classes, activation="softmax", dtype="float32", name="probabilities")(x)
     return keras.Model(inputs, outputs, name=name or f"allgray_cnn_{conv_layers}conv")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# an2dl: the three CNNs the homework tried before transfer learning (its section 6.2 names the blocks, not the sizes)
+
+
+def _an2dl_input(input_shape, input_max):
+    inputs = keras.Input(shape=input_shape, name="image")
+    return inputs, layers.Rescaling(1.0 / input_max, name="scale")(inputs)
+
+
+def _an2dl_output(x, num_classes, inputs, name):
+    outputs = layers.Dense(num_classes, activation="softmax", dtype="float32", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def an2dl_plain_cnn(
+    input_shape=(96, 96, 3),
+    num_classes=8,
+    filters=(32, 64, 128, 128, 256),
+    dense_units=(512, 256, 128, 64, 32),
+    l2=1e-4,
+    input_max=255.0,
+    name="an2dl_plain_cnn",
+):
+    """an2dl's first CNN: 5 x [Conv 3x3 ReLU -> MaxPool 2] -> Flatten -> 5 Dense ReLU (512 down to 32) -> softmax.
+
+    The convolutions use GlorotNormal initialisation and L2, the dense layers L2, as the report says; it gives
+    neither the filters nor the L2 factor (ours: `filters`, 1e-4). Inputs in [0, input_max] are rescaled inside.
+    """
+    regularizer = keras.regularizers.L2(l2) if l2 else None
+    inputs, x = _an2dl_input(input_shape, input_max)
+    for index, width in enumerate(filters, start=1):
+        x = layers.Conv2D(
+            width, 3, padding="same", activation="relu", kernel_initializer="glorot_normal",
+            kernel_regularizer=regularizer, name=f"conv{index}",
+        )(x)  # fmt: skip
+        x = layers.MaxPooling2D(2, name=f"pool{index}")(x)
+    x = layers.Flatten(name="flatten")(x)
+    for index, units in enumerate(dense_units, start=1):
+        x = layers.Dense(units, activation="relu", kernel_regularizer=regularizer, name=f"dense{index}")(x)
+    return _an2dl_output(x, num_classes, inputs, name)
+
+
+def an2dl_residual_cnn(
+    input_shape=(96, 96, 3),
+    num_classes=8,
+    filters=(32, 64, 128),
+    stem_filters=16,
+    dense_units=(256, 128),
+    dropout=0.5,
+    input_max=255.0,
+    name="an2dl_residual_cnn",
+):
+    """an2dl's second CNN: three residual blocks, 32 -> 64 -> 128 filters, then dense layers with dropout.
+
+    Ours around the report's blocks: a stride-2 3x3 stem, a 2x2 max-pooling after each block, global average
+    pooling, Dense 256 and 128 (ReLU, each followed by Dropout 0.5), softmax.
+    """
+    from medcnn.models.blocks import ResidualBlock
+
+    inputs, x = _an2dl_input(input_shape, input_max)
+    x = layers.Conv2D(stem_filters, 3, strides=2, padding="same", activation="relu", name="stem")(x)
+    for index, width in enumerate(filters, start=1):
+        x = ResidualBlock(width, name=f"residual{index}")(x)
+        x = layers.MaxPooling2D(2, name=f"pool{index}")(x)
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    for index, units in enumerate(dense_units, start=1):
+        x = layers.Dense(units, activation="relu", name=f"dense{index}")(x)
+        x = layers.Dropout(dropout, name=f"dropout{index}")(x)
+    return _an2dl_output(x, num_classes, inputs, name)
+
+
+def an2dl_inception_cnn(
+    input_shape=(96, 96, 3),
+    num_classes=8,
+    branch_filters=(16, 32, 32, 64),
+    stem_filters=32,
+    dense_units=(256, 128, 64),
+    input_max=255.0,
+    name="an2dl_inception_cnn",
+):
+    """an2dl's third CNN: four inception blocks (1x1, 3x3, 5x5 and pooling branches, concatenated), then dense
+    layers of decreasing width.
+
+    Ours around the report's blocks: a stride-2 3x3 stem, a 2x2 max-pooling after each block, global average
+    pooling, Dense 256, 128, 64 (ReLU), softmax.
+    """
+    from medcnn.models.blocks import InceptionModule
+
+    inputs, x = _an2dl_input(input_shape, input_max)
+    x = layers.Conv2D(stem_filters, 3, strides=2, padding="same", activation="relu", name="stem")(x)
+    for index, width in enumerate(branch_filters, start=1):
+        x = InceptionModule(width, name=f"inception{index}")(x)
+        x = layers.MaxPooling2D(2, name=f"pool{index}")(x)
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    for index, units in enumerate(dense_units, start=1):
+        x = layers.Dense(units, activation="relu", name=f"dense{index}")(x)
+    return _an2dl_output(x, num_classes, inputs, name)

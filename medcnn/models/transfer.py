@@ -8,6 +8,7 @@ maps that feature map to probabilities. Monte Carlo dropout runs the backbone on
 import keras
 
 from medcnn.models.backbones import (
+    block_layers,
     build_backbone,
     count_blocks,
     get_backbone_spec,
@@ -71,3 +72,37 @@ def set_trainable_blocks(model, n, train_batch_norm=False):
 
 # `medcnn.train.two_stage_fit(unfreeze=N)` calls it by this name.
 unfreeze_blocks = set_trainable_blocks
+
+
+def split_backbone(backbone, n, name=None):
+    """(stem, tail): a built backbone cut before its last `n` named blocks, both sharing the backbone's layers.
+
+    `stem` maps the backbone's input to the tensor the first layer of the last `n` blocks reads; `tail` maps that
+    tensor to the backbone's output. Training `tail` trains the backbone's own layers, so features computed once
+    with `stem` and a tail trained on them give the same model as fine-tuning the last `n` blocks end to end
+    (with BatchNormalization frozen, as `unfreeze_last_blocks` leaves it, the stem is deterministic).
+
+    Args:
+        backbone: a backbone from `medcnn.models.backbones.build_backbone` (or keras.applications).
+        n: int, 1 .. number of named blocks.
+        name: its registry name; recognised from the layer names when None.
+
+    Raises:
+        ValueError: `n` is out of range, or the last `n` blocks read more than one tensor from before them.
+    """
+    blocks = block_layers(backbone, name)
+    if not (isinstance(n, int) and not isinstance(n, bool) and 1 <= n <= len(blocks)):
+        raise ValueError(f"`n` must be an int between 1 and {len(blocks)} (the backbone's blocks). Received: n={n!r}")
+    first = blocks[len(blocks) - n][1][0]
+    boundary = first.input
+    if isinstance(boundary, (list, tuple)):
+        raise ValueError(f"Block '{blocks[len(blocks) - n][0]}' starts with a layer of several inputs ({first.name}).")
+    stem = keras.Model(backbone.inputs, boundary, name=f"{backbone.name}_stem")
+    try:
+        tail = keras.Model(boundary, backbone.output, name=f"{backbone.name}_tail")
+    except ValueError as error:
+        raise ValueError(
+            f"The last {n} block(s) of '{backbone.name}' read more than the output of the layer before them "
+            f"({type(error).__name__}: {error})."
+        ) from None
+    return stem, tail
