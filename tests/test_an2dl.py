@@ -1,0 +1,511 @@
+"""The an2dl study: settings, the homework's proportions, cleaning and the split, features, heads, runs, findings,
+the library pieces it added, and the notebook end to end at smoke scale."""
+
+import json
+import math
+import zipfile
+
+import keras
+import numpy as np
+import pytest
+
+from medcnn import experiment
+from medcnn.studies import an2dl
+
+K = len(an2dl.CLASS_NAMES)
+CHANCE = 1 / K
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Settings and published numbers
+
+
+def test_scales_grow_from_smoke_to_cpu_to_full():
+    smoke, cpu, full = (an2dl.settings(scale) for scale in ("smoke", "cpu", "full"))
+    assert set(smoke) == set(cpu) == set(full) and set(an2dl.SETTINGS) == {"smoke", "full"}
+    for key in ("epochs", "fine_tune_epochs", "custom_epochs", "augment_copies"):
+        assert smoke[key] <= cpu[key] <= full[key], key
+    assert (cpu["epochs"], cpu["fine_tune_epochs"], cpu["batch_size"]) == (30, 70, 64)  # the study's protocol
+    assert smoke["image_size"] == cpu["image_size"] == full["image_size"] == (96, 96)
+    assert smoke["largest_class"] < 324 and cpu["largest_class"] is None and len(cpu["seeds"]) >= 3
+    assert full["allow_random_weights"] is False and full["standardise_features"] is False
+    assert smoke["standardise_features"] and cpu["standardise_features"]
+    with pytest.raises(ValueError, match=r"Unknown setting\(s\) \['epoch'\]"):
+        an2dl.settings("smoke", epoch=3)
+
+
+def test_homework_counts_keep_the_printed_ones_and_pbc_proportions():
+    counts = an2dl.homework_counts()
+    assert counts["neutrophil"] == 2280 and counts["basophil"] == 817
+    assert max(counts, key=counts.get) == "neutrophil" and min(counts, key=counts.get) == "basophil"
+    assert counts["eosinophil"] == round(3117 * 2280 / 3330) == 2134
+    assert round(an2dl.PBC_COUNTS["basophil"] * 2280 / 3330) == 834  # the module's note on PBC's proportions
+
+
+def test_draw_counts_follow_the_proportions_within_what_is_there():
+    available = {name: 324 for name in an2dl.CLASS_NAMES}
+    every = an2dl.draw_counts(available)
+    assert every["neutrophil"] == 324 and every["basophil"] == round(817 * 324 / 2280) == 116
+    assert all(every[name] <= 324 for name in every)
+    smaller = an2dl.draw_counts(available, largest_class=120)
+    assert smaller["neutrophil"] == 120 and smaller["basophil"] == round(817 * 120 / 2280)
+    few = an2dl.draw_counts({**available, "basophil": 50})  # a scarce class limits every class
+    assert few["basophil"] == 50 and few["neutrophil"] == round(2280 * 50 / 817)
+
+
+def test_the_rows_in_training_order():
+    configs = an2dl.configurations(an2dl.settings("smoke"))
+    labels = [config.label for config in configs]
+    assert labels[:4] == list(an2dl.TABLE_2.index) and labels[4] == an2dl.TRANSFER
+    tuned = [config for config in configs if config.group == "fine_tune"]
+    assert [c.label for c in tuned] == [an2dl.FINE_TUNED, an2dl.TRANSFER_FINE_TUNED]
+    assert [c.stage_one for c in tuned] == ["ResNet50", an2dl.TRANSFER]
+    assert all(labels.index(c.stage_one) < labels.index(c.label) for c in tuned)
+    assert {c.learning_rate for c in tuned} == {1e-5} and {c.blocks for c in tuned} == {1}
+    assert [c.label for c in configs if c.group == "custom"] == list(an2dl.CUSTOM_ROWS.values())
+    assert an2dl.FINE_TUNED == an2dl.FINE_TUNING.index[0]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Data
+
+
+def test_load_data_draws_the_staged_pbc_in_the_homework_proportions(shared_data):
+    data, info = an2dl.load_data(image_size=(96, 96), largest_class=8, seed=1)
+    expected = an2dl.draw_counts(info["available"], largest_class=8)
+    assert data.class_counts() == expected == info["drawn"]
+    assert data.images.shape == (sum(expected.values()), 96, 96, 3) and data.class_names == an2dl.CLASS_NAMES
+    assert all(info["not drawn"][n] == info["available"][n] - expected[n] for n in an2dl.CLASS_NAMES)
+    again, _ = an2dl.load_data(image_size=(96, 96), largest_class=8, seed=1)
+    assert again.paths == data.paths  # the seed fixes the draw
+
+
+def test_load_data_reads_the_homework_npz(tmp_path):
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(K), 6)
+    path = tmp_path / "training_set.npz"
+    np.savez(path, images=rng.integers(0, 255, (len(labels), 64, 64, 3), dtype=np.uint8), labels=labels[:, None])
+    data, info = an2dl.load_data(npz=path, image_size=(96, 96))
+    assert info["source"] == "npz" and data.images.shape == (len(labels), 96, 96, 3) and data.paths is None
+    assert data.class_counts() == {name: 6 for name in an2dl.CLASS_NAMES}
+    files = an2dl.example_files(data, [0, 9], tmp_path / "examples")  # npz images as files for predict
+    assert [f.split("/")[-1] for f in files] == ["image00000_basophil.png", "image00009_eosinophil.png"]
+
+
+def _cell(background, color=(180, 60, 160), size=48, center=(24, 24)):
+    yy, xx = np.mgrid[:size, :size]
+    mask = np.exp(-((yy - center[0]) ** 2 + (xx - center[1]) ** 2) / (2 * 6.0**2))[..., None]
+    image = background * (1 - mask) + mask * np.array(color, dtype=float)
+    return image.clip(0, 255).astype(np.uint8)
+
+
+def test_remove_duplicates_finds_copies_and_cells_on_other_backgrounds():
+    from medcnn.data.loaders import ImageSet
+
+    flat = np.full((48, 48, 3), 230.0)
+    striped = flat.copy()
+    striped[:, ::6] = 120.0
+    striped[10:38, 10:38] = 230.0  # another background around the same cell (outside the central half)
+    cells = [
+        _cell(flat),
+        _cell(flat, color=(40, 200, 60), center=(14, 30)),
+        _cell(flat).copy(),
+        _cell(striped),
+        _cell(flat, color=(90, 90, 220), center=(30, 16)),
+    ]
+    data = ImageSet(labels=np.array([0, 1, 0, 0, 2]), class_names=an2dl.CLASS_NAMES, images=np.stack(cells))
+    cleaned, pairs = an2dl.remove_duplicates(data, {"threshold": 0.97, "center_fraction": 0.5})
+    assert len(cleaned) == 3
+    assert pairs[["kept_index", "removed_index", "kind"]].values.tolist() == [[0, 2, "exact"], [0, 3, "near"]]
+    _, exact_only = an2dl.remove_duplicates(data, None)
+    assert exact_only["kind"].tolist() == ["exact"]
+
+
+def test_make_protocol_holds_out_test_first_and_cleans_only_the_rest():
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(K), 25)
+    features = rng.normal(size=(len(labels), 6))
+    planted = np.array([3, 60, 120, 190])
+    features[planted] += 40.0  # far from everything
+    run_settings = an2dl.settings("smoke")
+    split, info = an2dl.make_protocol(labels, features, seed=0, run_settings=run_settings)
+    test, train, val = (set(split[side].tolist()) for side in ("test", "train", "val"))
+    assert not (test & train or test & val or train & val)
+    assert len(test) == 40 and np.bincount(labels[split["test"]]).tolist() == [5] * K  # stratified, 20 %
+    outliers = set(info["outliers"].tolist())
+    assert outliers.isdisjoint(train | val | test) and len(outliers | train | val | test) == len(labels)
+    pool_planted = {int(i) for i in planted} - test
+    assert pool_planted <= outliers  # the forest removes the planted outliers it can see
+    assert set(info["test_flagged"].tolist()) <= test and ({int(i) for i in planted} & test) <= set(
+        info["test_flagged"]
+    )
+    assert abs(len(val) / (len(val) + len(train)) - 0.2) < 0.02
+    again, _ = an2dl.make_protocol(labels, features, seed=0, run_settings=run_settings)
+    other, _ = an2dl.make_protocol(labels, features, seed=1, run_settings=run_settings)
+    assert np.array_equal(again["test"], split["test"]) and not np.array_equal(other["test"], split["test"])
+
+
+def test_augmented_copies_sit_after_the_originals_and_join_training_only():
+    rng = np.random.default_rng(1)
+    images = rng.uniform(0, 255, (4, 16, 16, 3)).astype("float32")
+    every = an2dl.augmented_images(images, 2, an2dl.settings("smoke"), seed=0)
+    assert every.shape == (12, 16, 16, 3)
+    np.testing.assert_array_equal(every[:4], images)
+    assert not np.allclose(every[4:8], images) and every.min() >= 0 and every.max() <= 255
+    split = {"train": np.array([0, 2]), "val": np.array([1]), "test": np.array([3])}
+    grown = an2dl.with_copies(split, 4, 2)
+    assert grown["train"].tolist() == [0, 2, 4, 6, 8, 10] and grown["val"].tolist() == [1]
+    assert an2dl.augmented_images(images, 0, an2dl.settings("smoke")).shape == images.shape
+
+
+def test_fetch_pbc_opens_zips_inside_zips(tmp_path):
+    inner = tmp_path / "PBC_dataset_normal_DIB.zip"
+    with zipfile.ZipFile(inner, "w") as archive:
+        for name in an2dl.CLASS_NAMES:
+            archive.writestr(f"PBC_dataset_normal_DIB/{name}/{name[:2].upper()}_1.jpg", b"jpeg bytes")
+    outer = tmp_path / "snkd93bnjr-1.zip"
+    with zipfile.ZipFile(outer, "w") as archive:
+        archive.write(inner, "PBC_dataset_normal_DIB.zip")
+    folder = an2dl.fetch_pbc(tmp_path / "data", archive=outer)
+    assert folder == tmp_path / "data" / "pbc"
+    assert sorted(p.name for p in folder.iterdir()) == sorted(an2dl.CLASS_NAMES)
+    assert (folder / "ig" / "IG_1.jpg").read_bytes() == b"jpeg bytes"
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["pbc"]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Heads, features, fine-tuning models
+
+
+def test_head_standardises_and_runs_on_the_pooled_or_the_whole_map():
+    rng = np.random.default_rng(2)
+    run_settings = an2dl.settings("smoke")
+    pooled = rng.normal(5.0, 1e-3, (32, 1, 1, 6)).astype("float32")  # a tiny spread around a large mean
+    stats = an2dl.feature_stats(pooled)
+    head = an2dl.head_model((1, 1, 6), run_settings, stats)
+    standardise = head.get_layer("standardise")
+    out = keras.ops.convert_to_numpy(standardise(pooled))
+    assert abs(out.mean()) < 1e-2 and abs(out.std() - 1.0) < 1e-2
+    on_map = an2dl.head_model((3, 3, 6), run_settings, stats)
+    on_map.set_weights(head.get_weights())
+    whole = np.repeat(np.repeat(pooled, 3, axis=1), 3, axis=2)  # a map whose average is the pooled vector
+    np.testing.assert_allclose(on_map.predict(whole, verbose=0), head.predict(pooled, verbose=0), atol=1e-4)
+    study = head.get_layer("study_head")
+    assert [layer.units for layer in study.layers if hasattr(layer, "units")] == [512, 256, K]
+    assert "standardise" not in [layer.name for layer in an2dl.head_model((1, 1, 6), run_settings).layers]
+
+
+def test_backbone_features_and_fine_tuning_model_agree_with_the_backbone():
+    run_settings = an2dl.settings("smoke", image_size=(32, 32))
+    images = np.random.default_rng(3).uniform(0, 255, (6, 32, 32, 3)).astype("float32")
+    features = an2dl.backbone_features("mobilenet_v2", images, run_settings, stem_blocks=1)
+    assert features["weights"] == "imagenet" and features["pooled"].shape == (6, 1, 1, 1280)
+    assert features["stem"].shape == (6, 1, 1, 320)
+    backbone, _ = an2dl.backbone_model("mobilenet_v2", run_settings)
+    direct = backbone.predict(images, verbose=0).mean(axis=(1, 2), keepdims=True)
+    np.testing.assert_allclose(features["pooled"], direct, rtol=1e-4, atol=1e-4)
+    config = next(c for c in an2dl.configurations(run_settings) if c.label == an2dl.TRANSFER_FINE_TUNED)
+    stats = an2dl.feature_stats(features["pooled"])
+    model = an2dl.build_model(config, features["stem"].shape[1:], run_settings, stats=stats)
+    trainable = {w.path.split("/")[0] for w in model.trainable_weights}
+    assert "Conv_1" in trainable and not any(name.startswith("block_15") for name in trainable)
+    full = an2dl.full_model(config, model, run_settings)
+    np.testing.assert_allclose(full.predict(images, verbose=0), model.predict(features["stem"], verbose=0), atol=1e-4)
+
+
+def test_random_backbone_weights_are_the_same_on_every_build():
+    run_settings = an2dl.settings("smoke", image_size=(75, 75))
+    first, used = an2dl.backbone_model("inception_v3", run_settings)
+    second, _ = an2dl.backbone_model("inception_v3", run_settings)
+    assert used == "random"  # no InceptionV3 file offline: recorded, never silent
+    for a, b in zip(first.weights[:20], second.weights[:20]):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b))
+
+
+def test_custom_cnns_have_the_reported_blocks():
+    from medcnn.models import blocks, scratch
+
+    plain = scratch.an2dl_plain_cnn()
+    convs = [layer.name for layer in plain.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert convs == [f"conv{i}" for i in range(1, 6)]
+    assert [layer.units for layer in plain.layers if isinstance(layer, keras.layers.Dense)] == [
+        512,
+        256,
+        128,
+        64,
+        32,
+        K,
+    ]
+    residual = scratch.an2dl_residual_cnn()
+    assert [layer.filters for layer in residual.layers if isinstance(layer, blocks.ResidualBlock)] == [32, 64, 128]
+    inception = scratch.an2dl_inception_cnn()
+    assert len([layer for layer in inception.layers if isinstance(layer, blocks.InceptionModule)]) == 4
+    for model in (plain, residual, inception):
+        assert model.output_shape == (None, K) and model.input_shape == (None, 96, 96, 3)
+        out = model.predict(np.full((2, 96, 96, 3), 255.0, "float32"), verbose=0)
+        np.testing.assert_allclose(out.sum(axis=1), 1.0, rtol=1e-5)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Runs and what the records add
+
+
+def _inputs(n=48, copies=1):
+    rng = np.random.default_rng(4)
+    labels = np.tile(np.arange(K), n // K)
+    features = {
+        name: {"pooled": rng.normal(size=(n * (1 + copies), 1, 1, 4)).astype("float32"), "weights": "random"}
+        for name in (*an2dl.BACKBONES, "mobilenet_v2")
+    }
+    features["resnet50"]["stem"] = rng.normal(size=(n * (1 + copies), 2, 2, 4)).astype("float32")
+    features["mobilenet_v2"].update(weights="imagenet", stem=features["resnet50"]["stem"])
+    images = np.zeros((n * (1 + copies), 8, 8, 3), "float32")
+    return an2dl.Inputs(images, np.tile(labels, 1 + copies), n, copies, features)
+
+
+def test_make_runs_seed_by_seed_with_copies_class_weights_and_stage_one(tmp_path):
+    inputs = _inputs()
+    run_settings = an2dl.settings("smoke", seeds=[0, 1])
+    configs = an2dl.configurations(run_settings)
+    labels = inputs.labels[: inputs.n]
+    order = np.arange(inputs.n)
+    splits = {
+        seed: {"train": np.sort(order[seed::2][:16]), "val": order[(1 - seed) :: 2][:8], "test": order[40:]}
+        for seed in (0, 1)
+    }
+    runs = an2dl.make_runs(configs, inputs, splits, run_settings, "hash", experiment.RunCache(tmp_path))
+    assert [(r.label, r.seed) for r in runs] == [(c.label, s) for s in (0, 1) for c in configs]
+    first = runs[0]
+    assert first.split["train"].tolist() == [*splits[0]["train"], *(splits[0]["train"] + inputs.n)]
+    from medcnn.data.cleaning import class_weights
+
+    assert first.class_weight == class_weights(labels[splits[0]["train"]])
+    assert first.one_hot is False and first.epochs == 10 and first.batch_size == 64
+    tuned = next(r for r in runs if r.label == an2dl.FINE_TUNED and r.seed == 0)
+    stage_one = next(r for r in runs if r.label == "ResNet50" and r.seed == 0)
+    assert tuned.fingerprint_extra["stage_one"] == stage_one.fingerprint and tuned.epochs == 3
+    assert len({r.fingerprint for r in runs}) == len(runs)
+    assert ("resnet50", 0) in inputs.stats and ("resnet50", 1) in inputs.stats  # standardised per seed
+
+
+def _record(label, group, seed, history, **extra):
+    return {"configuration": label, "group": group, "seed": seed, "history": history, "settings": {}, **extra}
+
+
+def test_complete_reads_the_study_numbers_from_the_history():
+    history = {"val_accuracy": [0.5, 0.8, 0.7], "val_f1_weighted": [0.4, 0.6, 0.75], "val_loss": [1.0, 0.7, 0.9]}
+    record = _record("ResNet50", "table2", 0, history, settings={"backbone": "resnet50"})
+    custom = _record(an2dl.CUSTOM_ROWS["plain"], "custom", 0, history)
+    an2dl.complete([record, custom], {"resnet50": "random"})
+    assert record["val_accuracy_max"] == 0.8 == record["val_recall_max"] and record["val_f1_max"] == 0.75
+    assert record["best_epoch"] == 2 and record["weights"] == "random" and custom["weights"].startswith("none")
+
+
+def _fake(label, group, seed, val_max, test, train=None):
+    confusion = np.zeros((K, K), int)
+    right = int(round(test * 100))
+    confusion[0, 0], confusion[0, 1] = right, 100 - right
+    return {
+        "configuration": label, "group": group, "seed": seed, "epochs": 5, "val_accuracy_max": val_max,
+        "val_recall_max": val_max, "val_f1_max": val_max - 0.01, "val_accuracy": val_max - 0.02,
+        "test_accuracy": test, "test_balanced_accuracy": test, "test_weighted_f1": test, "test_roc_auc": 0.9,
+        "test_confusion": confusion.tolist(), "train_accuracy": train, "weights": "random",
+        "test_indices": list(range(4)), "test_probabilities": np.eye(K)[[0, 1, 2, 2]].tolist(),
+        "sizes": {"train": 80, "val": 20, "test": 4},
+    }  # fmt: skip
+
+
+def _fake_records():
+    records = []
+    for seed in (0, 1):
+        for index, label in enumerate(an2dl.TABLE_2.index):
+            records.append(_fake(label, "table2", seed, 0.6 + 0.05 * index, 0.5 + 0.05 * index))
+        records.append(_fake(an2dl.TRANSFER, "transfer", seed, 0.9, 0.8))
+        records.append(_fake(an2dl.FINE_TUNED, "fine_tune", seed, 0.7 + 0.02 * seed, 0.65, train=0.95))
+        records.append(_fake(an2dl.TRANSFER_FINE_TUNED, "fine_tune", seed, 0.92, 0.85, train=0.97))
+        records.append(_fake(an2dl.CUSTOM_ROWS["plain"], "custom", seed, 0.3, 0.2))
+    return records
+
+
+def test_table3_and_the_results_table_from_records():
+    records = _fake_records()
+    table3 = an2dl.table3_summary(records)
+    assert list(table3.index) == ["train", "validation", "external test"]
+    assert table3.loc["train", "accuracy_mean"] == pytest.approx(95.0)
+    assert table3.loc["validation", "accuracy_mean"] == pytest.approx(69.0)  # 0.68, 0.70 chosen-epoch val
+    summary = experiment.summarise(records, an2dl.SUMMARY_METRICS)
+    shown = an2dl.results_table(summary, records)
+    assert list(shown.index[:5]) == [*an2dl.TABLE_2.index, an2dl.TRANSFER] and "BloodMNIST" in shown.index[-1]
+    assert shown.loc["ResNet50", "weights"] == "random" and shown.iloc[-1]["test acc"] == "0.958"
+    comparison = experiment.compare(
+        an2dl.TABLE_2,
+        an2dl.percent(summary, ["val_accuracy_max", "val_recall_max", "val_f1_max"]),
+        {},
+        an2dl.METRIC_KEYS["Table 2"],
+    )
+    row = comparison[(comparison.row == "Xception") & (comparison.metric == "accuracy %")].iloc[0]
+    assert row["ours"] == pytest.approx(65.0) and row["paper"] == 87.36
+
+
+def test_findings_are_computed_from_the_numbers_given():
+    records = _fake_records()
+    summary = experiment.summarise(records, an2dl.SUMMARY_METRICS)
+    weights = {name: "random" for name in an2dl.BACKBONES} | {"mobilenet_v2": "imagenet"}
+    best = next(r for r in records if r["configuration"] == an2dl.TRANSFER_FINE_TUNED)
+    cleaning = {"duplicates": 2, "outliers": 7, "pool": 100, "flagged_accuracy": (0.25, 0.75, 4)}
+    text = "\n".join(an2dl.findings(summary, records, weights, best, cleaning, an2dl.settings("smoke")))
+    assert "4 of the 4 study backbones ran with random weights" in text and "standardises" in text
+    assert "ResNet50 60.0 ± 0.0 % vs 87.32 %" in text and "The best by validation F1 is InceptionResNetV2" in text
+    # frozen rows: val max (0.6, 0.65, 0.7, 0.75, 0.9) minus test (0.5, 0.55, 0.6, 0.65, 0.8): 10 points each
+    assert "by +10.0 points on average over the 5 frozen-backbone rows" in text
+    assert "from 59.00 % to 70.00 % (+11.00 points" in text
+    assert "95.0 % / 69.0 % / 65.0 %" in text
+    assert "2 duplicate(s) and 7 isolation-forest outlier(s) of 100" in text and "25.0 % right against 75.0 %" in text
+    assert "0.958" in text and "reaches 0.850 and AUC 0.900 on 4 untouched test images" in text
+
+
+def test_flagged_accuracy_splits_the_test_side():
+    record = {"test_indices": [5, 6, 7, 8], "test_probabilities": np.eye(K)[[0, 1, 1, 3]].tolist()}
+    labels = np.zeros(10, int)
+    labels[[5, 6, 7, 8]] = [0, 1, 2, 3]
+    assert an2dl.flagged_accuracy(record, labels, [7, 8]) == (0.5, 1.0, 2)
+    on, off, count = an2dl.flagged_accuracy(record, labels, [])
+    assert math.isnan(on) and off == 0.75 and count == 0
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Library pieces added for this study
+
+
+def test_sparse_f1_score_matches_scikit_learn():
+    from sklearn.metrics import f1_score
+
+    from medcnn.train import SparseF1Score
+
+    y = np.array([0, 1, 2, 2, 1, 0, 2, 1])
+    p = np.eye(3)[[0, 1, 1, 2, 1, 2, 2, 0]] * 0.8 + 0.05
+    for average in ("weighted", "macro"):
+        metric = SparseF1Score(3, average)
+        metric.update_state(y[:5], p[:5])
+        metric.update_state(y[5:], p[5:])
+        assert float(metric.result()) == pytest.approx(f1_score(y, p.argmax(1), average=average), abs=1e-6)
+    assert SparseF1Score(3).name == "f1_weighted"
+    with pytest.raises(ValueError, match="Received: num_classes=1"):
+        SparseF1Score(1)
+
+
+def test_split_backbone_stem_then_tail_is_the_backbone():
+    from medcnn.models.backbones import build_backbone
+    from medcnn.models.transfer import split_backbone
+
+    backbone, _ = build_backbone("resnet50", (32, 32, 3), weights=None)
+    stem, tail = split_backbone(backbone, 1)
+    assert stem.output.shape[1:] == (2, 2, 1024) and tail.output.shape[1:] == backbone.output.shape[1:]
+    x = np.random.default_rng(5).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    np.testing.assert_allclose(tail(stem(x)), backbone(x), rtol=1e-4, atol=1e-4)
+    assert {layer.name for layer in tail.layers} & {layer.name for layer in backbone.layers} >= {"conv5_block1_1_conv"}
+    with pytest.raises(ValueError, match="Received: n=0"):
+        split_backbone(backbone, 0)
+
+
+def test_outlier_forest_auto_and_contamination_checks():
+    from medcnn.data.cleaning import fit_outlier_forest, image_features, remove_outliers
+    from medcnn.data.loaders import ImageSet
+
+    rng = np.random.default_rng(6)
+    images = [_cell(np.full((48, 48, 3), 230.0), center=(24 + d, 24 - d)) for d in rng.integers(-3, 4, 40)]
+    odd = rng.integers(0, 255, (48, 48, 3)).astype(np.uint8)
+    data = ImageSet(labels=np.zeros(41, int), class_names=["a"], images=np.stack([*images, odd]))
+    forest = fit_outlier_forest(data.images, "auto", seed=0)
+    assert forest.predict(image_features(data.images[-1:]))[0] == -1
+    cleaned, removed = remove_outliers(data, "auto", seed=0)
+    assert 40 in removed["index"].tolist() and len(cleaned) == 41 - len(removed)
+    with pytest.raises(ValueError, match="Received: contamination=0.7"):
+        fit_outlier_forest(data.images, 0.7)
+
+
+def test_per_class_from_confusion_matches_scikit_learn():
+    from sklearn.metrics import precision_recall_fscore_support
+
+    from medcnn.evaluate import per_class_from_confusion
+
+    truth = np.array([0, 0, 1, 1, 1, 2, 2, 2, 2])
+    predicted = np.array([0, 1, 1, 1, 0, 2, 2, 1, 1])
+    confusion = np.zeros((4, 4), int)
+    np.add.at(confusion, (truth, predicted), 1)
+    frame = per_class_from_confusion(confusion, ["a", "b", "c", "d"])
+    precision, recall, f1, support = precision_recall_fscore_support(
+        truth, predicted, labels=[0, 1, 2, 3], zero_division=0
+    )
+    np.testing.assert_allclose(frame["F1"], f1)
+    np.testing.assert_allclose(frame["precision"], precision)
+    assert frame["support"].tolist() == support.tolist() and frame.loc["d", "recall"] == 0.0
+    with pytest.raises(ValueError, match=r"Received: shape=\(2, 2\)"):
+        per_class_from_confusion(np.eye(2), ["a", "b", "c"])
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The notebook, end to end at smoke scale
+
+
+@pytest.fixture(scope="module")
+def an2dl_smoke(run_smoke_notebook):
+    """CI's end-to-end check: papermill runs the notebook at smoke scale (about 3 minutes on 2 free CPU cores)."""
+    return run_smoke_notebook("an2dl")
+
+
+@pytest.mark.slow
+def test_an2dl_smoke_fills_every_row_of_tables_2_and_3(an2dl_smoke):
+    out, results = an2dl_smoke
+    for name, paper in (("Table 2", an2dl.TABLE_2), ("Table 3", an2dl.TABLE_3), ("Fine-tuning F1", an2dl.FINE_TUNING)):
+        table = results["tables"][name]
+        assert list(table) == list(paper.index), name
+        for label, row in table.items():
+            for column in paper.columns:
+                assert row[column]["paper"] == paper.loc[label, column]
+                assert isinstance(row[column]["ours"], float) and math.isfinite(row[column]["ours"]), (name, label)
+    run = results["run"]
+    assert run["scale"] == "smoke" and run["trained_now"] == run["runs"] == len(an2dl.configurations(an2dl.settings()))
+    assert results["backbone_weights"]["mobilenet_v2"] == "imagenet"
+    report_text = (out / "report.md").read_text()
+    for label in an2dl.TABLE_2.index:
+        assert report_text.split("## Table 2")[1].split("\n## ")[0].count(f"| {label} |") == 1
+    assert results["anchor"]["accuracy"] == an2dl.ANCHOR["accuracy"]
+
+
+@pytest.mark.slow
+def test_an2dl_smoke_model_learns_and_predicts_raw_pbc_jpegs(an2dl_smoke):
+    """The best smoke model's balanced test accuracy is at least chance (1/8) + 0.15, and so is that of the exported
+    model.keras on the raw 360x363 JPEGs of its seed's untouched test split, with the notebook's probabilities."""
+    from sklearn.metrics import balanced_accuracy_score
+
+    from medcnn.predict import load_model, predict_files
+
+    out, results = an2dl_smoke
+    best = results["best_run"]
+    assert best["test_balanced_accuracy"] >= CHANCE + 0.15
+    record = json.loads(
+        (out / "runs" / f"{experiment.slugify(best['configuration'])}__seed{best['seed']}.json").read_text()
+    )
+    smoke = an2dl.settings("smoke")
+    data, _ = an2dl.load_data(None, None, smoke["image_size"], smoke["largest_class"], seed=0)
+    clean, _ = an2dl.remove_duplicates(data, smoke["near_duplicates"])
+    test = np.asarray(record["test_indices"])
+    model, names = load_model(out / "model.keras")
+    assert names == an2dl.CLASS_NAMES
+    predicted = list(predict_files(model, names, [clean.paths[i] for i in test]))
+    guesses = [names.index(row["class"]) for row in predicted]
+    assert balanced_accuracy_score(clean.labels[test], guesses) >= CHANCE + 0.15
+    from_files = np.array([[row["probabilities"][name] for name in names] for row in predicted])
+    np.testing.assert_allclose(from_files, record["test_probabilities"], atol=2e-3)
+
+
+def test_readme_section_from_the_committed_smoke_run():
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "results" / "an2dl" / "smoke" / "results.json"
+    if not path.is_file():
+        pytest.skip(f"{path} not committed yet")
+    section = an2dl.readme_section(json.loads(path.read_text()), "smoke")
+    assert all(f"| {label} |" in section for label in an2dl.TABLE_2.index)
+    assert "results/an2dl/smoke/report.md" in section
