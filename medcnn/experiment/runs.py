@@ -33,7 +33,8 @@ class Run:
         label: the configuration's row label, e.g. "15 epochs, batch 64, categorical CE".
         seed: fixes the initialisation (and, by the caller's choice, the split).
         build_model: `() -> compiled keras.Model`, called after `keras.utils.set_random_seed(seed)`.
-        split: {"train", "val"[, "test"]}: index arrays into the data.
+        split: {"train"[, "val"][, "test"]}: index arrays into the data; without "val" the run trains without
+            validation data (e.g. a final refit on every non-test item) and records no validation metrics.
         epochs, batch_size: the training budget.
         group: which table or variation the run belongs to (e.g. "table1").
         settings: the configuration's values, recorded and fingerprinted (JSON-able).
@@ -46,6 +47,8 @@ class Run:
             10-epoch row inside the 15-epoch run: evaluated at their epoch and recorded as runs of their own.
         extra_metrics: `(labels, probabilities) -> {name: float}`, study-specific numbers recorded per side.
         predict_batch_size: batch size of the timed predictions.
+        evaluate_train: also score the training side in inference mode (`train_accuracy`, `train_weighted_f1`,
+            ..., and `extra_metrics` as `train_<name>`), e.g. for a table of training and validation metrics.
     """
 
     label: str
@@ -64,6 +67,7 @@ class Run:
     snapshots: tuple = ()
     extra_metrics: Callable = None
     predict_batch_size: int = 32
+    evaluate_train: bool = False
 
     @property
     def key(self):
@@ -105,11 +109,15 @@ class EpochSnapshots(keras.callbacks.Callback):
 
 
 def evaluate_sides(model, run, x, labels, class_names):
-    """Validation and test metrics of a trained model: accuracy, balanced accuracy, F1, ROC-AUC, confusion, time."""
+    """Validation and test metrics of a trained model: accuracy, balanced accuracy, F1, ROC-AUC, confusion, time.
+
+    With `run.evaluate_train` the training side is scored too (inference mode: no dropout, no augmentation).
+    Only the test side keeps its indices and per-item probabilities.
+    """
     from medcnn.evaluate import classification_metrics, record_entries, timed_predict
 
     result = {}
-    for side in SIDES:
+    for side in (("train",) if run.evaluate_train else ()) + SIDES:
         if side not in run.split:
             continue
         index = np.asarray(run.split[side])
@@ -185,7 +193,8 @@ def train_and_evaluate(run, x, labels, class_names, cache, verbose=2, log=print)
         num_classes = len(class_names) if run.one_hot else None
         return make_dataset(x[index], labels[index], run.batch_size, training, augmentation, num_classes, run.seed)
 
-    train_ds, val_ds = batches("train", True), batches("val", False)
+    train_ds = batches("train", True)
+    val_ds = batches("val", False) if "val" in run.split else None
     keeper = EpochSnapshots({snapshot.epochs for snapshot in snapshots})
     callbacks = [*(run.callbacks() if run.callbacks else []), keeper]
     started = time.perf_counter()
