@@ -352,7 +352,10 @@ def test_findings_are_computed_from_the_numbers_given():
     summary = experiment.summarise(records, an2dl.SUMMARY_METRICS)
     weights = {name: "random" for name in an2dl.BACKBONES} | {"mobilenet_v2": "imagenet"}
     best = next(r for r in records if r["configuration"] == an2dl.TRANSFER_FINE_TUNED)
-    cleaning = {"duplicates": 2, "outliers": 7, "pool": 100, "flagged_accuracy": (0.25, 0.75, 4)}
+    cleaning = {
+        "duplicates": 2, "outliers": 7, "pool": 100, "flagged_accuracy": (0.25, 0.75, 4),
+        "outlier_classes": {"ig": 5, "monocyte": 2}, "pool_classes": {"ig": 20, "monocyte": 10},
+    }  # fmt: skip
     text = "\n".join(an2dl.findings(summary, records, weights, best, cleaning, an2dl.settings("smoke")))
     assert "4 of the 4 study backbones ran with random weights" in text and "standardises" in text
     assert "ResNet50 60.0 ± 0.0 % vs 87.32 %" in text and "The best by validation F1 is InceptionResNetV2" in text
@@ -360,7 +363,12 @@ def test_findings_are_computed_from_the_numbers_given():
     assert "by +10.0 points on average over the 5 frozen-backbone rows" in text
     assert "from 59.00 % to 70.00 % (+11.00 points" in text
     assert "95.0 % / 69.0 % / 65.0 %" in text
-    assert "2 duplicate(s) and 7 isolation-forest outlier(s) of 100" in text and "25.0 % right against 75.0 %" in text
+    assert (
+        "2 duplicate(s), then 7 of 100 training and validation images as isolation-forest outliers (5 of them ig, "
+        "a class that makes up 20 % of those 100)"
+        in text
+        and "25.0 % right against 75.0 %" in text
+    )
     assert "0.958" in text and "reaches 0.850 and AUC 0.900 on 4 untouched test images" in text
 
 
