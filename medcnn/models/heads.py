@@ -55,6 +55,8 @@ class HeadSpec:
         num_classes: int >= 2.
         pooling: "gap" (GlobalAveragePooling2D) or "flatten". Defaults to "gap".
         batch_norm: add BatchNormalization after pooling. Defaults to False.
+        batch_norm_momentum: that layer's momentum for its moving mean and variance, in (0, 1). Defaults to 0.99
+            (Keras'); with few steps per epoch, 0.9 lets the moving statistics catch up within an epoch or two.
         dropout: rate of a Dropout after pooling (and BatchNorm), in [0, 1); 0 adds none. Defaults to 0.
         dense: tuple of `DenseLayer`, the hidden layers. Defaults to none.
         output: "softmax" (num_classes units) or "sigmoid" (1 unit, needs num_classes == 2). Defaults to "softmax".
@@ -68,6 +70,7 @@ class HeadSpec:
     dense: tuple = ()
     output: str = "softmax"
     seed: int | None = None
+    batch_norm_momentum: float = 0.99
 
     def __post_init__(self):
         if not (isinstance(self.num_classes, int) and self.num_classes >= 2):
@@ -82,6 +85,9 @@ class HeadSpec:
                 f"Received: output='sigmoid', num_classes={self.num_classes}"
             )
         _check_rate(self.dropout, "dropout")
+        momentum = self.batch_norm_momentum
+        if not (isinstance(momentum, (int, float)) and 0.0 < momentum < 1.0):
+            raise ValueError(f"`batch_norm_momentum` must be in (0, 1). Received: batch_norm_momentum={momentum!r}")
         object.__setattr__(self, "dense", tuple(self.dense))
         if not all(isinstance(layer, DenseLayer) for layer in self.dense):
             raise ValueError(f"`dense` must be a tuple of DenseLayer. Received: dense={self.dense!r}")
@@ -112,7 +118,7 @@ def build_head(spec, feature_shape, name="head"):
     else:
         x = layers.Flatten(name="pool")(features)
     if spec.batch_norm:
-        x = layers.BatchNormalization(name="bn")(x)
+        x = layers.BatchNormalization(momentum=spec.batch_norm_momentum, name="bn")(x)
     if spec.dropout > 0:
         x = layers.Dropout(spec.dropout, seed=next(seeds) if seeds else None, name="dropout")(x)
     for index, hidden in enumerate(spec.dense, start=1):
@@ -124,15 +130,16 @@ def build_head(spec, feature_shape, name="head"):
     return keras.Model(features, outputs, name=name)
 
 
-def kth_head(num_classes=2, units=256, dropout=0.5, output="softmax", seed=None):
+def kth_head(num_classes=2, units=256, dropout=0.5, output="softmax", seed=None, batch_norm_momentum=0.99):
     """kth (VGG16 / InceptionV3): GAP -> BN -> Dropout -> Dense ReLU -> Dropout -> Dense output.
 
     The thesis names the layers (its figures 3.5-3.7) but prints neither the width nor the rates: 256 units and
     0.5 are our defaults, and the tuner may vary them. "mean softmax" in its tables suggests a 2-unit softmax.
+    `batch_norm_momentum`: see `HeadSpec`.
     """
     return HeadSpec(
         num_classes, "gap", batch_norm=True, dropout=dropout, dense=(DenseLayer(units, dropout),), output=output,
-        seed=seed,
+        seed=seed, batch_norm_momentum=batch_norm_momentum,
     )  # fmt: skip
 
 
