@@ -160,20 +160,22 @@ SETTINGS = {
     "full": {
         **_COMMON,
         "image_size": (224, 224),
-        "augmented_copies": 10,
+        "augmented_copies": 14,  # 15 views of every cell; features of the whole set take ~1.3 GB per backbone
         "folds": 3,
         "epochs_per_fold": 35,
-        "seeds": [0],
+        # The heads are cheap: each seed adds a test part (other patients), folds and initialisation.
+        "seeds": [0, 1, 2, 3, 4],
         "allow_random_weights": False,
     },
 }
-# The largest protocol that fits about 2 hours on 2 CPU cores (rates measured in the smoke run, see the report):
-# the thesis' 224x224 inputs, folds, epochs and batch for all four backbones and both protocols, with fewer augmented
-# copies than `full`. Offline only MobileNetV2's ImageNet weights exist, so the others start from random weights
-# (recorded as such). Kept apart from SETTINGS, whose scales are `medcnn.studies.SCALES`.
+# The largest protocol that fits about 2 hours on 2 free CPU cores: the thesis' 224x224 inputs, folds, epochs and
+# batch for all four backbones and both protocols, 15 views of every cell, five seeds. Estimated from rates measured
+# on this CPU, scaled to free cores (inference at 224, images/s: MobileNetV2 ~183, InceptionV3 ~65, ResNet101V2 ~22,
+# VGG19 ~10; the augmentation ~200): features of 840 cells x 15 views ~40 min; 121 heads of ~7,800 steps ~45 min.
+# Offline only MobileNetV2's ImageNet weights exist, so the others start from random weights (recorded as such).
+# Kept apart from SETTINGS, whose scales are `medcnn.studies.SCALES`.
 CPU_SETTINGS = {
     **SETTINGS["full"],
-    "augmented_copies": 4,
     "allow_random_weights": True,
 }
 
@@ -685,7 +687,7 @@ def extra_table(by_protocol, digits=3):
     rows = []
     for protocol, summary in by_protocol.items():
         for model, r in summary.iterrows():
-            row = {"model": model, "protocol": protocol, "folds": int(r["runs"])}
+            row = {"model": model, "protocol": protocol, "runs (folds x seeds)": int(r["runs"])}
             for key, title in EXTRA_COLUMNS.items():
                 row[title] = mean_std(r[f"{key}_mean"], r[f"{key}_std"], digits)
             row["parameters"] = f"{r['parameters_mean']:,.0f}"
@@ -695,17 +697,20 @@ def extra_table(by_protocol, digits=3):
 
 
 def patient_table(records, labels, groups):
-    """Accuracy per test patient (rows) for each model and protocol (mean over folds) and the final model."""
+    """Accuracy per test patient (rows) for each model and protocol (mean over folds and seeds that tested the
+    patient; NaN where none did) and the final model."""
     import pandas as pd
 
-    columns = {}
+    columns, every = {}, []
     for record in records:
         name = f"{record['model']} ({record['protocol']})"
-        columns.setdefault(name, []).append(patient_results(record, labels, groups))
-    first = next(iter(columns.values()))[0]
-    table = first[["class", "cells"]].copy()
+        results = patient_results(record, labels, groups)
+        columns.setdefault(name, []).append(results)
+        every.append(results[["class", "cells"]])
+    table = pd.concat(every)
+    table = table[~table.index.duplicated()].copy()  # seeds with other test parts add their patients
     for name, parts in columns.items():
-        table[name] = pd.concat([part["accuracy"] for part in parts], axis=1).mean(axis=1)
+        table[name] = pd.concat([part["accuracy"] for part in parts], axis=1).mean(axis=1)  # NaN: never tested
     return table
 
 
@@ -732,7 +737,8 @@ def lopsided_folds(labels, splits, class_names=CLASS_NAMES, share=0.5):
 
 
 def findings(by_protocol, records, feature_info, splits, labels, groups, final_record):
-    """The sentences only this study prints, each computed from this run's numbers."""
+    """The sentences only this study prints, each computed from this run's numbers; `splits` are those of the
+    final record's seed."""
     from medcnn.experiment import mean_std
 
     def row(protocol, model, key):
@@ -751,12 +757,14 @@ def findings(by_protocol, records, feature_info, splits, labels, groups, final_r
         f"vs patient-grouped folds: {parts}; seeing other cells of the same patient in training adds {lift:+.3f} on "
         "average."
     )
+    seed = final_record["seed"]  # `splits` are this seed's
     test = np.asarray(splits["test"])
     mix = ", ".join(f"{int((labels[test] == k).sum())} {name.upper()}" for k, name in enumerate(CLASS_NAMES))
     gaps = {protocol: by_protocol[protocol]["val_test_gap_mean"].mean() for protocol in PROTOCOLS}
     paper_gap = (TABLE_5_1["val acc"] - TABLE_5_2["accuracy %"] / 100).mean()
     sentences.append(
-        f"The test part holds whole held-out patients ({mix} cells), so its plain accuracy mostly counts ALL cells. "
+        f"The test part holds whole held-out patients ({mix} cells with seed {seed}), so its plain accuracy mostly "
+        "counts ALL cells. "
         f"Validation minus test balanced accuracy, mean over models: {gaps['published']:+.3f} after cell-level folds, "
         f"{gaps['grouped']:+.3f} after patient-grouped folds; the thesis' validation minus test accuracy: "
         f"{paper_gap:+.3f} on average."
@@ -767,7 +775,7 @@ def findings(by_protocol, records, feature_info, splits, labels, groups, final_r
     }
     patients = len(set(groups[splits["rest"]]))
     sentences.append(
-        f"Patients with cells on both sides of a fold, of the {patients} outside the test part: "
+        f"Patients with cells on both sides of a fold (seed {seed}), of the {patients} outside the test part: "
         + "; ".join(f"{protocol} {', '.join(map(str, counts))}" for protocol, counts in both.items())
         + "."
     )
@@ -776,9 +784,10 @@ def findings(by_protocol, records, feature_info, splits, labels, groups, final_r
     sizeable = sizeable[(sizeable["class"] == "hem") & (sizeable["cells"] >= 30)]
     if lopsided:
         listed = "; ".join(f"fold {f}: {n} {c.upper()} cells where {e:.0f} were expected" for f, c, n, e in lopsided)
+        named = ", ".join(f"{p} ({n})" for p, n in zip(sizeable["patient"], sizeable["cells"]))
         sentences.append(
-            f"The patient-grouped folds are lopsided ({listed}): only {len(sizeable)} HEM patients with 30 cells or "
-            f"more are staged ({', '.join(f'{p} ({n})' for p, n in zip(sizeable['patient'], sizeable['cells']))}), "
+            f"The patient-grouped folds are lopsided (seed {seed}: {listed}): only {len(sizeable)} HEM patients with "
+            f"30 cells or more are staged ({named}), "
             "and a patient sits on one side only, so a fold may validate on one HEM patient; the full training set "
             "(26 HEM patients) removes this."
         )
@@ -834,12 +843,14 @@ def near_chance_statement(records, below=0.55):
 
 
 def plot_fold_curves(records, protocol, path=None):
-    """Loss and accuracy per epoch of every fold (training solid, validation dashed), one row per model."""
+    """Loss and accuracy per epoch of every fold of the first seed (training solid, validation dashed), one row per
+    model."""
     from matplotlib.figure import Figure
 
     from medcnn.plots import save_figure
 
-    chosen = [r for r in records if r["protocol"] == protocol]
+    seed = min(r["seed"] for r in records)
+    chosen = [r for r in records if r["protocol"] == protocol and r["seed"] == seed]
     models = list(dict.fromkeys(r["model"] for r in chosen))
     figure = Figure(figsize=(9, 2.6 * len(models)), layout="constrained")
     axes = figure.subplots(len(models), 2, squeeze=False)
@@ -856,7 +867,7 @@ def plot_fold_curves(records, protocol, path=None):
             ax.set_xlabel("epoch")
             ax.grid(alpha=0.3)
         axes[row, 0].legend(fontsize="x-small", ncol=2)
-    figure.suptitle(f"Training curves per fold, {PROTOCOLS.get(protocol, protocol)}")
+    figure.suptitle(f"Training curves per fold, {PROTOCOLS.get(protocol, protocol)} (seed {seed})")
     save_figure(figure, path)
     return figure
 
