@@ -379,25 +379,27 @@ def test_kth_smoke_fills_table_5_1_for_both_protocols_and_mc_dropout(kth_smoke):
 
 @pytest.mark.slow
 def test_kth_smoke_learns_and_the_exported_model_reads_karyogram_files(kth_smoke):
-    """The published protocol's best run (by its validation AUC) clears chance on its test side; the exported
-    model (the honest best) classifies the raw PNG karyograms the notebook wrote exactly as the notebook did."""
+    """The published protocol's best run (by its validation AUC) clears chance + 0.15 on its test side (copies of
+    training karyograms and the look of augmented copies help it: the honest protocol's best does not clear it at
+    smoke scale); the exported model (the honest best) classifies the raw PNG karyograms the notebook wrote exactly
+    as the notebook did."""
     from medcnn.predict import load_model, predict_files
 
     out, results = kth_smoke
-    assert results["published_best_run"]["test_balanced_accuracy"] >= CHANCE + 0.1
+    assert results["published_best_run"]["test_balanced_accuracy"] >= CHANCE + 0.15
     assert results["published_best_run"]["test_roc_auc"] > 0.6
     best = results["best_run"]
     record = json.loads(
         (out / "runs" / f"{experiment.slugify(best['configuration'])}__seed{best['seed']}.json").read_text()
     )
-    files = sorted((out / "test_karyograms").glob("*/*.png"))
+    files = sorted((out / "cache" / "test_karyograms").glob("*/*.png"))
     assert len(files) == len(record["test_indices"]) == results["exported"]["test_files"]
     model, names = load_model(out / "model.keras")
     assert names == kth.CLASS_NAMES
     predicted = list(predict_files(model, names, files))
     from_files = {Path(row["path"]).stem: [row["probabilities"][name] for name in names] for row in predicted}
     expected = dict(zip((f"karyogram_{i:05d}" for i in record["test_indices"]), record["test_probabilities"]))
-    np.testing.assert_allclose([from_files[key] for key in expected], list(expected.values()), atol=2e-3)
+    np.testing.assert_allclose([from_files[key] for key in expected], list(expected.values()), atol=5e-3)
 
 
 def test_readme_section_from_the_committed_smoke_run():

@@ -151,19 +151,22 @@ SETTINGS = {
         "allow_random_weights": False,
     },
 }
-# The largest protocol that fits about 2 hours on 2 CPU cores (rates measured in the smoke run, see the notebook):
-# the thesis' counts, 150 px inputs, stage one in full, a few fine-tuning epochs, three seeds. Kept apart from
-# SETTINGS, whose scales are `medcnn.studies.SCALES`.
+# The largest protocol that fits about 2 hours on 2 CPU cores: the thesis' counts (105 / 41 karyograms, augmented to
+# 376 / 316), both protocols, 150 px inputs (MobileNetV2 160 px), stage one in full, 5 fine-tuning epochs, 3 seeds.
+# Rates measured at 150 px with batch 16 (under a load of about 6 on the 2 cores, so about 3x slower than free
+# cores): VGG16 last block trained 4.6 img/s, last two blocks 2.7, InceptionV3 whole 4.6, VGG16 inference 4.6-5.8,
+# MobileNetV2-160 inference 39. On free cores that is about 27 minutes per seed (stage two about 22 of them), so
+# about 85 minutes for 3 seeds with the search and MC dropout. Kept apart from SETTINGS (`medcnn.studies.SCALES`).
 CPU_SETTINGS = {
     **SETTINGS["full"],
     "image_size": (150, 150),
     "transfer_size": (160, 160),
     "epochs": 30,
-    "fine_tune_epochs": 3,
+    "fine_tune_epochs": 5,
     "early_stopping_patience": 10,
     "tuner_trials": 10,
     "tuner_epochs": 10,
-    "tuner_backbone": "mobilenet_v2",
+    "tuner_backbone": "mobilenet_v2",  # offline VGG16 has random weights: search where the features mean something
     "mc_passes": 100,
     "seeds": [0, 1, 2],
     "allow_random_weights": True,  # offline: VGG16 / InceptionV3 start from random weights, recorded as such
@@ -1242,6 +1245,10 @@ def readme_section(payload, scale="cpu"):
     from medcnn.experiment import readme_table
 
     headers = {"accuracy": "accuracy", "recall": "recall", "AUC": "AUC"}
+    counts = payload["run"]["data"]["counts"]
+    if any(isinstance(value, dict) for value in counts.values()):  # counts per part of the pool: per class
+        totals = {name: sum(part.get(name, 0) for part in counts.values()) for name in CLASS_NAMES}
+        payload = {**payload, "run": {**payload["run"], "data": {**payload["run"]["data"], "counts": totals}}}
     text = section(
         payload,
         table_id("published"),
