@@ -191,6 +191,11 @@ def test_outputs_hold_every_row_and_the_run_counts(tmp_path):
     readme.write_text("top\n<!-- t -->\nold\n<!-- /t -->\nbottom\n")
     experiment.update_readme(readme, "t", "new table")
     assert readme.read_text() == "top\n<!-- t -->\nnew table\n<!-- /t -->\nbottom\n"
+    readme.write_text("top\n<!-- t -->\n<!-- /t -->\n<!-- u -->\nkeep\n<!-- /u -->\n")  # a new, empty section
+    experiment.update_readme(readme, "t", "first table\n")
+    assert readme.read_text() == "top\n<!-- t -->\nfirst table\n<!-- /t -->\n<!-- u -->\nkeep\n<!-- /u -->\n"
+    with pytest.raises(ValueError, match="has no '<!-- v -->'"):
+        experiment.update_readme(readme, "v", "x")
 
 
 def test_exported_model_classifies_raw_files_with_predict(easy, tmp_path):

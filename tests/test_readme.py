@@ -26,3 +26,12 @@ def test_allgray_section_in_readme_is_generated_from_the_committed_full_run():
     for label, row in results["tables"]["Table 1"].items():
         line = next(line for line in section.splitlines() if line.startswith(f"| {label} |"))
         assert f"{row['test acc']['ours']:.3f}" in line and f"{row['test acc']['paper']:.2f}" in line
+
+
+def test_chromosome_section_in_readme_is_generated_from_the_committed_cpu_run():
+    from medcnn.studies import chromosome
+
+    results = json.loads((ROOT / "results" / "chromosome" / "cpu" / "results.json").read_text())
+    section = README.split("<!-- chromosome-cpu-table -->")[1].split("<!-- /chromosome-cpu-table -->")[0]
+    assert section.strip() == chromosome.readme_section(results, "cpu").strip(), "run `make readme`"
+    assert section.lstrip().startswith("CPU scale on") and "seeds 0, 1, 2" in section

@@ -178,10 +178,10 @@ def update_readme(readme, marker, text):
     """Replace what stands between `<!-- marker -->` and `<!-- /marker -->` in `readme` with `text`."""
     readme = Path(readme)
     content = readme.read_text()
-    pattern = re.compile(rf"(<!-- {re.escape(marker)} -->\n).*?(\n<!-- /{re.escape(marker)} -->)", re.S)
+    pattern = re.compile(rf"(<!-- {re.escape(marker)} -->)(?:\n.*?)??\n(<!-- /{re.escape(marker)} -->)", re.S)
     if not pattern.search(content):
         raise ValueError(f"{readme} has no '<!-- {marker} -->' ... '<!-- /{marker} -->' section.")
-    readme.write_text(pattern.sub(lambda match: match.group(1) + text.strip() + match.group(2), content))
+    readme.write_text(pattern.sub(lambda match: f"{match.group(1)}\n{text.strip()}\n{match.group(2)}", content))
     return readme
 
 
@@ -210,6 +210,11 @@ def rows_table(summary, metrics, rows=None, digits=3):
     return table
 
 
+def scale_title(scale):
+    """A scale as the first word of a sentence: "Smoke", "CPU", "Full"."""
+    return "CPU" if scale == "cpu" else str(scale).capitalize()
+
+
 def readme_section(payload, table, headers, protocol):
     """A README section on a committed run: what ran where, the paper-vs-ours table, and the printed findings.
 
@@ -222,7 +227,7 @@ def readme_section(payload, table, headers, protocol):
     counts = ", ".join(f"{name} {count}" for name, count in run["data"]["counts"].items())
     minutes = run["training_s_all_runs"] / 60
     intro = (
-        f"{str(run['scale']).capitalize()} scale on {described['hardware']} ({run.get('precision', 'float32')}), "
+        f"{scale_title(run['scale'])} scale on {described['hardware']} ({run.get('precision', 'float32')}), "
         f"{sum(run['data']['counts'].values()):,} images ({counts}), seeds {described['seeds']} (each fixes the split "
         f"and the initialisation); mean ± std over seeds. Training took {minutes:.0f} min over {run['runs']} runs "
         f"({run['trained_now']} trained in the last pass, {run['reused']} reused from `runs/`). Protocol: {protocol}"

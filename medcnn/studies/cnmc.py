@@ -914,14 +914,14 @@ def roc_inputs(records, labels, protocol):
 
 def readme_section(payload, scale="cpu"):
     """The README's section on a committed run, generated from its `results.json` payload."""
-    from medcnn.experiment import readme_table
+    from medcnn.experiment import readme_table, scale_title
     from medcnn.report import run_summary
 
     run, described = payload["run"], run_summary(payload["run"])
     counts = run["data"]["counts"]
     minutes = sum(payload["time_s"][key] for key in ("features", "heads")) / 60
     intro = (
-        f"{str(run['scale']).capitalize()} scale on {described['hardware']}, {sum(counts.values()):,} cells "
+        f"{scale_title(run['scale'])} scale on {described['hardware']}, {sum(counts.values()):,} cells "
         f"({', '.join(f'{n} {name.upper()}' for name, n in counts.items())}) of {sum(run['patients'].values())} "
         f"patients; weights {described['weights']}; seeds {described['seeds']}. Frozen backbones with the thesis' "
         "head (dropout 0.25, sigmoid, Adam 0.01 with cosine restarts, batch 32) on features of the cells and their "
