@@ -35,3 +35,17 @@ def test_chromosome_section_in_readme_is_generated_from_the_committed_cpu_run():
     section = README.split("<!-- chromosome-cpu-table -->")[1].split("<!-- /chromosome-cpu-table -->")[0]
     assert section.strip() == chromosome.readme_section(results, "cpu").strip(), "run `make readme`"
     assert section.lstrip().startswith("CPU scale on") and "seeds 0, 1, 2" in section
+
+
+def test_every_generated_section_matches_its_committed_results():
+    import re
+
+    from medcnn.studies import get_study
+
+    markers = re.findall(r"<!-- (\w+)-(smoke|cpu|full)-table -->", README)
+    assert ("kth", "smoke") in markers and ("chromosome", "cpu") in markers
+    for study, scale in markers:
+        results = json.loads((ROOT / "results" / study / scale / "results.json").read_text())
+        section = README.split(f"<!-- {study}-{scale}-table -->")[1].split(f"<!-- /{study}-{scale}-table -->")[0]
+        expected = get_study(study).readme_section(results, scale).strip()
+        assert section.strip() == expected, f"{study}-{scale}: run `make readme`"
