@@ -71,6 +71,19 @@ def test_grouped_split_is_reproducible():
     assert all(np.array_equal(a, b) for a, b in zip(first, again))
 
 
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known defect: StratifiedGroupKFold(shuffle=True) shuffles only groups of tied class spread, so on 14 "
+    "equally mixed cases seeds 0-3 give two test sets; the chromosome cpu seeds share one test split",
+)
+def test_grouped_split_varies_with_the_seed():
+    rng = np.random.default_rng(0)
+    groups = np.repeat(np.arange(14), 60)
+    labels = rng.integers(0, 24, len(groups))
+    tests = {tuple(np.unique(groups[train_val_test_split(labels, groups=groups, seed=s)[2]])) for s in range(6)}
+    assert len(tests) >= 4
+
 def test_stratified_kfold():
     folds = stratified_kfold(LABELS, n_splits=5, seed=0)
     assert len(folds) == 5
