@@ -20,6 +20,7 @@ LAYER_MODULES = (
     "medcnn.models.backbones",
     "medcnn.models.blocks",
     "medcnn.models.deformable",
+    "medcnn.train",  # a metric, SparseF1Score, that a compiled model saves with it
 )
 
 for _module in LAYER_MODULES:
