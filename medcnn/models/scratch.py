@@ -68,6 +68,23 @@ def _an2dl_output(x, num_classes, inputs, name):
     return keras.Model(inputs, outputs, name=name)
 
 
+def _an2dl_block_cnn(block, prefix, widths, input_shape, num_classes, stem_filters, dense_units, dropout, input_max,
+                     name):  # fmt: skip
+    """Stride-2 3x3 stem -> `block(width)` + 2x2 max-pooling per width -> GAP -> Dense ReLU layers (each followed by
+    Dropout when `dropout`) -> softmax; the shape both block CNNs of the homework share."""
+    inputs, x = _an2dl_input(input_shape, input_max)
+    x = layers.Conv2D(stem_filters, 3, strides=2, padding="same", activation="relu", name="stem")(x)
+    for index, width in enumerate(widths, start=1):
+        x = block(width, name=f"{prefix}{index}")(x)
+        x = layers.MaxPooling2D(2, name=f"pool{index}")(x)
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    for index, units in enumerate(dense_units, start=1):
+        x = layers.Dense(units, activation="relu", name=f"dense{index}")(x)
+        if dropout:
+            x = layers.Dropout(dropout, name=f"dropout{index}")(x)
+    return _an2dl_output(x, num_classes, inputs, name)
+
+
 def an2dl_plain_cnn(
     input_shape=(96, 96, 3),
     num_classes=8,
@@ -113,16 +130,10 @@ def an2dl_residual_cnn(
     """
     from medcnn.models.blocks import ResidualBlock
 
-    inputs, x = _an2dl_input(input_shape, input_max)
-    x = layers.Conv2D(stem_filters, 3, strides=2, padding="same", activation="relu", name="stem")(x)
-    for index, width in enumerate(filters, start=1):
-        x = ResidualBlock(width, name=f"residual{index}")(x)
-        x = layers.MaxPooling2D(2, name=f"pool{index}")(x)
-    x = layers.GlobalAveragePooling2D(name="gap")(x)
-    for index, units in enumerate(dense_units, start=1):
-        x = layers.Dense(units, activation="relu", name=f"dense{index}")(x)
-        x = layers.Dropout(dropout, name=f"dropout{index}")(x)
-    return _an2dl_output(x, num_classes, inputs, name)
+    return _an2dl_block_cnn(
+        ResidualBlock, "residual", filters, input_shape, num_classes, stem_filters, dense_units, dropout, input_max,
+        name,
+    )  # fmt: skip
 
 
 def an2dl_inception_cnn(
@@ -142,12 +153,7 @@ def an2dl_inception_cnn(
     """
     from medcnn.models.blocks import InceptionModule
 
-    inputs, x = _an2dl_input(input_shape, input_max)
-    x = layers.Conv2D(stem_filters, 3, strides=2, padding="same", activation="relu", name="stem")(x)
-    for index, width in enumerate(branch_filters, start=1):
-        x = InceptionModule(width, name=f"inception{index}")(x)
-        x = layers.MaxPooling2D(2, name=f"pool{index}")(x)
-    x = layers.GlobalAveragePooling2D(name="gap")(x)
-    for index, units in enumerate(dense_units, start=1):
-        x = layers.Dense(units, activation="relu", name=f"dense{index}")(x)
-    return _an2dl_output(x, num_classes, inputs, name)
+    return _an2dl_block_cnn(
+        InceptionModule, "inception", branch_filters, input_shape, num_classes, stem_filters, dense_units, None,
+        input_max, name,
+    )  # fmt: skip
