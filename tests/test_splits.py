@@ -11,6 +11,7 @@ from medcnn.data.splits import (
     LopsidedSplitWarning,
     check_folds_no_leakage,
     check_no_leakage,
+    grouped_fold_assignment,
     grouped_kfold,
     image_fingerprints,
     lopsided_classes,
@@ -72,17 +73,31 @@ def test_grouped_split_is_reproducible():
 
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect: StratifiedGroupKFold(shuffle=True) shuffles only groups of tied class spread, so on 14 "
-    "equally mixed cases seeds 0-3 give two test sets; the chromosome cpu seeds share one test split",
-)
 def test_grouped_split_varies_with_the_seed():
     rng = np.random.default_rng(0)
     groups = np.repeat(np.arange(14), 60)
     labels = rng.integers(0, 24, len(groups))
     tests = {tuple(np.unique(groups[train_val_test_split(labels, groups=groups, seed=s)[2]])) for s in range(6)}
     assert len(tests) >= 4
+
+
+def test_grouped_kfold_varies_with_the_seed_and_keeps_classes_even():
+    rng = np.random.default_rng(1)
+    groups = np.repeat(np.arange(15), 40)
+    labels = rng.integers(0, 4, len(groups))
+    draws = [grouped_fold_assignment(labels, groups, 3, seed) for seed in range(5)]
+    partitions = {frozenset(frozenset(groups[fold_of == k]) for k in range(3)) for fold_of in draws}
+    assert len(partitions) >= 4
+    for fold_of in draws:
+        shares = np.array([np.bincount(labels[fold_of == k], minlength=4) / np.bincount(labels) for k in range(3)])
+        assert np.abs(shares - 1 / 3).max() < 0.12
+        assert np.array_equal(np.bincount(fold_of), [200, 200, 200])  # equal groups: 5 per fold
+
+
+def test_grouped_fold_assignment_opens_every_fold():
+    fold_of = grouped_fold_assignment([0, 0, 0, 1, 1, 1], ["a", "a", "b", "c", "d", "e"], 3, seed=4)
+    assert sorted(set(fold_of)) == [0, 1, 2]
+    assert fold_of[0] == fold_of[1]
 
 def test_stratified_kfold():
     folds = stratified_kfold(LABELS, n_splits=5, seed=0)
@@ -168,9 +183,9 @@ def test_ratios_incorrect(ratios):
 
 
 def test_too_few_groups():
-    with pytest.raises(DataError, match="Only 2 patients/groups for 3 folds"):
+    with pytest.raises(DataError, match="Only 2 patients/groups: a grouped 3-fold split needs at least 3"):
         grouped_kfold([0, 0, 1, 1], ["a", "a", "b", "b"], n_splits=3)
-    with pytest.raises(DataError, match="Only 2 patients/groups to split"):
+    with pytest.raises(DataError, match="Only 2 patients/groups: a 15% grouped holdout needs at least 7"):
         train_val_test_split([0, 0, 1, 1], groups=["a", "a", "b", "b"])
 
 

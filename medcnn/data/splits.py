@@ -61,23 +61,71 @@ def _smallest_class(labels, needed, what):
         )
 
 
-def _grouped_holdout(labels, groups, indices, fraction, seed):
-    """Split `indices` into (rest, holdout) with whole groups, holdout about `fraction` of them, class-stratified."""
-    from sklearn.model_selection import StratifiedGroupKFold
-
-    n_groups = len(np.unique(groups[indices]))
-    n_splits = max(2, round(1.0 / fraction))
+def _check_enough_groups(groups, n_splits, what):
+    n_groups = len(np.unique(groups))
     if n_groups < n_splits:
         raise DataError(
-            f"Only {n_groups} patients/groups to split; a {fraction:.0%} grouped holdout needs at least {n_splits}. "
-            "Use fewer splits or a larger share, or pass groups=None if images of one patient may sit on both sides.",
+            f"Only {n_groups} patients/groups: {what} needs at least {n_splits}. Use fewer splits or a larger share, "
+            "or pass groups=None if images of one patient may sit on both sides.",
             problem="too_few_groups",
         )
-    folds = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+
+
+def grouped_fold_assignment(labels, groups, n_splits, seed=0):
+    """Fold number (0..n_splits-1) per item: whole groups, class-stratified, a different draw for each seed.
+
+    The groups are taken in a seeded random order; the first `n_splits` open one fold each, and every later group
+    joins the fold that keeps each class's share most even across folds (ties: the smaller fold). This is
+    StratifiedGroupKFold's greedy rule without its sort by class spread, which fixes the order, so that with
+    shuffle=True only groups of tied spread move and different seeds give (nearly) the same folds.
+    """
+    labels, groups = _check_labels(labels, groups)
+    _, y = np.unique(labels, return_inverse=True)
+    names, g = np.unique(groups, return_inverse=True)
+    counts = np.zeros((len(names), y.max() + 1))
+    np.add.at(counts, (g, y), 1)
+    totals = counts.sum(axis=0)
+    per_fold = np.zeros((n_splits, counts.shape[1]))
+    fold_of = np.empty(len(names), dtype=int)
+    for rank, group in enumerate(np.random.default_rng(seed).permutation(len(names))):
+        if rank < n_splits:
+            fold = rank
+        else:
+            costs = []
+            for candidate in range(n_splits):
+                trial = per_fold.copy()
+                trial[candidate] += counts[group]
+                costs.append((np.std(trial / totals, axis=0).mean(), per_fold[candidate].sum()))
+            fold = min(range(n_splits), key=costs.__getitem__)
+        fold_of[group] = fold
+        per_fold[fold] += counts[group]
+    return fold_of[g]
+
+
+def _class_shift(labels, part, whole):
+    """Total variation distance between the class shares of `part` and of `whole` (0 = same mix, 1 = disjoint)."""
+    classes = np.unique(labels[whole])
+    shares = [np.mean(labels[idx][:, None] == classes, axis=0) for idx in (part, whole)]
+    return 0.5 * float(np.abs(shares[0] - shares[1]).sum())
+
+
+def _grouped_holdout(labels, groups, indices, fraction, seed):
+    """Split `indices` into (rest, holdout) with whole groups, holdout about `fraction` of them, class-stratified.
+
+    The holdout is the fold of `grouped_fold_assignment` (round(1 / fraction) folds) whose size and class mix are
+    closest to the target: relative size error plus `_class_shift`.
+    """
+    n_splits = max(2, round(1.0 / fraction))
+    _check_enough_groups(groups[indices], n_splits, f"a {fraction:.0%} grouped holdout")
+    fold_of = grouped_fold_assignment(labels[indices], groups[indices], n_splits, seed)
     target = fraction * len(indices)
-    candidates = list(folds.split(indices, labels[indices], groups[indices]))
-    rest, holdout = min(candidates, key=lambda pair: abs(len(pair[1]) - target))
-    return indices[rest], indices[holdout]
+
+    def mismatch(fold):
+        part = indices[fold_of == fold]
+        return abs(len(part) - target) / target + _class_shift(labels, part, indices)
+
+    chosen = min(range(n_splits), key=mismatch)
+    return indices[fold_of != chosen], indices[fold_of == chosen]
 
 
 def train_val_test_split(labels, ratios=(0.7, 0.15, 0.15), seed=0, groups=None):
@@ -135,25 +183,18 @@ def stratified_kfold(labels, n_splits=5, seed=0):
 
 
 def grouped_kfold(labels, groups, n_splits=3, seed=0):
-    """Patient-grouped, class-stratified k-fold (StratifiedGroupKFold): each group is validated exactly once.
+    """Patient-grouped, class-stratified k-fold (`grouped_fold_assignment`): each group is validated exactly once.
 
     Warns (`LopsidedSplitWarning`) when a fold leaves a class nearly absent from its train or validation side.
     Returns a list of `n_splits` sorted (train_idx, val_idx) pairs.
     """
-    from sklearn.model_selection import StratifiedGroupKFold
-
     labels, groups = _check_labels(labels, groups)
     if groups is None:
         raise ValueError("`groups` is required for a grouped k-fold. Received: groups=None")
-    n_groups = len(np.unique(groups))
-    if n_groups < n_splits:
-        raise DataError(
-            f"Only {n_groups} patients/groups for {n_splits} folds; each fold needs at least one group. "
-            f"Use n_splits <= {n_groups}.",
-            problem="too_few_groups",
-        )
-    folds = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-    pairs = [(np.sort(train), np.sort(val)) for train, val in folds.split(np.zeros(len(labels)), labels, groups)]
+    _check_enough_groups(groups, n_splits, f"a grouped {n_splits}-fold split")
+    fold_of = grouped_fold_assignment(labels, groups, n_splits, seed)
+    everything = np.arange(len(labels))
+    pairs = [(everything[fold_of != fold], everything[fold_of == fold]) for fold in range(n_splits)]
     sides = {f"fold {k} {side}": part for k, pair in enumerate(pairs) for side, part in zip(("train", "val"), pair)}
     _warn_if_lopsided(labels, sides, f"The grouped {n_splits}-fold split")
     return pairs
