@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from medcnn.report import paper_table
-from medcnn.studies import copy_tables, select_settings
+from medcnn.studies import copy_tables
 
 STUDY = "an2dl"
 DATASET_ID = "pbc"
@@ -211,10 +211,9 @@ CPU_SETTINGS = {
 
 def settings(scale="smoke", **overrides):
     """The study's settings for `scale` ("smoke", "cpu" or "full"), with the non-None `overrides` applied."""
-    unknown = set(overrides) - set(SETTINGS["smoke"])
-    if unknown:
-        raise ValueError(f"Unknown setting(s) {sorted(unknown)}; known: {sorted(SETTINGS['smoke'])}.")
-    return select_settings({**SETTINGS, "cpu": CPU_SETTINGS}, scale, overrides)
+    from medcnn.experiment import study_settings
+
+    return study_settings({**SETTINGS, "cpu": CPU_SETTINGS}, scale, overrides)
 
 
 def paper_tables():

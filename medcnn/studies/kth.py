@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from medcnn.report import paper_table
-from medcnn.studies import copy_tables, select_settings
+from medcnn.studies import copy_tables
 
 STUDY = "kth"
 DATASET_ID = "chromosomes"  # stand-in: the staged CIR-Net G-band chromosome crops (the alpha-dataset is private)
@@ -175,10 +175,9 @@ CPU_SETTINGS = {
 
 def settings(scale="smoke", **overrides):
     """The settings of `scale` ("smoke", "cpu" or "full") with the non-None `overrides` applied."""
-    unknown = set(overrides) - set(SETTINGS["smoke"])
-    if unknown:
-        raise ValueError(f"Unknown setting(s) {sorted(unknown)}; known: {sorted(SETTINGS['smoke'])}.")
-    return select_settings({**SETTINGS, "cpu": CPU_SETTINGS}, scale, overrides)
+    from medcnn.experiment import study_settings
+
+    return study_settings({**SETTINGS, "cpu": CPU_SETTINGS}, scale, overrides)
 
 
 def paper_tables():
