@@ -500,19 +500,16 @@ def with_copies(split, n, copies):
 def backbone_model(name, run_settings):
     """The backbone `name` at the scale's image size, preprocessing inside, [0, 255] inputs; ImageNet weights, or
     (where allowed) random ones from `feature_seed`, the same on every call. Returns (backbone, weights used)."""
-    import keras
+    from medcnn.models.features import frozen_backbone
 
-    from medcnn.models.backbones import build_backbone
-
-    keras.utils.set_random_seed(run_settings["feature_seed"])
-    return build_backbone(
+    return frozen_backbone(
         name,
         (*run_settings["image_size"], 3),
+        run_settings["feature_seed"],
         run_settings["weights"],
         allow_random=run_settings["allow_random_weights"],
-        include_preprocessing=True,
         input_max=255.0,
-        model_name="backbone",
+        freeze=False,  # fine-tuning unfreezes blocks itself; the exported model keeps Keras' default flags
     )
 
 
@@ -623,21 +620,23 @@ def head_model(feature_shape, run_settings, stats=None):
     the backbone's own map."""
     import keras
 
+    from medcnn.models.features import standardise
     from medcnn.models.heads import build_head
 
     inputs = keras.Input(tuple(feature_shape), name="features")
     x = keras.layers.GlobalAveragePooling2D(keepdims=True, name="pooled")(inputs)
     if stats is not None:
-        mean, variance = (np.asarray(value, dtype="float32").reshape(-1) for value in stats)
-        x = keras.layers.Normalization(mean=mean, variance=variance, name="standardise")(x)
+        x = standardise(*stats)(x)
     study = build_head(head_spec(run_settings), (1, 1, int(feature_shape[-1])), name="study_head")
     return keras.Model(inputs, study(x), name="head")
 
 
 def feature_stats(pooled):
-    """(mean, variance) per feature of pooled features (M, 1, 1, C): what `head_model` standardises with."""
-    flat = np.asarray(pooled, dtype="float64").reshape(len(pooled), -1)
-    return flat.mean(axis=0).astype("float32"), flat.var(axis=0).astype("float32")
+    """(mean, variance) per feature of pooled features (M, 1, 1, C), float32 computed in float64: what
+    `head_model` standardises with."""
+    from medcnn.models.features import feature_stats as stats
+
+    return stats(pooled)
 
 
 def compile_for_study(model, learning_rate):

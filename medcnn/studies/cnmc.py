@@ -313,21 +313,16 @@ def backbone_model(name, run_settings):
     Returns:
         (model named "backbone", WeightsInfo).
     """
-    import keras
+    from medcnn.models.features import frozen_backbone
 
-    from medcnn.models.backbones import build_backbone
-
-    keras.utils.set_random_seed(run_settings["feature_seed"])
-    model, _ = build_backbone(
+    model, _ = frozen_backbone(
         name,
         (*run_settings["image_size"], 3),
+        run_settings["feature_seed"],
         run_settings["weights"],
         allow_random=run_settings["allow_random_weights"],
-        include_preprocessing=True,
         input_max=1.0,
-        model_name="backbone",
     )
-    model.trainable = False
     return model, model.weights_info
 
 
@@ -453,10 +448,11 @@ def build_head(feature_size, mean, variance, dropout=0.25, seed=None):
     import keras
     from keras import layers
 
+    from medcnn.models.features import standardise
+
     features = keras.Input((None, None, int(feature_size)), name="features")
     x = layers.GlobalAveragePooling2D(name="pool")(features)
-    variance = np.maximum(np.asarray(variance), 1e-6)
-    x = layers.Normalization(mean=np.asarray(mean), variance=variance, name="standardise")(x)
+    x = standardise(mean, variance, min_variance=1e-6)(x)
     x = layers.Dropout(dropout, seed=seed, name="dropout")(x)
     outputs = layers.Dense(1, activation="sigmoid", dtype="float32", name="probabilities")(x)
     return keras.Model(features, outputs, name="head")
@@ -464,10 +460,11 @@ def build_head(feature_size, mean, variance, dropout=0.25, seed=None):
 
 def build_model(x_train, run_settings, steps_per_epoch):
     """The head for these training features, compiled: Adam with cosine decay and restarts, binary cross-entropy."""
+    from medcnn.models.features import feature_stats
     from medcnn.train import compile_model, cosine_restarts
 
-    flat = np.asarray(x_train).reshape(len(x_train), -1)
-    head = build_head(flat.shape[1], flat.mean(axis=0), flat.var(axis=0), run_settings["dropout"])
+    mean, variance = feature_stats(x_train, dtype=None)  # in the features' own float32, as trained so far
+    head = build_head(len(mean), mean, variance, run_settings["dropout"])
     schedule = cosine_restarts(
         run_settings["learning_rate"],
         run_settings["first_decay_epochs"] * steps_per_epoch,

@@ -643,13 +643,10 @@ def head_model(feature_shape, run_settings, learning_rate=None, dropout=None):
 def feature_extractor(backbone, input_shape, run_settings, seed=0):
     """The backbone with its preprocessing, on [0, 1] inputs, built after `keras.utils.set_random_seed(seed)` so
     that random weights (no ImageNet file offline) are the same ones `transfer` builds. Returns (model, weights)."""
-    import keras
+    from medcnn.models.features import frozen_backbone
 
-    from medcnn.models.backbones import build_backbone
-
-    keras.utils.set_random_seed(seed)
-    return build_backbone(
-        backbone, tuple(input_shape), "imagenet", run_settings["allow_random_weights"], True, 1.0, "backbone"
+    return frozen_backbone(
+        backbone, input_shape, seed, "imagenet", run_settings["allow_random_weights"], input_max=1.0, freeze=False
     )
 
 
