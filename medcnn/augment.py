@@ -186,8 +186,30 @@ def central_crop_resize(images, fraction, interpolation="bilinear"):
 # ---------------------------------------------------------------- random layers
 
 
+class _RandomLayer(layers.Layer):
+    """What the random layers share: `seed` and its own `keras.random.SeedGenerator`, outputs of the inputs' shape,
+    and `seed` in the config (each subclass adds its own arguments)."""
+
+    def __init__(self, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "seed": self.seed}
+
+
+def _where_drawn(changed, images, probability, seed_generator):
+    """`changed` for the images whose uniform draw (one per image) falls below `probability`, else `images` (4D)."""
+    apply = keras.random.uniform((ops.shape(images)[0],), seed=seed_generator) < probability
+    return ops.where(ops.reshape(apply, (-1, 1, 1, 1)), changed, images)
+
+
 @keras.saving.register_keras_serializable(package="medcnn")
-class RandomPixelNoise(layers.Layer):
+class RandomPixelNoise(_RandomLayer):
     """Replace a random share of each image's pixels with random values (salt-and-pepper-like noise).
 
     Inactive at inference: the output equals the input; pass `training=True` to add noise. Per image, a share
@@ -212,15 +234,13 @@ class RandomPixelNoise(layers.Layer):
     """
 
     def __init__(self, max_fraction=0.05, value_range=(0, 255), seed=None, **kwargs):
-        super().__init__(**kwargs)
+        super().__init__(seed=seed, **kwargs)
         if not (_is_number(max_fraction) and 0.0 <= max_fraction <= 1.0):
             raise ValueError(
                 f"`max_fraction` must be a number between 0 and 1. Received: max_fraction={max_fraction!r}"
             )
         self.max_fraction = float(max_fraction)
         self.value_range = _check_value_range(value_range)
-        self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed)
 
     def call(self, inputs, training=False):
         if not training or self.max_fraction == 0:
@@ -243,16 +263,13 @@ class RandomPixelNoise(layers.Layer):
         used = ops.cast(ops.arange(most), "float32")[None, :] < count
         return _unbatched(scatter_pixels(images, positions, values, used), was_3d)
 
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
     def get_config(self):
-        config = {"max_fraction": self.max_fraction, "value_range": list(self.value_range), "seed": self.seed}
+        config = {"max_fraction": self.max_fraction, "value_range": list(self.value_range)}
         return {**super().get_config(), **config}
 
 
 @keras.saving.register_keras_serializable(package="medcnn")
-class GaussianBlur(layers.Layer):
+class GaussianBlur(_RandomLayer):
     """Blur images, each with probability `probability`, with a Gaussian of random sigma drawn per image.
 
     Inactive at inference: the output equals the input; pass `training=True` to blur. The fixed operation is
@@ -277,7 +294,7 @@ class GaussianBlur(layers.Layer):
     """
 
     def __init__(self, sigma=(0.1, 1.5), kernel_size=5, probability=0.5, seed=None, **kwargs):
-        super().__init__(**kwargs)
+        super().__init__(seed=seed, **kwargs)
         self.sigma = _check_pair(sigma, "sigma", 0.0, float("inf"), low_open=True)
         if (
             not (isinstance(kernel_size, (int, np.integer)) and not isinstance(kernel_size, bool))
@@ -289,8 +306,6 @@ class GaussianBlur(layers.Layer):
             )
         self.kernel_size = int(kernel_size)
         self.probability = _check_probability(probability)
-        self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed)
 
     def call(self, inputs, training=False):
         if not training or self.probability == 0:
@@ -304,25 +319,16 @@ class GaussianBlur(layers.Layer):
                 )
         n = ops.shape(images)[0]
         sigma = keras.random.uniform((n,), *self.sigma, seed=self.seed_generator)
-        apply = keras.random.uniform((n,), seed=self.seed_generator) < self.probability
         blurred = gaussian_blur(images, sigma, self.kernel_size)
-        return _unbatched(ops.where(ops.reshape(apply, (-1, 1, 1, 1)), blurred, images), was_3d)
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
+        return _unbatched(_where_drawn(blurred, images, self.probability, self.seed_generator), was_3d)
 
     def get_config(self):
-        config = {
-            "sigma": list(self.sigma),
-            "kernel_size": self.kernel_size,
-            "probability": self.probability,
-            "seed": self.seed,
-        }
+        config = {"sigma": list(self.sigma), "kernel_size": self.kernel_size, "probability": self.probability}
         return {**super().get_config(), **config}
 
 
 @keras.saving.register_keras_serializable(package="medcnn")
-class RandomCentralZoom(layers.Layer):
+class RandomCentralZoom(_RandomLayer):
     """With probability p, crop the central part of an image (a random fraction of its size) and resize it back.
 
     Inactive at inference: the output equals the input; pass `training=True` to zoom. The fixed operation is
@@ -347,7 +353,7 @@ class RandomCentralZoom(layers.Layer):
     """
 
     def __init__(self, probability=0.7, fraction=(0.6, 1.0), interpolation="bilinear", seed=None, **kwargs):
-        super().__init__(**kwargs)
+        super().__init__(seed=seed, **kwargs)
         self.probability = _check_probability(probability)
         self.fraction = _check_pair(fraction, "fraction", 0.0, 1.0, low_open=True)
         if interpolation not in ("bilinear", "nearest"):
@@ -355,8 +361,6 @@ class RandomCentralZoom(layers.Layer):
                 f"`interpolation` must be 'bilinear' or 'nearest'. Received: interpolation={interpolation!r}"
             )
         self.interpolation = interpolation
-        self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed)
 
     def call(self, inputs, training=False):
         if not training or self.probability == 0:
@@ -364,25 +368,16 @@ class RandomCentralZoom(layers.Layer):
         images, was_3d = _batched(ops.cast(inputs, self.compute_dtype))
         n = ops.shape(images)[0]
         fraction = keras.random.uniform((n,), *self.fraction, seed=self.seed_generator)
-        apply = keras.random.uniform((n,), seed=self.seed_generator) < self.probability
         zoomed = central_crop_resize(images, fraction, self.interpolation)
-        return _unbatched(ops.where(ops.reshape(apply, (-1, 1, 1, 1)), zoomed, images), was_3d)
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
+        return _unbatched(_where_drawn(zoomed, images, self.probability, self.seed_generator), was_3d)
 
     def get_config(self):
-        config = {
-            "probability": self.probability,
-            "fraction": list(self.fraction),
-            "interpolation": self.interpolation,
-            "seed": self.seed,
-        }
+        config = {"probability": self.probability, "fraction": list(self.fraction), "interpolation": self.interpolation}
         return {**super().get_config(), **config}
 
 
 @keras.saving.register_keras_serializable(package="medcnn")
-class RandomGaussianNoise(layers.Layer):
+class RandomGaussianNoise(_RandomLayer):
     """Add zero-mean Gaussian noise whose standard deviation is a share of the value range, then clip to it.
 
     Inactive at inference: the output equals the input; pass `training=True` to add noise.
@@ -406,13 +401,11 @@ class RandomGaussianNoise(layers.Layer):
     """
 
     def __init__(self, stddev=0.02, value_range=(0, 255), seed=None, **kwargs):
-        super().__init__(**kwargs)
+        super().__init__(seed=seed, **kwargs)
         if not (_is_number(stddev) and 0.0 <= stddev <= 1.0):
             raise ValueError(f"`stddev` must be a number between 0 and 1. Received: stddev={stddev!r}")
         self.stddev = float(stddev)
         self.value_range = _check_value_range(value_range)
-        self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed)
 
     def call(self, inputs, training=False):
         if not training or self.stddev == 0:
@@ -422,11 +415,8 @@ class RandomGaussianNoise(layers.Layer):
         noise = keras.random.normal(ops.shape(images), stddev=self.stddev * (high - low), seed=self.seed_generator)
         return ops.clip(images + ops.cast(noise, images.dtype), low, high)
 
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
     def get_config(self):
-        config = {"stddev": self.stddev, "value_range": list(self.value_range), "seed": self.seed}
+        config = {"stddev": self.stddev, "value_range": list(self.value_range)}
         return {**super().get_config(), **config}
 
 
