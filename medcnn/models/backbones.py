@@ -135,51 +135,45 @@ def _efficientnet_b0_blocks():
     return (Block("stem"), *_numbered(names, "{name}_"), Block("top", prefix="top_"))
 
 
-def _url(folder, file_name, base=KERAS_WEIGHTS_URL):
-    return f"{base}{folder}/{file_name}"
+def _keras_file(folder, file_name, base=KERAS_WEIGHTS_URL):
+    """(file name, URL) of a Keras weights file in `folder` of Keras' storage."""
+    return file_name, f"{base}{folder}/{file_name}"
 
 
 _SPECS = (
     BackboneSpec(
         "vgg16", applications.VGG16, applications.vgg16.preprocess_input, "caffe", 32, 224,
-        "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
-        _url("vgg16", "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"),
+        *_keras_file("vgg16", "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"),
         "6d6bbae143d832006294945121d1f1fc", _vgg_blocks(), "block5_pool"),
     BackboneSpec(
         "vgg19", applications.VGG19, applications.vgg19.preprocess_input, "caffe", 32, 224,
-        "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5",
-        _url("vgg19", "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"),
+        *_keras_file("vgg19", "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"),
         "253f8cb515780f3b799900260a226db6", _vgg_blocks(), "block5_pool"),
     BackboneSpec(
         "inception_v3", applications.InceptionV3, applications.inception_v3.preprocess_input, "tf", 75, 299,
-        "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5",
-        _url("inception_v3", "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"),
+        *_keras_file("inception_v3", "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"),
         "bcbd6486424b2319ff4ef7d526e38f63", _inception_v3_blocks(), "mixed10"),
     BackboneSpec(
         "resnet50", applications.ResNet50, applications.resnet50.preprocess_input, "caffe", 32, 224,
-        "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
-        _url("resnet", "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"),
+        *_keras_file("resnet", "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"),
         "4d473c1dd8becc155b73f8504c6f6626", _resnet_blocks(), "conv5_block3_out"),
     BackboneSpec(
         "resnet101v2", applications.ResNet101V2, applications.resnet_v2.preprocess_input, "tf", 32, 224,
-        "resnet101v2_weights_tf_dim_ordering_tf_kernels_notop.h5",
-        _url("resnet", "resnet101v2_weights_tf_dim_ordering_tf_kernels_notop.h5"),
+        *_keras_file("resnet", "resnet101v2_weights_tf_dim_ordering_tf_kernels_notop.h5"),
         "c0ed64b8031c3730f411d2eb4eea35b5", _resnet_blocks(), "post_relu"),
     BackboneSpec(
         "xception", applications.Xception, applications.xception.preprocess_input, "tf", 71, 299,
-        "xception_weights_tf_dim_ordering_tf_kernels_notop.h5",
-        _url("xception", "xception_weights_tf_dim_ordering_tf_kernels_notop.h5"),
+        *_keras_file("xception", "xception_weights_tf_dim_ordering_tf_kernels_notop.h5"),
         "b0042744bf5b25fce3cb969f33bebb97",
         (Block("block1"), *_numbered([f"block{i}" for i in range(2, 15)], "{name}_")), "block14_sepconv2_act"),
     BackboneSpec(
         "inception_resnet_v2", applications.InceptionResNetV2, applications.inception_resnet_v2.preprocess_input,
-        "tf", 75, 299, "inception_resnet_v2_weights_tf_dim_ordering_tf_kernels_notop.h5",
-        _url("inception_resnet_v2", "inception_resnet_v2_weights_tf_dim_ordering_tf_kernels_notop.h5"),
+        "tf", 75, 299,
+        *_keras_file("inception_resnet_v2", "inception_resnet_v2_weights_tf_dim_ordering_tf_kernels_notop.h5"),
         "d19885ff4a710c122648d3b5c3b684e4", _inception_resnet_v2_blocks(), "conv_7b_ac"),
     BackboneSpec(
         "mobilenet_v2", applications.MobileNetV2, applications.mobilenet_v2.preprocess_input, "tf", 32, 224,
-        "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_{size}_no_top.h5",
-        _url("mobilenet_v2", "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_{size}_no_top.h5"),
+        *_keras_file("mobilenet_v2", "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_{size}_no_top.h5"),
         None, _mobilenet_v2_blocks(), "out_relu"),
     BackboneSpec(
         "efficientnet_b0", applications.EfficientNetB0, applications.efficientnet.preprocess_input, "none", 32, 224,
@@ -187,8 +181,7 @@ _SPECS = (
         "50bc09e76180e00e4465e1a485ddc09d", _efficientnet_b0_blocks(), "top_activation"),
     BackboneSpec(
         "densenet121", applications.DenseNet121, applications.densenet.preprocess_input, "torch", 32, 224,
-        "densenet121_weights_tf_dim_ordering_tf_kernels_notop.h5",
-        _url("densenet", "densenet121_weights_tf_dim_ordering_tf_kernels_notop.h5"),
+        *_keras_file("densenet", "densenet121_weights_tf_dim_ordering_tf_kernels_notop.h5"),
         "30ee3e1110167f948a6b9946edeeb738", _resnet_blocks(), "relu"),
 )  # fmt: skip
 BACKBONES = {spec.name: spec for spec in _SPECS}
