@@ -5,6 +5,11 @@ import os
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import json  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import NamedTuple  # noqa: E402
+
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from medcnn.data.paths import data_root  # noqa: E402
@@ -22,14 +27,56 @@ def shared_data():
 REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+class Predicted(NamedTuple):
+    """The exported model on raw files: its class names, `predict_files`' rows, the guessed label of each file and
+    the probabilities (files, classes) in the order of `names`."""
+
+    names: list
+    rows: list
+    guesses: list
+    probabilities: np.ndarray
+
+
+class SmokeRun(NamedTuple):
+    """A notebook's smoke run: its output folder and results.json (unpacks as `out, results`), and what the smoke
+    tests read from the folder."""
+
+    out: Path
+    results: dict
+
+    def record(self, run):
+        """The run record the notebook cached for `run` (an entry of results.json with configuration and seed)."""
+        from medcnn.experiment import slugify
+
+        path = self.out / "runs" / f"{slugify(run['configuration'])}__seed{run['seed']}.json"
+        return json.loads(path.read_text())
+
+    def report(self):
+        """report.md's text."""
+        return (self.out / "report.md").read_text()
+
+    def section(self, heading):
+        """report.md's section under the first heading starting with `heading` (without the next heading)."""
+        return self.report().split(f"## {heading}")[1].split("\n## ")[0]
+
+    def predict(self, files):
+        """`Predicted`: the exported model.keras (loaded as `python -m medcnn predict` loads it) on raw `files`."""
+        from medcnn.predict import load_model, predict_files
+
+        model, names = load_model(self.out / "model.keras")
+        rows = list(predict_files(model, names, files))
+        probabilities = np.array([[row["probabilities"][name] for name in names] for row in rows])
+        return Predicted(names, rows, [names.index(row["class"]) for row in rows], probabilities)
+
+
 @pytest.fixture(scope="session")
 def run_smoke_notebook(tmp_path_factory):
-    """`run(study) -> (output folder, results.json)`: papermill runs `notebooks/<study>.ipynb` at smoke scale."""
+    """`run(study) -> SmokeRun`: papermill runs `notebooks/<study>.ipynb` at smoke scale into a fresh folder.
+
+    Call it from one module-scoped fixture per study, so that each notebook runs once per session.
+    """
 
     def run(study):
-        import json
-        from pathlib import Path
-
         papermill = pytest.importorskip("papermill")
         out = tmp_path_factory.mktemp(f"{study}_smoke")
         notebook = Path(REPOSITORY) / "notebooks" / f"{study}.ipynb"
@@ -41,9 +88,23 @@ def run_smoke_notebook(tmp_path_factory):
             parameters={"SCALE": "smoke", "OUTPUT_DIR": str(out)},
             progress_bar=False,
         )
-        return out, json.loads((out / "results.json").read_text())
+        return SmokeRun(out, json.loads((out / "results.json").read_text()))
 
     return run
+
+
+@pytest.fixture(scope="session")
+def committed_results():
+    """`load(study, scale="smoke")`: the committed `results/<study>/<scale>/results.json`; skips when it is not
+    committed yet."""
+
+    def load(study, scale="smoke"):
+        path = Path(REPOSITORY) / "results" / study / scale / "results.json"
+        if not path.is_file():
+            pytest.skip(f"{path} not committed yet")
+        return json.loads(path.read_text())
+
+    return load
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,6 @@
 """The an2dl study: settings, the homework's proportions, cleaning and the split, features, heads, runs, findings,
 the library pieces it added, and the notebook end to end at smoke scale."""
 
-import json
 import math
 import zipfile
 
@@ -464,7 +463,7 @@ def an2dl_smoke(run_smoke_notebook):
 
 @pytest.mark.slow
 def test_an2dl_smoke_fills_every_row_of_tables_2_and_3(an2dl_smoke):
-    out, results = an2dl_smoke
+    results = an2dl_smoke.results
     for name, paper in (("Table 2", an2dl.TABLE_2), ("Table 3", an2dl.TABLE_3), ("Fine-tuning F1", an2dl.FINE_TUNING)):
         table = results["tables"][name]
         assert list(table) == list(paper.index), name
@@ -475,9 +474,9 @@ def test_an2dl_smoke_fills_every_row_of_tables_2_and_3(an2dl_smoke):
     run = results["run"]
     assert run["scale"] == "smoke" and run["trained_now"] == run["runs"] == len(an2dl.configurations(an2dl.settings()))
     assert results["backbone_weights"]["mobilenet_v2"] == "imagenet"
-    report_text = (out / "report.md").read_text()
+    section = an2dl_smoke.section("Table 2")
     for label in an2dl.TABLE_2.index:
-        assert report_text.split("## Table 2")[1].split("\n## ")[0].count(f"| {label} |") == 1
+        assert section.count(f"| {label} |") == 1
     assert results["anchor"]["accuracy"] == an2dl.ANCHOR["accuracy"]
 
 
@@ -487,33 +486,20 @@ def test_an2dl_smoke_model_learns_and_predicts_raw_pbc_jpegs(an2dl_smoke):
     model.keras on the raw 360x363 JPEGs of its seed's untouched test split, with the notebook's probabilities."""
     from sklearn.metrics import balanced_accuracy_score
 
-    from medcnn.predict import load_model, predict_files
-
-    out, results = an2dl_smoke
-    best = results["best_run"]
+    best = an2dl_smoke.results["best_run"]
     assert best["test_balanced_accuracy"] >= CHANCE + 0.15
-    record = json.loads(
-        (out / "runs" / f"{experiment.slugify(best['configuration'])}__seed{best['seed']}.json").read_text()
-    )
+    record = an2dl_smoke.record(best)
     smoke = an2dl.settings("smoke")
     data, _ = an2dl.load_data(None, None, smoke["image_size"], smoke["largest_class"], seed=0)
     clean, _ = an2dl.remove_duplicates(data, smoke["near_duplicates"])
     test = np.asarray(record["test_indices"])
-    model, names = load_model(out / "model.keras")
-    assert names == an2dl.CLASS_NAMES
-    predicted = list(predict_files(model, names, [clean.paths[i] for i in test]))
-    guesses = [names.index(row["class"]) for row in predicted]
-    assert balanced_accuracy_score(clean.labels[test], guesses) >= CHANCE + 0.15
-    from_files = np.array([[row["probabilities"][name] for name in names] for row in predicted])
-    np.testing.assert_allclose(from_files, record["test_probabilities"], atol=2e-3)
+    predicted = an2dl_smoke.predict([clean.paths[i] for i in test])
+    assert predicted.names == an2dl.CLASS_NAMES
+    assert balanced_accuracy_score(clean.labels[test], predicted.guesses) >= CHANCE + 0.15
+    np.testing.assert_allclose(predicted.probabilities, record["test_probabilities"], atol=2e-3)
 
 
-def test_readme_section_from_the_committed_smoke_run():
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "results" / "an2dl" / "smoke" / "results.json"
-    if not path.is_file():
-        pytest.skip(f"{path} not committed yet")
-    section = an2dl.readme_section(json.loads(path.read_text()), "smoke")
+def test_readme_section_from_the_committed_smoke_run(committed_results):
+    section = an2dl.readme_section(committed_results("an2dl"), "smoke")
     assert all(f"| {label} |" in section for label in an2dl.TABLE_2.index)
     assert "results/an2dl/smoke/report.md" in section

@@ -1,9 +1,7 @@
 """The chromosome study: settings per scale, runs, the best combination, the karyotype view, findings, the notebook."""
 
 import itertools
-import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -339,7 +337,7 @@ def chromosome_smoke(run_smoke_notebook):
 
 @pytest.mark.slow
 def test_chromosome_smoke_fills_every_row_of_the_table(chromosome_smoke):
-    out, results = chromosome_smoke
+    results = chromosome_smoke.results
     table = results["tables"]["Ablation"]
     assert list(table) == list(chromosome.ABLATION.index)
     for label, row in table.items():
@@ -348,7 +346,7 @@ def test_chromosome_smoke_fills_every_row_of_the_table(chromosome_smoke):
             assert row[column]["paper"] is None or math.isnan(row[column]["paper"])
     run = results["run"]
     assert run["scale"] == "smoke" and run["trained_now"] == run["runs"] == len(table) - 2  # ensemble, SVM: derived
-    section = (out / "report.md").read_text().split("## Ablation")[1].split("\n## ")[0]
+    section = chromosome_smoke.section("Ablation")
     for label in chromosome.ABLATION.index:
         assert section.count(f"| {label} |") == 1
     assert results["anchor"]["accuracy"] == chromosome.ANCHOR["accuracy"]
@@ -360,24 +358,16 @@ def test_chromosome_smoke_model_learns_and_predicts_crops_of_cases_it_never_saw(
     exported model.keras on the raw crop files of its seed's test cases."""
     from sklearn.metrics import balanced_accuracy_score
 
-    from medcnn.predict import load_model, predict_files
-
-    out, results = chromosome_smoke
-    best = results["best_run"]
+    best = chromosome_smoke.results["best_run"]
     assert best["test_balanced_accuracy"] >= CHANCE + 0.15
-    record = json.loads(
-        (out / "runs" / f"{experiment.slugify(best['configuration'])}__seed{best['seed']}.json").read_text()
-    )
+    record = chromosome_smoke.record(best)
     data, _ = chromosome.load_data()
     test = np.asarray(record["test_indices"])
-    model, names = load_model(out / "model.keras")
-    assert names == chromosome.CLASS_NAMES
-    predicted = list(predict_files(model, names, [data.paths[i] for i in test]))
-    guesses = [names.index(row["class"]) for row in predicted]
-    assert balanced_accuracy_score(data.labels[test], guesses) >= CHANCE + 0.15
+    predicted = chromosome_smoke.predict([data.paths[i] for i in test])
+    assert predicted.names == chromosome.CLASS_NAMES
+    assert balanced_accuracy_score(data.labels[test], predicted.guesses) >= CHANCE + 0.15
     # the saved model computes from the raw files what the notebook computed from its own inputs (no skew)
-    from_files = np.array([[row["probabilities"][name] for name in names] for row in predicted])
-    np.testing.assert_allclose(from_files, record["test_probabilities"], atol=2e-3)
+    np.testing.assert_allclose(predicted.probabilities, record["test_probabilities"], atol=2e-3)
 
 
 def test_penultimate_features_are_the_output_layer_input():
@@ -388,10 +378,7 @@ def test_penultimate_features_are_the_output_layer_input():
     assert features.output_shape == (None, 128 * (1 + 4 + 16))  # SPP bins 1, 2, 4 over 128 channels
 
 
-def test_readme_section_from_the_committed_smoke_run():
-    path = Path(__file__).resolve().parents[1] / "results" / "chromosome" / "smoke" / "results.json"
-    if not path.is_file():
-        pytest.skip(f"{path} not committed yet")
-    section = chromosome.readme_section(json.loads(path.read_text()), "smoke")
+def test_readme_section_from_the_committed_smoke_run(committed_results):
+    section = chromosome.readme_section(committed_results("chromosome"), "smoke")
     assert all(f"| {label} |" in section for label in chromosome.ABLATION.index)
     assert "results/chromosome/smoke/report.md" in section and "CIR-Net" in section

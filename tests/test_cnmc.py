@@ -1,11 +1,9 @@
 """The cnmc study: settings per scale, the test part and both protocols' folds, frozen-backbone features and the
 head, runs with training-side metrics, per-patient results, tables, the exported model and the notebook."""
 
-import json
 import math
 import subprocess
 import sys
-from pathlib import Path
 
 import keras
 import numpy as np
@@ -359,7 +357,7 @@ def cnmc_smoke(run_smoke_notebook):
 
 @pytest.mark.slow
 def test_cnmc_smoke_fills_every_row_of_both_tables_under_both_protocols(cnmc_smoke):
-    out, results = cnmc_smoke
+    results = cnmc_smoke.results
     papers = cnmc.paper_tables()
     for name, paper in papers.items():
         for protocol in cnmc.PROTOCOLS:
@@ -372,9 +370,8 @@ def test_cnmc_smoke_fills_every_row_of_both_tables_under_both_protocols(cnmc_smo
                     assert math.isfinite(row[column]["ours"]), (name, protocol, model, column)
     run = results["run"]
     assert run["scale"] == "smoke" and run["trained_now"] == run["runs"] == 4 * 2 * 3 + 1 and run["reused"] == 0
-    report = (out / "report.md").read_text()
     for name in results["tables"]:
-        section = report.split(f"## {name}\n")[1].split("\n## ")[0]
+        section = cnmc_smoke.section(f"{name}\n")
         assert all(section.count(f"| {model} |") == 1 for model in cnmc.TABLE_5_1.index)
     assert {row["protocol"] for row in results["folds"]} >= set(cnmc.PROTOCOLS)
     assert set(results["backbones"]) == set(cnmc.BACKBONES)
@@ -387,20 +384,17 @@ def test_cnmc_smoke_model_learns_and_predicts_patients_it_never_saw(cnmc_smoke):
     from sklearn.metrics import balanced_accuracy_score
 
     from medcnn.data.paths import resolve_dataset
-    from medcnn.predict import load_model, predict_files
 
     out, results = cnmc_smoke
     assert results["final"]["test_balanced_accuracy"] >= CHANCE + 0.15
     final = next(r for r in results["runs"] if r["group"] == cnmc.FINAL)
-    record = json.loads((out / "runs" / f"{experiment.slugify(final['configuration'])}__seed0.json").read_text())
+    record = cnmc_smoke.record(final)  # seed 0: the smoke scale has one seed
     data = cnmc.load_data(None, cnmc.settings("smoke")["image_size"])
     test = np.asarray(record["test_indices"])
     assert len(set(data.groups[test])) == len(results["test_patients"])
-    model, names = load_model(out / "model.keras")
-    rows = list(predict_files(model, names, [data.paths[i] for i in test]))
-    guesses = [names.index(row["class"]) for row in rows]
-    assert balanced_accuracy_score(data.labels[test], guesses) >= CHANCE + 0.15
-    from_files = np.array([row["probabilities"]["hem"] for row in rows])
+    predicted = cnmc_smoke.predict([data.paths[i] for i in test])
+    assert balanced_accuracy_score(data.labels[test], predicted.guesses) >= CHANCE + 0.15
+    from_files = predicted.probabilities[:, predicted.names.index("hem")]
     np.testing.assert_allclose(from_files, np.asarray(record["test_probabilities"])[:, 0], atol=2e-3)
     bmps = sorted(str(p) for p in resolve_dataset("cnmc-sample").rglob("*.bmp"))
     done = subprocess.run(
@@ -411,11 +405,8 @@ def test_cnmc_smoke_model_learns_and_predicts_patients_it_never_saw(cnmc_smoke):
     assert len(lines) == len(bmps) == 6 and {line[1] for line in lines} <= set(cnmc.CLASS_NAMES)
 
 
-def test_readme_section_from_the_committed_smoke_run():
-    path = Path(__file__).resolve().parents[1] / "results" / "cnmc" / "smoke" / "results.json"
-    if not path.is_file():
-        pytest.skip(f"{path} not committed yet")
-    section = cnmc.readme_section(json.loads(path.read_text()), "smoke")
+def test_readme_section_from_the_committed_smoke_run(committed_results):
+    section = cnmc.readme_section(committed_results("cnmc"), "smoke")
     assert all(f"| {model} |" in section for model in cnmc.TABLE_5_2.index)
     assert "results/cnmc/smoke/report.md" in section and section.count("| MobileNetV2 |") == 4
 

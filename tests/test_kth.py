@@ -1,6 +1,5 @@
 """The kth study: settings, the pool and its two protocols, leakage, models and stages, MC dropout, the notebook."""
 
-import json
 import math
 from pathlib import Path
 from types import SimpleNamespace
@@ -357,7 +356,7 @@ def kth_smoke(run_smoke_notebook):
 
 @pytest.mark.slow
 def test_kth_smoke_fills_table_5_1_for_both_protocols_and_mc_dropout(kth_smoke):
-    out, results = kth_smoke
+    results = kth_smoke.results
     for protocol in kth.PROTOCOLS:
         table = results["tables"][kth.table_id(protocol)]
         assert list(table) == [*kth.TABLE_5_1.index, kth.EXTRA_ROW]
@@ -374,7 +373,7 @@ def test_kth_smoke_fills_table_5_1_for_both_protocols_and_mc_dropout(kth_smoke):
     leaks = {(row["protocol"], row["data"]): row for row in results["leakage"]}
     assert leaks[("honest", "augmented")]["copies of a training karyogram"] == 0
     assert leaks[("published", "augmented")]["copies of a training karyogram"] > 0
-    assert (out / "report.md").read_text().count("| augmented data, VGG16 |") >= 1
+    assert kth_smoke.report().count("| augmented data, VGG16 |") >= 1
 
 
 @pytest.mark.slow
@@ -383,29 +382,20 @@ def test_kth_smoke_learns_and_the_exported_model_reads_karyogram_files(kth_smoke
     training karyograms and the look of augmented copies help it: the honest protocol's best does not clear it at
     smoke scale); the exported model (the honest best) classifies the raw PNG karyograms the notebook wrote exactly
     as the notebook did."""
-    from medcnn.predict import load_model, predict_files
-
     out, results = kth_smoke
     assert results["published_best_run"]["test_balanced_accuracy"] >= CHANCE + 0.15
     assert results["published_best_run"]["test_roc_auc"] > 0.6
-    best = results["best_run"]
-    record = json.loads(
-        (out / "runs" / f"{experiment.slugify(best['configuration'])}__seed{best['seed']}.json").read_text()
-    )
+    record = kth_smoke.record(results["best_run"])
     files = sorted((out / "cache" / "test_karyograms").glob("*/*.png"))
     assert len(files) == len(record["test_indices"]) == results["exported"]["test_files"]
-    model, names = load_model(out / "model.keras")
-    assert names == kth.CLASS_NAMES
-    predicted = list(predict_files(model, names, files))
-    from_files = {Path(row["path"]).stem: [row["probabilities"][name] for name in names] for row in predicted}
+    predicted = kth_smoke.predict(files)
+    assert predicted.names == kth.CLASS_NAMES
+    from_files = dict(zip((Path(row["path"]).stem for row in predicted.rows), predicted.probabilities))
     expected = dict(zip((f"karyogram_{i:05d}" for i in record["test_indices"]), record["test_probabilities"]))
     np.testing.assert_allclose([from_files[key] for key in expected], list(expected.values()), atol=5e-3)
 
 
-def test_readme_section_from_the_committed_smoke_run():
-    path = Path(__file__).resolve().parents[1] / "results" / "kth" / "smoke" / "results.json"
-    if not path.is_file():
-        pytest.skip(f"{path} not committed yet")
-    section = kth.readme_section(json.loads(path.read_text()), "smoke")
+def test_readme_section_from_the_committed_smoke_run(committed_results):
+    section = kth.readme_section(committed_results("kth"), "smoke")
     assert section.count(f"| {kth.TABLE_5_1.index[0]} |") == 2  # both protocols
     assert "results/kth/smoke/report.md" in section and "stand-in" in section

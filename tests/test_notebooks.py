@@ -1,6 +1,5 @@
 """The committed notebooks follow the contract, and the allgray notebook trains and learns at smoke scale."""
 
-import json
 from pathlib import Path
 
 import nbformat
@@ -39,7 +38,7 @@ def allgray_smoke(run_smoke_notebook):
 
 @pytest.mark.slow
 def test_allgray_smoke_trains_every_table1_row(allgray_smoke):
-    out, results = allgray_smoke
+    results = allgray_smoke.results
     table = results["tables"]["Table 1"]
     assert set(table) == set(allgray.PAPER_TABLE1.index)
     for label, row in table.items():
@@ -48,10 +47,10 @@ def test_allgray_smoke_trains_every_table1_row(allgray_smoke):
             assert isinstance(row[column]["ours"], float)
     run = results["run"]
     assert run["scale"] == "smoke" and run["trained_now"] == run["runs"] and run["reused"] == 0
-    table1_section = (out / "report.md").read_text().split("## Table 1")[1].split("\n## ")[0]
+    table1_section = allgray_smoke.section("Table 1")
     for label in allgray.PAPER_TABLE1.index:
         assert table1_section.count(f"| {label} |") == 1
-    assert f"| runs | {run['runs']} ({run['runs']} trained now, 0 reused) |" in (out / "report.md").read_text()
+    assert f"| runs | {run['runs']} ({run['runs']} trained now, 0 reused) |" in allgray_smoke.report()
 
 
 @pytest.mark.slow
@@ -62,17 +61,13 @@ def test_allgray_smoke_model_learns_and_predicts_images_it_never_saw(allgray_smo
 
     from medcnn.data.loaders import load_folders
     from medcnn.data.paths import resolve_dataset
-    from medcnn.experiment import slugify
-    from medcnn.predict import load_model, predict_files
 
-    out, results = allgray_smoke
+    results = allgray_smoke.results
     best = results["best_run"]
     assert best["test_balanced_accuracy"] >= 0.40
-    record = json.loads((out / "runs" / f"{slugify(best['configuration'])}__seed{best['seed']}.json").read_text())
+    record = allgray_smoke.record(best)
     files = load_folders(resolve_dataset("all4") / "Original", decode=False)  # the notebook's order, every image
     assert len(files) == sum(results["run"]["data"]["counts"].values())
     test = np.asarray(record["test_indices"])
-    model, names = load_model(out / "model.keras")
-    predicted = predict_files(model, names, [files.paths[i] for i in test])
-    guesses = [names.index(row["class"]) for row in predicted]
-    assert balanced_accuracy_score(files.labels[test], guesses) >= 0.40
+    predicted = allgray_smoke.predict([files.paths[i] for i in test])
+    assert balanced_accuracy_score(files.labels[test], predicted.guesses) >= 0.40
