@@ -159,7 +159,7 @@ def test_compare_and_markdown_print_the_papers_precision():
     assert "| a | 0.80 | 0.700 ± 0.050 | 0.82 | 0.650 | 2 |" in markdown
     assert "| b | 0.76 |  | 0.70 |  | 0 |" in markdown
     trained = experiment.compare(paper, summary.assign(epochs_mean=6.0), {"scale": "smoke"}, keys)
-    assert "| epochs trained | seeds |" in experiment.comparison_markdown(trained)
+    assert "| epochs trained | runs |" in experiment.comparison_markdown(trained)
     assert "| a | 0.80 | 0.700 ± 0.050 | 0.82 | 0.650 | 6 | 2 |" in experiment.comparison_markdown(trained)
 
 

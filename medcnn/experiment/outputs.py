@@ -87,7 +87,7 @@ def comparison_markdown(comparison, headers=None, digits=3):
         columns += [f"paper {title}", f"ours {title}"]
     trained = ["epochs trained"] if "epochs" in comparison else []
     lines = [
-        "| " + " | ".join([comparison.attrs.get("index_name") or "row", *columns, *trained, "seeds"]) + " |",
+        "| " + " | ".join([comparison.attrs.get("index_name") or "row", *columns, *trained, "runs"]) + " |",
         "|" + "---|" * (len(columns) + len(trained) + 2),
     ]
     for row, part in comparison.groupby("row", sort=False):
@@ -197,12 +197,13 @@ def data_label(path, data_dir=None):
 
 
 def rows_table(summary, metrics, rows=None, digits=3):
-    """Summary rows as a readable table: group, seeds and `mean ± std` per metric ({key: column title})."""
+    """Summary rows as a readable table: group, runs averaged (seeds, or folds x seeds) and `mean ± std` per metric
+    ({key: column title})."""
     chosen = summary.loc[[row for row in (rows if rows is not None else summary.index) if row in summary.index]]
     table = pd.DataFrame(index=chosen.index)
     if "group" in chosen:
         table["group"] = chosen["group"]
-    table["seeds"] = chosen["runs"].astype(int)
+    table["runs"] = chosen["runs"].astype(int)
     if "epochs_mean" in chosen:
         table["epochs"] = [None if not np.isfinite(e) else int(round(e)) for e in chosen["epochs_mean"]]
     for key, title in metrics.items():
