@@ -208,6 +208,8 @@ def test_write_karyograms_as_class_folders(folder_pool, tmp_path):
     paths = kth.write_karyograms(pool, [0, 12], tmp_path)
     assert [p.parent.name for p in paths] == [kth.CLASS_NAMES[pool.labels[0]], kth.CLASS_NAMES[pool.labels[12]]]
     np.testing.assert_array_equal(np.asarray(Image.open(paths[1])), pool.images[12][..., 0])
+    again = kth.write_karyograms(pool, [12], tmp_path)  # a second run replaces the first run's files
+    assert sorted(tmp_path.glob("*/*.png")) == again
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -484,9 +484,15 @@ def model_inputs(pool, image_size):
 
 
 def write_karyograms(pool, index, folder):
-    """Write pool images `index` as PNG files `<folder>/<class>/karyogram_<index>.png`; returns their paths."""
+    """Write pool images `index` as PNG files `<folder>/<class>/karyogram_<index>.png`; returns their paths.
+
+    Karyograms an earlier run left in `<folder>/<class>/` are removed first, so the folder holds this run's only.
+    """
     from PIL import Image
 
+    for name in CLASS_NAMES:
+        for stale in (Path(folder) / name).glob("karyogram_*.png"):
+            stale.unlink()
     paths = []
     for position in np.asarray(index):
         path = Path(folder) / CLASS_NAMES[pool.labels[position]] / f"karyogram_{position:05d}.png"
