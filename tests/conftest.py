@@ -56,8 +56,10 @@ class SmokeRun(NamedTuple):
         return (self.out / "report.md").read_text()
 
     def section(self, heading):
-        """report.md's section under the first heading starting with `heading` (without the next heading)."""
-        return self.report().split(f"## {heading}")[1].split("\n## ")[0]
+        """report.md's section under the first `## ` heading starting with `heading` (without the next heading)."""
+        parts = ("\n" + self.report()).split(f"\n## {heading}")
+        assert len(parts) > 1, f"report.md has no '## {heading}' section"
+        return parts[1].split("\n## ")[0]
 
     def predict(self, files):
         """`Predicted`: the exported model.keras (loaded as `python -m medcnn predict` loads it) on raw `files`."""

@@ -254,15 +254,3 @@ def test_readme_table_with_values_the_paper_never_printed():
         "paper_decimals": {"Ablation": 2},
     }
     assert experiment.readme_table(payload, "Ablation").splitlines()[-1] == "| baseline |  | 0.500 | 1 |"
-
-
-def test_study_settings_checks_overrides_then_the_scale():
-    by_scale = {"smoke": {"epochs": 2, "seeds": [0]}, "full": {"epochs": 30, "seeds": [0, 1, 2]}}
-    chosen = experiment.study_settings(by_scale, "full", {"epochs": 5, "seeds": None})
-    assert chosen == {"epochs": 5, "seeds": [0, 1, 2], "scale": "full"}
-    chosen["seeds"].append(3)
-    assert by_scale["full"]["seeds"] == [0, 1, 2]  # a copy
-    with pytest.raises(ValueError, match=r"Unknown setting\(s\) \['epoch'\]; known: \['epochs', 'seeds'\]\."):
-        experiment.study_settings(by_scale, "huge", {"epoch": 3})  # the override is checked before the scale
-    with pytest.raises(ValueError, match=r"Received: scale='huge'"):
-        experiment.study_settings(by_scale, "huge", {})

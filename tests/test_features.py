@@ -4,42 +4,42 @@ import keras
 import numpy as np
 import pytest
 
-from medcnn.models.features import feature_stats, frozen_backbone, standardise
+from medcnn.models.features import feature_stats, seeded_backbone, standardise
 
 
 def _weights(model):
     return [keras.ops.convert_to_numpy(w) for w in model.weights]
 
 
-def test_frozen_backbone_shapes_names_preprocessing_and_freezing():
-    model, used = frozen_backbone("vgg16", (32, 32, 1), seed=0, weights=None, input_max=1.0)
+def test_seeded_backbone_shapes_names_preprocessing_and_freezing():
+    model, used = seeded_backbone("vgg16", (32, 32, 1), seed=0, weights=None, input_max=1.0)
     assert used == "random" and model.weights_info.used == "random"
     assert model.name == "backbone" and model.output_shape == (None, 1, 1, 512)
     assert "preprocess_caffe" in [layer.name for layer in model.layers]  # preprocessing inside the model
     assert not model.trainable and not model.trainable_weights
-    unfrozen, _ = frozen_backbone("vgg16", (32, 32, 3), seed=0, weights=None, freeze=False)
+    unfrozen, _ = seeded_backbone("vgg16", (32, 32, 3), seed=0, weights=None, freeze=False)
     assert unfrozen.trainable and len(unfrozen.trainable_weights) == len(unfrozen.weights)
 
 
-def test_frozen_backbone_seed_fixes_the_random_weights():
-    first, _ = frozen_backbone("vgg16", (32, 32, 3), seed=3, weights=None)
+def test_seeded_backbone_seed_fixes_the_random_weights():
+    first, _ = seeded_backbone("vgg16", (32, 32, 3), seed=3, weights=None)
     keras.utils.set_random_seed(99)  # whatever came before, the build reseeds
     np.random.default_rng().random(10)
-    second, _ = frozen_backbone("vgg16", (32, 32, 3), seed=3, weights=None)
-    other, _ = frozen_backbone("vgg16", (32, 32, 3), seed=4, weights=None)
+    second, _ = seeded_backbone("vgg16", (32, 32, 3), seed=3, weights=None)
+    other, _ = seeded_backbone("vgg16", (32, 32, 3), seed=4, weights=None)
     for a, b in zip(_weights(first), _weights(second)):
         np.testing.assert_array_equal(a, b)
     kernels = [(a, c) for a, c in zip(_weights(first), _weights(other)) if a.ndim == 4]
     assert kernels and not any(np.array_equal(a, c) for a, c in kernels)
 
 
-def test_frozen_backbone_equals_seed_then_build_backbone():
+def test_seeded_backbone_equals_seed_then_build_backbone():
     """The order the studies relied on: set_random_seed(seed), then build_backbone."""
     from medcnn.models.backbones import build_backbone
 
     keras.utils.set_random_seed(5)
     expected, _ = build_backbone("vgg16", (32, 32, 3), None, include_preprocessing=True, model_name="backbone")
-    built, _ = frozen_backbone("vgg16", (32, 32, 3), seed=5, weights=None)
+    built, _ = seeded_backbone("vgg16", (32, 32, 3), seed=5, weights=None)
     for a, b in zip(_weights(expected), _weights(built)):
         np.testing.assert_array_equal(a, b)
 

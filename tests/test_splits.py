@@ -81,7 +81,7 @@ def test_grouped_split_varies_with_the_seed():
     assert len(tests) >= 4
 
 
-def test_grouped_kfold_varies_with_the_seed_and_keeps_classes_even():
+def test_grouped_fold_assignment_varies_with_the_seed_and_keeps_classes_even():
     rng = np.random.default_rng(1)
     groups = np.repeat(np.arange(15), 40)
     labels = rng.integers(0, 4, len(groups))
@@ -98,6 +98,28 @@ def test_grouped_fold_assignment_opens_every_fold():
     fold_of = grouped_fold_assignment([0, 0, 0, 1, 1, 1], ["a", "a", "b", "c", "d", "e"], 3, seed=4)
     assert sorted(set(fold_of)) == [0, 1, 2]
     assert fold_of[0] == fold_of[1]
+    with pytest.raises(DataError, match="Only 2 patients/groups"):
+        grouped_fold_assignment([0, 1, 1], ["a", "b", "b"], 3)
+    with pytest.raises(ValueError, match="Pass `groups`"):
+        grouped_fold_assignment([0, 1, 1], None, 2)
+    with pytest.raises(ValueError, match="n_splits=1"):
+        grouped_fold_assignment([0, 1, 1], ["a", "b", "c"], 1)
+
+
+def test_grouped_split_varies_with_the_seed_when_each_fold_holds_one_group():
+    groups = np.repeat(np.arange(7), 10)
+    labels = np.tile([0, 1], 35)
+    tests = {tuple(np.unique(groups[train_val_test_split(labels, groups=groups, seed=s)[2]])) for s in range(10)}
+    assert len(tests) >= 4
+
+
+def test_grouped_holdout_prefers_a_part_with_the_overall_class_mix():
+    # five groups of 40 (a 20 % holdout takes one): two all class 0, two all class 1, one half and half
+    groups = np.repeat(np.arange(5), 40)
+    labels = np.concatenate([np.full(40, 0), np.full(40, 1), np.tile([0, 1], 20), np.full(40, 0), np.full(40, 1)])
+    for seed in range(8):
+        _, test = train_val_test_split(labels, (0.8, 0.2), seed=seed, groups=groups)
+        assert set(groups[test]) == {2}
 
 def test_stratified_kfold():
     folds = stratified_kfold(LABELS, n_splits=5, seed=0)

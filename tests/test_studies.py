@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from medcnn.data.paths import SHARED
-from medcnn.studies import SCALES, STUDIES, get_study
+from medcnn.studies import SCALES, STUDIES, get_study, select_settings
 
 STUDIES_MD = SHARED / "studies.md"
 SEEDS = SHARED / "seeds"
@@ -195,3 +195,28 @@ def test_paper_vs_ours_on_a_study_table():
     assert len(comparison) == 4 * 2
     row = comparison[(comparison.row == "MobileNetV2") & (comparison.metric == "accuracy %")].iloc[0]
     assert math.isclose(row["delta"], 70.0 - 82.75)
+
+
+def test_select_settings_checks_overrides_then_the_scale():
+    by_scale = {"smoke": {"epochs": 2, "seeds": [0]}, "full": {"epochs": 30, "seeds": [0, 1, 2]}}
+    chosen = select_settings(by_scale, "full", {"epochs": 5, "seeds": None})
+    assert chosen == {"epochs": 5, "seeds": [0, 1, 2], "scale": "full"}
+    chosen["seeds"].append(3)
+    assert by_scale["full"]["seeds"] == [0, 1, 2]  # a copy
+    with pytest.raises(ValueError, match=r"Unknown setting\(s\) \['epoch'\]; known: \['epochs', 'seeds'\]\."):
+        select_settings(by_scale, "huge", {"epoch": 3})  # the override is checked before the scale
+    with pytest.raises(ValueError, match=r"Received: scale='huge'"):
+        select_settings(by_scale, "huge", {})
+
+
+def test_study_settings_do_not_import_keras():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from medcnn.studies import STUDIES, get_study; "
+        "[get_study(name).settings('smoke') for name in STUDIES]; "
+        "print([m for m in ('keras', 'tensorflow') if m in sys.modules])"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"

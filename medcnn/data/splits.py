@@ -74,20 +74,29 @@ def _check_enough_groups(groups, n_splits, what):
 def grouped_fold_assignment(labels, groups, n_splits, seed=0):
     """Fold number (0..n_splits-1) per item: whole groups, class-stratified, a different draw for each seed.
 
-    The groups are taken in a seeded random order; the first `n_splits` open one fold each, and every later group
-    joins the fold that keeps each class's share most even across folds (ties: the smaller fold). This is
-    StratifiedGroupKFold's greedy rule without its sort by class spread, which fixes the order, so that with
-    shuffle=True only groups of tied spread move and different seeds give (nearly) the same folds.
+    The groups are taken largest first, each size scaled by a seeded random factor in [0.5, 1.5) so that the order
+    changes with the seed; the first `n_splits` open one fold each (no fold stays empty), and every later group
+    joins the fold that keeps each class's share most even across folds (ties: the smaller fold). sklearn's
+    StratifiedGroupKFold sorts the groups by class spread instead, so its shuffle only reorders ties and different
+    seeds give (nearly) the same folds.
+
+    Raises:
+        ValueError: `groups` is None or `n_splits` < 2.
+        DataError: fewer groups than folds.
     """
     labels, groups = _check_labels(labels, groups)
+    if groups is None or not isinstance(n_splits, (int, np.integer)) or n_splits < 2:
+        raise ValueError(f"Pass `groups` and an int `n_splits` >= 2. Received: n_splits={n_splits!r}, groups={groups}")
+    _check_enough_groups(groups, n_splits, f"a grouped {n_splits}-fold split")
     _, y = np.unique(labels, return_inverse=True)
     names, g = np.unique(groups, return_inverse=True)
     counts = np.zeros((len(names), y.max() + 1))
     np.add.at(counts, (g, y), 1)
     totals = counts.sum(axis=0)
+    jitter = np.random.default_rng(seed).uniform(0.5, 1.5, len(names))
     per_fold = np.zeros((n_splits, counts.shape[1]))
     fold_of = np.empty(len(names), dtype=int)
-    for rank, group in enumerate(np.random.default_rng(seed).permutation(len(names))):
+    for rank, group in enumerate(np.argsort(-counts.sum(axis=1) * jitter, kind="stable")):
         if rank < n_splits:
             fold = rank
         else:
@@ -95,7 +104,8 @@ def grouped_fold_assignment(labels, groups, n_splits, seed=0):
             for candidate in range(n_splits):
                 trial = per_fold.copy()
                 trial[candidate] += counts[group]
-                costs.append((np.std(trial / totals, axis=0).mean(), per_fold[candidate].sum()))
+                spread = np.std(trial / totals, axis=0).mean()
+                costs.append((round(float(spread), 9), per_fold[candidate].sum()))
             fold = min(range(n_splits), key=costs.__getitem__)
         fold_of[group] = fold
         per_fold[fold] += counts[group]
@@ -109,22 +119,25 @@ def _class_shift(labels, part, whole):
     return 0.5 * float(np.abs(shares[0] - shares[1]).sum())
 
 
-def _grouped_holdout(labels, groups, indices, fraction, seed):
+def _grouped_holdout(labels, groups, indices, fraction, seed, tolerance=0.1):
     """Split `indices` into (rest, holdout) with whole groups, holdout about `fraction` of them, class-stratified.
 
-    The holdout is the fold of `grouped_fold_assignment` (round(1 / fraction) folds) whose size and class mix are
-    closest to the target: relative size error plus `_class_shift`.
+    The folds of `grouped_fold_assignment` (round(1 / fraction) of them) are scored by their relative size error
+    plus `_class_shift`; the holdout is drawn (seeded) among those within `tolerance` of the best score, so that the
+    seed still moves the split when each fold holds a single group.
     """
     n_splits = max(2, round(1.0 / fraction))
     _check_enough_groups(groups[indices], n_splits, f"a {fraction:.0%} grouped holdout")
     fold_of = grouped_fold_assignment(labels[indices], groups[indices], n_splits, seed)
     target = fraction * len(indices)
-
-    def mismatch(fold):
-        part = indices[fold_of == fold]
-        return abs(len(part) - target) / target + _class_shift(labels, part, indices)
-
-    chosen = min(range(n_splits), key=mismatch)
+    scores = np.array(
+        [
+            abs((fold_of == fold).sum() - target) / target + _class_shift(labels, indices[fold_of == fold], indices)
+            for fold in range(n_splits)
+        ]
+    )
+    close = np.flatnonzero(scores <= scores.min() + tolerance)
+    chosen = np.random.default_rng(seed).choice(close)
     return indices[fold_of != chosen], indices[fold_of == chosen]
 
 

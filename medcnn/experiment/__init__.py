@@ -25,7 +25,6 @@ from medcnn.experiment.outputs import (
 )
 from medcnn.experiment.plan import find_run, run_all, run_counts, seed_order
 from medcnn.experiment.runs import Run, evaluate_sides, slugify, train_and_evaluate
-from medcnn.experiment.settings import study_settings
 from medcnn.experiment.summary import (
     best_run,
     gap_statement,
@@ -67,7 +66,6 @@ __all__ = [
     "split_digests",
     "stuck_runs",
     "stuck_statement",
-    "study_settings",
     "summarise",
     "test_predictions",
     "train_and_evaluate",

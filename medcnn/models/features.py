@@ -1,7 +1,7 @@
 """Frozen-backbone features: the seeded backbone they come from, their statistics, the layer that standardises them.
 
 Studies that train a head on features computed once (an2dl, cnmc, kth) build the backbone again for the exported
-model, so its random weights (where no ImageNet file can be had) must be the same on every build: `frozen_backbone`
+model, so its random weights (where no ImageNet file can be had) must be the same on every build: `seeded_backbone`
 seeds Keras right before building. Random backbones give features of very different scales; a head standardises
 them with the training side's `feature_stats` through a fixed `standardise` layer.
 """
@@ -12,7 +12,7 @@ import numpy as np
 from medcnn.models.backbones import build_backbone
 
 
-def frozen_backbone(name, input_shape, seed, weights="imagenet", allow_random=False, input_max=255.0, freeze=True):
+def seeded_backbone(name, input_shape, seed, weights="imagenet", allow_random=False, input_max=255.0, freeze=True):
     """The backbone `name`, its preprocessing inside, named "backbone", built right after
     `keras.utils.set_random_seed(seed)`: random weights are the same on every call with the same seed.
 

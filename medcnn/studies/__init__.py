@@ -25,7 +25,20 @@ def get_study(name):
 
 
 def select_settings(settings_by_scale, scale, overrides):
-    """A copy of `settings_by_scale[scale]` with `scale` added and the non-None `overrides` applied."""
+    """A copy of `settings_by_scale[scale]` with `scale` added and the non-None `overrides` applied.
+
+    Args:
+        settings_by_scale: {scale: settings}; every scale has the keys of "smoke", the only names `overrides` takes.
+        scale: a key of `settings_by_scale`.
+        overrides: {setting: value}; None values leave the setting alone.
+
+    Raises:
+        ValueError: an override names no setting (checked first), or `scale` is unknown.
+    """
+    known = settings_by_scale["smoke"]
+    unknown = set(overrides) - set(known)
+    if unknown:
+        raise ValueError(f"Unknown setting(s) {sorted(unknown)}; known: {sorted(known)}.")
     if scale not in settings_by_scale:
         raise ValueError(f"`scale` must be one of {sorted(settings_by_scale)}. Received: scale={scale!r}")
     chosen = copy.deepcopy(settings_by_scale[scale])

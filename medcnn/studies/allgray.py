@@ -164,9 +164,9 @@ SCALE_ALIASES = {"cpu": "full"}  # the paper's own protocol fits this CPU: `cpu`
 
 def settings(scale="smoke", **overrides):
     """The settings of `scale` ("smoke", "full"; "cpu" is "full") with the non-None `overrides` applied."""
-    from medcnn.experiment import study_settings
+    from medcnn.studies import select_settings
 
-    return study_settings(SETTINGS, SCALE_ALIASES.get(scale, scale), overrides)
+    return select_settings(SETTINGS, SCALE_ALIASES.get(scale, scale), overrides)
 
 
 def configurations(groups=GROUPS):

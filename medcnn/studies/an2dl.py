@@ -211,9 +211,9 @@ CPU_SETTINGS = {
 
 def settings(scale="smoke", **overrides):
     """The study's settings for `scale` ("smoke", "cpu" or "full"), with the non-None `overrides` applied."""
-    from medcnn.experiment import study_settings
+    from medcnn.studies import select_settings
 
-    return study_settings({**SETTINGS, "cpu": CPU_SETTINGS}, scale, overrides)
+    return select_settings({**SETTINGS, "cpu": CPU_SETTINGS}, scale, overrides)
 
 
 def paper_tables():
@@ -500,9 +500,9 @@ def with_copies(split, n, copies):
 def backbone_model(name, run_settings):
     """The backbone `name` at the scale's image size, preprocessing inside, [0, 255] inputs; ImageNet weights, or
     (where allowed) random ones from `feature_seed`, the same on every call. Returns (backbone, weights used)."""
-    from medcnn.models.features import frozen_backbone
+    from medcnn.models.features import seeded_backbone
 
-    return frozen_backbone(
+    return seeded_backbone(
         name,
         (*run_settings["image_size"], 3),
         run_settings["feature_seed"],

@@ -179,9 +179,9 @@ CPU_SETTINGS = {
 
 def settings(scale="smoke", **overrides):
     """The settings of `scale` ("smoke", "cpu" or "full") with the non-None `overrides` applied."""
-    from medcnn.experiment import study_settings
+    from medcnn.studies import select_settings
 
-    return study_settings({**SETTINGS, "cpu": CPU_SETTINGS}, scale, overrides)
+    return select_settings({**SETTINGS, "cpu": CPU_SETTINGS}, scale, overrides)
 
 
 def paper_tables():

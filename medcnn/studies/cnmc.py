@@ -182,9 +182,9 @@ CPU_SETTINGS = {
 
 def settings(scale="smoke", **overrides):
     """The settings of `scale` ("smoke", "cpu" or "full") with the non-None `overrides` applied."""
-    from medcnn.experiment import study_settings
+    from medcnn.studies import select_settings
 
-    return study_settings({**SETTINGS, "cpu": CPU_SETTINGS}, scale, overrides)
+    return select_settings({**SETTINGS, "cpu": CPU_SETTINGS}, scale, overrides)
 
 
 def paper_tables():
@@ -313,9 +313,9 @@ def backbone_model(name, run_settings):
     Returns:
         (model named "backbone", WeightsInfo).
     """
-    from medcnn.models.features import frozen_backbone
+    from medcnn.models.features import seeded_backbone
 
-    model, _ = frozen_backbone(
+    model, _ = seeded_backbone(
         name,
         (*run_settings["image_size"], 3),
         run_settings["feature_seed"],

@@ -175,9 +175,9 @@ CPU_SETTINGS = {
 
 def settings(scale="smoke", **overrides):
     """The settings of `scale` ("smoke", "cpu" or "full") with the non-None `overrides` applied."""
-    from medcnn.experiment import study_settings
+    from medcnn.studies import select_settings
 
-    return study_settings({**SETTINGS, "cpu": CPU_SETTINGS}, scale, overrides)
+    return select_settings({**SETTINGS, "cpu": CPU_SETTINGS}, scale, overrides)
 
 
 def paper_tables():
@@ -649,9 +649,9 @@ def head_model(feature_shape, run_settings, learning_rate=None, dropout=None):
 def feature_extractor(backbone, input_shape, run_settings, seed=0):
     """The backbone with its preprocessing, on [0, 1] inputs, built after `keras.utils.set_random_seed(seed)` so
     that random weights (no ImageNet file offline) are the same ones `transfer` builds. Returns (model, weights)."""
-    from medcnn.models.features import frozen_backbone
+    from medcnn.models.features import seeded_backbone
 
-    return frozen_backbone(
+    return seeded_backbone(
         backbone, input_shape, seed, "imagenet", run_settings["allow_random_weights"], input_max=1.0, freeze=False
     )
 
