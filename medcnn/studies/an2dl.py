@@ -199,7 +199,9 @@ SETTINGS = {
 # random weights where their ImageNet files are not available (recorded as such). Estimated from rates measured on
 # this CPU (scaled to ResNet50-96 inference at 197 images/s on 2 free cores): about 3 min of features, 4 min of
 # heads, up to 18 min per seed for ResNet50's 70 fine-tuning epochs (less when early stopping ends them), 1 min
-# per seed for MobileNetV2's, 14 min for the custom CNNs: 60 to 80 minutes.
+# per seed for MobileNetV2's, 14 min for the custom CNNs: 60 to 80 minutes. Measured (results/an2dl/cpu): 2 h 22 min
+# elapsed, nearly all of it training, mostly ResNet50's fine-tuning (28-38 min per seed at about 35 s per epoch: its
+# small-batch steps keep one core busy), partly beside other jobs.
 CPU_SETTINGS = {
     **SETTINGS["full"],
     "augment_copies": 2,
