@@ -204,7 +204,6 @@ def grouped_kfold(labels, groups, n_splits=3, seed=0):
     labels, groups = _check_labels(labels, groups)
     if groups is None:
         raise ValueError("`groups` is required for a grouped k-fold. Received: groups=None")
-    _check_enough_groups(groups, n_splits, f"a grouped {n_splits}-fold split")
     fold_of = grouped_fold_assignment(labels, groups, n_splits, seed)
     everything = np.arange(len(labels))
     pairs = [(everything[fold_of != fold], everything[fold_of == fold]) for fold in range(n_splits)]
