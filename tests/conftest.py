@@ -110,6 +110,22 @@ def committed_results():
 
 
 @pytest.fixture(scope="session")
+def fresh_python():
+    """`run(code)`: the stripped stdout of `code` run in a fresh Python (so modules imported by other tests do not
+    count); fails with its stderr when it exits non-zero."""
+
+    def run(code):
+        import subprocess
+        import sys
+
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPOSITORY)
+        assert result.returncode == 0, result.stderr[-3000:]
+        return result.stdout.strip()
+
+    return run
+
+
+@pytest.fixture(scope="session")
 def run_under_jax():
     """`run(script, done_line)`: runs `script` in a fresh Python with KERAS_BACKEND=jax on the CPU and checks that
     it exits 0 and prints `done_line`; skips when JAX is not installed."""

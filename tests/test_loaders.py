@@ -1,8 +1,5 @@
 """Tests for medcnn.data.loaders: every layout on synthetic trees and on the staged data, and each bad layout."""
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 from PIL import Image
@@ -516,13 +513,12 @@ def test_repr_of_a_large_set_lists_no_paths(shared_data):
 # The top-level face
 
 
-def test_import_medcnn_is_light_and_exports_the_first_names():
+def test_import_medcnn_is_light_and_exports_the_first_names(fresh_python):
     code = (
         "import sys, medcnn; "
         "heavy = [m for m in ('keras', 'tensorflow', 'jax', 'torch', 'pandas', 'sklearn') if m in sys.modules]; "
         "print(heavy, sorted(medcnn.__all__))"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     expected = [
         "DataError",
         "ImageSet",
@@ -537,7 +533,7 @@ def test_import_medcnn_is_light_and_exports_the_first_names():
         "train_val_test_split",
         "validate_dataset",
     ]
-    assert result.stdout.strip() == f"[] {expected}"
+    assert fresh_python(code) == f"[] {expected}"
 
 
 def test_top_level_names_are_the_data_layer_functions():

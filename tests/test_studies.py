@@ -175,13 +175,11 @@ def test_get_study_unknown_name():
         get_study("mnist")
 
 
-def test_studies_are_imported_lazily():
-    import subprocess
+def test_studies_are_imported_lazily(fresh_python):
     import sys
 
     code = "import sys, medcnn.studies; print([m for m in sys.modules if m.startswith('medcnn.studies.')])"
-    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert loaded.strip() == "[]"
+    assert fresh_python(code) == "[]"
     assert get_study("kth") is sys.modules["medcnn.studies.kth"]
 
 
@@ -209,14 +207,10 @@ def test_select_settings_checks_overrides_then_the_scale():
         select_settings(by_scale, "huge", {})
 
 
-def test_study_settings_do_not_import_keras():
-    import subprocess
-    import sys
-
+def test_study_settings_do_not_import_keras(fresh_python):
     code = (
         "import sys; from medcnn.studies import STUDIES, get_study; "
         "[get_study(name).settings('smoke') for name in STUDIES]; "
         "print([m for m in ('keras', 'tensorflow') if m in sys.modules])"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert result.stdout.strip() == "[]"
+    assert fresh_python(code) == "[]"
