@@ -43,7 +43,9 @@ def test_settings_reject_unknown_overrides():
 
 
 def test_configurations_are_table_5_1_and_our_row():
-    assert [c.row for c in kth.CONFIGURATIONS] == list(kth.TABLE_5_1.index) + [kth.EXTRA_ROW]
+    assert [c.row for c in kth.CONFIGURATIONS] == list(kth.TABLE_5_1.index) + kth.OUR_ROWS
+    assert [c.stage for c in kth.CONFIGURATIONS] == [1, 1, 1, 1, 2, 2, 2, 1, 0]
+    assert kth.FROM_SCRATCH == [kth.BY_ROW[kth.SCRATCH_ROW]]
     blocks = kth.settings()["fine_tune_blocks"]
     assert [c.trainable for c in kth.STAGE_TWO] == [*blocks["vgg16"], blocks["inception_v3"]]
     for config in kth.STAGE_TWO:
@@ -58,8 +60,8 @@ def test_table_ids_and_the_extra_row():
     with pytest.raises(ValueError, match="Received: protocol='leaky'"):
         kth.table_id("leaky")
     table = kth.table_with_extra_row()
-    assert list(table.index[:-1]) == list(kth.TABLE_5_1.index) and table.index[-1] == kth.EXTRA_ROW
-    assert table.loc[kth.EXTRA_ROW].isna().all() and table.loc[kth.TABLE_5_1.index[0], "AUC"] == 0.79
+    assert list(table.index) == list(kth.TABLE_5_1.index) + kth.OUR_ROWS
+    assert table.loc[kth.OUR_ROWS].isna().all().all() and table.loc[kth.TABLE_5_1.index[0], "AUC"] == 0.79
     assert table.index.name == "network and condition"
 
 
@@ -288,14 +290,20 @@ def test_stage_two_starts_from_the_stage_one_head_and_unfreezes_the_last_blocks(
         kth.fine_tune_model(config, (32, 32, 1), small_settings, head_weights=tmp_path / "missing.weights.h5")
 
 
-def test_make_run_stage_one_on_features_stage_two_on_images(folder_pool, small_settings, tmp_path):
+def test_make_run_stage_one_on_features_stage_two_and_scratch_on_images(folder_pool, small_settings, tmp_path):
     _, pool = folder_pool
     inputs = {"features": {"vgg16": np.zeros((len(pool), 1, 1, 512), "float32")},
               "images": {(32, 32): np.zeros((len(pool), 32, 32, 1), "float32")}}  # fmt: skip
     cache = experiment.RunCache(tmp_path)
     first, x_first = kth.make_run(kth.CONFIGURATIONS[2], "honest", pool, inputs, small_settings, "data", cache)
     second, x_second = kth.make_run(kth.STAGE_TWO[0], "honest", pool, inputs, small_settings, "data", cache)
-    assert x_first.shape[1:] == (1, 1, 512) and x_second.shape[1:] == (32, 32, 1)
+    scratch, x_scratch = kth.make_run(kth.FROM_SCRATCH[0], "honest", pool, inputs, small_settings, "data", cache)
+    assert x_first.shape[1:] == (1, 1, 512) and x_second.shape[1:] == x_scratch.shape[1:] == (32, 32, 1)
+    assert scratch.epochs == small_settings["epochs"] and "stage_one" not in scratch.fingerprint_extra
+    model = scratch.build_model()
+    assert model.name == kth.SCRATCH_BACKBONE and model.output_shape == (None, 2)
+    assert any(layer.name == "flatten" for layer in model.layers)  # position kept: no global pooling
+    assert kth.image_model(scratch, model, small_settings) is model
     assert first.label == "augmented data, VGG16 | honest" and first.group == "honest"
     assert first.epochs == small_settings["epochs"] and second.epochs == small_settings["fine_tune_epochs"]
     assert second.fingerprint_extra["stage_one"] == first.fingerprint
@@ -361,12 +369,12 @@ def test_kth_smoke_fills_table_5_1_for_both_protocols_and_mc_dropout(kth_smoke):
     results = kth_smoke.results
     for protocol in kth.PROTOCOLS:
         table = results["tables"][kth.table_id(protocol)]
-        assert list(table) == [*kth.TABLE_5_1.index, kth.EXTRA_ROW]
+        assert list(table) == [*kth.TABLE_5_1.index, *kth.OUR_ROWS]
         for row, values in table.items():
             for column in kth.TABLE_5_1.columns:
                 assert isinstance(values[column]["ours"], float) and math.isfinite(values[column]["ours"]), row
         mc = results["mc_dropout"][protocol]
-        assert set(mc) == {"VGG16", "InceptionV3", "MobileNetV2"}
+        assert set(mc) == {"VGG16", "InceptionV3", "MobileNetV2", "small CNN"}
         for entry in mc.values():
             assert entry["passes"] == kth.settings("smoke")["mc_passes"] and 0 <= entry["referred"] <= entry["images"]
             assert 0 <= entry["ece"] <= 1 and isinstance(entry["wrong_cases"], list)

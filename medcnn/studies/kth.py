@@ -5,9 +5,10 @@ stand-in composed from real chromosomes (`medcnn.data.karyogram`, CIR-Net G-band
 karyograms of their own points `DATA_DIR` at a folder holding `normal/` and `abnormal/` (see `load_source`).
 
 This module holds the study's citation, Table 5.1 as data, the settings per scale, the configurations (Table 5.1's
-seven rows and a MobileNetV2 row), the two protocols (augment-then-split as published, split-by-case-then-augment as
-the honest one) with their leakage counts, the two-stage transfer learning (a head on frozen features, then the last
-blocks unfrozen), the Bayesian search, the Monte Carlo dropout summaries and the sentences only this study prints.
+seven rows, a MobileNetV2 row and a small CNN trained from scratch), the two protocols (augment-then-split as
+published, split-by-case-then-augment as the honest one) with their leakage counts, the two-stage transfer learning
+(a head on frozen features, then the last blocks unfrozen), the Bayesian search, the Monte Carlo dropout summaries
+and the sentences only this study prints.
 Runs, caching, summaries, export and outputs come from `medcnn.experiment`.
 """
 
@@ -69,9 +70,15 @@ METRIC_KEYS = {
 }
 
 ROWS = list(TABLE_5_1.index)
-# Our row past the thesis: the one backbone whose ImageNet weights are staged offline.
+# Our rows past the thesis: the one backbone whose ImageNet weights are staged offline, and a small CNN trained from
+# scratch whose Flatten head keeps where each chromosome sits (the thesis' GAP head averages position away, and a
+# karyogram's layout is what says which chromosome is extra or missing).
 EXTRA_ROW = "augmented data, MobileNetV2 (staged ImageNet weights)"
-BACKBONE_NAMES = {"vgg16": "VGG16", "inception_v3": "InceptionV3", "mobilenet_v2": "MobileNetV2"}
+SCRATCH_BACKBONE = "scratch_cnn"
+SCRATCH_ROW = "augmented data, small CNN from scratch (Flatten head keeps position)"
+OUR_ROWS = [EXTRA_ROW, SCRATCH_ROW]
+BACKBONE_NAMES = {"vgg16": "VGG16", "inception_v3": "InceptionV3", "mobilenet_v2": "MobileNetV2",
+                  SCRATCH_BACKBONE: "small CNN"}  # fmt: skip
 PROTOCOLS = {
     "published": "augment the karyograms, then a random 64/16/20 split (copies of one karyogram on both sides)",
     "honest": "split the metaphases by case first, compose each side from its own metaphases (donors included), "
@@ -193,9 +200,9 @@ def table_id(protocol):
 
 
 def table_with_extra_row():
-    """Table 5.1 with our MobileNetV2 row appended (the thesis has no value for it: NaN)."""
+    """Table 5.1 with our rows appended (MobileNetV2, the small CNN; the thesis has no value for them: NaN)."""
     table = paper_tables()["Table 5.1"]
-    extra = pd.DataFrame([[np.nan] * len(table.columns)], index=[EXTRA_ROW], columns=table.columns)
+    extra = pd.DataFrame([[np.nan] * len(table.columns)] * len(OUR_ROWS), index=OUR_ROWS, columns=table.columns)
     combined = pd.concat([table, extra])
     combined.index.name, combined.attrs = table.index.name, dict(table.attrs)
     return combined
@@ -561,7 +568,8 @@ def plot_augmented(pool, path=None, copies=3):
 class Configuration:
     """One row of Table 5.1 (or ours). `trainable` is what stage two unfreezes: 0 for a stage-one row (the kth
     head on frozen backbone features), N (the last N named blocks) or "all"; a stage-two row starts from the head
-    its backbone's augmented stage-one row trained."""
+    its backbone's augmented stage-one row trained. The `SCRATCH_BACKBONE` row is stage 0: a whole CNN trained on
+    images from random initialisation."""
 
     row: str
     backbone: str
@@ -570,6 +578,9 @@ class Configuration:
 
     @property
     def stage(self):
+        """0: a CNN trained from scratch on images; 1: the head on frozen features; 2: blocks unfrozen."""
+        if self.backbone == SCRATCH_BACKBONE:
+            return 0
         return 1 if self.trainable == 0 else 2
 
     def label(self, protocol):
@@ -595,9 +606,11 @@ CONFIGURATIONS = [
     Configuration(ROWS[5], "vgg16", "augmented", 2),
     Configuration(ROWS[6], "inception_v3", "augmented", "all"),
     Configuration(EXTRA_ROW, "mobilenet_v2", "augmented"),
+    Configuration(SCRATCH_ROW, SCRATCH_BACKBONE, "augmented"),
 ]
 STAGE_ONE = [config for config in CONFIGURATIONS if config.stage == 1]
 STAGE_TWO = [config for config in CONFIGURATIONS if config.stage == 2]
+FROM_SCRATCH = [config for config in CONFIGURATIONS if config.stage == 0]
 BY_ROW = {config.row: config for config in CONFIGURATIONS}
 
 
@@ -686,9 +699,25 @@ def fine_tune_model(config, input_shape, run_settings, seed=0, head_weights=None
     return compiled(model, run_settings["fine_tune_learning_rate"])
 
 
+def scratch_model(input_shape, run_settings, seed=0):
+    """Our small CNN, compiled like the thesis' rows: the allgray study's CNN (`medcnn.models.scratch.allgray_cnn`:
+    three conv blocks with batch normalisation, Flatten, Dense 128, dropout, softmax) on [0, 1] karyograms. Its
+    Flatten head keeps where each chromosome sits; MC dropout uses its dropout layer."""
+    import keras
+
+    from medcnn.models.scratch import allgray_cnn
+
+    keras.utils.set_random_seed(seed)
+    model = allgray_cnn(
+        tuple(input_shape), len(CLASS_NAMES), dropout=run_settings["dropout"], batch_norm=True,
+        batch_norm_momentum=run_settings["batch_norm_momentum"], name=SCRATCH_BACKBONE,
+    )  # fmt: skip
+    return compiled(model, run_settings["learning_rate"])
+
+
 def input_sizes(run_settings):
-    """{backbone: input size}: the thesis' two at `image_size`, MobileNetV2 at `transfer_size`."""
-    sizes = {name: tuple(run_settings["image_size"]) for name in run_settings["backbones"]}
+    """{backbone: input size}: the thesis' two and our small CNN at `image_size`, MobileNetV2 at `transfer_size`."""
+    sizes = {name: tuple(run_settings["image_size"]) for name in (*run_settings["backbones"], SCRATCH_BACKBONE)}
     return {**sizes, run_settings["extra_backbone"]: tuple(run_settings["transfer_size"])}
 
 
@@ -708,6 +737,8 @@ def prepare_inputs(pool, run_settings, log=print):
     for backbone, size in input_sizes(run_settings).items():
         if size not in inputs["images"]:
             inputs["images"][size] = model_inputs(pool, size)
+        if backbone == SCRATCH_BACKBONE:  # trains on the images themselves: no features, no pretrained weights
+            continue
         started = time.perf_counter()
         extractor, weights[backbone] = feature_extractor(backbone, (*size, 1), run_settings, pool.seed)
         inputs["features"][backbone] = extractor.predict(
@@ -748,7 +779,8 @@ def make_run(config, protocol, pool, inputs, run_settings, data_fingerprint, cac
     """The `experiment.Run` of one configuration under one protocol, and the array it trains on.
 
     Stage one trains the head on the backbone's precomputed features; stage two builds backbone + head, loads the
-    head stage one trained (its record must come first), unfreezes the configured blocks and trains on images.
+    head stage one trained (its record must come first), unfreezes the configured blocks and trains on images; the
+    small CNN (stage 0) trains on images from scratch with stage one's epochs and learning rate.
     """
     from medcnn.experiment import Run
 
@@ -766,6 +798,10 @@ def make_run(config, protocol, pool, inputs, run_settings, data_fingerprint, cac
         x = inputs["features"][config.backbone]
         build = lambda: head_model(x.shape[1:], run_settings)  # noqa: E731
         epochs, extra = run_settings["epochs"], {"learning_rate": run_settings["learning_rate"]}
+    elif config.stage == 0:
+        x = inputs["images"][size]
+        build = lambda: scratch_model(x.shape[1:], run_settings, pool.seed)  # noqa: E731
+        epochs, extra = run_settings["epochs"], {"learning_rate": run_settings["learning_rate"], "model": "allgray_cnn"}
     else:
         first, _ = make_run(stage_one_of(config), protocol, pool, inputs, run_settings, data_fingerprint, cache)
         x, head_weights = inputs["images"][size], cache.weights_path(first.key)
@@ -880,6 +916,8 @@ def rebuild(run, x, labels, run_settings, cache, log=print):
     config = configuration_of(run)
     if config.stage == 1:
         model = head_model(x.shape[1:], run_settings)
+    elif config.stage == 0:
+        model = scratch_model(x.shape[1:], run_settings, run.seed)
     else:
         model = fine_tune_model(config, x.shape[1:], run_settings, run.seed)
     model.load_weights(weights)
@@ -887,10 +925,10 @@ def rebuild(run, x, labels, run_settings, cache, log=print):
 
 
 def image_model(run, model, run_settings):
-    """A model on images: stage two's as it is; stage one's head put back on its backbone (the same weights the
-    features came from)."""
+    """A model on images: stage two's and the small CNN as they are; stage one's head put back on its backbone (the
+    same weights the features came from)."""
     config = configuration_of(run)
-    if config.stage == 2:
+    if config.stage != 1:
         return model
     size = input_sizes(run_settings)[config.backbone]
     full = transfer(config.backbone, (*size, 1), run_settings, run.seed)
@@ -1016,12 +1054,12 @@ def aberration_recall(predicted, index, pool):
 
 def mc_choices(records, protocol, seed=None):
     """{model name: record} for MC dropout under `protocol`: the VGG16 and InceptionV3 rows with the best validation
-    AUC (Tables 4.1 and 4.2 are one model of each) and our MobileNetV2 row, all of one seed (default the first)."""
+    AUC (Tables 4.1 and 4.2 are one model of each) and our two rows, all of one seed (default the first)."""
     chosen = [r for r in records if r["group"] == protocol]
     seed = min(r["seed"] for r in chosen) if seed is None else seed
     chosen = [r for r in chosen if r["seed"] == seed]
     picks = {}
-    for backbone in ("vgg16", "inception_v3", "mobilenet_v2"):
+    for backbone in ("vgg16", "inception_v3", "mobilenet_v2", SCRATCH_BACKBONE):
         candidates = [r for r in chosen if r["settings"]["backbone"] == backbone]
         if candidates:
             picks[BACKBONE_NAMES[backbone]] = max(candidates, key=lambda r: r["val_roc_auc"])
@@ -1181,7 +1219,7 @@ def findings(records, leaks, weights, feature_std, tuned, run_settings, best, mc
     seeds = int(max(summary["runs"].max() for summary in summaries.values()))
     gaps = [
         summaries["published"].at[row, "test_roc_auc_mean"] - summaries["honest"].at[row, "test_roc_auc_mean"]
-        for row in ROWS + [EXTRA_ROW]
+        for row in ROWS + OUR_ROWS
         if row in summaries["published"].index and row in summaries["honest"].index
     ]
     paper = TABLE_5_1
@@ -1232,6 +1270,18 @@ def findings(records, leaks, weights, feature_std, tuned, run_settings, best, mc
                 f"{numbers['accuracy_all']:.3f} on all, {numbers['accuracy_not_referred']:.3f} on the rest; "
                 f"ECE {numbers['ece']:.3f}."
             )
+    honest_summary = summaries.get("honest")
+    gap_head_rows = [row for row in ROWS + [EXTRA_ROW] if honest_summary is not None and row in honest_summary.index]
+    if gap_head_rows and SCRATCH_ROW in honest_summary.index:
+        top = max(gap_head_rows, key=lambda row: honest_summary.at[row, "test_roc_auc_mean"])
+        sentences.append(
+            f"Position, honest protocol: our small CNN, whose Flatten head keeps where each chromosome sits, reaches "
+            f"test AUC {_cell(honest_summary, SCRATCH_ROW, 'test_roc_auc')} and balanced accuracy "
+            f"{_cell(honest_summary, SCRATCH_ROW, 'test_balanced_accuracy')}; the best row with the thesis' GAP head "
+            f"('{top}') {_cell(honest_summary, top, 'test_roc_auc')} and "
+            f"{_cell(honest_summary, top, 'test_balanced_accuracy')}. A karyogram's layout says which chromosome is "
+            "extra or missing; global average pooling keeps what the features hold, not where."
+        )
     sentences.append(
         f"Best run on the honest validation AUC: '{best['configuration']}' (seed {best['seed']}): test accuracy "
         f"{best['test_accuracy']:.3f}, balanced {best['test_balanced_accuracy']:.3f}, AUC {best['test_roc_auc']:.3f} "
