@@ -1,4 +1,5 @@
-"""CNNs trained from scratch: the allgray study's small CNN and the three CNNs the an2dl homework tried first."""
+"""CNNs trained from scratch: the allgray study's small CNN, the three CNNs the an2dl homework tried first, and a
+small CNN whose Flatten head keeps position (our row of the kth study)."""
 
 import keras
 from keras import layers
@@ -52,6 +53,30 @@ def allgray_cnn(
     # float32 probabilities even under a mixed-precision policy (Keras' mixed-precision guide)
     outputs = layers.Dense(num_classes, activation="softmax", dtype="float32", name="probabilities")(x)
     return keras.Model(inputs, outputs, name=name or f"allgray_cnn_{conv_layers}conv")
+
+
+def position_cnn(input_shape, num_classes=2, filters=(16, 32, 64), dropout=0.5, batch_norm_momentum=0.9,
+                 invert=True, name="position_cnn"):  # fmt: skip
+    """[Conv 3x3 'same' -> BN -> ReLU -> MaxPool 2] per entry of `filters` -> Flatten -> Dropout -> softmax.
+
+    No global pooling and no hidden dense layer: the output weighs every place of the last feature map, so the
+    model can tell where something is, not only that it is there (a karyogram's third chromosome 21 sits in one
+    slot). Inputs in [0, 1]; `invert` maps x to 1 - x first, so a white background is zero and the dark objects
+    carry the signal.
+    """
+    if not filters:
+        raise ValueError(f"`filters` must name at least one conv block. Received: filters={filters!r}")
+    inputs = keras.Input(shape=input_shape, name="image")
+    x = layers.Rescaling(-1.0, offset=1.0, name="invert")(inputs) if invert else inputs
+    for index, width in enumerate(filters, start=1):
+        x = layers.Conv2D(width, 3, padding="same", use_bias=False, name=f"conv{index}")(x)
+        x = layers.BatchNormalization(momentum=batch_norm_momentum, name=f"bn{index}")(x)
+        x = layers.ReLU(name=f"relu{index}")(x)
+        x = layers.MaxPooling2D(2, name=f"pool{index}")(x)
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dropout(dropout, name="dropout")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", dtype="float32", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name=name)
 
 
 # ----------------------------------------------------------------------------------------------------------------

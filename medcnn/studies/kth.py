@@ -135,6 +135,7 @@ SETTINGS = {
         "augmented_counts": {"normal": 150, "abnormal": 126},  # 0.4 of the thesis' 376 / 316
         "epochs": 10,  # stage one: the head on frozen features (seconds per epoch)
         "fine_tune_epochs": 1,  # stage two: blocks unfrozen, the whole model runs
+        "scratch_epochs": 30,  # our small CNN learns from random weights: 10 epochs of ~11 steps leave it at chance
         "early_stopping_patience": None,  # None: every run trains all its epochs (the best val-AUC epoch is kept)
         "tuner_trials": 3,
         "tuner_epochs": 3,
@@ -150,6 +151,7 @@ SETTINGS = {
         "augmented_counts": {"normal": 376, "abnormal": 316},
         "epochs": 30,  # not stated; the thesis' training curves span about 25-30 epochs
         "fine_tune_epochs": 30,
+        "scratch_epochs": 30,
         "early_stopping_patience": 10,
         "tuner_trials": 20,
         "tuner_epochs": 10,
@@ -700,16 +702,16 @@ def fine_tune_model(config, input_shape, run_settings, seed=0, head_weights=None
 
 
 def scratch_model(input_shape, run_settings, seed=0):
-    """Our small CNN, compiled like the thesis' rows: the allgray study's CNN (`medcnn.models.scratch.allgray_cnn`:
-    three conv blocks with batch normalisation, Flatten, Dense 128, dropout, softmax) on [0, 1] karyograms. Its
-    Flatten head keeps where each chromosome sits; MC dropout uses its dropout layer."""
+    """Our small CNN, compiled like the thesis' rows: `medcnn.models.scratch.position_cnn` (three 3x3 conv blocks
+    with batch normalisation, Flatten, dropout, softmax; no global pooling) on [0, 1] karyograms. Its Flatten head
+    keeps where each chromosome sits; MC dropout uses its dropout layer."""
     import keras
 
-    from medcnn.models.scratch import allgray_cnn
+    from medcnn.models.scratch import position_cnn
 
     keras.utils.set_random_seed(seed)
-    model = allgray_cnn(
-        tuple(input_shape), len(CLASS_NAMES), dropout=run_settings["dropout"], batch_norm=True,
+    model = position_cnn(
+        tuple(input_shape), len(CLASS_NAMES), dropout=run_settings["dropout"],
         batch_norm_momentum=run_settings["batch_norm_momentum"], name=SCRATCH_BACKBONE,
     )  # fmt: skip
     return compiled(model, run_settings["learning_rate"])
@@ -780,7 +782,7 @@ def make_run(config, protocol, pool, inputs, run_settings, data_fingerprint, cac
 
     Stage one trains the head on the backbone's precomputed features; stage two builds backbone + head, loads the
     head stage one trained (its record must come first), unfreezes the configured blocks and trains on images; the
-    small CNN (stage 0) trains on images from scratch with stage one's epochs and learning rate.
+    small CNN (stage 0) trains on images from scratch for `scratch_epochs` at stage one's learning rate.
     """
     from medcnn.experiment import Run
 
@@ -801,7 +803,8 @@ def make_run(config, protocol, pool, inputs, run_settings, data_fingerprint, cac
     elif config.stage == 0:
         x = inputs["images"][size]
         build = lambda: scratch_model(x.shape[1:], run_settings, pool.seed)  # noqa: E731
-        epochs, extra = run_settings["epochs"], {"learning_rate": run_settings["learning_rate"], "model": "allgray_cnn"}
+        epochs = run_settings["scratch_epochs"]
+        extra = {"learning_rate": run_settings["learning_rate"], "model": "position_cnn"}
     else:
         first, _ = make_run(stage_one_of(config), protocol, pool, inputs, run_settings, data_fingerprint, cache)
         x, head_weights = inputs["images"][size], cache.weights_path(first.key)
