@@ -389,12 +389,13 @@ def test_kth_smoke_fills_table_5_1_for_both_protocols_and_mc_dropout(kth_smoke):
 @pytest.mark.slow
 def test_kth_smoke_learns_and_the_exported_model_reads_karyogram_files(kth_smoke):
     """The published protocol's best run (by its validation AUC) clears chance + 0.15 on its test side (copies of
-    training karyograms and the look of augmented copies help it: the honest protocol's best does not clear it at
-    smoke scale); the exported model (the honest best) classifies the raw PNG karyograms the notebook wrote exactly
-    as the notebook did."""
+    training karyograms and the look of augmented copies help it); the honest protocol's best, the exported model,
+    learns too on karyograms of cases it never saw (smoke, seed 0: the small CNN, balanced 0.636, AUC 0.733), and
+    classifies the raw PNG karyograms the notebook wrote exactly as the notebook did."""
     out, results = kth_smoke
     assert results["published_best_run"]["test_balanced_accuracy"] >= CHANCE + 0.15
     assert results["published_best_run"]["test_roc_auc"] > 0.6
+    assert results["best_run"]["test_balanced_accuracy"] >= CHANCE + 0.08 and results["best_run"]["test_roc_auc"] > 0.65
     record = kth_smoke.record(results["best_run"])
     files = sorted((out / "cache" / "test_karyograms").glob("*/*.png"))
     assert len(files) == len(record["test_indices"]) == results["exported"]["test_files"]
