@@ -42,7 +42,7 @@ def test_settings_reject_unknown_overrides():
     assert kth.settings("cpu", epochs=2, seeds=None)["epochs"] == 2
 
 
-def test_configurations_are_table_5_1_and_our_row():
+def test_configurations_are_table_5_1_and_our_rows():
     assert [c.row for c in kth.CONFIGURATIONS] == list(kth.TABLE_5_1.index) + kth.OUR_ROWS
     assert [c.stage for c in kth.CONFIGURATIONS] == [1, 1, 1, 1, 2, 2, 2, 1, 0]
     assert kth.FROM_SCRATCH == [kth.BY_ROW[kth.SCRATCH_ROW]]
@@ -323,6 +323,22 @@ def _passes(votes_for_abnormal, passes=10):
         p = np.r_[np.full(votes, 0.9), np.full(passes - votes, 0.1)]
         out[:, i] = np.stack([1 - p, p], axis=1)
     return out
+
+
+def test_mc_choices_take_the_best_row_of_each_backbone_and_our_two_rows():
+    def record(row, protocol, seed, auc):
+        config = kth.BY_ROW[row]
+        return {"group": protocol, "seed": seed, "val_roc_auc": auc, "configuration": config.label(protocol),
+                "settings": config.settings(protocol)}  # fmt: skip
+
+    records = [record(row, "honest", 0, 0.5 + 0.01 * i) for i, row in enumerate(kth.ROWS + kth.OUR_ROWS)]
+    records += [record(kth.ROWS[0], "honest", 1, 0.99), record(kth.ROWS[0], "published", 0, 0.99)]
+    picks = kth.mc_choices(records, "honest")
+    assert set(picks) == {"VGG16", "InceptionV3", "MobileNetV2", "small CNN"}
+    assert picks["VGG16"]["configuration"] == "VGG16, last two blocks trained | honest"  # best VGG16 of seed 0
+    assert picks["InceptionV3"]["configuration"] == "InceptionV3, whole network trained | honest"
+    assert picks["small CNN"]["configuration"] == kth.SCRATCH_ROW + " | honest"
+    assert kth.mc_choices(records, "honest", seed=1) == {"VGG16": records[-2]}
 
 
 def test_mc_summary_refers_the_unsure_and_scores_the_rest():

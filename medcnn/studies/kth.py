@@ -856,7 +856,7 @@ def protocol_summary(records, protocol):
 
 
 def comparisons(records, info, protocols=tuple(PROTOCOLS)):
-    """{table_id(protocol): `experiment.compare` of Table 5.1 (and our row) with that protocol's runs}."""
+    """{table_id(protocol): `experiment.compare` of Table 5.1 (and our rows) with that protocol's runs}."""
     from medcnn.experiment import compare
 
     return {
@@ -906,7 +906,8 @@ def configuration_of(run):
 
 
 def rebuild(run, x, labels, run_settings, cache, log=print):
-    """`run`'s model (the head alone for stage one, backbone + head for stage two) with its recorded weights;
+    """`run`'s model (the head alone for stage one, backbone + head for stage two, the small CNN for stage 0) with
+    its recorded weights;
     trained again in `<cache>/cache/retrain/` when they are missing (weights are not committed)."""
     from medcnn.experiment import RunCache, train_and_evaluate
 
@@ -1273,10 +1274,10 @@ def findings(records, leaks, weights, feature_std, tuned, run_settings, best, mc
                 f"{numbers['accuracy_all']:.3f} on all, {numbers['accuracy_not_referred']:.3f} on the rest; "
                 f"ECE {numbers['ece']:.3f}."
             )
-    honest_summary = summaries.get("honest")
-    gap_head_rows = [row for row in ROWS + [EXTRA_ROW] if honest_summary is not None and row in honest_summary.index]
+    honest_summary = summaries["honest"]
+    gap_head_rows = [row for row in ROWS + [EXTRA_ROW] if row in honest_summary.index]
     if gap_head_rows and SCRATCH_ROW in honest_summary.index:
-        top = max(gap_head_rows, key=lambda row: honest_summary.at[row, "test_roc_auc_mean"])
+        top = max(gap_head_rows, key=lambda row: np.nan_to_num(honest_summary.at[row, "test_roc_auc_mean"]))
         sentences.append(
             f"Position, honest protocol: our small CNN, whose Flatten head keeps where each chromosome sits, reaches "
             f"test AUC {_cell(honest_summary, SCRATCH_ROW, 'test_roc_auc')} and balanced accuracy "
