@@ -426,3 +426,12 @@ def test_readme_section_from_the_committed_smoke_run(committed_results):
     section = kth.readme_section(committed_results("kth"), "smoke")
     assert section.count(f"| {kth.TABLE_5_1.index[0]} |") == 2  # both protocols
     assert "results/kth/smoke/report.md" in section and "stand-in" in section
+
+
+def test_committed_cpu_run_has_every_row_and_its_honest_best_learns(committed_results):
+    results = committed_results("kth", "cpu")
+    assert results["run"]["scale"] == "cpu" and results["run"]["seeds"] == [0, 1, 2]
+    for protocol in kth.PROTOCOLS:
+        assert list(results["tables"][kth.table_id(protocol)]) == [*kth.TABLE_5_1.index, *kth.OUR_ROWS]
+    best = results["best_run"]
+    assert best["configuration"].endswith("| honest") and best["test_balanced_accuracy"] >= CHANCE + 0.15

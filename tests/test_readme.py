@@ -43,7 +43,7 @@ def test_every_generated_section_matches_its_committed_results():
     from medcnn.studies import get_study
 
     markers = re.findall(r"<!-- (\w+)-(smoke|cpu|full)-table -->", README)
-    assert ("kth", "smoke") in markers and ("chromosome", "cpu") in markers
+    assert ("kth", "cpu") in markers and ("chromosome", "cpu") in markers
     for study, scale in markers:
         results = json.loads((ROOT / "results" / study / scale / "results.json").read_text())
         section = README.split(f"<!-- {study}-{scale}-table -->")[1].split(f"<!-- /{study}-{scale}-table -->")[0]
