@@ -416,3 +416,12 @@ def test_staged_data_loads_with_patients(shared_data):
     assert data.images.shape[1:] == (75, 75, 3) and len(set(data.groups)) == 35
     table = cnmc.patients_per_class(data.labels, data.groups)
     assert isinstance(table, pd.DataFrame) and table.iloc[0]["cells"] == 40
+
+
+def test_committed_cpu_run_has_both_tables_for_both_protocols_and_its_model_learns(committed_results):
+    results = committed_results("cnmc", "cpu")
+    assert results["run"]["scale"] == "cpu" and results["run"]["seeds"] == [0, 1, 2, 3, 4]
+    for table in ("Table 5.1", "Table 5.2"):
+        for protocol in cnmc.PROTOCOLS:
+            assert set(results["tables"][cnmc.table_id(table, protocol)]) == set(cnmc.TABLE_5_2.index)
+    assert results["final"]["test_balanced_accuracy"] >= CHANCE + 0.15

@@ -173,7 +173,9 @@ SETTINGS = {
 # on this CPU, scaled to free cores (inference at 224, images/s: MobileNetV2 ~183, InceptionV3 ~65, ResNet101V2 ~22,
 # VGG19 ~10; the augmentation ~200): features of 840 cells x 15 views ~40 min; 121 heads of ~7,800 steps ~45 min.
 # Offline only MobileNetV2's ImageNet weights exist, so the others start from random weights (recorded as such).
-# Kept apart from SETTINGS, whose scales are `medcnn.studies.SCALES`.
+# Measured on 2026-11-30: 158 min wall, the kth cpu run sharing the cores for 110 of them (feature extraction ran at
+# 4-10 images/s then, MobileNetV2 74 alone); heads 12-28 s each. Kept apart from SETTINGS, whose scales are
+# `medcnn.studies.SCALES`.
 CPU_SETTINGS = {
     **SETTINGS["full"],
     "allow_random_weights": True,
