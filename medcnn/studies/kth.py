@@ -1065,10 +1065,10 @@ def mc_choices(records, protocol, seed=None):
     seed = min(r["seed"] for r in chosen) if seed is None else seed
     chosen = [r for r in chosen if r["seed"] == seed]
     picks = {}
-    for backbone in ("vgg16", "inception_v3", "mobilenet_v2", SCRATCH_BACKBONE):
+    for backbone, name in BACKBONE_NAMES.items():
         candidates = [r for r in chosen if r["settings"]["backbone"] == backbone]
         if candidates:
-            picks[BACKBONE_NAMES[backbone]] = max(candidates, key=lambda r: r["val_roc_auc"])
+            picks[name] = max(candidates, key=lambda r: r["val_roc_auc"])
     return picks
 
 
