@@ -3,6 +3,8 @@
 import numpy as np
 import pandas as pd
 
+from medcnn.experiment import truth
+
 
 def summarise(records, metrics, by="configuration"):
     """Mean and sample std of `metrics` per `by` value (seeds or folds alike), in first-seen order.
@@ -14,7 +16,12 @@ def summarise(records, metrics, by="configuration"):
 
     Returns:
         DataFrame indexed by `by` with `<metric>_mean`, `<metric>_std` (NaN for one run), `runs` (how many
-        records) and, when records have one, `group`.
+        records) and, when records have one, `group`; then `collapsed` (runs that predicted one class or gave one
+        output for every test image, `truth.is_collapsed`; 0 when no record has a `test_confusion`). When records
+        have test confusion matrices it adds `collapse_checked` (runs that had one), `classes`,
+        `<metric>_learned_mean` / `<metric>_learned_std` over the runs that did not collapse, and, for metrics with
+        a reference (`truth.metric_kind`) on a side with confusion matrices, `<metric>_reference_majority` and
+        `<metric>_reference_chance` averaged over the row's runs.
     """
     frame = pd.DataFrame(records).copy()
     if frame.empty:
@@ -34,7 +41,43 @@ def summarise(records, metrics, by="configuration"):
     summary["runs"] = grouped.size()
     if "group" in frame:
         summary["group"] = grouped["group"].first()
+    summary["collapsed"] = 0
+    if "test_confusion" in frame and frame["test_confusion"].map(truth._present).any():
+        summary = _with_truth(summary, frame, metrics, by)
     return summary.rename_axis(None if by == "_all" else by)
+
+
+def _with_truth(summary, frame, metrics, by):
+    """`summary` with the collapsed runs counted, the learned runs summarised apart and the reference columns."""
+    records = frame.to_dict("records")
+    frame = frame.assign(
+        _checked=[truth._present(record.get("test_confusion")) for record in records],
+        _collapsed=[truth.is_collapsed(record) for record in records],
+        _classes=[len(c) if truth._present(c) else np.nan for c in frame["test_confusion"]],
+    )
+    grouped = frame.groupby(by, sort=False)
+    summary["collapsed"] = grouped["_collapsed"].sum().astype(int)
+    summary["collapse_checked"] = grouped["_checked"].sum().astype(int)
+    summary["classes"] = grouped["_classes"].max()
+    learned = frame[~frame["_collapsed"]].groupby(by, sort=False)[list(metrics)]
+    means, stds = learned.mean().reindex(summary.index), learned.std(ddof=1).reindex(summary.index)
+    for metric in metrics:
+        summary[f"{metric}_learned_mean"], summary[f"{metric}_learned_std"] = means[metric], stds[metric]
+    for metric in metrics:
+        kind = truth.metric_kind(metric)
+        if kind is None or f"{kind[0]}_confusion" not in frame:
+            continue
+        side, name, scale = kind
+        for reference in truth.REFERENCE_ROWS:
+            values = [
+                truth.reference_metrics(np.asarray(c).sum(axis=1))[reference][name] * scale
+                if truth._present(c)
+                else np.nan
+                for c in frame[f"{side}_confusion"]
+            ]
+            column = f"{metric}_reference_{reference.split()[0]}"
+            summary[column] = frame.assign(_value=values).groupby(by, sort=False)["_value"].mean()
+    return summary
 
 
 def mean_std(mean, std=None, digits=3):
@@ -72,6 +115,9 @@ def stuck_runs(records, margin=0.02, side="test"):
 def gap_statement(summary, paper, first, second, metric="test_accuracy", label=None):
     """One sentence: is the paper's gap between two rows beyond our seed-to-seed noise?
 
+    The verdict comes from `truth.compare_means` (unpaired: the summary keeps no per-seed values; use
+    `truth.compare_rows` with the runs to pair them by seed).
+
     Args:
         summary: `summarise` output holding both rows.
         paper: {row: published value of `metric`} (e.g. a paper table's column).
@@ -82,19 +128,26 @@ def gap_statement(summary, paper, first, second, metric="test_accuracy", label=N
     label = label or metric.replace("_", " ")
     paper_gap = paper[first] - paper[second]
     a, b = summary.loc[first], summary.loc[second]
-    ours_gap = a[f"{metric}_mean"] - b[f"{metric}_mean"]
-    n = int(min(a["runs"], b["runs"]))
-    if n < 2:
+    result = truth.compare_means(
+        a[f"{metric}_mean"], a[f"{metric}_std"], a["runs"], b[f"{metric}_mean"], b[f"{metric}_std"], b["runs"],
+        first, second, label,
+    )  # fmt: skip
+    if result.verdict == "not judged":
         return (
             f"The paper reports {label} {paper[first]:.2f} for '{first}' vs {paper[second]:.2f} for '{second}'; "
             "with a single seed we cannot tell whether such a gap is beyond noise."
         )
-    noise = float(np.sqrt((a[f"{metric}_std"] ** 2 + b[f"{metric}_std"] ** 2) / n))
-    verdict = "beyond" if abs(ours_gap) > 2 * noise else "within"
+    verdict = "within" if result.verdict == "within noise" else "beyond"
+    collapsed = [
+        f"{int(row['collapsed'])} of {int(row['runs'])} runs of '{name}'"
+        for name, row in ((first, a), (second, b))
+        if row.get("collapsed", 0) > 0
+    ]
+    note = f" ({' and '.join(collapsed)} collapsed to one class, included)" if collapsed else ""
     return (
-        f"The paper's {label} gap between '{first}' and '{second}' is {paper_gap:+.2f}; over {n} seeds ours is "
-        f"{ours_gap:+.3f} with a standard error of {noise:.3f}, so our difference is {verdict} two standard errors "
-        f"of seed-to-seed noise (split and initialisation)."
+        f"The paper's {label} gap between '{first}' and '{second}' is {paper_gap:+.2f}; over {min(result.runs)} seeds "
+        f"ours is {result.difference:+.3f} with a standard error of {result.standard_error:.3f}, so our difference "
+        f"is {verdict} two standard errors of seed-to-seed noise (split and initialisation){note}."
     )
 
 

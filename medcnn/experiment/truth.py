@@ -1,0 +1,323 @@
+"""Tables that tell the truth: collapsed runs, majority-class and chance references, comparisons beyond seed noise.
+
+A run *collapsed* when it predicts one class for (nearly) every image, or gives every image the same output. The
+*references* are what two predictors that never look at an image score on the same test side: always predicting
+the largest class, and guessing uniformly at random (expected values). "A above B" and "reaches the paper" are only
+said beyond two standard errors of seed-to-seed noise.
+"""
+
+import re
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
+
+REFERENCE_ROWS = {"majority class": "reference: majority class", "chance": "reference: chance"}
+KINDS = ("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1", "roc_auc")
+# Which reference a metric key has, from its name (e.g. "test_accuracy_percent" -> accuracy, in percent). Unqualified
+# F1 keys are weighted F1 (an2dl's `val_f1_max`, cnmc's `*_weighted_f1`); precision, recall, loss and accuracies over
+# other units (patients, karyotypes) have none.
+_KEY = re.compile(r"^(?P<side>train|val|test)_(?P<name>.+?)(?P<percent>_percent)?$")
+_KIND_PATTERNS = (
+    ("balanced_accuracy", re.compile(r"^balanced_accuracy(_max)?$")),
+    ("roc_auc", re.compile(r"^(roc_)?auc(_max)?$")),
+    ("macro_f1", re.compile(r"^(macro_f1|f1_macro)(_max)?$")),
+    ("weighted_f1", re.compile(r"^(weighted_f1|f1_weighted|f1)(_max)?$")),
+    ("accuracy", re.compile(r"^accuracy(_max)?$")),
+)
+
+
+def _present(value):
+    """Whether a record field holds data (not missing, None or a pandas NaN)."""
+    return value is not None and not (isinstance(value, float) and np.isnan(value))
+
+
+def metric_kind(key):
+    """(side, kind, scale) of a metric key, e.g. "test_accuracy_percent" -> ("test", "accuracy", 100.0), or None."""
+    match = _KEY.match(str(key))
+    if not match:
+        return None
+    kind = next((kind for kind, pattern in _KIND_PATTERNS if pattern.match(match["name"])), None)
+    if kind is None:
+        return None
+    return match["side"], kind, 100.0 if match["percent"] else 1.0
+
+
+def _balanced_accuracy(confusion):
+    """Mean recall over the classes present in the truth of a confusion matrix (true rows x predicted columns)."""
+    confusion = np.asarray(confusion, dtype="float64")
+    present = confusion.sum(axis=1) > 0
+    return float(np.mean(np.diag(confusion)[present] / confusion.sum(axis=1)[present]))
+
+
+def is_collapsed(record, side="test", share=0.95, tolerance=1e-3, auc_margin=0.05, chance_margin=0.05):
+    """True when a run predicts one class for (nearly) every item of `side`, or gives every item the same output.
+
+    Args:
+        record: a run record with `<side>_confusion` (true rows x predicted columns) and, optionally,
+            `<side>_probabilities` and `<side>_roc_auc`.
+        side: "test" or "val".
+        share: one class predicted for at least this share of the items counts as collapsed ...
+        chance_margin: ... when the run's balanced accuracy is also within this margin of chance (1 / classes), so
+            that a run on a test side that is itself 95 % one class, which still finds the other class, is not
+            called collapsed. None: the share alone decides.
+        tolerance, auc_margin: constant outputs (the probability of the predicted class varies by at most
+            `tolerance`) with an AUC within `auc_margin` of 0.5 count as collapsed.
+
+    Returns:
+        bool; False when the record has neither a confusion matrix nor probabilities of that side.
+    """
+    confusion = record.get(f"{side}_confusion")
+    if _present(confusion):
+        confusion = np.asarray(confusion, dtype="float64")
+        predicted = confusion.sum(axis=0) / confusion.sum()
+        near_chance = chance_margin is None or (
+            _balanced_accuracy(confusion) <= 1.0 / int((confusion.sum(axis=1) > 0).sum()) + chance_margin
+        )
+        if predicted.max() >= share and near_chance:
+            return True
+    probabilities = record.get(f"{side}_probabilities")
+    auc = record.get(f"{side}_roc_auc")
+    if _present(probabilities) and _present(auc) and np.isfinite(auc):
+        probabilities = np.asarray(probabilities, dtype="float64")
+        if probabilities.ndim == 1 or probabilities.shape[1] == 1:  # one sigmoid output
+            positive = probabilities.reshape(-1)
+            probabilities = np.stack([1.0 - positive, positive], axis=1)
+        top = probabilities.max(axis=1)
+        return bool(np.ptp(top) <= tolerance and abs(auc - 0.5) <= auc_margin)
+    return False
+
+
+def _confusion_scores(confusion):
+    """Accuracy, balanced accuracy, macro and weighted F1 of a (possibly fractional, expected) confusion matrix."""
+    confusion = np.asarray(confusion, dtype="float64")
+    k = confusion.shape[0]
+    true, predicted = np.meshgrid(np.arange(k), np.arange(k), indexing="ij")
+    weights = confusion.ravel()
+    keep = weights > 0
+    y_true, y_pred, weights = true.ravel()[keep], predicted.ravel()[keep], weights[keep]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # classes predicted but absent from the truth
+        balanced = balanced_accuracy_score(y_true, y_pred, sample_weight=weights)
+    f1 = {
+        average: f1_score(y_true, y_pred, labels=np.arange(k), average=average, sample_weight=weights, zero_division=0)
+        for average in ("macro", "weighted")
+    }
+    return {
+        "accuracy": float(accuracy_score(y_true, y_pred, sample_weight=weights)),
+        "balanced_accuracy": float(balanced),
+        "macro_f1": float(f1["macro"]),
+        "weighted_f1": float(f1["weighted"]),
+        "roc_auc": 0.5,  # neither predictor ranks one image above another
+    }
+
+
+def reference_metrics(true_counts):
+    """What the majority-class (prior) predictor and chance (uniform guessing, expected values) score.
+
+    Args:
+        true_counts: images per true class on one test side (a confusion matrix's row sums).
+
+    Returns:
+        {"majority class": {metric: value}, "chance": {metric: value}} with accuracy, balanced accuracy, macro F1,
+        weighted F1 and ROC-AUC (0.5 for both). Chance's F1 is that of the expected confusion matrix.
+    """
+    counts = np.asarray(true_counts, dtype="float64").reshape(-1)
+    if counts.size < 2 or counts.sum() <= 0 or (counts < 0).any():
+        raise ValueError(f"`true_counts` must hold at least two non-negative counts. Received: true_counts={counts}")
+    k = counts.size
+    majority = np.zeros((k, k))
+    majority[:, int(np.argmax(counts))] = counts
+    chance = np.repeat(counts[:, None] / k, k, axis=1)
+    return {"majority class": _confusion_scores(majority), "chance": _confusion_scores(chance)}
+
+
+def references(records, side="test"):
+    """The reference metrics averaged over the runs' `side` (seeds may have different test sides).
+
+    Returns:
+        DataFrame indexed "majority class", "chance" with one column per metric kind, or None when no record has a
+        `<side>_confusion`.
+    """
+    per_run = [
+        reference_metrics(np.asarray(record[f"{side}_confusion"]).sum(axis=1))
+        for record in records
+        if _present(record.get(f"{side}_confusion"))
+    ]
+    if not per_run:
+        return None
+    return pd.DataFrame(
+        {name: pd.DataFrame([run[name] for run in per_run]).mean() for name in REFERENCE_ROWS}
+    ).T.reindex(columns=list(KINDS))
+
+
+def reference_value(record_references, key, name="majority class"):
+    """The reference of metric `key` (in its units) from {side: `references(...)`}; NaN when there is none."""
+    kind = metric_kind(key)
+    if kind is None or record_references.get(kind[0]) is None:
+        return np.nan
+    side, metric, scale = kind
+    return float(record_references[side].loc[name, metric] * scale)
+
+
+def collapsed_note(collapsed, runs):
+    """'1 of 3' (collapsed runs of a row), '0' when none collapsed, '' when it was not checked."""
+    if collapsed is None or not np.isfinite(collapsed):
+        return ""
+    return "0" if int(collapsed) == 0 else f"{int(collapsed)} of {int(runs)}"
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Comparisons beyond seed noise
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The outcome of a comparison: `difference` (first - second), its `standard_error`, `verdict` ("above",
+    "below", "within noise", "not judged", or for `reaches_paper` "reaches the paper", "below the paper", "not above
+    the majority class"), `runs` per side, whether it was `paired`, and the `sentence` to print."""
+
+    difference: float
+    standard_error: float
+    verdict: str
+    sentence: str
+    runs: tuple
+    paired: bool = False
+
+    def __str__(self):
+        return self.sentence
+
+
+def _direction(difference, standard_error):
+    """ "above" / "below" beyond two standard errors, else "within noise"."""
+    if abs(difference) > 2 * standard_error:
+        return "above" if difference > 0 else "below"
+    return "within noise"
+
+
+def compare_means(mean_a, std_a, n_a, mean_b, std_b, n_b, a_label, b_label, metric_label):
+    """`compare_rows` from summary statistics (mean, sample std, runs) of two rows: unpaired."""
+    runs = (int(n_a), int(n_b))
+    difference = float(mean_a - mean_b)
+    if min(runs) < 2:
+        return Verdict(
+            difference, np.nan, "not judged",
+            f"{a_label} vs {b_label} on {metric_label}: {difference:+.3f}, but with a single run on a side seed noise "
+            "cannot be judged.",
+            runs,
+        )  # fmt: skip
+    standard_error = float(np.sqrt(std_a**2 / n_a + std_b**2 / n_b))
+    return _verdict(difference, standard_error, runs, False, a_label, b_label, metric_label)
+
+
+def _verdict(difference, standard_error, runs, paired, a_label, b_label, metric_label):
+    direction = _direction(difference, standard_error)
+    how = f"paired over {runs[0]} shared seeds" if paired else f"{runs[0]} vs {runs[1]} runs"
+    numbers = f"{difference:+.3f}, standard error {standard_error:.3f}, {how}"
+    if direction == "within noise":
+        sentence = (
+            f"{a_label} and {b_label} do not differ on {metric_label} beyond seed noise ({numbers}: within two "
+            "standard errors)."
+        )
+    else:
+        sentence = f"{a_label} is {direction} {b_label} on {metric_label} ({numbers}: beyond two standard errors)."
+    return Verdict(difference, standard_error, direction, sentence, runs, paired)
+
+
+def compare_rows(a_values, b_values, a_label, b_label, metric_label, paired=None, seeds_a=None, seeds_b=None):
+    """Is row A above, below or within seed noise of row B? One sentence for every comparative claim.
+
+    Args:
+        a_values, b_values: the metric of each run of the two rows (NaN runs are left out).
+        a_label, b_label, metric_label: how the sentence names the rows and the metric.
+        paired: True pairs the runs (by shared seed when seeds are given, else by position: e.g. one row is a
+            snapshot of the other); False never pairs; None pairs when `seeds_a` and `seeds_b` share two seeds.
+        seeds_a, seeds_b: the seed of each run.
+
+    Returns:
+        `Verdict`: "above" / "below" only when |difference| > 2 standard errors; "not judged" with fewer than two
+        runs (or pairs) on a side.
+    """
+    a, b = np.asarray(a_values, dtype="float64"), np.asarray(b_values, dtype="float64")
+    shared = []
+    if seeds_a is not None and seeds_b is not None:
+        if len(seeds_a) != len(a) or len(seeds_b) != len(b):
+            raise ValueError(
+                f"Each value needs its seed. Received {len(a)} values and {len(seeds_a)} seeds for {a_label!r}, "
+                f"{len(b)} values and {len(seeds_b)} seeds for {b_label!r}."
+            )
+        shared = [seed for seed in dict.fromkeys(seeds_a) if seed in set(seeds_b)]
+    if paired is None:
+        paired = len(shared) >= 2
+    if paired:
+        if seeds_a is not None and seeds_b is not None:
+            a_by, b_by = dict(zip(seeds_a, a)), dict(zip(seeds_b, b))
+            a, b = np.array([a_by[s] for s in shared]), np.array([b_by[s] for s in shared])
+        elif len(a) != len(b):
+            raise ValueError(
+                f"Paired runs need as many values on each side. Received {len(a)} for {a_label!r} and {len(b)} for "
+                f"{b_label!r}; pass their seeds, or paired=False."
+            )
+        differences = (a - b)[np.isfinite(a - b)]
+        runs = (differences.size, differences.size)
+        if differences.size < 2:
+            return compare_means(np.mean(a), np.nan, differences.size, np.mean(b), np.nan, differences.size,
+                                 a_label, b_label, metric_label)  # fmt: skip
+        return _verdict(
+            float(differences.mean()), float(stats.sem(differences)), runs, True, a_label, b_label, metric_label
+        )
+    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
+    std_a = a.std(ddof=1) if a.size > 1 else np.nan
+    std_b = b.std(ddof=1) if b.size > 1 else np.nan
+    return compare_means(np.mean(a) if a.size else np.nan, std_a, a.size, np.mean(b) if b.size else np.nan, std_b,
+                         b.size, a_label, b_label, metric_label)  # fmt: skip
+
+
+def reaches_paper(values, paper_value, majority_reference, label="our row", metric_label="the metric"):
+    """Does a row reach the paper? Only when its mean is above the majority-class reference by more than 2 standard
+    errors and not below the paper by more than 2 standard errors.
+
+    Args:
+        values: the metric of each run of the row (collapsed runs included: they are part of what the row does).
+        paper_value: the published number, in the same units.
+        majority_reference: what always predicting the largest class scores (NaN or None: no reference).
+
+    Returns:
+        `Verdict` with `difference` = mean - paper and verdict "reaches the paper", "below the paper", "not above
+        the majority class" or "not judged" (a single run).
+    """
+    values = np.asarray(values, dtype="float64")
+    values = values[np.isfinite(values)]
+    mean = float(values.mean()) if values.size else np.nan
+    difference = mean - paper_value
+    runs = (int(values.size), int(values.size))
+    if values.size < 2:
+        return Verdict(
+            difference, np.nan, "not judged",
+            f"{label}: {metric_label} {mean:.3f} against the paper's {paper_value:.3f} from a single run; seed noise "
+            "cannot be judged, so we do not say whether it reaches the paper.",
+            runs,
+        )  # fmt: skip
+    standard_error = float(stats.sem(values))
+    numbers = f"{mean:.3f} over {values.size} runs, standard error {standard_error:.3f}"
+    if majority_reference is not None and np.isfinite(majority_reference):
+        if mean - majority_reference <= 2 * standard_error:
+            return Verdict(
+                difference, standard_error, "not above the majority class",
+                f"{label}: {metric_label} {numbers}, is not above always predicting the largest class "
+                f"({majority_reference:.3f}) by two standard errors, so it cannot be said to reach the paper's "
+                f"{paper_value:.3f}.",
+                runs,
+            )  # fmt: skip
+    if difference < -2 * standard_error:
+        verdict, tail = "below the paper", "below it by more than two standard errors"
+    else:
+        verdict, tail = "reaches the paper", "within two standard errors of it or above"
+    return Verdict(
+        difference, standard_error, verdict,
+        f"{label}: {metric_label} {numbers}, against the paper's {paper_value:.3f} ({difference:+.3f}): {tail}.",
+        runs,
+    )  # fmt: skip

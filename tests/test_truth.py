@@ -1,0 +1,215 @@
+"""medcnn.experiment.truth: collapsed runs, majority-class and chance references, comparisons beyond seed noise,
+and the tables that show them."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from medcnn import experiment
+from medcnn.report import paper_table
+
+
+def record(configuration, seed, confusion, **metrics):
+    confusion = np.asarray(confusion)
+    accuracy = np.trace(confusion) / confusion.sum()
+    balanced = np.mean(np.diag(confusion) / confusion.sum(axis=1))
+    return {"configuration": configuration, "group": "g", "seed": seed, "test_confusion": confusion.tolist(),
+            "test_accuracy": accuracy, "test_balanced_accuracy": balanced, **metrics}  # fmt: skip
+
+
+COLLAPSE_CASES = [
+    ("one class for everything", {"test_confusion": [[6, 0], [4, 0]]}, True),
+    ("96 % one class, near chance", {"test_confusion": [[48, 0], [48, 4]]}, True),
+    ("a learned run", {"test_confusion": [[5, 1], [2, 2]]}, False),
+    ("95 % one class, but it finds the rare class", {"test_confusion": [[94, 1], [1, 4]]}, False),
+    ("constant outputs, AUC 0.5", {"test_confusion": [[3, 3], [2, 2]], "test_roc_auc": 0.5,
+                                   "test_probabilities": [[0.5004, 0.4996]] * 5 + [[0.4996, 0.5004]] * 5}, True),
+    ("varied outputs", {"test_confusion": [[3, 3], [2, 2]], "test_roc_auc": 0.5,
+                        "test_probabilities": [[0.9, 0.1]] * 5 + [[0.2, 0.8]] * 5}, False),
+    ("no confusion matrix", {"test_accuracy": 0.5}, False),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("name, run, expected", COLLAPSE_CASES, ids=[case[0] for case in COLLAPSE_CASES])
+def test_is_collapsed(name, run, expected):
+    assert experiment.is_collapsed(run) is expected
+
+
+def test_is_collapsed_thresholds_are_arguments():
+    run = {"val_confusion": [[9, 1], [1, 9]]}  # 50 % predicted per class: only a share of 0.5 calls it collapsed
+    assert not experiment.is_collapsed(run, side="val")
+    assert experiment.is_collapsed(run, side="val", share=0.5, chance_margin=None)
+
+
+def test_reference_metrics_match_scikit_learn_on_explicit_predictions():
+    from sklearn.metrics import balanced_accuracy_score, f1_score
+
+    counts = [6, 3, 1]
+    truth = np.repeat([0, 1, 2], counts)
+    majority = experiment.reference_metrics(counts)["majority class"]
+    assert majority["accuracy"] == pytest.approx(0.6)
+    assert majority["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(truth, np.zeros(10)))
+    assert majority["macro_f1"] == pytest.approx(f1_score(truth, np.zeros(10), average="macro", zero_division=0))
+    assert majority["roc_auc"] == 0.5
+    chance = experiment.reference_metrics(counts)["chance"]
+    assert chance["accuracy"] == pytest.approx(1 / 3) and chance["balanced_accuracy"] == pytest.approx(1 / 3)
+    # expected confusion of uniform guessing: recall 1/3 per class, precision = the class's share
+    expected_f1 = np.mean([2 * (n / 10) * (1 / 3) / (n / 10 + 1 / 3) for n in counts])
+    assert chance["macro_f1"] == pytest.approx(expected_f1)
+    with pytest.raises(ValueError, match="at least two non-negative counts"):
+        experiment.reference_metrics([5])
+
+
+def test_references_average_over_the_runs_test_sides():
+    runs = [{"test_confusion": [[8, 0], [2, 0]]}, {"test_confusion": [[6, 0], [4, 0]]}, {"test_accuracy": 0.5}]
+    table = experiment.references(runs)
+    assert table.loc["majority class", "accuracy"] == pytest.approx(0.7)  # (0.8 + 0.6) / 2
+    assert table.loc["chance", "roc_auc"] == 0.5
+    assert experiment.references([{"test_accuracy": 0.5}]) is None
+
+
+@pytest.mark.parametrize(
+    "key, expected",
+    [("test_accuracy", ("test", "accuracy", 1.0)), ("test_accuracy_percent", ("test", "accuracy", 100.0)),
+     ("val_accuracy_max", ("val", "accuracy", 1.0)), ("test_balanced_accuracy", ("test", "balanced_accuracy", 1.0)),
+     ("test_weighted_f1_percent", ("test", "weighted_f1", 100.0)), ("test_roc_auc", ("test", "roc_auc", 1.0)),
+     ("test_precision", None), ("test_patient_accuracy", None), ("train_loss", None), ("accuracy", None)],
+)  # fmt: skip
+def test_metric_kind(key, expected):
+    assert experiment.metric_kind(key) == expected
+
+
+def test_summarise_counts_collapsed_runs_and_summarises_the_learned_apart():
+    records = [
+        record("a", 0, [[5, 1], [1, 3]]),
+        record("a", 1, [[4, 2], [1, 3]]),
+        record("a", 2, [[6, 0], [4, 0]]),  # collapsed
+        record("b", 0, [[6, 0], [4, 0]]),
+    ]
+    summary = experiment.summarise(records, ["test_accuracy"])
+    assert list(summary["collapsed"]) == [1, 1] and list(summary["collapse_checked"]) == [3, 1]
+    assert summary.loc["a", "test_accuracy_mean"] == pytest.approx(np.mean([0.8, 0.7, 0.6]))
+    assert summary.loc["a", "test_accuracy_learned_mean"] == pytest.approx(0.75)
+    assert summary.loc["a", "test_accuracy_learned_std"] == pytest.approx(np.std([0.8, 0.7], ddof=1))
+    assert np.isnan(summary.loc["b", "test_accuracy_learned_mean"])
+    assert summary.loc["a", "test_accuracy_reference_majority"] == pytest.approx(0.6)
+    assert summary.loc["a", "test_accuracy_reference_chance"] == pytest.approx(0.5)
+    plain = experiment.summarise([{"configuration": "a", "seed": 0, "acc": 0.5}], ["acc"])
+    assert plain.loc["a", "collapsed"] == 0 and "acc_learned_mean" not in plain
+
+
+def test_compare_rows_pairs_shared_seeds_and_says_within_noise():
+    # B is A minus 0.02 on each seed: unpaired the seed spread hides it, paired it is clear
+    a, b = [0.70, 0.80, 0.90], [0.68, 0.78, 0.88]
+    paired = experiment.compare_rows(a, b, "A", "B", "accuracy", seeds_a=[0, 1, 2], seeds_b=[0, 1, 2])
+    assert paired.paired and paired.verdict == "above" and paired.difference == pytest.approx(0.02)
+    assert "A is above B on accuracy" in paired.sentence and "paired over 3 shared seeds" in paired.sentence
+    unpaired = experiment.compare_rows(a, b, "A", "B", "accuracy", paired=False)
+    assert unpaired.verdict == "within noise" and "do not differ" in str(unpaired)
+    assert unpaired.standard_error == pytest.approx(np.sqrt(2 * np.var(a, ddof=1) / 3))
+    below = experiment.compare_rows(b, a, "B", "A", "accuracy", paired=True)  # by position: a snapshot
+    assert below.verdict == "below"
+    single = experiment.compare_rows([0.9], [0.5, 0.6], "A", "B", "accuracy")
+    assert single.verdict == "not judged" and "cannot be judged" in single.sentence
+    with pytest.raises(ValueError, match="as many values"):
+        experiment.compare_rows([0.1, 0.2], [0.1, 0.2, 0.3], "A", "B", "accuracy", paired=True)
+
+
+def test_reaches_paper_needs_the_majority_reference_and_two_standard_errors():
+    reached = experiment.reaches_paper([0.80, 0.82, 0.84], 0.83, 0.30, "row", "accuracy")
+    assert reached.verdict == "reaches the paper"
+    below = experiment.reaches_paper([0.60, 0.61, 0.62], 0.83, 0.30)
+    assert below.verdict == "below the paper"
+    # above the paper, but no better than always predicting the largest class
+    majority = experiment.reaches_paper([0.95, 0.952, 0.954], 0.80, 0.952)
+    assert majority.verdict == "not above the majority class" and "largest class" in majority.sentence
+    assert experiment.reaches_paper([0.9], 0.8, 0.3).verdict == "not judged"
+
+
+def test_gap_statement_notes_collapsed_runs():
+    summary = pd.DataFrame(
+        {"acc_mean": [0.80, 0.70], "acc_std": [0.01, 0.01], "runs": [4, 4], "collapsed": [0, 2]}, index=["a", "b"]
+    )
+    sentence = experiment.gap_statement(summary, {"a": 0.82, "b": 0.75}, "a", "b", "acc")
+    assert "is beyond two" in sentence and "2 of 4 runs of 'b' collapsed" in sentence
+
+
+@pytest.fixture
+def truthful_table():
+    paper = paper_table("s", "Table 1", "c", ["test acc"], [("a", 0.82), ("b", 0.75), ("c", 0.70)], "configuration")
+    records = [
+        record("a", 0, [[5, 1], [1, 3]], test_roc_auc=0.8),
+        record("a", 1, [[4, 2], [1, 3]], test_roc_auc=0.7),
+        record("a", 2, [[6, 0], [4, 0]], test_roc_auc=0.5),
+        record("b", 0, [[6, 0], [4, 0]], test_roc_auc=0.5),
+        record("b", 1, [[6, 0], [4, 0]], test_roc_auc=0.5),
+    ]
+    summary = experiment.summarise(records, ["test_accuracy", "test_balanced_accuracy", "test_roc_auc"])
+    table = experiment.compare(
+        paper, summary, {"scale": "smoke"}, {"test acc": "test_accuracy"}, {"b": "random weights"}
+    )
+    return records, summary, table
+
+
+def test_compare_adds_references_collapsed_counts_and_balanced_accuracy(truthful_table):
+    _, _, table = truthful_table
+    majority = table[(table.row == "reference: majority class") & (table.metric == "test acc")].iloc[0]
+    assert majority["ours"] == pytest.approx(0.6) and np.isnan(majority["paper"]) and majority["status"] == "reference"
+    assert set(table["metric"]) == {"test acc", "test balanced accuracy", "test ROC-AUC"}  # two classes: AUC too
+    a = table[(table.row == "a") & (table.metric == "test acc")].iloc[0]
+    assert a["collapsed"] == 1 and a["learned"] == pytest.approx(0.75) and a["ours"] == pytest.approx(0.7)
+    markdown = experiment.comparison_markdown(table)
+    lines = markdown.splitlines()
+    assert lines[0] == (
+        "| configuration | paper test acc | ours test acc | ours test balanced accuracy | ours test ROC-AUC | runs "
+        "| collapsed |"
+    )
+    assert lines[2] == (
+        "| a | 0.82 | 0.750 ± 0.071 (all 3: 0.700) | 0.750 ± 0.059 (all 3: 0.667) | 0.750 ± 0.071 (all 3: 0.667) "
+        "| 3 | 1 of 3 |"
+    )
+    assert lines[3] == "| b *(random weights)* | 0.75 | collapsed | collapsed | collapsed | 2 | 2 of 2 |"
+    assert lines[4] == "| c | 0.70 |  |  |  | 0 |  |"
+    assert lines[5] == "| reference: majority class |  | 0.600 | 0.500 | 0.500 |  |  |"
+    assert lines[6] == "| reference: chance |  | 0.500 | 0.500 | 0.500 |  |  |"
+
+
+def test_results_json_round_trips_the_truthful_table(truthful_table, tmp_path):
+    records, summary, table = truthful_table
+    payload = experiment.results_payload("s", {}, {"scale": "smoke", "seeds": [0, 1, 2]}, {"T": table}, summary,
+                                         records, [])  # fmt: skip
+    assert set(payload["tables"]["T"]) == {"a", "b", "c"}
+    assert payload["tables"]["T"]["a"]["collapsed"] == 1 and payload["tables"]["T"]["b"]["note"] == "random weights"
+    assert payload["references"]["T"]["reference: majority class"]["test acc"] == pytest.approx(0.6)
+    written = json.loads(json.dumps(payload, default=float).replace("NaN", "null"))
+    assert experiment.readme_table(written, "T") == experiment.comparison_markdown(table)
+
+
+def test_readme_table_computes_the_truth_of_an_old_results_json(truthful_table):
+    """A results.json written before this change: no references, no collapsed counts; the runs have them."""
+    records, _, table = truthful_table
+    old_rows = {
+        row: {"test acc": {"paper": paper, "ours": ours, "std": std, "delta": None}, "runs": runs}
+        for row, paper, ours, std, runs in (("a", 0.82, np.mean([0.8, 0.7, 0.6]), 0.1, 3), ("b", 0.75, 0.6, 0.0, 2))
+    }  # fmt: skip
+    payload = {"tables": {"T": old_rows}, "paper_decimals": {"T": 2}, "runs": records}
+    lines = experiment.readme_table(payload, "T").splitlines()
+    assert "| ours test balanced accuracy | ours test ROC-AUC |" in lines[0] and lines[0].endswith("| collapsed |")
+    assert lines[2].startswith("| a | 0.82 | 0.750 ± 0.071 (all 3: 0.700) |") and lines[2].endswith("| 3 | 1 of 3 |")
+    assert lines[3] == "| b | 0.75 | collapsed | collapsed | collapsed | 2 | 2 of 2 |"
+    assert lines[4] == "| reference: majority class |  | 0.600 | 0.500 | 0.500 |  |  |"
+
+
+def test_rows_on_different_test_sides_show_their_own_majority_reference():
+    paper = paper_table("s", "T", "c", ["test acc"], [("a", 0.9), ("b", 0.9)], "configuration")
+    records = [record("a", 0, [[7, 1], [1, 1]]), record("a", 1, [[6, 2], [0, 2]]),
+               record("b", 0, [[3, 2], [1, 4]]), record("b", 1, [[4, 1], [2, 3]])]  # fmt: skip
+    table = experiment.compare(
+        paper, experiment.summarise(records, ["test_accuracy"]), {}, {"test acc": "test_accuracy"}
+    )
+    lines = experiment.comparison_markdown(table).splitlines()
+    assert lines[0].endswith("| runs | collapsed | majority class, test acc |")
+    assert lines[2].endswith("| 0.800 |") and lines[3].endswith("| 0.500 |")
+    assert lines[4] == "| reference: majority class |  | 0.650 |  |  |  |"
