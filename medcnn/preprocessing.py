@@ -3,9 +3,10 @@
 `ImagePreprocessing` resizes, converts the colour mode and scales; `ClassNames` is an identity layer that stores
 the class names with the model. `with_preprocessing` wraps a trained model with both.
 
-`resize_images` and `match_color_mode` are the one resize and the one colour conversion of medcnn: the layer uses
-them, and so do the loaders (`medcnn.data.imageio.read_image` through `resize_pixels`), so that a loader asked for
-`image_size` returns the pixels the saved model computes from the raw file (no train/serve skew).
+`resize_images` and `match_color_mode` (from `medcnn.data.resize`) are the one resize and the one colour conversion
+of medcnn: the layer uses them, and so do the loaders (`medcnn.data.imageio.read_image` through `resize_pixels`), so
+that a loader asked for `image_size` returns the pixels the saved model computes from the raw file (no train/serve
+skew).
 """
 
 import keras
@@ -14,49 +15,10 @@ from keras import layers, ops
 
 from medcnn.data.imageio import check_color_mode
 
-RESIZE_INTERPOLATION = "bilinear"
-
-
-def resize_images(images, size, interpolation=RESIZE_INTERPOLATION, pad_to_aspect_ratio=False, fill_value=0.0):
-    """Resize a batch of images (N, H, W, C) to `size` = (height, width), antialiased.
-
-    Antialiasing makes downscaling average over the pixels each output pixel covers (as Pillow does) instead of
-    sampling a few of them. With `pad_to_aspect_ratio`, the images are first padded (centred, with `fill_value`) to
-    the aspect ratio of `size`, so their content keeps its shape instead of being stretched. Returns a float tensor
-    of the input's float dtype.
-    """
-    if not pad_to_aspect_ratio:
-        return ops.image.resize(images, size, interpolation=interpolation, antialias=True)
-    return ops.image.resize(
-        images, size, interpolation=interpolation, antialias=True, pad_to_aspect_ratio=True, fill_value=fill_value
-    )
-
-
-def match_color_mode(images, color_mode):
-    """Images (N, H, W, 1 or 3) in `color_mode`; the one colour conversion of `ImagePreprocessing`.
-
-    RGB becomes grayscale with Keras' ITU-R 601 luma weights (0.2989, 0.587, 0.114; Pillow's "L" uses 0.299 and
-    rounds); a single channel is repeated for "rgb"; images already in `color_mode` are returned as they are.
-    """
-    channels = images.shape[-1]
-    if color_mode == "grayscale" and channels == 3:
-        return ops.image.rgb_to_grayscale(images)
-    if color_mode == "rgb" and channels == 1:
-        return ops.repeat(images, 3, axis=-1)
-    return images
-
-
-def resize_pixels(images, size, color_mode="rgb"):
-    """RGB images (N, H, W, 3), e.g. uint8 from files, resized and converted as `ImagePreprocessing` does.
-
-    Returns:
-        float32 numpy array (N, height, width, 1 or 3), values in [0, 255], not rounded: exactly what a model's
-        `ImagePreprocessing(size, color_mode)` computes from the same raw images before its scaling (in float32;
-        under mixed precision the model's own resize runs in float16).
-    """
-    batch = ops.convert_to_tensor(np.asarray(images, dtype=np.float32))
-    resized = match_color_mode(resize_images(batch, tuple(size)), color_mode)
-    return np.asarray(ops.convert_to_numpy(resized), dtype=np.float32)
+# The resize and colour conversion live with the loaders that share them; exported here too.
+from medcnn.data.resize import RESIZE_INTERPOLATION as RESIZE_INTERPOLATION
+from medcnn.data.resize import match_color_mode, resize_images
+from medcnn.data.resize import resize_pixels as resize_pixels
 
 
 @keras.saving.register_keras_serializable(package="medcnn")

@@ -145,3 +145,20 @@ def run_under_jax():
         assert done_line in result.stdout
 
     return run
+
+
+@pytest.fixture
+def cnmc_fold_tree(tmp_path):
+    """A fake C-NMC training folder in `tmp_path`, returned: `fold_<k>/{all,hem}/UID_<patient>_<cell>_1_<class>.bmp`,
+    random 8x6 (height x width) RGB images. fold_0: patients 1 (all) and H2 (hem); fold_1: patients 3 (all) and h4
+    (hem, lower-case as in the data); two cells each."""
+    from PIL import Image
+
+    rng = np.random.default_rng(1)
+    for fold, (ill, healthy) in enumerate([("1", "H2"), ("3", "h4")]):
+        for cell in range(2):
+            for patient, name in ((ill, "all"), (healthy, "hem")):
+                path = tmp_path / f"fold_{fold}" / name / f"UID_{patient}_{cell}_1_{name}.bmp"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(rng.integers(0, 256, (8, 6, 3), dtype=np.uint8)).save(path)
+    return tmp_path

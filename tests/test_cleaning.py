@@ -1,11 +1,10 @@
-"""Tests for medcnn.data.cleaning: class weights, exact and near duplicates, outliers, each listing what it removed."""
+"""Tests for medcnn.data.cleaning: exact and near duplicates, outliers, each listing what it removed."""
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from medcnn.data.cleaning import (
-    class_weights,
     image_features,
     remove_exact_duplicates,
     remove_near_duplicates,
@@ -27,15 +26,6 @@ def blob(center, size=32, radius=6.0, background=20, color=(200, 60, 160)):
 def image_set(images, labels=None, names=("a", "b")):
     labels = np.zeros(len(images), int) if labels is None else np.asarray(labels)
     return ImageSet(labels=labels, class_names=list(names), images=np.stack(images), source="test")
-
-
-def test_class_weights_are_balanced():
-    labels = np.array([0] * 6 + [1] * 3 + [2] * 1)
-    weights = class_weights(labels)
-    expected = {k: len(labels) / (3 * n) for k, n in {0: 6, 1: 3, 2: 1}.items()}
-    assert weights.keys() == expected.keys()
-    for k, weight in expected.items():
-        assert weights[k] == pytest.approx(weight)
 
 
 def test_remove_exact_duplicates_of_images():

@@ -141,14 +141,6 @@ def test_head_standardises_and_pools_any_map_size():
     assert head.name == "head" and head.get_layer("dropout").rate == 0.25
 
 
-def test_class_weights_balance_the_classes():
-    weights = cnmc.class_weights(np.array([0, 0, 0, 1]))
-    assert weights[0] * 3 == pytest.approx(weights[1] * 1)
-    assert cnmc.class_weights([0, 1], None) is None
-    with pytest.raises(ValueError, match="Received: class_weight='equal'"):
-        cnmc.class_weights([0, 1], "equal")
-
-
 def test_binary_metrics_take_all_as_the_positive_class():
     labels = np.array([0, 0, 0, 1, 1])
     p_hem = np.array([0.1, 0.2, 0.9, 0.8, 0.3])  # ALL cells 0, 1 right, 2 called HEM; HEM cell 4 called ALL

@@ -257,17 +257,8 @@ def test_parse_cnmc_name_rejects(name):
         parse_cnmc_name(name)
 
 
-def make_cnmc_folds(root):
-    """fold_0: patients 1 (all) and H2 (hem); fold_1: patients 3 (all) and h4 (hem, lower-case as in the data)."""
-    for fold, (ill, healthy) in enumerate([("1", "H2"), ("3", "h4")]):
-        for cell in range(2):
-            write_image(root / f"fold_{fold}" / "all" / f"UID_{ill}_{cell}_1_all.bmp")
-            write_image(root / f"fold_{fold}" / "hem" / f"UID_{healthy}_{cell}_1_hem.bmp")
-    return root
-
-
-def test_load_cnmc_folds_patients_labels(tmp_path):
-    data = load_cnmc(make_cnmc_folds(tmp_path))
+def test_load_cnmc_folds_patients_labels(cnmc_fold_tree):
+    data = load_cnmc(cnmc_fold_tree)
     assert data.class_names == ["all", "hem"]
     assert data.folds.tolist() == [0, 0, 0, 0, 1, 1, 1, 1]
     assert data.labels.tolist() == [0, 0, 1, 1, 0, 0, 1, 1]
@@ -275,8 +266,7 @@ def test_load_cnmc_folds_patients_labels(tmp_path):
     assert data.images.shape == (8, 8, 6, 3)
 
 
-def test_load_cnmc_label_mismatch(tmp_path):
-    make_cnmc_folds(tmp_path)
+def test_load_cnmc_label_mismatch(cnmc_fold_tree, tmp_path):
     write_image(tmp_path / "fold_1" / "hem" / "UID_5_1_1_all.bmp")
     with pytest.raises(
         DataError, match=r"UID_5_1_1_all\.bmp: the name says 'all' but the file sits in the 'hem' folder"
@@ -284,8 +274,7 @@ def test_load_cnmc_label_mismatch(tmp_path):
         load_cnmc(tmp_path)
 
 
-def test_load_cnmc_bad_name_skipped_and_listed(tmp_path):
-    make_cnmc_folds(tmp_path)
+def test_load_cnmc_bad_name_skipped_and_listed(cnmc_fold_tree, tmp_path):
     write_image(tmp_path / "fold_0" / "all" / "cell.bmp")
     with pytest.raises(DataError, match="cell.bmp: file name does not follow"):
         load_cnmc(tmp_path, decode=False)

@@ -1,24 +1,15 @@
-"""Class weights, and removal of exact duplicates, near duplicates and outliers (the an2dl cleaning).
+"""Removal of exact duplicates, near duplicates and outliers (the an2dl cleaning).
 
 Each removal returns the cleaned `ImageSet` and a pandas DataFrame of what it removed, so a notebook can show it.
-Nothing is deleted from disk.
+Nothing is deleted from disk. Class weights are `medcnn.data.labels.class_weights`, importable from here too.
 """
 
 import numpy as np
 import pandas as pd
 
 from medcnn.errors import DataError
+from medcnn.data.labels import class_weights as class_weights  # exported here too (an2dl imports it from here)
 from medcnn.data.splits import image_fingerprints
-
-
-def class_weights(labels):
-    """{class index: weight}, scikit-learn's "balanced" weights `n_items / (n_classes * n_items_of_class)`."""
-    from sklearn.utils.class_weight import compute_class_weight
-
-    labels = np.asarray(labels)
-    classes = np.unique(labels)
-    weights = compute_class_weight("balanced", classes=classes, y=labels)
-    return {int(k): float(w) for k, w in zip(classes, weights)}
 
 
 def _removed_table(data, pairs, extra=None):

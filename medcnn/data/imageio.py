@@ -180,7 +180,7 @@ def read_image(path, image_size=None, color_mode="rgb"):
     """Read one image file as an array of shape (H, W, 1) or (H, W, 3).
 
     Resizing goes through the same code as a saved model's preprocessing: the file is decoded as RGB (as
-    `python -m medcnn predict` decodes it), then `medcnn.preprocessing.resize_pixels` resizes it (antialiased
+    `python -m medcnn predict` decodes it), then `medcnn.data.resize.resize_pixels` resizes it (antialiased
     bilinear) and converts the colour mode in float32, without rounding back to uint8. So the pixels equal what
     `ImagePreprocessing(image_size, color_mode)` computes from the raw file, before its scaling. Keras is imported
     only when a file needs resizing.
@@ -203,6 +203,6 @@ def read_image(path, image_size=None, color_mode="rgb"):
     array, needs_resize = _decode_for_size(path, image_size, color_mode)
     if not needs_resize:
         return array
-    from medcnn.preprocessing import resize_pixels  # imports Keras
+    from medcnn.data.resize import resize_pixels  # imports Keras
 
     return resize_pixels(array[None], image_size, color_mode)[0]

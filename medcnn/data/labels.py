@@ -40,3 +40,38 @@ def as_labels(labels, name="y_true"):
     if flat.size and (not numeric or not np.all(np.isfinite(flat)) or not np.all(np.mod(flat, 1) == 0)):
         raise ValueError(f"`{name}` must hold integer class labels. Received: {name}[:5]={flat[:5].tolist()}")
     return flat.astype(int)
+
+
+CLASS_WEIGHTINGS = ("balanced", None)
+
+
+def class_weights(labels, how="balanced", num_classes=None):
+    """{class index: weight} for `fit(class_weight=...)`: scikit-learn's "balanced" weights, so that every class
+    weighs the same in total, `n_items / (n_classes * n_items_of_class)`.
+
+    Args:
+        labels: the training side's class labels, (N,) integers (or (N, 1), or one-hot (N, K)).
+        how: "balanced", or None for no weights (then None is returned, as `fit` takes it). Defaults to "balanced".
+        num_classes: None weighs the classes present in `labels`; an int K weighs classes 0..K-1 and each must
+            occur at least once. Defaults to None.
+
+    Returns:
+        {int class: float weight}, or None when `how` is None.
+    """
+    if how not in CLASS_WEIGHTINGS:
+        raise ValueError(f"`class_weight` must be one of {CLASS_WEIGHTINGS}. Received: class_weight={how!r}")
+    if how is None:
+        return None
+    from sklearn.utils.class_weight import compute_class_weight
+
+    labels = as_labels(labels, "labels")
+    classes = np.unique(labels) if num_classes is None else np.arange(num_classes)
+    missing = sorted(set(classes.tolist()) - set(labels.tolist()))
+    if missing:
+        raise ValueError(
+            f"Balanced class weights need at least one item of every class. Classes {missing} have none among "
+            f"{len(labels)} labels (num_classes={num_classes}). Check the split, or pass num_classes=None to weigh "
+            "only the classes present."
+        )
+    weights = compute_class_weight("balanced", classes=classes, y=labels)
+    return {int(label): float(weight) for label, weight in zip(classes, weights)}
