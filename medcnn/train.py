@@ -1,12 +1,13 @@
-"""Compile and fit with validation data: optimisers, schedules, callbacks, and the two-stage transfer-learning fit.
+"""Compile and fit with validation data: optimisers, schedules, and when early stopping may start.
 
 Everything here is backend-agnostic Keras 3. `fit` returns the history as a plain dict ({metric: [value per
 epoch]}), so notebooks can plot it and write it to results.json. Progress is Keras' own at every scale: a live bar
 in a terminal or notebook, one line per epoch when the output is a log (papermill).
 """
 
+import math
+
 import keras
-from keras import layers
 
 from medcnn import hardware
 
@@ -112,51 +113,42 @@ def monitor_mode(monitor):
     return "min" if any(word in monitor for word in ("loss", "error")) else "max"
 
 
-def standard_callbacks(
-    monitor="val_loss", mode="auto", early_stopping_patience=10, reduce_lr=True, checkpoint_path=None
-):
-    """EarlyStopping (best weights restored), ReduceLROnPlateau and optionally a best-only ModelCheckpoint.
+# The weight BatchNormalization's initial moving statistics (mean 0, variance 1) may keep when early stopping starts
+# to watch: 0.05 leaves them a twentieth of the estimate (see `bn_warmup_epochs`).
+BN_WARMUP_TOLERANCE = 0.05
+
+
+def bn_warmup_epochs(steps_per_epoch, momentum, tolerance=BN_WARMUP_TOLERANCE):
+    """Epochs until BatchNormalization's moving statistics have forgotten their start: `momentum ** steps <
+    tolerance`, rounded up to whole epochs. Pass it as `keras.callbacks.EarlyStopping(start_from_epoch=...)`.
+
+    Each training step moves the moving mean and variance to `momentum * moving + (1 - momentum) * batch`, so
+    after `steps` steps the initial values (mean 0, variance 1) still weigh `momentum ** steps`. Validation runs in
+    inference mode, on these moving statistics; until they settle it can sit at chance while training accuracy
+    climbs. On black-background crops a conv layer's batch variance is ~7e-4, so a moving variance still near 1
+    shrinks the normalised activations ~40-fold. Early stopping that watches those epochs stops on them and
+    restores their weights (the chromosome ablation's BatchNorm rows stopped at epoch 7 and restored epoch 1).
+    Starting it at epoch `bn_warmup_epochs(...)` (0-based) skips every epoch that ends before the statistics
+    settle, and the epoch in which they do.
 
     Args:
-        monitor: the logged metric to watch, e.g. 'val_loss', 'val_auc' (kth), 'val_accuracy'.
-        mode: 'min', 'max' or 'auto' ('min' for losses, else 'max').
-        early_stopping_patience: epochs without improvement before stopping; None leaves EarlyStopping out.
-        reduce_lr: True for ReduceLROnPlateau(factor=0.2, patience=max(1, early_stopping_patience // 3),
-            min_lr=1e-6), a dict of ReduceLROnPlateau arguments, or False. Leave it False when the learning rate
-            is a schedule: `fit` refuses that combination.
-        checkpoint_path: where to keep the best model ('.keras') or weights ('.weights.h5'); None for none.
+        steps_per_epoch: int > 0, training batches per epoch, `ceil(n_train / batch_size)`.
+        momentum: float in [0, 1), the layers' momentum. 0.9 needs 29 steps and Keras' default 0.99 needs 299.
+        tolerance: float in (0, 1), the weight the initial statistics may keep. Defaults to 0.05. With a batch
+            variance v far below 1, the moving variance is still about `tolerance / v` times too large when the
+            count is reached; the rounding up to whole epochs usually leaves many more steps than that.
+
+    Returns:
+        int >= 1: the epochs, e.g. 1 for momentum 0.9 with 29 or more steps per epoch, 10 for 0.99 with 30.
     """
-    if mode == "auto":
-        mode = monitor_mode(monitor)
-    if mode not in ("min", "max"):
-        raise ValueError(f"`mode` must be 'min', 'max' or 'auto'. Received: mode={mode!r}")
-    callbacks = []
-    if early_stopping_patience is not None:
-        callbacks.append(
-            keras.callbacks.EarlyStopping(
-                monitor=monitor, mode=mode, patience=early_stopping_patience, restore_best_weights=True, verbose=1
-            )
-        )
-    if reduce_lr:
-        settings = {
-            "factor": 0.2,
-            "patience": max(1, (early_stopping_patience or 3) // 3),
-            "min_lr": 1e-6,
-            "verbose": 1,
-        }
-        settings.update(reduce_lr if isinstance(reduce_lr, dict) else {})
-        callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor=monitor, mode=mode, **settings))
-    if checkpoint_path is not None:
-        callbacks.append(
-            keras.callbacks.ModelCheckpoint(
-                str(checkpoint_path),
-                monitor=monitor,
-                mode=mode,
-                save_best_only=True,
-                save_weights_only=str(checkpoint_path).endswith(".weights.h5"),
-            )
-        )
-    return callbacks
+    if not (isinstance(steps_per_epoch, int) and not isinstance(steps_per_epoch, bool) and steps_per_epoch > 0):
+        raise ValueError(f"`steps_per_epoch` must be a positive int. Received: steps_per_epoch={steps_per_epoch!r}")
+    if not 0.0 <= momentum < 1.0:
+        raise ValueError(f"`momentum` must be in [0, 1). Received: momentum={momentum!r}")
+    if not 0.0 < tolerance < 1.0:
+        raise ValueError(f"`tolerance` must be in (0, 1). Received: tolerance={tolerance!r}")
+    steps = 1 if momentum == 0.0 else math.floor(math.log(tolerance) / math.log(momentum)) + 1
+    return math.ceil(steps / steps_per_epoch)
 
 
 def _check_callbacks(model, callbacks):
@@ -167,7 +159,7 @@ def _check_callbacks(model, callbacks):
     ):
         raise ValueError(
             "ReduceLROnPlateau cannot change a learning rate that follows a schedule "
-            f"({type(schedule).__name__}). Pass `reduce_lr=False` to `standard_callbacks`, or a float learning rate."
+            f"({type(schedule).__name__}). Leave ReduceLROnPlateau out, or pass a float learning rate."
         )
 
 
@@ -180,7 +172,6 @@ def fit(
     callbacks=None,
     verbose="auto",
     batch_size=None,
-    initial_epoch=0,
 ):
     """Train a compiled model with validation data; return the history as {metric: [value per epoch]}.
 
@@ -189,11 +180,10 @@ def fit(
         train: a `tf.data.Dataset`, a `keras.utils.PyDataset`, or an `(images, labels)` tuple of arrays.
         val: the same kinds, or None.
         epochs: last epoch index to train to (as in `keras.Model.fit`).
-        class_weight: {class index: weight}, e.g. from scikit-learn's `compute_class_weight`; None for none.
-        callbacks: Keras callbacks, e.g. `standard_callbacks(...)`.
+        class_weight: {class index: weight}, e.g. `medcnn.data.labels.class_weights(train_labels)`; None for none.
+        callbacks: Keras callbacks, e.g. `keras.callbacks.EarlyStopping(...)`.
         verbose: Keras' progress output; 'auto' shows a bar (one line per epoch in a log).
         batch_size: only for array input.
-        initial_epoch: epoch to start from (stage 2 of `two_stage_fit` continues the epoch count).
     """
     if not getattr(model, "compiled", False):
         raise ValueError("The model is not compiled. Call `compile_model(model, ...)` first.")
@@ -208,27 +198,11 @@ def fit(
         batch_size=batch_size if y is not None else None,
         validation_data=val,
         epochs=epochs,
-        initial_epoch=initial_epoch,
         class_weight=class_weight,
         callbacks=callbacks,
         verbose=verbose,
     )
     return {name: [float(value) for value in values] for name, values in history.history.items()}
-
-
-def freeze_batch_norm(model):
-    """Set every BatchNormalization layer in `model` (nested models included) to trainable=False.
-
-    A frozen BatchNormalization layer uses its moving statistics even when the model is called with
-    `training=True`, which is what Keras' fine-tuning guide asks for when a backbone is partly unfrozen.
-    Returns the number of layers frozen.
-    """
-    count = 0
-    for layer in all_layers(model):
-        if isinstance(layer, layers.BatchNormalization):
-            layer.trainable = False
-            count += 1
-    return count
 
 
 def all_layers(model):
@@ -237,79 +211,6 @@ def all_layers(model):
         yield layer
         if isinstance(layer, keras.Model):
             yield from all_layers(layer)
-
-
-def _backbone(model):
-    try:
-        return model.get_layer("backbone")
-    except ValueError:
-        raise ValueError(
-            "A two-stage fit needs a transfer model with a nested model layer named 'backbone'. "
-            f"Received a model with layers {[layer.name for layer in model.layers]}."
-        ) from None
-
-
-def _unfreeze(model, unfreeze):
-    backbone = _backbone(model)
-    if unfreeze is None:
-        backbone.trainable = True
-    elif callable(unfreeze):
-        unfreeze(model)
-    elif isinstance(unfreeze, int) and unfreeze >= 0:
-        from medcnn.models import transfer  # block names are the backbone registry's business
-
-        transfer.unfreeze_blocks(model, unfreeze)
-    else:
-        raise ValueError(
-            "`unfreeze` must be None (whole backbone), a number of blocks >= 0 or a callable(model). "
-            f"Received: unfreeze={unfreeze!r}"
-        )
-    freeze_batch_norm(backbone)
-
-
-def two_stage_fit(
-    model, train, val, stage1_epochs, stage2_epochs, unfreeze=None, stage2_lr=1e-5, compile_kwargs=None, fit_kwargs=None
-):
-    """Transfer learning in two visible steps: train the head on a frozen backbone, then fine-tune.
-
-    Stage 1 freezes the 'backbone' sub-model and trains the rest with `compile_kwargs`. Stage 2 unfreezes part of
-    the backbone, keeps every BatchNormalization layer in it frozen (inference mode), recompiles with
-    `stage2_lr` and continues the epoch count.
-
-    Args:
-        model: a keras.Model with a nested model layer named 'backbone'.
-        train, val: as for `fit`.
-        stage1_epochs, stage2_epochs: epochs of each stage; stage2_epochs=0 skips stage 2.
-        unfreeze: None for the whole backbone; an int N for its last N named blocks (through
-            `medcnn.models.transfer.unfreeze_blocks`); or a callable(model) that sets `trainable` flags itself.
-        stage2_lr: stage 2's learning rate, typically 10-100x below stage 1's.
-        compile_kwargs: arguments for `compile_model` in both stages (stage 2 overrides `learning_rate`).
-        fit_kwargs: arguments for `fit` (class_weight, callbacks, verbose, batch_size) in both stages.
-
-    Returns:
-        the joined history {metric: [...]} with a 'stage' list (1 or 2 per epoch).
-    """
-    compile_kwargs = dict(compile_kwargs or {})
-    fit_kwargs = dict(fit_kwargs or {})
-    backbone = _backbone(model)
-    backbone.trainable = False
-    compile_model(model, **compile_kwargs)
-    history = fit(model, train, val, epochs=stage1_epochs, **fit_kwargs)
-    epochs_done = len(next(iter(history.values()), []))
-    history["stage"] = [1] * epochs_done
-    if stage2_epochs <= 0:
-        return history
-    _unfreeze(model, unfreeze)
-    compile_model(model, **{**compile_kwargs, "learning_rate": stage2_lr})
-    stage2 = fit(model, train, val, epochs=epochs_done + stage2_epochs, initial_epoch=epochs_done, **fit_kwargs)
-    stage2_epochs_done = len(next(iter(stage2.values()), []))
-    for name, values in stage2.items():
-        history[name] = history.get(name, [float("nan")] * epochs_done) + values
-    for name in history:
-        if name != "stage" and len(history[name]) < epochs_done + stage2_epochs_done:
-            history[name] += [float("nan")] * (epochs_done + stage2_epochs_done - len(history[name]))
-    history["stage"] += [2] * stage2_epochs_done
-    return history
 
 
 @keras.saving.register_keras_serializable(package="medcnn")

@@ -33,6 +33,22 @@ def test_batch_norm_variant_has_one_bn_per_conv():
     assert sum(isinstance(layer, keras.layers.BatchNormalization) for layer in model.layers) == 3
 
 
+def test_batch_norm_momentum_defaults_to_0_9():
+    """Keras' 0.99 leaves validation (inference mode) behind training for hundreds of steps (see test_blocks)."""
+    from medcnn.models.scratch import an2dl_residual_cnn
+
+    def momenta(model):
+        found = model._flatten_layers()
+        return {layer.momentum for layer in found if isinstance(layer, keras.layers.BatchNormalization)}
+
+    assert momenta(allgray_cnn(batch_norm=True)) == {0.9}
+    assert momenta(allgray_cnn(batch_norm=True, batch_norm_momentum=0.99)) == {0.99}
+    assert momenta(position_cnn((16, 16, 1), filters=(4,))) == {0.9}
+    small = {"input_shape": (32, 32, 3), "filters": (8,), "dense_units": (8,)}
+    assert momenta(an2dl_residual_cnn(**small)) == {0.9}
+    assert momenta(an2dl_residual_cnn(**small, batch_norm_momentum=0.99)) == {0.99}
+
+
 def test_learns_an_easy_task():
     """Bright vs dark images: a few epochs must separate them."""
     rng = np.random.default_rng(0)

@@ -1,4 +1,4 @@
-"""Training helpers: optimisers, schedules, compile (jit per backend), callbacks, fit, two-stage fit."""
+"""Training helpers: optimisers, schedules, compile (jit per backend), early stopping's BatchNorm warm-up, fit."""
 
 import textwrap
 
@@ -27,23 +27,6 @@ def dense_model(units=1):
             layers.Dense(units, activation="sigmoid" if units == 1 else "softmax"),
         ]
     )
-
-
-def transfer_model():
-    """A tiny transfer model: nested 'backbone' (conv, BN, conv) and 'head' (GAP, Dense) sub-models."""
-    inputs = keras.Input((8, 8, 3))
-    x = layers.Conv2D(4, 3, name="conv1")(inputs)
-    x = layers.BatchNormalization(name="bn1")(x)
-    x = layers.Conv2D(4, 3, name="conv2")(x)
-    backbone = keras.Model(inputs, x, name="backbone")
-    head_inputs = keras.Input(backbone.output.shape[1:])
-    head = keras.Model(
-        head_inputs,
-        layers.Dense(2, activation="softmax", name="out")(layers.GlobalAveragePooling2D()(head_inputs)),
-        name="head",
-    )
-    image = keras.Input((8, 8, 3))
-    return keras.Model(image, head(backbone(image)))
 
 
 @pytest.mark.parametrize(
@@ -142,18 +125,31 @@ def test_cosine_restarts_follows_the_cosine_and_restarts():
         train.cosine_restarts(0, 10)
 
 
-def test_standard_callbacks():
-    early, reduce, checkpoint = train.standard_callbacks(
-        "val_auc", early_stopping_patience=6, checkpoint_path="best.keras"
-    )
-    assert isinstance(early, keras.callbacks.EarlyStopping) and early.restore_best_weights and early.patience == 6
-    assert isinstance(reduce, keras.callbacks.ReduceLROnPlateau) and reduce.patience == 2 and reduce.mode == "max"
-    assert isinstance(checkpoint, keras.callbacks.ModelCheckpoint) and checkpoint.save_best_only
-    (only_early,) = train.standard_callbacks("val_loss", reduce_lr=False)
-    assert only_early.mode == "min"
-    assert train.standard_callbacks(early_stopping_patience=None, reduce_lr={"factor": 0.5})[0].factor == 0.5
-    with pytest.raises(ValueError, match="Received: mode='up'"):
-        train.standard_callbacks(mode="up")
+@pytest.mark.parametrize(
+    "steps_per_epoch, momentum, expected",
+    [
+        pytest.param(29, 0.9, 1, id="one epoch holds the 29 steps 0.9 needs"),
+        pytest.param(28, 0.9, 2, id="28 steps leave 0.9 ** 28 = 0.052"),
+        pytest.param(30, 0.99, 10, id="Keras' default 0.99 needs 299 steps"),
+        pytest.param(1, 0.0, 1, id="momentum 0 keeps only the last batch"),
+    ],
+)
+def test_bn_warmup_epochs(steps_per_epoch, momentum, expected):
+    epochs = train.bn_warmup_epochs(steps_per_epoch, momentum)
+    assert epochs == expected
+    # the first whole epoch after which the initial statistics weigh < 0.05
+    assert momentum ** (epochs * steps_per_epoch) < 0.05
+    assert epochs == 1 or momentum ** ((epochs - 1) * steps_per_epoch) >= 0.05
+
+
+def test_bn_warmup_epochs_tolerance_and_errors():
+    assert train.bn_warmup_epochs(10, 0.9, tolerance=0.5) == 1  # 0.9 ** 7 = 0.48
+    with pytest.raises(ValueError, match="Received: steps_per_epoch=0"):
+        train.bn_warmup_epochs(0, 0.9)
+    with pytest.raises(ValueError, match="Received: momentum=1.0"):
+        train.bn_warmup_epochs(10, 1.0)
+    with pytest.raises(ValueError, match="Received: tolerance=0"):
+        train.bn_warmup_epochs(10, 0.9, tolerance=0)
 
 
 def test_fit_learns_an_easy_task_and_returns_a_plain_history():
@@ -181,56 +177,4 @@ def test_fit_refuses_reduce_lr_on_a_schedule_and_uncompiled_models():
         train.fit(dense_model(), (features, labels))
     model = train.compile_model(dense_model(), learning_rate=train.cosine_restarts(0.01, 10))
     with pytest.raises(ValueError, match="ReduceLROnPlateau cannot change a learning rate that follows a schedule"):
-        train.fit(model, (features, labels), epochs=1, callbacks=train.standard_callbacks())
-
-
-def test_two_stage_fit_freezes_then_unfreezes_with_batch_norm_kept_frozen():
-    keras.utils.set_random_seed(0)
-    rng = np.random.default_rng(0)
-    images = rng.random((16, 8, 8, 3)).astype("float32")
-    labels = rng.integers(0, 2, 16).astype("int32")
-    model = transfer_model()
-    backbone = model.get_layer("backbone")
-    bn = backbone.get_layer("bn1")
-    bn.moving_mean.assign(np.full(4, 0.3, "float32"))  # non-default statistics, which batch statistics would move
-    weights = lambda name: [w.copy() for w in backbone.get_layer(name).get_weights()]  # noqa: E731
-    conv1, conv2, bn_before = weights("conv1"), weights("conv2"), weights("bn1")
-    head_before = model.get_layer("head").get_weights()[0].copy()
-
-    def unfreeze_last_conv(model):
-        model.get_layer("backbone").get_layer("conv2").trainable = True
-        model.get_layer("backbone").get_layer("bn1").trainable = True  # two_stage_fit must set it back
-
-    history = train.two_stage_fit(
-        model,
-        (images, labels),
-        (images, labels),
-        stage1_epochs=2,
-        stage2_epochs=2,
-        unfreeze=unfreeze_last_conv,
-        stage2_lr=1e-2,
-        compile_kwargs={"learning_rate": 1e-2},
-        fit_kwargs={"batch_size": 8, "verbose": 0},
-    )
-    assert history["stage"] == [1, 1, 2, 2] and len(history["loss"]) == 4
-    assert not np.allclose(model.get_layer("head").get_weights()[0], head_before)
-    assert all(np.array_equal(a, b) for a, b in zip(weights("conv1"), conv1))  # never unfrozen
-    assert not np.allclose(weights("conv2")[0], conv2[0])  # trained in stage 2
-    assert not bn.trainable and all(np.array_equal(a, b) for a, b in zip(weights("bn1"), bn_before))
-    assert np.isclose(model.optimizer.learning_rate.numpy(), 1e-2)
-
-
-def test_two_stage_fit_whole_backbone_and_errors():
-    images = np.zeros((4, 8, 8, 3), "float32")
-    labels = np.array([0, 1, 0, 1])
-    model = transfer_model()
-    train.two_stage_fit(
-        model, (images, labels), None, 1, 1, compile_kwargs={"jit_compile": False}, fit_kwargs={"verbose": 0}
-    )
-    backbone = model.get_layer("backbone")
-    assert backbone.get_layer("conv1").trainable and backbone.get_layer("conv2").trainable
-    assert not backbone.get_layer("bn1").trainable
-    with pytest.raises(ValueError, match="named 'backbone'"):
-        train.two_stage_fit(dense_model(), (images, labels), None, 1, 1)
-    with pytest.raises(ValueError, match="Received: unfreeze='all'"):
-        train.two_stage_fit(transfer_model(), (images, labels), None, 1, 1, unfreeze="all", fit_kwargs={"verbose": 0})
+        train.fit(model, (features, labels), epochs=1, callbacks=[keras.callbacks.ReduceLROnPlateau()])

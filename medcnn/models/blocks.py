@@ -28,6 +28,18 @@ from medcnn.models.deformable import DeformableConv2D
 
 RNN_CELLS = ("gru", "lstm")
 SLOTS = ("features", "conv", "pooling", "head")
+# Momentum of every BatchNormalization's moving mean and variance here (Keras' default is 0.99). On crops with a
+# black background a conv layer's batch variance is about 1e-3 while the moving variance starts at 1; with 0.99
+# the start still weighs 0.99 ** 300 = 0.05 after 300 steps, so at inference (validation included) the model sees
+# activations shrunk towards zero and sits at chance for the first epochs of a small data set. With 0.9 it weighs
+# 0.05 after 29 steps. `medcnn.train.bn_warmup_epochs` turns a momentum into the epochs early stopping should wait.
+BATCH_NORM_MOMENTUM = 0.9
+
+
+def _momentum(value):
+    if not (isinstance(value, (int, float)) and not isinstance(value, bool) and 0.0 <= value < 1.0):
+        raise ValueError(f"`batch_norm_momentum` must be a float in [0, 1). Received: batch_norm_momentum={value!r}")
+    return float(value)
 
 
 def _positive_int(value, name):
@@ -61,20 +73,24 @@ class ResidualBlock(layers.Layer):
     Args:
         filters: int > 0, output channels.
         kernel_size: int > 0, size of both convolutions. Defaults to 3.
+        batch_norm_momentum: float in [0, 1), momentum of the BatchNormalization moving statistics; near 1 they
+            follow the data slowly (Keras' 0.99), 0 keeps only the last batch. Defaults to 0.9
+            (`BATCH_NORM_MOMENTUM`).
 
     Inputs: 4D (NHWC). Output: 4D (N, H, W, filters).
     """
 
-    def __init__(self, filters, kernel_size=3, **kwargs):
+    def __init__(self, filters, kernel_size=3, batch_norm_momentum=BATCH_NORM_MOMENTUM, **kwargs):
         super().__init__(**kwargs)
         self.filters = _positive_int(filters, "filters")
         self.kernel_size = _positive_int(kernel_size, "kernel_size")
+        self.batch_norm_momentum = _momentum(batch_norm_momentum)
         self.residual = [
             layers.Conv2D(filters, kernel_size, padding="same", use_bias=False, name="conv1"),
-            layers.BatchNormalization(name="bn1"),
+            layers.BatchNormalization(momentum=self.batch_norm_momentum, name="bn1"),
             layers.ReLU(name="relu1"),
             layers.Conv2D(filters, kernel_size, padding="same", use_bias=False, name="conv2"),
-            layers.BatchNormalization(name="bn2"),
+            layers.BatchNormalization(momentum=self.batch_norm_momentum, name="bn2"),
         ]
         self.shortcut = []
 
@@ -83,7 +99,7 @@ class ResidualBlock(layers.Layer):
         if input_shape[-1] != self.filters:
             self.shortcut = [
                 layers.Conv2D(self.filters, 1, use_bias=False, name="shortcut_conv"),
-                layers.BatchNormalization(name="shortcut_bn"),
+                layers.BatchNormalization(momentum=self.batch_norm_momentum, name="shortcut_bn"),
             ]
             _build_chain(self.shortcut, input_shape)
 
@@ -94,7 +110,10 @@ class ResidualBlock(layers.Layer):
         return (*input_shape[:-1], self.filters)
 
     def get_config(self):
-        return {**super().get_config(), "filters": self.filters, "kernel_size": self.kernel_size}
+        config = {
+            "filters": self.filters, "kernel_size": self.kernel_size, "batch_norm_momentum": self.batch_norm_momentum,
+        }  # fmt: skip
+        return {**super().get_config(), **config}
 
 
 @keras.saving.register_keras_serializable(package="medcnn")
@@ -144,17 +163,20 @@ class DenseBlock(layers.Layer):
     Args:
         num_layers: int > 0, number of BN-ReLU-conv units. Defaults to 3.
         growth_rate: int > 0, channels each unit adds. Defaults to 16.
+        batch_norm_momentum: float in [0, 1), momentum of the BatchNormalization moving statistics, as in
+            `ResidualBlock`. Defaults to 0.9 (`BATCH_NORM_MOMENTUM`).
 
     Inputs: 4D (NHWC) with C channels. Output: 4D (N, H, W, C + num_layers * growth_rate).
     """
 
-    def __init__(self, num_layers=3, growth_rate=16, **kwargs):
+    def __init__(self, num_layers=3, growth_rate=16, batch_norm_momentum=BATCH_NORM_MOMENTUM, **kwargs):
         super().__init__(**kwargs)
         self.num_layers = _positive_int(num_layers, "num_layers")
         self.growth_rate = _positive_int(growth_rate, "growth_rate")
+        self.batch_norm_momentum = _momentum(batch_norm_momentum)
         self.units = [
             [
-                layers.BatchNormalization(name=f"bn{index}"),
+                layers.BatchNormalization(momentum=self.batch_norm_momentum, name=f"bn{index}"),
                 layers.ReLU(name=f"relu{index}"),
                 layers.Conv2D(growth_rate, 3, padding="same", use_bias=False, name=f"conv{index}"),
             ]
@@ -177,7 +199,11 @@ class DenseBlock(layers.Layer):
         return (*input_shape[:-1], input_shape[-1] + self.num_layers * self.growth_rate)
 
     def get_config(self):
-        return {**super().get_config(), "num_layers": self.num_layers, "growth_rate": self.growth_rate}
+        config = {
+            "num_layers": self.num_layers, "growth_rate": self.growth_rate,
+            "batch_norm_momentum": self.batch_norm_momentum,
+        }  # fmt: skip
+        return {**super().get_config(), **config}
 
 
 @keras.saving.register_keras_serializable(package="medcnn")
@@ -361,10 +387,10 @@ def _conv_unit(filters, name):
     return [layers.Conv2D(filters, 3, padding="same", activation="relu", name=name)]
 
 
-def _bn_conv_unit(filters, name):
+def _bn_conv_unit(filters, name, batch_norm_momentum=BATCH_NORM_MOMENTUM):
     return [
         layers.Conv2D(filters, 3, padding="same", use_bias=False, name=name),
-        layers.BatchNormalization(name=f"{name}_bn"),
+        layers.BatchNormalization(momentum=_momentum(batch_norm_momentum), name=f"{name}_bn"),
         layers.ReLU(name=f"{name}_relu"),
     ]
 
@@ -373,16 +399,16 @@ def _separable_conv_unit(filters, name):
     return [layers.SeparableConv2D(filters, 3, padding="same", activation="relu", name=name)]
 
 
-def _residual(channels, filters=None):
-    return ResidualBlock(filters or channels, name="residual")
+def _residual(channels, filters=None, batch_norm_momentum=BATCH_NORM_MOMENTUM):
+    return ResidualBlock(filters or channels, batch_norm_momentum=batch_norm_momentum, name="residual")
 
 
 def _inception(channels, branch_filters=None):
     return InceptionModule(branch_filters or max(1, channels // 4), name="inception")
 
 
-def _dense(channels, num_layers=3, growth_rate=16):
-    return DenseBlock(num_layers, growth_rate, name="dense")
+def _dense(channels, num_layers=3, growth_rate=16, batch_norm_momentum=BATCH_NORM_MOMENTUM):
+    return DenseBlock(num_layers, growth_rate, batch_norm_momentum, name="dense")
 
 
 def _se(channels, ratio=8):
@@ -443,7 +469,26 @@ def _as_blocks(block):
     return blocks
 
 
-def baseline_cnn(input_shape, num_classes, block=None, filters=(32, 64, 128), name=None, **block_options):
+# The blocks that put BatchNormalization (trained from scratch, momentum `BATCH_NORM_MOMENTUM`) into the baseline.
+BATCH_NORM_BLOCKS = ("residual", "dense", "batch_norm")
+
+
+def uses_batch_norm(block):
+    """True when `baseline_cnn(block=block)` holds BatchNormalization: `block` (None, a name or a tuple of names)
+    switches in one of `BATCH_NORM_BLOCKS`. Early stopping then waits for the moving statistics
+    (`medcnn.train.bn_warmup_epochs`)."""
+    return any(name in BATCH_NORM_BLOCKS for name in _as_blocks(block))
+
+
+def baseline_cnn(
+    input_shape,
+    num_classes,
+    block=None,
+    filters=(32, 64, 128),
+    name=None,
+    batch_norm_momentum=BATCH_NORM_MOMENTUM,
+    **block_options,
+):
     """The ablation's baseline CNN, with one block of `ABLATION_BLOCKS` switched in, or a combination of them.
 
     Args:
@@ -454,6 +499,8 @@ def baseline_cnn(input_shape, num_classes, block=None, filters=(32, 64, 128), na
             `("batch_norm", "se", "spp")`).
         filters: channels of the three conv stages. Defaults to (32, 64, 128).
         name: the model's name; defaults to "baseline" or "baseline_<block>[_<block>...]".
+        batch_norm_momentum: float in [0, 1), momentum of the moving statistics of every BatchNormalization the
+            blocks bring (`BATCH_NORM_BLOCKS`). Defaults to 0.9 (`BATCH_NORM_MOMENTUM`, where the reason is).
         **block_options: the settings of a single block (the keyword arguments of its builder in this module),
             e.g. `rate=0.3` for "dropout", `units=32` for "recurrent"; an unknown one raises TypeError.
 
@@ -475,14 +522,16 @@ def baseline_cnn(input_shape, num_classes, block=None, filters=(32, 64, 128), na
         )
 
     def make(block_name, channels):
-        return ABLATION_BLOCKS[block_name].make(channels, **block_options)
+        momentum = {"batch_norm_momentum": batch_norm_momentum} if block_name in BATCH_NORM_BLOCKS else {}
+        return ABLATION_BLOCKS[block_name].make(channels, **momentum, **block_options)
 
     conv_block = by_slot.get("conv", [None])[0]
     inputs = keras.Input(shape=input_shape, name="image")
     x = inputs
     for index, stage_filters in enumerate(filters, start=1):
         if conv_block is not None and (conv_block != "separable" or index > 1):
-            unit = ABLATION_BLOCKS[conv_block].make(stage_filters, f"conv{index}")
+            momentum = {"batch_norm_momentum": batch_norm_momentum} if conv_block in BATCH_NORM_BLOCKS else {}
+            unit = ABLATION_BLOCKS[conv_block].make(stage_filters, f"conv{index}", **momentum)
         else:
             unit = _conv_unit(stage_filters, f"conv{index}")
         for layer in unit:

@@ -1,8 +1,12 @@
 """CNNs trained from scratch: the allgray study's small CNN, the three CNNs the an2dl homework tried first, and a
 small CNN whose Flatten head keeps position (our row of the kth study)."""
 
+import functools
+
 import keras
 from keras import layers
+
+from medcnn.models.blocks import BATCH_NORM_MOMENTUM, InceptionModule, ResidualBlock
 
 # (filters, kernel) of the allgray CNN's conv blocks, as published: Conv64 5x5, Conv32 5x5, Conv128 3x3.
 ALLGRAY_CONV_BLOCKS = ((64, 5), (32, 5), (128, 3))
@@ -16,7 +20,7 @@ def allgray_cnn(
     dropout=0.5,
     batch_norm=False,
     name=None,
-    batch_norm_momentum=0.99,
+    batch_norm_momentum=BATCH_NORM_MOMENTUM,
 ):
     """The allgray study's CNN: [Conv ReLU -> MaxPool 2] x conv_layers -> Flatten -> Dense 128 -> Dropout .5 -> softmax.
 
@@ -29,8 +33,9 @@ def allgray_cnn(
         dense_units, dropout: the head, 128 and 0.5 as published.
         batch_norm: add BatchNormalization between each convolution and its ReLU (not in the paper; one of
             the changes tried in "what it takes to reach the paper").
-        batch_norm_momentum: momentum of the moving statistics. Keras' 0.99 needs hundreds of steps to track the
-            batch statistics; at ~34 steps per epoch 0.9 lets validation (inference mode) follow training.
+        batch_norm_momentum: momentum of the moving statistics, in [0, 1). Keras' 0.99 needs hundreds of steps to
+            track the batch statistics; at ~34 steps per epoch 0.9 lets validation (inference mode) follow
+            training. Defaults to 0.9 (`medcnn.models.blocks.BATCH_NORM_MOMENTUM`, where the reason is).
 
     Padding is 'valid' (Keras' default; the paper does not say).
     """
@@ -55,8 +60,8 @@ def allgray_cnn(
     return keras.Model(inputs, outputs, name=name or f"allgray_cnn_{conv_layers}conv")
 
 
-def position_cnn(input_shape, num_classes=2, filters=(16, 32, 64), dropout=0.5, batch_norm_momentum=0.9,
-                 invert=True, name="position_cnn"):  # fmt: skip
+def position_cnn(input_shape, num_classes=2, filters=(16, 32, 64), dropout=0.5,
+                 batch_norm_momentum=BATCH_NORM_MOMENTUM, invert=True, name="position_cnn"):  # fmt: skip
     """[Conv 3x3 'same' -> BN -> ReLU -> MaxPool 2] per entry of `filters` -> Flatten -> Dropout -> softmax.
 
     No global pooling and no hidden dense layer: the output weighs every place of the last feature map, so the
@@ -147,16 +152,17 @@ def an2dl_residual_cnn(
     dropout=0.5,
     input_max=255.0,
     name="an2dl_residual_cnn",
+    batch_norm_momentum=BATCH_NORM_MOMENTUM,
 ):
     """an2dl's second CNN: three residual blocks, 32 -> 64 -> 128 filters, then dense layers with dropout.
 
     Ours around the report's blocks: a stride-2 3x3 stem, a 2x2 max-pooling after each block, global average
-    pooling, Dense 256 and 128 (ReLU, each followed by Dropout 0.5), softmax.
+    pooling, Dense 256 and 128 (ReLU, each followed by Dropout 0.5), softmax. `batch_norm_momentum`: of the
+    blocks' BatchNormalization, 0.9 by default (`medcnn.models.blocks.BATCH_NORM_MOMENTUM`).
     """
-    from medcnn.models.blocks import ResidualBlock
-
+    block = functools.partial(ResidualBlock, batch_norm_momentum=batch_norm_momentum)
     return _an2dl_block_cnn(
-        ResidualBlock, "residual", filters, input_shape, num_classes, stem_filters, dense_units, dropout, input_max,
+        block, "residual", filters, input_shape, num_classes, stem_filters, dense_units, dropout, input_max,
         name,
     )  # fmt: skip
 
@@ -176,8 +182,6 @@ def an2dl_inception_cnn(
     Ours around the report's blocks: a stride-2 3x3 stem, a 2x2 max-pooling after each block, global average
     pooling, Dense 256, 128, 64 (ReLU), softmax.
     """
-    from medcnn.models.blocks import InceptionModule
-
     return _an2dl_block_cnn(
         InceptionModule, "inception", branch_filters, input_shape, num_classes, stem_filters, dense_units, None,
         input_max, name,

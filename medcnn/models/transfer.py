@@ -70,10 +70,6 @@ def set_trainable_blocks(model, n, train_batch_norm=False):
     return unfreeze_last_blocks(backbone, n, train_batch_norm=train_batch_norm)
 
 
-# `medcnn.train.two_stage_fit(unfreeze=N)` calls it by this name.
-unfreeze_blocks = set_trainable_blocks
-
-
 def split_backbone(backbone, n, name=None):
     """(stem, tail): a built backbone cut before its last `n` named blocks, both sharing the backbone's layers.
 
