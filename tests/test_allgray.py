@@ -1,6 +1,7 @@
 """allgray on the experiment layer: its configurations, runs, recorded fingerprints and its own findings."""
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -65,26 +66,96 @@ def test_deduplicated_split_has_no_copy_on_two_sides():
     assert info["duplicates_across_sides"]["test"] == sum(fingerprints[i] in in_train for i in published["test"])
 
 
-@pytest.mark.skipif(not FULL_RUNS.is_dir(), reason="no committed full run")
-def test_committed_full_records_are_found_by_the_rebuilt_runs():
-    """The experiment layer fingerprints a run exactly as the records were written: they resume, not retrain."""
-    from medcnn.data.loaders import load_folders
-    from medcnn.data.paths import resolve_dataset
-    from medcnn.data.splits import image_fingerprints
-    from medcnn.report import file_list_hash
+# One changed value per setting of the scale; `test_every_setting_moves_the_fingerprint_but_the_non_result_ones`
+# fails when a setting is added without a row here.
+CHANGED_SETTINGS = {
+    "allow_random_weights": True,
+    "class_names": ["Pro", "Pre", "Early", "Benign"],
+    "epoch_scale": 0.5,
+    "groups": {"table1": None},  # picks runs: the table1 runs that stay are the same runs
+    "hog_pca_components": 50,
+    "image_size": (64, 64),
+    "learning_rate": 1e-4,
+    "load_size": (256, 256),
+    "max_epochs": {"table1": 3},
+    "max_images": 500,
+    "predict_batch_size": 64,
+    "ratios": (0.6, 0.2, 0.2),
+    "scale": "smoke",
+    "seeds": [0, 1],
+}
 
-    data = load_folders(resolve_dataset("all4") / "Original", decode=False)
-    x = np.zeros((len(data), 100, 100, 1), "float32")
-    settings = allgray.settings("full", seeds=[0])
-    runs, _ = allgray.make_runs(x, data.labels, image_fingerprints(data.paths), settings, file_list_hash(data.paths))
-    cache = experiment.RunCache(FULL_RUNS.parent, reuse=True)
-    found = {}
-    for run in runs:
-        for item in (run, *run.snapshots):
-            record = cache.load(item.key, item.fingerprint, "float32")
-            found[item.label] = record is not None
-    assert all(found[c.label] for c in allgray.TABLE1), found
-    assert found[allgray.HONEST.label] and found[allgray.CONV_LAYER_VARIANTS[0].label]
+
+def fingerprints_of(run_settings):
+    runs, _ = make_runs_with(run_settings)
+    return {item.key: item.fingerprint for run in runs for item in (run, *run.snapshots)}
+
+
+def make_runs_with(run_settings, count=40):
+    labels = np.repeat(np.arange(4), count // 4)
+    x = np.zeros((count, 100, 100, 1), "float32")
+    return allgray.make_runs(x, labels, [f"f{i}" for i in range(count)], run_settings, "data-hash")
+
+
+def test_every_setting_moves_the_fingerprint_but_the_non_result_ones():
+    """Each setting of the scale, changed alone, moves the fingerprint of every run built under both values, except
+    the library's documented `NON_RESULT_SETTINGS`, which leave every such run's fingerprint where it was."""
+    base_settings = allgray.settings("full", seeds=[0])
+    assert set(CHANGED_SETTINGS) == set(base_settings)
+    base = fingerprints_of(base_settings)
+    for key, value in CHANGED_SETTINGS.items():
+        changed = fingerprints_of({**allgray.settings("full", seeds=[0]), key: value})
+        common = set(base) & set(changed)
+        assert common, key
+        moved = {run for run in common if base[run] != changed[run]}
+        if key in experiment.NON_RESULT_SETTINGS:
+            assert not moved, key
+        else:
+            assert moved == common, (key, common - moved)
+
+
+def test_the_same_spec_built_twice_gives_the_same_fingerprints():
+    first = fingerprints_of(allgray.settings("full", seeds=[0, 1]))
+    assert fingerprints_of(allgray.settings("full", seeds=[0, 1])) == first
+    runs_per_seed = len(allgray.configurations(allgray.GROUPS))
+    assert len(set(first.values())) == len(first) == 2 * runs_per_seed - 1  # beyond: seed 0 only
+
+
+def test_another_model_builder_moves_the_fingerprint():
+    runs, _ = make_runs_with(allgray.settings("smoke"))
+    run = runs[0]
+    other = replace(run, build_model=lambda: allgray.build_model(allgray.OURS, (100, 100, 1), 1, 1))
+    assert other.fingerprint != run.fingerprint
+    no_flips = next(item for item in runs if item.augmentation is not None)
+    assert replace(no_flips, augmentation=None).fingerprint != no_flips.fingerprint
+
+
+@pytest.mark.skipif(not FULL_RUNS.is_dir(), reason="no committed full run")
+def test_committed_full_results_and_run_records_agree():
+    """results.json lists exactly the committed run records (its reference rows, HOG + PCA + SVM, have none), with
+    their numbers; each record names a fingerprint.
+
+    (Rebuilt runs no longer find these records: they predate fingerprints of the whole run spec, so a run with
+    REUSE_RUNS trains again until the study is re-run.)
+    """
+    results = json.loads((FULL_RUNS.parent / "results.json").read_text())
+    records = {path.stem: json.loads(path.read_text()) for path in FULL_RUNS.glob("*.json")}
+    listed = {
+        f"{experiment.slugify(run['configuration'])}__seed{run['seed']}": run
+        for run in results["runs"]
+        if run["group"] in allgray.GROUPS
+    }
+    assert set(listed) == set(records)
+    settings_of = {config.label: config.settings() for config in allgray.configurations()}
+    for key, run in listed.items():
+        record = records[key]
+        assert (record["configuration"], record["seed"], record["epochs"]) == (run["configuration"], run["seed"],
+                                                                               run["epochs"])  # fmt: skip
+        for metric in ("val_accuracy", "test_accuracy", "test_macro_f1"):
+            assert record[metric] == pytest.approx(run[metric]), (key, metric)
+        assert record["settings"] == settings_of[record["configuration"]]
+        assert len(record["fingerprint"]) == 16 and int(record["fingerprint"], 16) >= 0
+    assert {run["seed"] for run in results["runs"]} == set(results["run"]["seeds"])
 
 
 def test_keras2_accuracy_is_element_wise():

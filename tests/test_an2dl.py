@@ -276,13 +276,13 @@ def test_make_runs_seed_by_seed_with_copies_class_weights_and_stage_one(tmp_path
     assert [(r.label, r.seed) for r in runs] == [(c.label, s) for s in (0, 1) for c in configs]
     first = runs[0]
     assert first.split["train"].tolist() == [*splits[0]["train"], *(splits[0]["train"] + inputs.n)]
-    from medcnn.data.cleaning import class_weights
+    from medcnn.data.labels import class_weights
 
     assert first.class_weight == class_weights(labels[splits[0]["train"]])
     assert first.one_hot is False and first.epochs == 10 and first.batch_size == 64
     tuned = next(r for r in runs if r.label == an2dl.FINE_TUNED and r.seed == 0)
     stage_one = next(r for r in runs if r.label == "ResNet50" and r.seed == 0)
-    assert tuned.fingerprint_extra["stage_one"] == stage_one.fingerprint and tuned.epochs == 3
+    assert tuned.starts_from is stage_one and tuned.epochs == 3
     assert len({r.fingerprint for r in runs}) == len(runs)
     assert ("resnet50", 0) in inputs.stats and ("resnet50", 1) in inputs.stats  # standardised per seed
 
@@ -378,6 +378,22 @@ def test_flagged_accuracy_splits_the_test_side():
     assert an2dl.flagged_accuracy(record, labels, [7, 8]) == (0.5, 1.0, 2)
     on, off, count = an2dl.flagged_accuracy(record, labels, [])
     assert math.isnan(on) and off == 0.75 and count == 0
+
+
+def test_early_stopping_waits_for_the_residual_cnns_batch_norm_statistics():
+    """Only the residual CNN trains BatchNormalization from scratch; its early stopping starts once the moving
+    statistics have settled (`medcnn.train.bn_warmup_epochs`, momentum 0.9: 29 steps; 10 steps an epoch here)."""
+    run_settings = an2dl.settings("cpu")
+    n_train = 10 * run_settings["batch_size"]
+    residual = an2dl.Configuration("residual", "custom", model="residual")
+    assert an2dl._early_stopping_start(residual, n_train, run_settings) == 3
+    plain = an2dl.Configuration("plain", "custom", model="plain")
+    frozen = an2dl.Configuration("ResNet50", "table2", backbone="resnet50")
+    assert an2dl._early_stopping_start(plain, n_train, run_settings) == 0
+    assert an2dl._early_stopping_start(frozen, n_train, run_settings) == 0
+    reduce, stopping = an2dl.callbacks(run_settings, 3)()
+    assert stopping.start_from_epoch == 3 and stopping.restore_best_weights and stopping.monitor == "val_loss"
+    assert an2dl.callbacks(run_settings)()[1].start_from_epoch == 0
 
 
 # ----------------------------------------------------------------------------------------------------------------

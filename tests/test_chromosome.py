@@ -132,6 +132,26 @@ def test_models_build_with_their_blocks_and_inputs():
     assert model.transfer_info["weights"] in ("imagenet", "random") and model.output_shape == (None, K)
 
 
+def test_early_stopping_waits_for_batch_norm_statistics_on_batch_norm_rows():
+    """The BatchNorm rows stopped at epoch 7 and restored epoch 1 (validation at chance); early stopping now starts
+    once their moving statistics have settled (`medcnn.train.bn_warmup_epochs`, momentum 0.9: 29 steps)."""
+    run_settings = chromosome.settings("cpu")
+    by_label = {config.label: config for config in chromosome.BLOCK_CONFIGURATIONS}
+    starts = {
+        label: chromosome._early_stopping_start(config, 10 * run_settings["batch_size"], run_settings)
+        for label, config in by_label.items()
+    }
+    bn_blocks = {"residual", "dense", "batch_norm"}
+    with_batch_norm = {label for label, config in by_label.items() if bn_blocks & set(config.blocks)}
+    assert len(with_batch_norm) == 3
+    assert {label: start for label, start in starts.items() if start} == dict.fromkeys(with_batch_norm, 3)
+    transfer = chromosome.transfer_configurations(run_settings)[0]
+    assert chromosome._early_stopping_start(transfer, 320, run_settings) == 0
+    (stopping,) = chromosome._callbacks(run_settings["early_stopping_patience"], 3)()
+    assert stopping.start_from_epoch == 3 and stopping.restore_best_weights and stopping.patience == 6
+    assert chromosome._callbacks(None, 3) is None
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # The best combination
 

@@ -1,9 +1,12 @@
 """medcnn.experiment: a run trains and evaluates, its record cache resumes and invalidates, snapshots equal a
 shorter run, summaries and sentences come from the numbers, export classifies raw files, outputs hold every row."""
 
+import collections
+import functools
 import json
 import subprocess
 import sys
+from dataclasses import replace
 
 import keras
 import numpy as np
@@ -40,7 +43,7 @@ def tiny_cnn():
 def make_run(split, epochs=6, seed=0, label="tiny cnn", **kwargs):
     return experiment.Run(
         label=label, seed=seed, build_model=tiny_cnn, split=split, epochs=epochs, batch_size=8,
-        settings={"epochs": epochs}, fingerprint_extra={"data": "easy"}, **kwargs,
+        settings={"epochs": epochs}, data="easy", **kwargs,
     )  # fmt: skip
 
 
@@ -69,7 +72,7 @@ def test_cache_resumes_only_when_asked_and_when_nothing_changed(easy, tmp_path):
     for run in (make_run(split, epochs=5), make_run(changed_split)):
         assert experiment.train_and_evaluate(run, x, labels, CLASSES, resume, verbose=0)[0]["cached"] is False
     other_data = make_run(split)
-    other_data.fingerprint_extra = {"data": "other"}
+    other_data.data = "other"
     assert resume.load(other_data.key, other_data.fingerprint, "float32") is None
     assert resume.load(other_data.key, make_run(split).fingerprint, "mixed_bfloat16") is None  # precision
     # a fresh reproduction never reuses
@@ -77,6 +80,91 @@ def test_cache_resumes_only_when_asked_and_when_nothing_changed(easy, tmp_path):
         experiment.RunCache(tmp_path, reuse=False).load("tiny-cnn__seed0", make_run(split).fingerprint, "float32")
         is None
     )
+
+
+def wider_cnn(filters=8):
+    inputs = keras.Input((16, 16, 1))
+    h = keras.layers.Conv2D(filters, 3, activation="relu")(inputs)
+    outputs = keras.layers.Dense(2, activation="softmax")(keras.layers.GlobalAveragePooling2D()(h))
+    return compile_model(keras.Model(inputs, outputs), "adam", 0.05, loss="categorical_crossentropy")
+
+
+def builder_of(filters):
+    """A closure over `filters`, bound as a default value, as the study modules write their builders."""
+    return lambda f=filters: wider_cnn(f)
+
+
+def early_stopping(patience, data=None):
+    """A callbacks factory whose closure captures a scalar (kept in its identity) and data (left out)."""
+
+    def make():
+        return [keras.callbacks.EarlyStopping(patience=patience)] if data is not None else []
+
+    return make
+
+
+HERE = __name__  # the module name the builders below are defined in
+WIDER = {"function": f"{HERE}.wider_cnn", "defaults": [8], "keyword_defaults": {}}
+IDENTITY_CASES = [
+    ("module function", tiny_cnn, f"{HERE}.tiny_cnn"),
+    ("function with defaults", wider_cnn, WIDER),
+    ("partial", functools.partial(wider_cnn, 4), {"function": WIDER, "args": [4], "keywords": {}}),
+    ("closure lambda", builder_of(4), {"function": f"{HERE}.builder_of.<locals>.<lambda>", "defaults": [4],
+                                       "keyword_defaults": {}, "calls": ["wider_cnn"]}),
+    ("lambda in a lambda", lambda: (lambda: tiny_cnn())(), {"function": f"{HERE}.<lambda>", "defaults": [],
+                                                            "keyword_defaults": {}, "calls": ["tiny_cnn"]}),
+    ("closure over a scalar and data", early_stopping(3, np.zeros(4)), {
+        "function": f"{HERE}.early_stopping.<locals>.make", "defaults": [], "keyword_defaults": {},
+        "calls": ["keras", "callbacks", "EarlyStopping"], "captured": {"patience": 3}}),
+    ("class", collections.OrderedDict, "collections.OrderedDict"),
+    ("none", None, None),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("name, function, expected", IDENTITY_CASES, ids=[case[0] for case in IDENTITY_CASES])
+def test_callable_identity_names_the_builder_and_its_arguments(name, function, expected):
+    identity = experiment.callable_identity(function)
+    assert identity == expected
+    assert " at 0x" not in json.dumps(identity)  # no memory address: the same in every process
+
+
+def test_callable_identity_tells_builders_and_arguments_apart():
+    identities = [
+        experiment.callable_identity(function)
+        for function in (tiny_cnn, wider_cnn, builder_of(4), builder_of(8), functools.partial(wider_cnn, 4),
+                         functools.partial(wider_cnn, filters=4), lambda: tiny_cnn(), lambda: wider_cnn(),
+                         early_stopping(3), early_stopping(5))
+    ]  # fmt: skip
+    assert len({json.dumps(identity, sort_keys=True) for identity in identities}) == len(identities)
+    assert experiment.callable_identity(builder_of(4)) == experiment.callable_identity(builder_of(4))
+
+
+def test_fingerprint_is_stable_and_moves_with_the_model_factory(easy):
+    _, _, split = easy
+    base = make_run(split, spec={"learning_rate": 0.05, "seeds": [0]})
+    assert base.fingerprint == make_run(split, spec={"learning_rate": 0.05, "seeds": [0]}).fingerprint
+    for builder in (wider_cnn, builder_of(4), builder_of(8), functools.partial(wider_cnn, 16)):
+        assert replace(base, build_model=builder).fingerprint != base.fingerprint
+    assert replace(base, build_model=builder_of(4)).fingerprint != replace(base, build_model=builder_of(8)).fingerprint
+    # what can change the result moves it; what only picks runs or times predictions does not
+    for changed in (
+        {"spec": {"learning_rate": 0.01, "seeds": [0]}},
+        {"spec": {"learning_rate": 0.05, "seeds": [0], "a_new_setting": 1}},
+        {"batch_size": 16},
+        {"one_hot": False},
+        {"class_weight": {0: 1.0, 1: 2.0}},
+        {"augmentation": lambda seed: keras.layers.RandomFlip(seed=seed)},
+        {"callbacks": lambda: [keras.callbacks.EarlyStopping(patience=2)]},
+        {"starts_from": make_run(split, epochs=2, label="stage one")},
+        {"data": {"files": "easy", "features": "random"}},
+    ):
+        assert replace(base, **changed).fingerprint != base.fingerprint, changed
+    for unchanged in (
+        {"spec": {"learning_rate": 0.05, "seeds": [0, 1, 2], "predict_batch_size": 64, "scale": "full"}},
+        {"predict_batch_size": 128, "group": "other"},
+    ):
+        assert replace(base, **unchanged).fingerprint == base.fingerprint, unchanged
+    assert set(experiment.NON_RESULT_SETTINGS) >= {"seeds", "scale", "predict_batch_size"}
 
 
 def test_a_snapshot_equals_the_shorter_run_trained_alone(easy, tmp_path):

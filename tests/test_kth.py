@@ -299,14 +299,14 @@ def test_make_run_stage_one_on_features_stage_two_and_scratch_on_images(folder_p
     second, x_second = kth.make_run(kth.STAGE_TWO[0], "honest", pool, inputs, small_settings, "data", cache)
     scratch, x_scratch = kth.make_run(kth.FROM_SCRATCH[0], "honest", pool, inputs, small_settings, "data", cache)
     assert x_first.shape[1:] == (1, 1, 512) and x_second.shape[1:] == x_scratch.shape[1:] == (32, 32, 1)
-    assert scratch.epochs == small_settings["scratch_epochs"] and "stage_one" not in scratch.fingerprint_extra
+    assert scratch.epochs == small_settings["scratch_epochs"] and scratch.starts_from is None
     model = scratch.build_model()
     assert model.name == kth.SCRATCH_BACKBONE and model.output_shape == (None, 2)
     assert any(layer.name == "flatten" for layer in model.layers)  # position kept: no global pooling
     assert kth.image_model(scratch, model, small_settings) is model
     assert first.label == "augmented data, VGG16 | honest" and first.group == "honest"
     assert first.epochs == small_settings["epochs"] and second.epochs == small_settings["fine_tune_epochs"]
-    assert second.fingerprint_extra["stage_one"] == first.fingerprint
+    assert second.starts_from.key == first.key and second.starts_from.fingerprint == first.fingerprint
     np.testing.assert_array_equal(first.split["train"], pool.splits["honest"]["augmented"]["train"])
     published, _ = kth.make_run(kth.CONFIGURATIONS[2], "published", pool, inputs, small_settings, "data", cache)
     assert published.key != first.key and published.fingerprint != first.fingerprint

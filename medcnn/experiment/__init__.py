@@ -1,6 +1,10 @@
 """The experiment layer every study notebook shares: runs, their record cache, the plan, summaries, export, outputs.
 
-A study module turns its configurations into `Run`s; a notebook then calls a handful of functions:
+A study module turns its configurations into `Run`s, each carrying its whole spec: the study's settings for the
+scale, the data digest, the configuration, the model builder and the rest of what it trains with. A run's
+fingerprint hashes all of that (less `NON_RESULT_SETTINGS`, which only choose which runs exist and where they go),
+so a recorded run is reused only when nothing that changes its result has changed. A notebook then calls a handful
+of functions:
 
     records = experiment.run_all(runs, x, labels, class_names, experiment.RunCache(out_dir, reuse=REUSE_RUNS))
     summary = experiment.summarise(records, metrics)
@@ -9,12 +13,13 @@ A study module turns its configurations into `Run`s; a notebook then calls a han
     experiment.write_outputs(out_dir, experiment.results_payload(...), title, sections, figures)
 """
 
-from medcnn.experiment.cache import RunCache, fingerprint, split_digests
+from medcnn.experiment.cache import NON_RESULT_SETTINGS, RunCache, callable_identity, fingerprint, split_digests
 from medcnn.experiment.export import export_model, export_run, serving_model
 from medcnn.experiment.outputs import (
     compare,
     comparison_markdown,
     data_label,
+    reference_payload,
     readme_section,
     scale_title,
     readme_table,
@@ -36,11 +41,34 @@ from medcnn.experiment.summary import (
     summarise,
     test_predictions,
 )
+from medcnn.experiment.truth import (
+    REFERENCE_ROWS,
+    Verdict,
+    compare_means,
+    compare_rows,
+    is_collapsed,
+    metric_kind,
+    reaches_paper,
+    reference_metrics,
+    references,
+)
 
 __all__ = [
+    "REFERENCE_ROWS",
+    "Verdict",
+    "compare_means",
+    "compare_rows",
+    "is_collapsed",
+    "metric_kind",
+    "reaches_paper",
+    "reference_metrics",
+    "reference_payload",
+    "references",
+    "NON_RESULT_SETTINGS",
     "Run",
     "RunCache",
     "best_run",
+    "callable_identity",
     "compare",
     "comparison_markdown",
     "data_label",

@@ -1,16 +1,45 @@
 """The run record cache: `<out_dir>/runs/<key>.json` (committed) and `<out_dir>/cache/weights/<key>.weights.h5`.
 
-A record is reused only when its fingerprint (a hash of everything that changes the result: configuration, seed,
-epochs, data files, split) and its numeric precision match, and only when the cache is asked to reuse: a fresh
-reproduction trains (`reuse=False`), an interrupted one resumes or adds seeds (`reuse=True`).
+A record is reused only when its fingerprint and its numeric precision match, and only when the cache is asked to
+reuse: a fresh reproduction trains (`reuse=False`), an interrupted one resumes or adds seeds (`reuse=True`).
+
+The fingerprint (`Run.fingerprint`) hashes the whole run spec, never a hand-picked part of it: the study's settings
+for the scale (all of them but `NON_RESULT_SETTINGS`), the data digest, the configuration's settings, seed, epochs,
+batch size, label encoding, class weights, the identity of the model builder, augmentation and callbacks
+(`callable_identity`), the run it starts from, and the split. A setting a study adds later therefore changes the
+fingerprint by itself, and a record made under other settings is never silently reused. Source code is not hashed:
+after a change to what a builder does, run again with `reuse=False`.
 """
 
+import dataclasses
+import functools
 import hashlib
 import json
+import os
 import re
+import types
 from pathlib import Path
 
 import numpy as np
+
+# Settings that cannot change the result of a run that exists under both values, so they stay out of the
+# fingerprint: adding a seed, a group, a protocol or a backbone, resuming into another folder or predicting in other
+# batches still reuses the records already made. Each one only chooses which runs exist, where they are written, or
+# how fast predictions go:
+NON_RESULT_SETTINGS = (
+    "scale",  # the scale's name: its settings are hashed themselves ("cpu" and "full" may be one protocol)
+    "seeds",  # which seeds run; each run's own seed is hashed
+    "n_seeds",  # how many seeds run
+    "groups",  # which configuration groups run (and each group's seeds)
+    "group_seeds",  # per-group seeds, as "seeds"
+    "protocols",  # which split protocols run; each run's split and label are hashed
+    "backbones",  # which backbones run; each run's configuration names its backbone
+    "predict_batch_size",  # inference batch: the same predictions, other timings
+    "output_dir",  # where records are written
+    "out_dir",
+    "reuse_runs",  # whether records are reused
+    "reuse",
+)
 
 
 def fingerprint(payload):
@@ -21,6 +50,123 @@ def fingerprint(payload):
 def split_digests(split):
     """{side: md5 of its int64 indices}: a split's identity for a fingerprint."""
     return {side: hashlib.md5(np.asarray(index, np.int64).tobytes()).hexdigest() for side, index in split.items()}
+
+
+def result_settings(spec):
+    """`spec` (a study's settings for one scale) without `NON_RESULT_SETTINGS`: the part a fingerprint hashes."""
+    return {key: value for key, value in (spec or {}).items() if key not in NON_RESULT_SETTINGS}
+
+
+def _qualified_name(value):
+    return f"{getattr(value, '__module__', None)}.{getattr(value, '__qualname__', type(value).__qualname__)}"
+
+
+def jsonable(value):
+    """`value` as plain JSON (str keys, lists), the same in every process: what a fingerprint may hash.
+
+    Numbers, strings, None and booleans stay; NumPy scalars become Python numbers; dicts, lists, tuples and sets
+    are converted item by item; a dataclass becomes its type and its fields that are not None (so a field added
+    later with a None default leaves fingerprints alone); a callable becomes its `callable_identity`; an array
+    becomes its shape and dtype (its values come from the data and the split, hashed apart); a path becomes its
+    file name (the folder differs between machines). Anything else is its type's name plus its `repr`, unless that
+    repr holds a memory address (" at 0x"), which would change from process to process.
+    """
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return f"array(shape={list(value.shape)}, dtype={value.dtype})"
+    if isinstance(value, dict):
+        return {str(key): jsonable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(item) for item in value]
+    if isinstance(value, (set, frozenset)):
+        return sorted((jsonable(item) for item in value), key=repr)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        fields = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+        return {"type": _qualified_name(type(value)), **{k: jsonable(v) for k, v in fields.items() if v is not None}}
+    if isinstance(value, os.PathLike):
+        return Path(value).name
+    if callable(value):
+        return callable_identity(value)
+    text = repr(value)
+    return _qualified_name(type(value)) if " at 0x" in text else f"{_qualified_name(type(value))}: {text}"
+
+
+def _names_used(code):
+    """The global and attribute names a code object (and the lambdas and functions inside it) uses, in order."""
+    names = list(code.co_names)
+    for constant in code.co_consts:
+        if isinstance(constant, types.CodeType):
+            names += [name for name in _names_used(constant) if name not in names]
+    return names
+
+
+def _plain_captures(function):
+    """{name: value} of the closure's captured values that are plain scalars (see `callable_identity`)."""
+    captured = {}
+    for name, cell in zip(function.__code__.co_freevars, function.__closure__ or ()):
+        try:
+            value = cell.cell_contents
+        except ValueError:  # a cell not filled yet
+            continue
+        if value is None or isinstance(value, (bool, int, float, str)):
+            captured[name] = value.item() if isinstance(value, np.generic) else value
+    return captured
+
+
+def callable_identity(function):
+    """A JSON-able identity of a model builder (or augmentation, or callbacks factory), stable across processes.
+
+    It changes when another builder is used or the same builder gets other arguments; it does not look at the
+    builder's source code. A module-level function is `"module.qualname"` with its default values; a lambda or
+    a function defined inside another (a closure) adds the names it calls, e.g. `["build_model", "shape"]` for
+    `lambda c=config: build_model(c, x.shape[1:])`, and its bound default values (`c` here); a
+    `functools.partial` is its function's identity with the partial's arguments; a bound method is its function's
+    identity with the type it is bound to. Of the values a closure captures from the enclosing scope, the plain
+    scalars (None, bool, int, float, str, e.g. a patience or a step count) are kept by name; the others are left
+    out: they are the data, the settings or the split, which the fingerprint hashes apart, or objects without a
+    stable form. Values are converted by `jsonable`.
+
+    Args:
+        function: any callable, or None.
+
+    Returns:
+        None for None, else a str (a plain function without defaults, a class) or a dict.
+
+    Example:
+        >>> callable_identity(functools.partial(round, ndigits=2))
+        {'function': 'builtins.round', 'args': [], 'keywords': {'ndigits': 2}}
+    """
+    if function is None:
+        return None
+    if isinstance(function, functools.partial):
+        return {
+            "function": callable_identity(function.func),
+            "args": jsonable(function.args),
+            "keywords": jsonable(function.keywords),
+        }
+    if isinstance(function, types.MethodType):
+        return {"function": callable_identity(function.__func__), "bound_to": _qualified_name(type(function.__self__))}
+    if isinstance(function, types.FunctionType):
+        name = _qualified_name(function)
+        local = "<lambda>" in function.__qualname__ or "<locals>" in function.__qualname__
+        defaults = jsonable(function.__defaults__ or ())
+        keyword_defaults = jsonable(function.__kwdefaults__ or {})
+        if not (local or defaults or keyword_defaults):
+            return name
+        identity = {"function": name, "defaults": defaults, "keyword_defaults": keyword_defaults}
+        if local:
+            identity["calls"] = _names_used(function.__code__)
+            captured = _plain_captures(function)
+            if captured:
+                identity["captured"] = captured
+        return identity
+    if isinstance(function, (type, types.BuiltinFunctionType)):
+        return _qualified_name(function)
+    text = repr(function)  # another callable object: its type, and its repr where that is stable
+    return _qualified_name(type(function)) if " at 0x" in text else f"{_qualified_name(type(function))}: {text}"
 
 
 def derive_from_confusion(record):

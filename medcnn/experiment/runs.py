@@ -1,8 +1,11 @@
 """One run: a configuration trained with one seed on one split, then evaluated on validation and test.
 
-A `Run` says everything that changes the result; `train_and_evaluate` trains it with the library's own steps
-(`pipeline.make_dataset`, `train.fit`, `evaluate.classification_metrics`, `evaluate.timed_predict`) and returns a
-plain-JSON record, reusing a recorded one when the cache allows.
+A `Run` says everything that changes the result, and its fingerprint hashes all of it: the study's whole settings
+(`spec`, less the few `cache.NON_RESULT_SETTINGS`), the data digest, the configuration, seed, epochs, batch size,
+label encoding, class weights, the identities of its model builder, augmentation and callbacks, the run it starts
+from and its split. `train_and_evaluate` trains it with the library's own steps (`pipeline.make_dataset`,
+`train.fit`, `evaluate.classification_metrics`, `evaluate.timed_predict`) and returns a plain-JSON record, reusing
+a recorded one when the cache allows.
 """
 
 import time
@@ -12,7 +15,7 @@ from typing import Callable
 import keras
 import numpy as np
 
-from medcnn.experiment.cache import fingerprint, split_digests
+from medcnn.experiment.cache import callable_identity, fingerprint, jsonable, result_settings, split_digests
 
 SIDES = ("val", "test")
 
@@ -38,7 +41,12 @@ class Run:
         epochs, batch_size: the training budget.
         group: which table or variation the run belongs to (e.g. "table1").
         settings: the configuration's values, recorded and fingerprinted (JSON-able).
-        fingerprint_extra: anything else that changes the result (data files' hash, image size, learning rate).
+        spec: the study's whole settings for the scale (`<study>.settings(scale, **overrides)`); fingerprinted
+            without `cache.NON_RESULT_SETTINGS`, so that any setting, including one added later, changes it.
+        data: a digest of the data the run reads (e.g. `report.file_list_hash(paths)`), a str or JSON-able, e.g.
+            with the weights its precomputed features came from.
+        starts_from: the `Run` whose trained weights this one starts from (e.g. stage one of a fine-tuning run), or
+            None; its fingerprint is part of this one's.
         one_hot: one-hot labels (categorical / binary CE over K outputs); False keeps integer labels.
         augmentation: `seed -> Keras layer` applied to training batches only, or None.
         class_weight: {class: weight} or None.
@@ -59,7 +67,9 @@ class Run:
     batch_size: int
     group: str = "main"
     settings: dict = field(default_factory=dict)
-    fingerprint_extra: dict = field(default_factory=dict)
+    spec: dict = field(default_factory=dict)
+    data: object = None
+    starts_from: object = None
     one_hot: bool = True
     augmentation: Callable = None
     class_weight: dict = None
@@ -75,16 +85,35 @@ class Run:
         return f"{slugify(self.label)}__seed{self.seed}"
 
     @property
-    def fingerprint(self):
-        return fingerprint(
+    def fingerprint_inputs(self):
+        """What the fingerprint hashes, as plain JSON: compare two runs' to see which part differs.
+
+        Left out: the label and group (the record's name and table), `snapshots` (fingerprinted as runs of their
+        own), `extra_metrics`, `evaluate_train` and `predict_batch_size` (what is measured after training, not
+        what is trained).
+        """
+        return jsonable(
             {
                 "config": self.settings,
+                "spec": result_settings(self.spec),
+                "data": self.data,
                 "seed": self.seed,
                 "epochs": self.epochs,
-                **self.fingerprint_extra,
+                "batch_size": self.batch_size,
+                "one_hot": self.one_hot,
+                "class_weight": self.class_weight,
+                "model": callable_identity(self.build_model),
+                "augmentation": callable_identity(self.augmentation),
+                "callbacks": callable_identity(self.callbacks),
+                "starts_from": self.starts_from.fingerprint if self.starts_from is not None else None,
                 "split": split_digests(self.split),
             }
         )
+
+    @property
+    def fingerprint(self):
+        """A 16-hex-digit hash of `fingerprint_inputs`: a record is reused only under the same fingerprint."""
+        return fingerprint(self.fingerprint_inputs)
 
     def __post_init__(self):
         for snapshot in self.snapshots:

@@ -227,6 +227,7 @@ def build_model(config, input_shape, steps_per_epoch, epochs, learning_rate=1e-3
         head = HeadSpec(len(CLASS_NAMES), dropout=0.5, dense=(DenseLayer(128),), seed=0)
         model = transfer_model(config.backbone, head, input_shape, allow_random=allow_random_weights, input_max=1.0)
     else:
+        from medcnn.models.blocks import BATCH_NORM_MOMENTUM
         from medcnn.models.scratch import allgray_cnn
 
         model = allgray_cnn(
@@ -234,7 +235,7 @@ def build_model(config, input_shape, steps_per_epoch, epochs, learning_rate=1e-3
             len(CLASS_NAMES),
             conv_layers=config.conv_layers,
             batch_norm=config.batch_norm,
-            batch_norm_momentum=config.batch_norm_momentum or 0.99,
+            batch_norm_momentum=config.batch_norm_momentum or BATCH_NORM_MOMENTUM,
         )
     if config.schedule == "cosine":
         learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, steps_per_epoch * epochs)
@@ -265,7 +266,11 @@ def scaled_epochs(config, epoch_scale, max_epochs=None):
 
 
 def make_runs(x, labels, fingerprints, run_settings, data_fingerprint):
-    """The scale's `experiment.Run`s, seed by seed (each seed fixes split and initialisation), with their splits."""
+    """The scale's `experiment.Run`s, seed by seed (each seed fixes split and initialisation), with their splits.
+
+    Every run carries the whole `run_settings` and `data_fingerprint` (a hash of the data files): its fingerprint
+    hashes all of them, so a record is reused only under the same settings and data.
+    """
     from medcnn.experiment import Run, seed_order
 
     seeds_of = {
@@ -289,11 +294,8 @@ def make_runs(x, labels, fingerprints, run_settings, data_fingerprint):
             build_model=lambda c=config, e=epochs, s=steps: build_model(
                 c, x.shape[1:], s, e, run_settings["learning_rate"], run_settings["allow_random_weights"]
             ),
-            fingerprint_extra={
-                "learning_rate": run_settings["learning_rate"],
-                "image_size": list(run_settings["image_size"]),
-                "data": data_fingerprint,
-            },
+            spec=run_settings,
+            data=data_fingerprint,
             augmentation=flips if config.augment else None,
             extra_metrics=keras2_accuracy,
             predict_batch_size=run_settings["predict_batch_size"],

@@ -687,8 +687,9 @@ def build_model(config, input_shape, run_settings, head_weights=None, stats=None
     return compile_for_study(model, config.learning_rate or run_settings["learning_rate"])
 
 
-def callbacks(run_settings):
-    """`() -> [ReduceLROnPlateau on val accuracy, EarlyStopping on val loss (best weights restored)]`."""
+def callbacks(run_settings, start_from_epoch=0):
+    """`() -> [ReduceLROnPlateau on val accuracy, EarlyStopping on val loss (best weights restored)]`; early
+    stopping watches from epoch `start_from_epoch` (0-based) on (`_early_stopping_start`)."""
 
     def make():
         import keras
@@ -698,10 +699,26 @@ def callbacks(run_settings):
         reduce, stop = dict(run_settings["reduce_lr"]), dict(run_settings["early_stopping"])
         return [
             keras.callbacks.ReduceLROnPlateau(mode=monitor_mode(reduce["monitor"]), verbose=1, **reduce),
-            keras.callbacks.EarlyStopping(mode=monitor_mode(stop["monitor"]), verbose=1, **stop),
+            keras.callbacks.EarlyStopping(
+                mode=monitor_mode(stop["monitor"]), start_from_epoch=start_from_epoch, verbose=1, **stop
+            ),
         ]
 
     return make
+
+
+def _early_stopping_start(config, n_train, run_settings):
+    """0, or for the residual CNN (the one row with BatchNormalization trained from scratch) the epochs its moving
+    statistics need (`medcnn.train.bn_warmup_epochs`): before then validation, in inference mode, lags training
+    and early stopping would stop on those epochs and restore their weights."""
+    import math
+
+    from medcnn.models.blocks import BATCH_NORM_MOMENTUM
+    from medcnn.train import bn_warmup_epochs
+
+    if config.group != "custom" or config.model != "residual":
+        return 0
+    return bn_warmup_epochs(math.ceil(n_train / run_settings["batch_size"]), BATCH_NORM_MOMENTUM)
 
 
 @dataclass
@@ -781,11 +798,11 @@ def make_runs(configs, inputs, splits, run_settings, data_hash, cache, log=print
         configs: `configurations(...)`, in training order.
         inputs: `prepare_inputs(...)`.
         splits: {seed: split of the originals} (`make_protocol`); augmented copies join the training side.
-        run_settings: the scale's settings.
-        data_hash: `data_fingerprint(data)`.
+        run_settings: the scale's settings, fingerprinted whole (a record is reused only under the same settings).
+        data_hash: `data_fingerprint(data)`, fingerprinted with the copies and the backbone's weights.
         cache: the `RunCache`; a fine-tuning run reads its stage-one head's weights from it.
     """
-    from medcnn.data.cleaning import class_weights
+    from medcnn.data.labels import class_weights
     from medcnn.experiment import Run, seed_order
 
     groups = {config.group for config in configs}
@@ -796,26 +813,16 @@ def make_runs(configs, inputs, splits, run_settings, data_hash, cache, log=print
     for config, seed in seed_order(configs, seeds_of):
         split = with_copies(splits[seed], inputs.n, inputs.copies)
         x = inputs.x(config)
-        extra = {
-            "data": data_hash,
-            "image_size": list(run_settings["image_size"]),
-            "copies": inputs.copies,
-            "augmentation": run_settings["augmentation"],
-            "head_l2": run_settings["l2"],
-            "learning_rate": run_settings["learning_rate"],
-            "callbacks": [run_settings["reduce_lr"], run_settings["early_stopping"]],
-        }
-        head_weights = None
+        # the data: its files, how many augmented copies join the training side, which weights made the features
+        data = {"files": data_hash, "copies": inputs.copies, "backbone_weights": None}
+        head_weights = first = None
         if config.backbone:
-            extra["backbone_weights"] = inputs.features[config.backbone]["weights"]
-            extra["feature_seed"] = run_settings["feature_seed"]
-            extra["standardise_features"] = run_settings["standardise_features"]
+            data["backbone_weights"] = inputs.features[config.backbone]["weights"]
             if run_settings["standardise_features"] and (config.backbone, seed) not in inputs.stats:
                 pooled = inputs.features[config.backbone]["pooled"][split["train"]]
                 inputs.stats[(config.backbone, seed)] = feature_stats(pooled)
         if config.stage_one:
             first = made[(config.stage_one, seed)]
-            extra["stage_one"] = first.fingerprint
             head_weights = _stage_one_weights(first, by_label[config.stage_one], inputs, cache, run_settings, log)
         stats = inputs.head_stats(config, seed)
         run = Run(
@@ -829,10 +836,12 @@ def make_runs(configs, inputs, splits, run_settings, data_hash, cache, log=print
             build_model=lambda c=config, shape=x.shape[1:], w=head_weights, stats=stats: build_model(
                 c, shape, run_settings, w() if w else None, stats
             ),
-            fingerprint_extra=extra,
+            spec=run_settings,
+            data=data,
+            starts_from=first,
             one_hot=False,
             class_weight=class_weights(inputs.labels[splits[seed]["train"]]),
-            callbacks=callbacks(run_settings),
+            callbacks=callbacks(run_settings, _early_stopping_start(config, len(split["train"]), run_settings)),
             predict_batch_size=run_settings["predict_batch_size"],
         )
         made[(config.label, seed)] = run
@@ -956,7 +965,7 @@ def percent(summary, keys):
     """A copy of `summary` with the `<key>_mean` / `<key>_std` columns of `keys` in percent."""
     scaled = summary.copy()
     for key in keys:
-        for stat in ("mean", "std"):
+        for stat in ("mean", "std", "learned_mean", "learned_std", "reference_majority", "reference_chance"):
             if f"{key}_{stat}" in scaled:
                 scaled[f"{key}_{stat}"] = scaled[f"{key}_{stat}"] * 100.0
     return scaled

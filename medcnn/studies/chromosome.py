@@ -342,16 +342,35 @@ def transfer_weights(run_settings, input_channels=1):
     return {name: resolve_backbone_weights(name, size, run_settings["allow_random_weights"]).used for name in names}
 
 
-def _callbacks(patience):
+def _callbacks(patience, start_from_epoch=0):
+    """`() -> [EarlyStopping on val loss, best weights restored]`, watching from epoch `start_from_epoch` (0-based)
+    on; None without `patience`."""
     if not patience:
         return None
 
     def make():
         import keras
 
-        return [keras.callbacks.EarlyStopping("val_loss", patience=patience, restore_best_weights=True)]
+        return [
+            keras.callbacks.EarlyStopping(
+                "val_loss", patience=patience, restore_best_weights=True, start_from_epoch=start_from_epoch
+            )
+        ]
 
     return make
+
+
+def _early_stopping_start(config, n_train, run_settings):
+    """0, or for a row with BatchNormalization trained from scratch the epochs its moving statistics need
+    (`medcnn.train.bn_warmup_epochs`): before then validation, in inference mode, can sit at chance, and early
+    stopping would stop on those epochs and restore their weights."""
+    from medcnn.models.blocks import BATCH_NORM_MOMENTUM, uses_batch_norm
+    from medcnn.train import bn_warmup_epochs
+
+    if config.backbone or not uses_batch_norm(config.blocks):
+        return 0
+    steps_per_epoch = math.ceil(n_train / (config.batch_size or run_settings["batch_size"]))
+    return bn_warmup_epochs(steps_per_epoch, BATCH_NORM_MOMENTUM)
 
 
 def make_runs(configurations, x, labels, groups, run_settings, data_fingerprint):
@@ -361,8 +380,8 @@ def make_runs(configurations, x, labels, groups, run_settings, data_fingerprint)
         configurations: `Configuration`s in table order.
         x: the inputs these configurations train on (padded or stretched, as their `resize` says).
         labels, groups: integer labels and case ids, one per crop.
-        run_settings: the scale's settings.
-        data_fingerprint: a hash of the data files (recorded, so a record is reused only on the same data).
+        run_settings: the scale's settings, fingerprinted whole (a record is reused only under the same settings).
+        data_fingerprint: a hash of the data files (fingerprinted, so a record is reused only on the same data).
     """
     from medcnn.experiment import Run, seed_order
 
@@ -380,14 +399,12 @@ def make_runs(configurations, x, labels, groups, run_settings, data_fingerprint)
                 group=config.group,
                 settings=config.settings(),
                 build_model=lambda c=config: build_model(c, x.shape[1:], run_settings),
-                fingerprint_extra={
-                    "image_size": list(run_settings["image_size"]),
-                    "transfer_size": list(run_settings["transfer_size"]),
-                    "learning_rate": run_settings["learning_rate"],
-                    "early_stopping_patience": run_settings["early_stopping_patience"],
-                    "data": data_fingerprint,
-                },
-                callbacks=_callbacks(run_settings["early_stopping_patience"]),
+                spec=run_settings,
+                data=data_fingerprint,
+                callbacks=_callbacks(
+                    run_settings["early_stopping_patience"],
+                    _early_stopping_start(config, len(splits[seed]["train"]), run_settings),
+                ),
                 predict_batch_size=run_settings["predict_batch_size"],
             )
         )

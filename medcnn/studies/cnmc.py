@@ -475,18 +475,6 @@ def build_model(x_train, run_settings, steps_per_epoch):
     return compile_model(head, run_settings["optimizer"], schedule, loss="binary_crossentropy", metrics=["accuracy"])
 
 
-def class_weights(labels, how="balanced", num_classes=2):
-    """{class: weight} so that every class weighs the same in total ("balanced"), or None for `how=None`."""
-    if how is None:
-        return None
-    if how != "balanced":
-        raise ValueError(f"`class_weight` must be 'balanced' or None. Received: class_weight={how!r}")
-    from sklearn.utils.class_weight import compute_class_weight
-
-    classes = np.arange(num_classes)
-    return dict(zip(classes.tolist(), compute_class_weight("balanced", classes=classes, y=np.asarray(labels)).tolist()))
-
-
 def binary_metrics(labels, probabilities):
     """Per side: binary cross-entropy, and precision and recall with ALL (label 0, the malignant class) positive."""
     from sklearn.metrics import log_loss, precision_score, recall_score
@@ -506,16 +494,10 @@ def run_label(name, protocol, fold=None):
     return f"{model} | {protocol}" + (f" | fold {fold}" if fold is not None else "")
 
 
-# The settings that change a run's result besides its split, seed and epochs (fingerprinted).
-RUN_KEYS = (
-    "image_size", "augmented_copies", "augmentation", "feature_seed", "learning_rate", "first_decay_epochs", "t_mul",
-    "dropout", "class_weight", "test_fraction", "folds",
-)  # fmt: skip
-
-
 def _run(name, protocol, fold, split, features, labels, run_settings, seed, data_fingerprint):
     import math
 
+    from medcnn.data.labels import class_weights
     from medcnn.experiment import Run
 
     train = split["train"]
@@ -529,13 +511,10 @@ def _run(name, protocol, fold, split, features, labels, run_settings, seed, data
         group=protocol,
         settings={"backbone": name, "model": MODEL_NAMES.get(name, name), "protocol": protocol, "fold": fold},
         build_model=lambda: build_model(features.x[train], run_settings, steps),
-        fingerprint_extra={
-            "data": data_fingerprint,
-            "features": features.info["weights"],
-            **{key: run_settings[key] for key in RUN_KEYS},
-        },
+        spec=run_settings,
+        data={"files": data_fingerprint, "features": features.info["weights"]},
         one_hot=False,
-        class_weight=class_weights(labels[features.source[train]], run_settings["class_weight"]),
+        class_weight=class_weights(labels[features.source[train]], run_settings["class_weight"], num_classes=2),
         extra_metrics=binary_metrics,
         predict_batch_size=run_settings["predict_batch_size"],
         evaluate_train=True,

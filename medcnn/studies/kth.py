@@ -784,35 +784,27 @@ def make_run(config, protocol, pool, inputs, run_settings, data_fingerprint, cac
 
     Stage one trains the head on the backbone's precomputed features; stage two builds backbone + head, loads the
     head stage one trained (its record must come first), unfreezes the configured blocks and trains on images; the
-    small CNN (stage 0) trains on images from scratch for `scratch_epochs` at stage one's learning rate.
+    small CNN (stage 0) trains on images from scratch for `scratch_epochs` at stage one's learning rate. The run
+    carries the whole `run_settings` and `data_fingerprint` (and a stage-two run its stage-one run) for its
+    fingerprint.
     """
     from medcnn.experiment import Run
 
     size = input_sizes(run_settings)[config.backbone]
-    common = {
-        key: run_settings[key]
-        for key in (
-            "source_size", "original_counts", "augmented_counts", "augmentation", "head_units", "dropout",
-            "batch_norm_momentum",
-        )
-    }
-    common.update({"input_size": list(size), "patience": run_settings["early_stopping_patience"],
-                   "allow_random_weights": run_settings["allow_random_weights"], "data": data_fingerprint})  # fmt: skip
+    first = None
     if config.stage == 1:
         x = inputs["features"][config.backbone]
         build = lambda: head_model(x.shape[1:], run_settings)  # noqa: E731
-        epochs, extra = run_settings["epochs"], {"learning_rate": run_settings["learning_rate"]}
+        epochs = run_settings["epochs"]
     elif config.stage == 0:
         x = inputs["images"][size]
         build = lambda: scratch_model(x.shape[1:], run_settings, pool.seed)  # noqa: E731
         epochs = run_settings["scratch_epochs"]
-        extra = {"learning_rate": run_settings["learning_rate"], "model": "position_cnn"}
     else:
         first, _ = make_run(stage_one_of(config), protocol, pool, inputs, run_settings, data_fingerprint, cache)
         x, head_weights = inputs["images"][size], cache.weights_path(first.key)
         build = lambda: fine_tune_model(config, x.shape[1:], run_settings, pool.seed, head_weights)  # noqa: E731
         epochs = run_settings["fine_tune_epochs"]
-        extra = {"learning_rate": run_settings["fine_tune_learning_rate"], "stage_one": first.fingerprint}
     run = Run(
         label=config.label(protocol),
         seed=pool.seed,
@@ -822,7 +814,9 @@ def make_run(config, protocol, pool, inputs, run_settings, data_fingerprint, cac
         batch_size=run_settings["batch_size"],
         group=protocol,
         settings=config.settings(protocol),
-        fingerprint_extra={**common, **extra},
+        spec=run_settings,
+        data=data_fingerprint,
+        starts_from=first,
         callbacks=_callbacks(run_settings, epochs),
         predict_batch_size=run_settings["predict_batch_size"],
     )
