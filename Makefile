@@ -31,13 +31,16 @@ lint: $(VENV)/.dev-installed
 # Run a study's notebook headlessly: it trains every run (REUSE_RUNS=False). The executed copy lands beside its
 # results (not committed). `report-<study>` rebuilds tables and figures from the recorded runs in runs/ instead.
 REUSE_RUNS ?= False
+# PRECISION=mixed_bfloat16 trains in bfloat16 (faster on a CPU with AVX-512 bf16 / AMX; see
+# benchmarks/train_throughput.py); empty: float32 on a CPU, mixed precision on a GPU (medcnn.hardware).
+PRECISION ?=
 $(addprefix reproduce-,$(STUDIES)): reproduce-%: setup
 	@if [ ! -f notebooks/$*.ipynb ]; then \
 		echo "notebooks/$*.ipynb does not exist yet: nothing to reproduce for '$*' (see the open issues)."; \
 		exit 2; \
 	fi
 	mkdir -p results/$*/$(SCALE)
-	$(PY) -m papermill notebooks/$*.ipynb results/$*/$(SCALE)/executed.ipynb \
+	MEDCNN_PRECISION=$(PRECISION) $(PY) -m papermill notebooks/$*.ipynb results/$*/$(SCALE)/executed.ipynb \
 		-p SCALE $(SCALE) -p REUSE_RUNS $(REUSE_RUNS) --cwd notebooks --log-output --progress-bar
 	@echo "Results: results/$*/$(SCALE)/report.md"
 

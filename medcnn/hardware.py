@@ -172,14 +172,37 @@ def distribution_scope():
     yield None
 
 
-def apply_default_precision(devices=None):
-    """Set Keras' global dtype policy to `default_precision()` and return its name.
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+PRECISION_VARIABLE = "MEDCNN_PRECISION"
 
-    Call it before building models: float32 on the CPU (nothing changes), mixed precision on a GPU. Models keep
-    their probability outputs in float32 (their last layer sets `dtype="float32"`).
+
+def chosen_precision(devices=None):
+    """The precision asked for in `$MEDCNN_PRECISION` (one of `PRECISIONS`), else `default_precision(devices)`.
+
+    On a CPU with AVX-512 bf16 / AMX, `MEDCNN_PRECISION=mixed_bfloat16` trains faster than float32
+    (`benchmarks/train_throughput.py` measures by how much, and the accuracy of a short run beside it); the
+    default stays float32 there, the precision the committed CPU results were trained in.
+    """
+    import os
+
+    asked = os.environ.get(PRECISION_VARIABLE, "").strip()
+    if not asked:
+        return default_precision(devices)
+    if asked not in PRECISIONS:
+        raise ValueError(f"${PRECISION_VARIABLE} must be one of {list(PRECISIONS)} or unset. Received: {asked!r}")
+    return asked
+
+
+def apply_default_precision(devices=None):
+    """Set Keras' global dtype policy to `chosen_precision()` and return its name.
+
+    Call it before building models: float32 on the CPU (nothing changes) unless `$MEDCNN_PRECISION` asks for
+    another, mixed precision on a GPU. Models keep their probability outputs in float32 (their last layer sets
+    `dtype="float32"`). The run records and results.json record the precision; a recorded run is reused only under
+    the same precision.
     """
     import keras
 
-    policy = default_precision(devices)
+    policy = chosen_precision(devices)
     keras.config.set_dtype_policy(policy)
     return policy

@@ -342,3 +342,30 @@ def test_readme_table_with_values_the_paper_never_printed():
         "paper_decimals": {"Ablation": 2},
     }
     assert experiment.readme_table(payload, "Ablation").splitlines()[-1] == "| baseline |  | 0.500 | 1 |"
+
+
+def test_rows_table_shows_learned_runs_collapsed_counts_and_notes():
+    learned, stuck = [[8, 2], [2, 8]], [[10, 0], [10, 0]]
+    records = [
+        {"configuration": "A", "seed": 0, "test_accuracy": 0.8, "test_confusion": learned},
+        {"configuration": "A", "seed": 1, "test_accuracy": 0.9, "test_confusion": learned},
+        {"configuration": "A", "seed": 2, "test_accuracy": 0.5, "test_confusion": stuck},
+        {"configuration": "B", "seed": 0, "test_accuracy": 0.5, "test_confusion": stuck},
+        {"configuration": "B", "seed": 1, "test_accuracy": 0.5, "test_confusion": stuck},
+    ]
+    summary = experiment.summarise(records, ["test_accuracy"])
+    table = experiment.rows_table(summary, {"test_accuracy": "test acc"}, row_notes={"B": "random weights"})
+    assert table.loc["A", "test acc"] == "0.850 ± 0.071 (all 3: 0.733)" and table.loc["A", "collapsed"] == "1 of 3"
+    assert table.loc["B", "test acc"] == "collapsed" and table.loc["B", "collapsed"] == "2 of 2"
+    assert table.loc["B", "note"] == "random weights" and table.loc["A", "note"] == ""
+
+
+def test_readme_table_labels_rows_from_row_notes():
+    learned = [[8, 2], [2, 8]]
+    records = [{"configuration": "A", "seed": s, "test_accuracy": 0.8, "test_confusion": learned} for s in (0, 1)]
+    summary = experiment.summarise(records, ["test_accuracy"])
+    paper = paper_table("x", "T", "t", ["test acc"], [("A", 0.9)], index_name="row")
+    table = experiment.compare(paper, summary, {"scale": "smoke", "seeds": [0, 1]}, {"test acc": "test_accuracy"})
+    payload = {"tables": {"T": experiment.outputs.table_payload(table)}, "paper_decimals": {"T": 2}}
+    assert "| A *(random weights)* |" in experiment.readme_table(payload, "T", row_notes={"A": "random weights"})
+    assert "| A |" in experiment.readme_table(payload, "T")

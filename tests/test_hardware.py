@@ -77,3 +77,13 @@ def test_training_inside_the_distribution_scope_matches_training_outside_it_on_o
     outside = train.fit(train_once(), (features, labels), epochs=2, batch_size=16, verbose=0)
     np.testing.assert_allclose(history["loss"], outside["loss"], rtol=1e-5)
     assert history["loss"][1] < history["loss"][0]
+
+
+def test_precision_can_be_chosen_through_the_environment(monkeypatch):
+    monkeypatch.delenv(hardware.PRECISION_VARIABLE, raising=False)
+    assert hardware.chosen_precision([]) == "float32"
+    monkeypatch.setenv(hardware.PRECISION_VARIABLE, "mixed_bfloat16")
+    assert hardware.chosen_precision([]) == "mixed_bfloat16"
+    monkeypatch.setenv(hardware.PRECISION_VARIABLE, "bf16")
+    with pytest.raises(ValueError, match="MEDCNN_PRECISION must be one of"):
+        hardware.chosen_precision([])

@@ -374,14 +374,7 @@ def test_mc_wrong_cases_and_aberration_recall(folder_pool):
 # The notebook, end to end at smoke scale
 
 
-@pytest.fixture(scope="module")
-def kth_smoke(run_smoke_notebook):
-    """CI's end-to-end check: papermill runs the notebook at smoke scale (about 5 minutes on 2 CPU cores)."""
-    return run_smoke_notebook("kth")
-
-
-@pytest.mark.slow
-def test_kth_smoke_fills_table_5_1_for_both_protocols_and_mc_dropout(kth_smoke):
+def check_smoke_fills_table_5_1_for_both_protocols_and_mc_dropout(kth_smoke):
     results = kth_smoke.results
     for protocol in kth.PROTOCOLS:
         table = results["tables"][kth.table_id(protocol)]
@@ -402,8 +395,7 @@ def test_kth_smoke_fills_table_5_1_for_both_protocols_and_mc_dropout(kth_smoke):
     assert kth_smoke.report().count("| augmented data, VGG16 |") >= 1
 
 
-@pytest.mark.slow
-def test_kth_smoke_learns_and_the_exported_model_reads_karyogram_files(kth_smoke):
+def check_smoke_learns_and_the_exported_model_reads_karyogram_files(kth_smoke):
     """The published protocol's best run (by its validation AUC) clears chance + 0.15 on its test side (copies of
     training karyograms and the look of augmented copies help it); the honest protocol's best, the exported model,
     learns too on karyograms of cases it never saw (smoke, seed 0: the small CNN, balanced 0.636, AUC 0.733), and
@@ -424,7 +416,9 @@ def test_kth_smoke_learns_and_the_exported_model_reads_karyogram_files(kth_smoke
 
 def test_readme_section_from_the_committed_smoke_run(committed_results):
     section = kth.readme_section(committed_results("kth"), "smoke")
-    assert section.count(f"| {kth.TABLE_5_1.index[0]} |") == 2  # both protocols
+    # both protocols; VGG16 loaded random weights in that run (results.json's `weights`), and the row says so
+    assert section.count(f"| {kth.TABLE_5_1.index[0]} *(random weights)* |") == 2
+    assert f"| {kth.SCRATCH_ROW} |" in section
     assert "results/kth/smoke/report.md" in section and "stand-in" in section
 
 
@@ -435,3 +429,28 @@ def test_committed_cpu_run_has_every_row_and_its_honest_best_learns(committed_re
         assert list(results["tables"][kth.table_id(protocol)]) == [*kth.TABLE_5_1.index, *kth.OUR_ROWS]
     best = results["best_run"]
     assert best["configuration"].endswith("| honest") and best["test_balanced_accuracy"] >= CHANCE + 0.15
+
+
+def _auc_run(row, protocol, seed, auc, collapsed=False):
+    confusion = [[10, 0], [10, 0]] if collapsed else [[8, 2], [3, 7]]
+    return {"configuration": f"{row} | {protocol}", "group": protocol, "seed": seed, "test_roc_auc": auc,
+            "test_confusion": confusion}  # fmt: skip
+
+
+def test_leakage_and_position_are_judged_per_row_beyond_noise():
+    records = []
+    for seed, noise in enumerate((0.0, 0.04, -0.03)):
+        records += [_auc_run(kth.SCRATCH_ROW, "published", seed, 0.95 + noise / 10),
+                    _auc_run(kth.SCRATCH_ROW, "honest", seed, 0.75 + noise / 10),  # +0.2 every seed: beyond noise
+                    _auc_run(kth.EXTRA_ROW, "published", seed, 0.6 + noise),
+                    _auc_run(kth.EXTRA_ROW, "honest", seed, 0.6 - noise),  # around zero: within noise
+                    _auc_run(kth.ROWS[0], "published", seed, 0.5, collapsed=True),
+                    _auc_run(kth.ROWS[0], "honest", seed, 0.5, collapsed=True)]  # fmt: skip
+    text = kth.leakage_statement(records, 3)
+    assert f"'{kth.SCRATCH_ROW}' +0.200" in text and "(above)" in text and "(within noise)" in text
+    assert "above the honest one beyond two standard errors for 1 of 2 row(s)" in text
+    assert f"so not compared: '{kth.ROWS[0]}'" in text and "averaged" not in text
+    position = kth.position_statement(records)
+    assert "our small CNN" in position and f"('{kth.EXTRA_ROW}')" in position and "is above" in position
+    notes = kth.row_notes({"vgg16": "random", "inception_v3": "imagenet", "mobilenet_v2": "imagenet"})
+    assert notes == {row: "random weights" for row in (kth.ROWS[0], kth.ROWS[2], kth.ROWS[4], kth.ROWS[5])}

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from medcnn import experiment
+from medcnn.experiment import truth
 from medcnn.report import paper_table
 
 
@@ -213,3 +214,21 @@ def test_rows_on_different_test_sides_show_their_own_majority_reference():
     assert lines[0].endswith("| runs | collapsed | majority class, test acc |")
     assert lines[2].endswith("| 0.800 |") and lines[3].endswith("| 0.500 |")
     assert lines[4] == "| reference: majority class |  | 0.650 |  |  |  |"
+
+
+def test_compare_records_pairs_by_seed_and_leaves_collapsed_runs_out_when_asked():
+    learned, stuck = [[8, 2], [2, 8]], [[10, 0], [10, 0]]
+    a = [{"seed": s, "acc": 0.8 + 0.01 * s, "test_confusion": learned} for s in range(3)]
+    b = [{"seed": s, "acc": 0.7 + 0.01 * s, "test_confusion": learned} for s in range(3)]
+    verdict = truth.compare_records(a, b, "acc", "A", "B", "accuracy")
+    assert verdict.paired and verdict.verdict == "above" and "paired over 3 shared seeds" in verdict.sentence
+    b[0]["test_confusion"] = stuck
+    assert truth.compare_records(a, b, "acc", "A", "B", "accuracy", learned_only=True).runs == (2, 2)
+    assert truth.all_collapsed([{"test_confusion": stuck}]) and not truth.all_collapsed([])
+    folds = [{"seed": 0, "acc": v, "test_confusion": learned} for v in (0.8, 0.82)]
+    assert not truth.compare_records(folds, folds, "acc", "A", "B", "accuracy").paired  # folds x seeds: unpaired
+    runs = truth.compare_rows(
+        [0.9, 0.8, 0.7], [0.8, 0.7, 0.6], "with", "without", "accuracy", paired=True, pairs="runs"
+    )
+    assert "paired over 3 runs" in runs.sentence
+    assert truth.weights_notes({"A": "random", "B": "imagenet"}) == {"A": "random weights"}

@@ -30,6 +30,7 @@ from medcnn.experiment.outputs import (
 )
 from medcnn.experiment.plan import find_run, run_all, run_counts, seed_order
 from medcnn.experiment.runs import Run, evaluate_sides, slugify, train_and_evaluate
+from medcnn.experiment.seeding import SEED_PARTS, for_models, seed_policy
 from medcnn.experiment.summary import (
     best_run,
     gap_statement,
@@ -65,6 +66,7 @@ __all__ = [
     "reference_payload",
     "references",
     "NON_RESULT_SETTINGS",
+    "SEED_PARTS",
     "Run",
     "RunCache",
     "best_run",
@@ -77,6 +79,7 @@ __all__ = [
     "export_run",
     "find_run",
     "fingerprint",
+    "for_models",
     "gap_statement",
     "majority_share",
     "mean_std",
@@ -89,6 +92,7 @@ __all__ = [
     "sample_predictions",
     "run_counts",
     "seed_order",
+    "seed_policy",
     "serving_model",
     "slugify",
     "split_digests",

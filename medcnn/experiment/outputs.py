@@ -433,12 +433,13 @@ def _from_runs(payload, table):
     return entries, references
 
 
-def readme_table(payload, table, headers=None, digits=3):
+def readme_table(payload, table, headers=None, digits=3, row_notes=None):
     """The README's markdown table of one published table from a `results.json` payload.
 
     `headers` ({metric: title}) also chooses the metrics shown (with the balanced accuracy or ROC-AUC beside a shown
     accuracy); default every metric of the table. A payload written before the collapsed counts and reference rows
-    were recorded gets them from its `runs` (their test confusion matrices and metrics).
+    were recorded gets them from its `runs` (their test confusion matrices and metrics). `row_notes` ({row: note},
+    e.g. from the weights the payload records) labels rows whose results.json holds no note of their own.
     """
     entries = payload["tables"][table]
     references = payload.get("references", {}).get(table, {})
@@ -451,6 +452,8 @@ def readme_table(payload, table, headers=None, digits=3):
                 continue
             shown.append(metric)
             fields = {name: metrics[name] for name in ROW_FIELDS if name in metrics}
+            if not fields.get("note") and (row_notes or {}).get(row):
+                fields["note"] = row_notes[row]
             rows.append({"row": row, "metric": metric, "status": "both", **values, **fields})
     for label, values in references.items():
         for metric, value in values.items():
@@ -488,18 +491,48 @@ def data_label(path, data_dir=None):
         return path.name
 
 
-def rows_table(summary, metrics, rows=None, digits=3):
-    """Summary rows as a readable table: group, runs averaged (seeds, or folds x seeds) and `mean ± std` per metric
-    ({key: column title})."""
+def rows_table(summary, metrics, rows=None, digits=3, row_notes=None):
+    """Summary rows as a readable table: group, runs averaged (seeds, or folds x seeds), `mean ± std` per metric
+    ({key: column title}) and, like `comparison_markdown`, what makes it honest.
+
+    Where the summary counted collapsed runs (`summarise` with test confusion matrices), a metric's cell is the
+    mean ± std of the runs that learned, with "(all n: mean)" beside it when some collapsed and "collapsed" when all
+    did, and a `collapsed` column says "k of n". `row_notes` ({row: note}, e.g. {"VGG16": "random weights"}) adds a
+    `note` column.
+    """
     chosen = summary.loc[[row for row in (rows if rows is not None else summary.index) if row in summary.index]]
     table = pd.DataFrame(index=chosen.index)
     if "group" in chosen:
         table["group"] = chosen["group"]
+    if row_notes:
+        table["note"] = [row_notes.get(row, "") for row in chosen.index]
     table["runs"] = chosen["runs"].astype(int)
     if "epochs_mean" in chosen:
         table["epochs"] = [None if not np.isfinite(e) else int(round(e)) for e in chosen["epochs_mean"]]
+    checked = "collapse_checked" in chosen
     for key, title in metrics.items():
-        table[title] = [mean_std(m, s, digits) for m, s in zip(chosen[f"{key}_mean"], chosen[f"{key}_std"])]
+        cells = []
+        for _, entry in chosen.iterrows():
+            learned = f"{key}_learned_mean" in chosen and checked and entry["collapse_checked"] > 0
+            cells.append(
+                _ours_cell(
+                    {
+                        "ours": entry[f"{key}_mean"],
+                        "std": entry[f"{key}_std"],
+                        "learned": entry[f"{key}_learned_mean"] if learned else np.nan,
+                        "learned_std": entry[f"{key}_learned_std"] if learned else np.nan,
+                        "collapsed": entry["collapsed"] if learned else np.nan,
+                        "runs": entry["runs"],
+                    },
+                    digits,
+                )
+            )
+        table[title] = cells
+    if checked:
+        table["collapsed"] = [
+            truth.collapsed_note(c if k > 0 else np.nan, n)
+            for c, k, n in zip(chosen["collapsed"], chosen["collapse_checked"], chosen["runs"])
+        ]
     return table
 
 
@@ -508,13 +541,14 @@ def scale_title(scale):
     return "CPU" if scale == "cpu" else str(scale).capitalize()
 
 
-def readme_section(payload, table, headers, protocol):
+def readme_section(payload, table, headers, protocol, row_notes=None):
     """A README section on a committed run: what ran where, the paper-vs-ours table, and the printed findings.
 
     Args:
         payload: the run's `results.json` content.
         table: which published table to show; `headers` ({metric: title}) chooses its columns.
         protocol: one sentence on the protocol and where the full report is.
+        row_notes: {row: note} for `readme_table`, e.g. {"ResNet50": "random weights"}.
     """
     run, described = payload["run"], report.run_summary(payload["run"])
     counts = ", ".join(f"{name} {count}" for name, count in run["data"]["counts"].items())
@@ -529,7 +563,7 @@ def readme_section(payload, table, headers, protocol):
         [
             intro,
             "",
-            readme_table(payload, table, headers),
+            readme_table(payload, table, headers, row_notes=row_notes),
             "",
             "What the run shows (printed by the notebook from the same results):",
             "",

@@ -213,9 +213,9 @@ def compare_means(mean_a, std_a, n_a, mean_b, std_b, n_b, a_label, b_label, metr
     return _verdict(difference, standard_error, runs, False, a_label, b_label, metric_label)
 
 
-def _verdict(difference, standard_error, runs, paired, a_label, b_label, metric_label):
+def _verdict(difference, standard_error, runs, paired, a_label, b_label, metric_label, pairs="shared seeds"):
     direction = _direction(difference, standard_error)
-    how = f"paired over {runs[0]} shared seeds" if paired else f"{runs[0]} vs {runs[1]} runs"
+    how = f"paired over {runs[0]} {pairs}" if paired else f"{runs[0]} vs {runs[1]} runs"
     numbers = f"{difference:+.3f}, standard error {standard_error:.3f}, {how}"
     if direction == "within noise":
         sentence = (
@@ -227,7 +227,9 @@ def _verdict(difference, standard_error, runs, paired, a_label, b_label, metric_
     return Verdict(difference, standard_error, direction, sentence, runs, paired)
 
 
-def compare_rows(a_values, b_values, a_label, b_label, metric_label, paired=None, seeds_a=None, seeds_b=None):
+def compare_rows(
+    a_values, b_values, a_label, b_label, metric_label, paired=None, seeds_a=None, seeds_b=None, pairs="shared seeds"
+):
     """Is row A above, below or within seed noise of row B? One sentence for every comparative claim.
 
     Args:
@@ -236,6 +238,7 @@ def compare_rows(a_values, b_values, a_label, b_label, metric_label, paired=None
         paired: True pairs the runs (by shared seed when seeds are given, else by position: e.g. one row is a
             snapshot of the other); False never pairs; None pairs when `seeds_a` and `seeds_b` share two seeds.
         seeds_a, seeds_b: the seed of each run.
+        pairs: what a pair is, in the sentence (e.g. "runs" when each run is paired with itself under two metrics).
 
     Returns:
         `Verdict`: "above" / "below" only when |difference| > 2 standard errors; "not judged" with fewer than two
@@ -267,7 +270,7 @@ def compare_rows(a_values, b_values, a_label, b_label, metric_label, paired=None
             return compare_means(np.mean(a), np.nan, differences.size, np.mean(b), np.nan, differences.size,
                                  a_label, b_label, metric_label)  # fmt: skip
         return _verdict(
-            float(differences.mean()), float(stats.sem(differences)), runs, True, a_label, b_label, metric_label
+            float(differences.mean()), float(stats.sem(differences)), runs, True, a_label, b_label, metric_label, pairs
         )
     a, b = a[np.isfinite(a)], b[np.isfinite(b)]
     std_a = a.std(ddof=1) if a.size > 1 else np.nan
@@ -321,3 +324,34 @@ def reaches_paper(values, paper_value, majority_reference, label="our row", metr
         f"{label}: {metric_label} {numbers}, against the paper's {paper_value:.3f} ({difference:+.3f}): {tail}.",
         runs,
     )  # fmt: skip
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Rows of run records
+
+
+def row_values(records, key, learned_only=False):
+    """(values, seeds) of `key` over run records (NaN where a record lacks it); with `learned_only`, the runs that
+    did not collapse (`is_collapsed`)."""
+    chosen = [record for record in records if not (learned_only and is_collapsed(record))]
+    values = [record.get(key) if _present(record.get(key)) else np.nan for record in chosen]
+    return np.asarray(values, dtype="float64"), [record.get("seed") for record in chosen]
+
+
+def all_collapsed(records):
+    """True when there are runs and every one of them collapsed (`is_collapsed`)."""
+    return bool(records) and all(is_collapsed(record) for record in records)
+
+
+def compare_records(a_records, b_records, key, a_label, b_label, metric_label, learned_only=False):
+    """`compare_rows` of two rows' run records on `key`, paired by seed where they share two seeds or more."""
+    a_values, a_seeds = row_values(a_records, key, learned_only)
+    b_values, b_seeds = row_values(b_records, key, learned_only)
+    if len(set(a_seeds)) < len(a_seeds) or len(set(b_seeds)) < len(b_seeds):  # folds x seeds: no one-to-one pairs
+        return compare_rows(a_values, b_values, a_label, b_label, metric_label, paired=False)
+    return compare_rows(a_values, b_values, a_label, b_label, metric_label, seeds_a=a_seeds, seeds_b=b_seeds)
+
+
+def weights_notes(rows_weights):
+    """{row: "random weights"} for the rows whose backbone loaded random weights, from {row: weights used}."""
+    return {row: "random weights" for row, used in rows_weights.items() if str(used).startswith("random")}

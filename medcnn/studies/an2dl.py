@@ -151,7 +151,9 @@ _COMMON = {
     "backbones": BACKBONES,
     "transfer_backbone": "mobilenet_v2",
     "weights": "imagenet",
-    "feature_seed": 0,  # initialises a backbone whose ImageNet weights are unavailable (the same for every seed)
+    # Each seed draws its own offline augmented copies and, for a backbone whose ImageNet weights are unavailable,
+    # its own random weights (`prepare_inputs`: features per backbone and seed, all kept in memory); ImageNet
+    # weights are the same for every seed. `seeding` records this in results.json.
     # Ours: a Normalization layer (training-side mean and variance) between the pooling and the study's head. Random
     # backbones give features of very different scales (InceptionV3's are about 1e-4), which the study's head
     # cannot learn from; full scale (ImageNet weights) uses the head as published.
@@ -174,7 +176,7 @@ SETTINGS = {
         "largest_class": 120,  # neutrophils drawn; the other classes in the homework's proportions
         "augment_copies": 1,  # offline augmented copies of every image (the study built an augmented set)
         "epochs": 10,
-        "fine_tune_epochs": 3,
+        "fine_tune_epochs": 2,  # ResNet50's last block trains at ~32 images/s here: the smoke run's longest row
         "custom_epochs": 2,
         "seeds": [0],
         "group_seeds": {},  # {group: [seeds]} overrides `seeds` for a group
@@ -499,15 +501,16 @@ def with_copies(split, n, copies):
 # Backbones and their features
 
 
-def backbone_model(name, run_settings):
-    """The backbone `name` at the scale's image size, preprocessing inside, [0, 255] inputs; ImageNet weights, or
-    (where allowed) random ones from `feature_seed`, the same on every call. Returns (backbone, weights used)."""
+def backbone_model(name, run_settings, seed=0):
+    """The backbone `name` at the scale's image size, preprocessing inside, [0, 255] inputs; ImageNet weights (the
+    same for every seed), or (where allowed) random ones drawn from the run's `seed`, the same on every call with
+    that seed. Returns (backbone, weights used)."""
     from medcnn.models.features import seeded_backbone
 
     return seeded_backbone(
         name,
         (*run_settings["image_size"], 3),
-        run_settings["feature_seed"],
+        seed,
         run_settings["weights"],
         allow_random=run_settings["allow_random_weights"],
         input_max=255.0,
@@ -515,8 +518,8 @@ def backbone_model(name, run_settings):
     )
 
 
-def backbone_features(name, images, run_settings, stem_blocks=0):
-    """The frozen backbone's features of every image, computed once.
+def backbone_features(name, images, run_settings, stem_blocks=0, seed=0):
+    """The frozen backbone's features of every image, computed once (per `seed`: see `backbone_model`).
 
     Returns:
         {"pooled": (M, 1, 1, C) global-average-pooled output (the head's GAP of it is the identity, so a head
@@ -529,7 +532,7 @@ def backbone_features(name, images, run_settings, stem_blocks=0):
 
     from medcnn.models.transfer import split_backbone
 
-    backbone, weights = backbone_model(name, run_settings)
+    backbone, weights = backbone_model(name, run_settings, seed)
     outputs = [keras.layers.GlobalAveragePooling2D(keepdims=True, name="pooled")(backbone.output)]
     if stem_blocks:
         outputs.append(split_backbone(backbone, stem_blocks, name)[0].output)
@@ -612,7 +615,7 @@ def head_spec(run_settings):
     """The study's head (its Table 1) for 8 classes."""
     from medcnn.models.heads import an2dl_head
 
-    return an2dl_head(len(CLASS_NAMES), l2=run_settings["l2"], seed=0)
+    return an2dl_head(len(CLASS_NAMES), l2=run_settings["l2"])  # dropout masks drawn from the run's seed
 
 
 def head_model(feature_shape, run_settings, stats=None):
@@ -651,13 +654,14 @@ def compile_for_study(model, learning_rate):
     )  # fmt: skip
 
 
-def build_model(config, input_shape, run_settings, head_weights=None, stats=None):
+def build_model(config, input_shape, run_settings, head_weights=None, stats=None, seed=0):
     """The configuration's compiled model, on the inputs it trains on (`Configuration.inputs`).
 
     A frozen-backbone row is `head_model` alone (it trains on features computed once). A fine-tuning model maps
     the backbone's stem features through its last blocks (trainable, BatchNormalization frozen) and `head_model`,
     which starts from `head_weights` (the frozen-backbone row's trained head) when given; `model.backbone` is the
-    whole backbone, sharing those blocks. `stats`: see `head_model`.
+    whole backbone, sharing those blocks. `stats`: see `head_model`. `seed`: the run's seed, which drew a random
+    backbone's weights (`backbone_model`).
     """
     import keras
 
@@ -673,7 +677,7 @@ def build_model(config, input_shape, run_settings, head_weights=None, stats=None
         from medcnn.models.backbones import unfreeze_last_blocks
         from medcnn.models.transfer import split_backbone
 
-        backbone, weights = backbone_model(config.backbone, run_settings)
+        backbone, weights = backbone_model(config.backbone, run_settings, seed)
         _, tail = split_backbone(backbone, config.blocks, config.backbone)
         unfreeze_last_blocks(backbone, config.blocks, config.backbone)
         head = head_model(tail.output.shape[1:], run_settings, stats)
@@ -723,9 +727,14 @@ def _early_stopping_start(config, n_train, run_settings):
 
 @dataclass
 class Inputs:
-    """What the runs train on, computed once: the images with their augmented copies (`augmented_images`), their
-    labels, how many are originals, each backbone's features ({backbone: `backbone_features` result}) and, when
-    the scale standardises features, their training-side statistics ({(backbone, seed): (mean, variance)})."""
+    """What the runs train on: the images with their augmented copies (`augmented_images`), their labels, how many
+    are originals, each backbone's features ({backbone: `backbone_features` result}) and, when the scale
+    standardises features, their training-side statistics ({(backbone, seed): (mean, variance)}).
+
+    `images` and `features` are those of seed `seed`. `draw`: `seed -> (images, features)` for another seed (its
+    own augmented copies and random backbone weights), called once per seed and kept in `drawn`; None: every seed
+    uses `images` and `features`.
+    """
 
     images: np.ndarray
     labels: np.ndarray
@@ -733,13 +742,25 @@ class Inputs:
     copies: int
     features: dict
     stats: dict = field(default_factory=dict)
+    seed: int = 0
+    draw: object = None
+    drawn: dict = field(default_factory=dict)
 
-    def x(self, config):
-        """The array `config` trains on, indexed like `images`."""
+    def of_seed(self, seed=None):
+        """(images, features) of `seed` (None: of `self.seed`), drawn on first use."""
+        if seed is None or seed == self.seed or self.draw is None:
+            return self.images, self.features
+        if seed not in self.drawn:
+            self.drawn[seed] = self.draw(seed)
+        return self.drawn[seed]
+
+    def x(self, config, seed=None):
+        """The array `config` trains on for `seed`, indexed like `images`."""
+        images, features = self.of_seed(seed)
         if config.inputs == "images":
-            return self.images
+            return images
         kind, backbone = config.inputs
-        return self.features[backbone][kind]
+        return features[backbone][kind]
 
     def head_stats(self, config, seed):
         """The (mean, variance) `config`'s head standardises with for `seed`, or None."""
@@ -750,25 +771,57 @@ class Inputs:
         return {name: entry["weights"] for name, entry in self.features.items()}
 
 
-def prepare_inputs(images, labels, run_settings, log=print):
-    """Augment every image offline (copies kept apart from the originals), then compute each backbone's frozen
-    features once, with the stem features of the backbones that are fine-tuned."""
-    copies = run_settings["augment_copies"]
-    n = len(images)
-    every = augmented_images(images, copies, run_settings, seed=0)
-    labels = np.tile(np.asarray(labels), copies + 1)
+def seed_inputs(images, run_settings, seed, log=print):
+    """One seed's inputs: every image augmented offline (copies after the originals, drawn from `seed`), then each
+    backbone's frozen features of them (random weights drawn from `seed`), with the stem features of the
+    backbones that are fine-tuned. Returns (images with copies, {backbone: `backbone_features` result})."""
+    # layer seeds 100 * seed and up: no two seeds share one (`medcnn.augment.with_seed`)
+    every = augmented_images(images, run_settings["augment_copies"], run_settings, seed=100 * seed)
     tune = run_settings["fine_tune"]
     features = {}
     for name in (*run_settings["backbones"], run_settings["transfer_backbone"]):
         blocks = tune["blocks"] if name in tune["backbones"] else 0
-        features[name] = backbone_features(name, every, run_settings, stem_blocks=blocks)
+        features[name] = backbone_features(name, every, run_settings, stem_blocks=blocks, seed=seed)
         entry = features[name]
         log(
-            f"{name}: {entry['weights']} weights, features {entry['pooled'].shape[1:]}"
+            f"{name} (seed {seed}): {entry['weights']} weights, features {entry['pooled'].shape[1:]}"
             + (f", stem {entry['stem'].shape[1:]}" if blocks else "")
             + f" of {len(every)} images in {entry['seconds']:.0f} s ({entry['images_per_s']:.0f} images/s)"
         )
-    return Inputs(every, labels, n, copies, features)
+    return every, features
+
+
+def prepare_inputs(images, labels, run_settings, log=print):
+    """The runs' `Inputs`: the first seed's (`seed_inputs`) now, every other seed's on first use."""
+    copies = run_settings["augment_copies"]
+    groups = run_settings["group_seeds"].values()
+    first = min({*run_settings["seeds"], *(seed for chosen in groups for seed in chosen)})
+    every, features = seed_inputs(images, run_settings, first, log)
+    labels = np.tile(np.asarray(labels), copies + 1)
+    draw = lambda seed: seed_inputs(images, run_settings, seed, log)  # noqa: E731
+    return Inputs(every, labels, len(images), copies, features, seed=first, draw=draw)
+
+
+def seeding(run_settings, weights):
+    """What each seed varies and what is held fixed on purpose, for results.json (`experiment.seed_policy`).
+
+    Args:
+        run_settings: the scale's settings.
+        weights: {backbone: "imagenet" or "random"} (`Inputs.weights()`).
+    """
+    from medcnn.experiment import for_models, seed_policy
+
+    varies = ["split", "outlier forest", "initialisation", "data order", "dropout masks"]
+    if run_settings["augment_copies"]:
+        varies.append("augmented views")
+    drawn = [name for name, used in weights.items() if used == "random"]
+    pretrained = [name for name in weights if name not in drawn]
+    if drawn:
+        varies.append(for_models("random backbone weights", drawn, weights))
+    held = {"composition": "the images drawn from PBC (`load_data`, seed 0): one data set, cleaned once, for all seeds"}
+    if pretrained:
+        held[for_models("pretrained backbone weights", pretrained, weights)] = "ImageNet weights: loaded, not drawn"
+    return seed_policy(varies, held)
 
 
 def trained_model(run, config, inputs, cache, run_settings, log=print):
@@ -781,10 +834,11 @@ def trained_model(run, config, inputs, cache, run_settings, log=print):
     if not weights.is_file():
         log(f"{weights.name} is missing (run records are committed, weights are not): training that run again.")
         scratch = RunCache(cache.out_dir / "cache" / "retrain", reuse=True)
-        train_and_evaluate(run, inputs.x(config), inputs.labels, CLASS_NAMES, scratch, verbose=0, log=log)
+        train_and_evaluate(run, inputs.x(config, run.seed), inputs.labels, CLASS_NAMES, scratch, verbose=0, log=log)
         weights = scratch.weights_path(run.key)
     keras.utils.set_random_seed(run.seed)
-    model = build_model(config, inputs.x(config).shape[1:], run_settings, stats=inputs.head_stats(config, run.seed))
+    shape = inputs.x(config, run.seed).shape[1:]
+    model = build_model(config, shape, run_settings, stats=inputs.head_stats(config, run.seed), seed=run.seed)
     with warnings.catch_warnings():  # the weights file also holds the optimiser's state, which is not needed here
         warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
         model.load_weights(weights)
@@ -792,7 +846,8 @@ def trained_model(run, config, inputs, cache, run_settings, log=print):
 
 
 def make_runs(configs, inputs, splits, run_settings, data_hash, cache, log=print):
-    """The `experiment.Run`s, seed by seed (each seed fixes the split and the head's initialisation).
+    """The `experiment.Run`s, seed by seed (each seed fixes the split, the initialisation, the augmented copies and
+    a random backbone's weights: `seeding`).
 
     Args:
         configs: `configurations(...)`, in training order.
@@ -812,14 +867,14 @@ def make_runs(configs, inputs, splits, run_settings, data_hash, cache, log=print
     runs, made = [], {}
     for config, seed in seed_order(configs, seeds_of):
         split = with_copies(splits[seed], inputs.n, inputs.copies)
-        x = inputs.x(config)
+        x = inputs.x(config, seed)
         # the data: its files, how many augmented copies join the training side, which weights made the features
         data = {"files": data_hash, "copies": inputs.copies, "backbone_weights": None}
         head_weights = first = None
         if config.backbone:
             data["backbone_weights"] = inputs.features[config.backbone]["weights"]
             if run_settings["standardise_features"] and (config.backbone, seed) not in inputs.stats:
-                pooled = inputs.features[config.backbone]["pooled"][split["train"]]
+                pooled = inputs.of_seed(seed)[1][config.backbone]["pooled"][split["train"]]
                 inputs.stats[(config.backbone, seed)] = feature_stats(pooled)
         if config.stage_one:
             first = made[(config.stage_one, seed)]
@@ -833,8 +888,8 @@ def make_runs(configs, inputs, splits, run_settings, data_hash, cache, log=print
             batch_size=run_settings["batch_size"],
             group=config.group,
             settings=config.settings(),
-            build_model=lambda c=config, shape=x.shape[1:], w=head_weights, stats=stats: build_model(
-                c, shape, run_settings, w() if w else None, stats
+            build_model=lambda c=config, shape=x.shape[1:], w=head_weights, stats=stats, seed=seed: build_model(
+                c, shape, run_settings, w() if w else None, stats, seed
             ),
             spec=run_settings,
             data=data,
@@ -873,7 +928,7 @@ def run_all(runs, configs, inputs, cache, verbose=2, log=print):
     records = []
     for run in runs:
         config = by_label[run.label]
-        records += run_each([run], inputs.x(config), inputs.labels, CLASS_NAMES, cache, verbose, log)
+        records += run_each([run], inputs.x(config, run.seed), inputs.labels, CLASS_NAMES, cache, verbose, log)
     return records
 
 
@@ -918,19 +973,19 @@ def add_train_accuracy(runs, records, configs, inputs, cache, run_settings, grou
         model = trained_model(run, config, inputs, cache, run_settings, log)
         train = np.asarray(run.split["train"])
         train = train[train < inputs.n]
-        probabilities = model.predict(inputs.x(config)[train], batch_size=run.predict_batch_size, verbose=0)
+        probabilities = model.predict(inputs.x(config, run.seed)[train], batch_size=run.predict_batch_size, verbose=0)
         record["train_accuracy"] = float(np.mean(probabilities.argmax(axis=1) == inputs.labels[train]))
         cache.save(run.key, record)
         keras.backend.clear_session()
     return records
 
 
-def full_model(config, model, run_settings):
+def full_model(config, model, run_settings, seed=0):
     """The whole classifier of a trained run, from [0, 255] images at the scale's size to probabilities.
 
     Custom CNNs are whole already; a frozen-backbone row's head (trained on pooled features) is put on its backbone
-    (the same weights as the features came from); a fine-tuning model is its backbone (sharing the trained last
-    blocks) with its head.
+    (the same weights as the run of `seed`'s features came from); a fine-tuning model is its backbone (sharing
+    the trained last blocks) with its head.
     """
     import keras
 
@@ -939,7 +994,7 @@ def full_model(config, model, run_settings):
     if config.group == "fine_tune":
         backbone = model.backbone
         return keras.Model(backbone.input, model.get_layer("head")(backbone.output), name=f"{config.backbone}_an2dl")
-    backbone, _ = backbone_model(config.backbone, run_settings)
+    backbone, _ = backbone_model(config.backbone, run_settings, seed)
     standardise = model.get_layer("standardise") if any(layer.name == "standardise" for layer in model.layers) else None
     stats = None if standardise is None else (standardise.input_mean, standardise.input_variance)
     head = head_model(backbone.output.shape[1:], run_settings, stats)
@@ -954,7 +1009,7 @@ def export_best(run, configs, inputs, cache, path, run_settings, log=print):
 
     config = {c.label: c for c in configs}[run.label]
     model = trained_model(run, config, inputs, cache, run_settings, log)
-    return export_model(full_model(config, model, run_settings), CLASS_NAMES, path, input_max=255.0)
+    return export_model(full_model(config, model, run_settings, run.seed), CLASS_NAMES, path, input_max=255.0)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -1005,6 +1060,26 @@ ROW_COLUMNS = {
     "test_weighted_f1": "test F1",
     "test_roc_auc": "test AUC",
 }
+
+
+def row_notes(weights, run_settings=None):
+    """{row: "random weights"} for every row whose backbone loaded random weights ({backbone: weights used}, as
+    `Inputs.weights()` returns and results.json's `backbone_weights` records): its Table 2 row, its fine-tuned row
+    and, for ResNet50, Table 3's rows (they are the fine-tuned ResNet50's)."""
+    from medcnn.experiment.truth import weights_notes
+
+    weights = weights or {}
+    rows = {}
+    transfer = (run_settings or {}).get("transfer_backbone", "mobilenet_v2")
+    for name, used in weights.items():
+        if name in BACKBONE_ROWS:
+            rows[BACKBONE_ROWS[name]] = used
+        if name == transfer:
+            rows[TRANSFER], rows[TRANSFER_FINE_TUNED] = used, used
+        if name == "resnet50":
+            rows[FINE_TUNED] = used
+            rows.update({row: used for row in TABLE_3.index})
+    return weights_notes(rows)
 
 
 def results_table(summary, records, digits=3):
@@ -1122,6 +1197,7 @@ def findings(summary, records, weights, best, cleaning, run_settings):
         run_settings: the scale's settings.
     """
     from medcnn.experiment import stuck_statement
+    from medcnn.experiment import truth
 
     sentences = []
     study = [BACKBONE_ROWS[name] for name in BACKBONES if BACKBONE_ROWS[name] in summary.index]
@@ -1139,14 +1215,30 @@ def findings(summary, records, weights, best, cleaning, run_settings):
             "and variance before the study's head (ours, not the study's): random backbones give features of very "
             "different scales, which the study's head alone cannot learn from."
         )
-    by_f1 = max(study, key=lambda row: summary.loc[row, "val_f1_max_mean"])
+
+    def runs_of(label):
+        return [r for r in records if r.get("configuration") == label]
+
+    collapsed = [row for row in study if truth.all_collapsed(runs_of(row))]
+    learned = [row for row in study if row not in collapsed]
+    ranking = ""
+    if len(learned) > 1:
+        first, second = sorted(learned, key=lambda row: summary.loc[row, "val_f1_max_mean"], reverse=True)[:2]
+        verdict = truth.compare_records(runs_of(first), runs_of(second), "val_f1_max", first, second,
+                                        "validation F1 (max over epochs)")  # fmt: skip
+        ranking = (
+            f" The highest mean validation F1 is {first}'s (the study's best: ResNet50, by F1 and confusion matrix); "
+            f"against the runner-up: {verdict.sentence}"
+        )
     sentences.append(
         "Table 2 as published (maximum over epochs on validation): "
         + "; ".join(
             f"{row} {_value(summary, row, 'val_accuracy_max', 1, 100)} % vs {TABLE_2.loc[row, 'accuracy %']:.2f} %"
-            for row in study
+            for row in learned
         )
-        + f". The best by validation F1 is {by_f1} (the study's: ResNet50, by F1 and confusion matrix)."
+        + (f"; every run of {', '.join(collapsed)} collapsed to one class" if collapsed else "")
+        + "."
+        + ranking
     )
     if TRANSFER in summary.index:
         sentences.append(
@@ -1154,20 +1246,22 @@ def findings(summary, records, weights, best, cleaning, run_settings):
             f"{_value(summary, TRANSFER, 'val_accuracy_max', 1, 100)} % (max over epochs) and "
             f"{_value(summary, TRANSFER, 'test_accuracy', 1, 100)} % on the untouched test split."
         )
-    frozen = [*study, TRANSFER]
-    gap = honest_gap(summary, frozen)
+    frozen = [r for row in (*study, TRANSFER) for r in runs_of(row) if "val_accuracy_max" in r and "test_accuracy" in r]
+    overstated = truth.compare_rows(
+        [r["val_accuracy_max"] for r in frozen], [r["test_accuracy"] for r in frozen],
+        "the maximum over epochs on the validation set that also picks the epoch (as the study reads it)",
+        "the chosen epoch's accuracy on the untouched test split", "accuracy", paired=True, pairs="runs",
+    )  # fmt: skip
     sentences.append(
-        f"Reading the maximum over epochs on the validation set that also picks the epoch, as the study does, "
-        f"overstates the test accuracy of the chosen model by {100 * gap:+.1f} points on average over the "
-        f"{len([r for r in frozen if r in summary.index])} frozen-backbone rows (seeds: {seeds})."
+        f"Over the frozen-backbone runs (seeds: {seeds}), {overstated.sentence[0].lower()}{overstated.sentence[1:]}"
     )
     if FINE_TUNED in summary.index:
         first = BACKBONE_ROWS["resnet50"]
-        before, after = summary.loc[first, "val_f1_max_mean"], summary.loc[FINE_TUNED, "val_f1_max_mean"]
+        verdict = truth.compare_records(runs_of(FINE_TUNED), runs_of(first), "val_f1_max",
+                                        "ResNet50 with its last block unfrozen", "ResNet50 frozen",
+                                        "validation F1 (max over epochs)")  # fmt: skip
         sentences.append(
-            f"Unfreezing ResNet50's last block changes its validation F1 (max over epochs) from {100 * before:.2f} % "
-            f"to {100 * after:.2f} % ({100 * (after - before):+.2f} points; the study: 87.33 % to "
-            f"{FINE_TUNING.iloc[0, 0]:.2f} %, +10.86)."
+            f"{verdict.sentence.rstrip('.')}; the study: 87.33 % to {FINE_TUNING.iloc[0, 0]:.2f} %, +10.86 points."
         )
         table3 = table3_summary(records)
         sentences.append(
@@ -1179,12 +1273,18 @@ def findings(summary, records, weights, best, cleaning, run_settings):
             "from its own external test set, which is not public."
         )
     if TRANSFER_FINE_TUNED in summary.index and TRANSFER in summary.index:
+        verdict = truth.compare_records(runs_of(TRANSFER_FINE_TUNED), runs_of(TRANSFER), "test_accuracy",
+                                        f"MobileNetV2 ({weights.get('mobilenet_v2')} weights) with its last block "
+                                        "unfrozen", "MobileNetV2 frozen", "test accuracy")  # fmt: skip
         sentences.append(
-            f"Unfreezing MobileNetV2's last block (ImageNet weights) changes its test accuracy from "
-            f"{_value(summary, TRANSFER, 'test_accuracy', 1, 100)} % to "
-            f"{_value(summary, TRANSFER_FINE_TUNED, 'test_accuracy', 1, 100)} %."
+            f"{verdict.sentence.rstrip('.')} ({_value(summary, TRANSFER, 'test_accuracy', 1, 100)} % to "
+            f"{_value(summary, TRANSFER_FINE_TUNED, 'test_accuracy', 1, 100)} %)."
         )
     custom = [label for label in CUSTOM_ROWS.values() if label in summary.index]
+    gone = [label for label in custom if truth.all_collapsed(runs_of(label))]
+    if gone:
+        sentences.append(f"Every run of {', '.join(repr(label) for label in gone)} collapsed to one class.")
+    custom = [label for label in custom if label not in gone]
     if custom:
         top = max(custom, key=lambda row: summary.loc[row, "val_accuracy_mean"])
         sentences.append(
@@ -1231,4 +1331,5 @@ def readme_section(payload, scale="cpu"):
         "as published, plus a test split held out before cleaning (the honest protocol). The study backbones' rows "
         "say which weights they had. Table 3, fine-tuning, custom CNNs, MobileNetV2 and the BloodMNIST anchor: "
         f"[results/an2dl/{scale}/report.md](results/an2dl/{scale}/report.md).",
+        row_notes=row_notes(payload.get("backbone_weights"), payload["run"].get("settings")),
     )

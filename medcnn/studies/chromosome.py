@@ -137,7 +137,7 @@ SETTINGS = {
         **_COMMON,
         "image_size": (32, 16),  # height x width: the crops are about twice as tall as wide
         "transfer_size": (64, 32),  # MobileNetV2 needs 32 px a side; the model upsamples its input inside
-        "epochs": 6,
+        "epochs": 4,  # the best smoke row reached balanced test accuracy 0.81 after 6 (24 classes: chance 0.04)
         "early_stopping_patience": None,  # None: every run trains all its epochs
         "tuner_trials": 3,
         "tuner_epochs": 3,
@@ -409,6 +409,27 @@ def make_runs(configurations, x, labels, groups, run_settings, data_fingerprint)
             )
         )
     return runs
+
+
+def seeding(run_settings, weights=None):
+    """What each seed varies and what is held fixed, for results.json (`experiment.seed_policy`).
+
+    `weights`: {backbone: "imagenet" or "random"} of the transfer rows (`transfer_weights`; None or {}: none ran).
+    """
+    from medcnn.experiment import for_models, seed_policy
+
+    weights = weights or {}
+    drawn = [name for name, used in weights.items() if used == "random"]
+    pretrained = [name for name in weights if name not in drawn]
+    varies = ["split", "initialisation", "data order", "dropout masks (CNNs from scratch)"]
+    if drawn:
+        varies.append(for_models("random backbone weights", drawn, weights))
+    held = {"search": "one hyperparameter search (`tune_baseline`, seed 0) on the first seed's split, before the runs"}
+    if weights:
+        held["dropout masks (transfer rows' head)"] = "the head is built with `HeadSpec(seed=0)`: its masks repeat"
+    if pretrained:
+        held[for_models("pretrained backbone weights", pretrained, weights)] = "ImageNet weights: loaded, not drawn"
+    return seed_policy(varies, held)
 
 
 def tune_baseline(x, labels, split, run_settings, directory, overwrite=True, seed=0):
@@ -775,14 +796,27 @@ def plot_resize_comparison(
     return figure
 
 
-def table(summary, digits=3):
-    """The ablation as we read it: every row of the table in order, mean ± std over seeds, and the anchor row."""
+def row_notes(weights):
+    """{row: "random weights"} for the transfer rows whose backbone loaded random weights, from `transfer_weights`'
+    {backbone: weights used} (the table's backbone first, then the scale's other backbones)."""
+    from medcnn.experiment.truth import weights_notes
+
+    names = list(weights or {})
+    rows = {name: TRANSFER if i == 0 else f"transfer learning ({name}, frozen)" for i, name in enumerate(names)}
+    return weights_notes({rows[name]: used for name, used in (weights or {}).items()})
+
+
+def table(summary, digits=3, row_notes=None):
+    """The ablation as we read it: every row of the table in order, mean ± std over seeds, and the anchor row;
+    `row_notes` ({row: note}, e.g. `row_notes(weights)`) adds a `note` column."""
     import pandas as pd
 
     from medcnn.experiment import mean_std
 
     rows = [label for label in ABLATION.index if label in summary.index]
     frame = pd.DataFrame(index=pd.Index(rows, name="model"))
+    if row_notes:
+        frame["note"] = [row_notes.get(row, "") for row in rows]
     frame["seeds"] = summary.loc[rows, "runs"].astype(int)
     frame["epochs trained"] = [f"{e:.0f}" if np.isfinite(e) else "" for e in summary.loc[rows, "epochs_mean"]]
     for title, key in METRIC_KEYS["Ablation"].items():
@@ -822,67 +856,82 @@ def findings(summary, records, combination, gains, tuned, weights, best, pairs):
     """
     from medcnn.experiment import stuck_statement
 
+    from medcnn.experiment import truth
+
+    def runs_of(label):
+        return [r for r in records if r.get("configuration") == label]
+
+    def compare(a, b, key, a_label=None, b_label=None, metric="test accuracy"):
+        return truth.compare_records(runs_of(a), runs_of(b), key, a_label or f"'{a}'", b_label or f"'{b}'", metric)
+
     base = BLOCK_ROWS[0][0]
     seeds = int(summary["runs"].max())
     label_of = {block: label for label, block in BLOCK_ROWS if block}
     sentences = []
-    better = [label_of[block] for block, gain in gains.items() if gain > 0]
     top = next(iter(gains))
+    on_validation = {
+        label: compare(label, base, "val_accuracy") for label, _ in BLOCK_ROWS[1:] if label in summary.index
+    }
+    above = [label for label, verdict in on_validation.items() if verdict.verdict == "above"]
     sentences.append(
-        f"{len(better)} of {len(gains)} single blocks raise the baseline's mean validation accuracy; the largest "
-        f"gain is '{label_of[top]}' ({gains[top]:+.3f}), whose test accuracy is {_row(summary, label_of[top])} "
-        f"against the baseline's {_row(summary, base)} over {seeds} seed(s)"
-        + (
-            "; with one seed these gaps cannot be told from seed-to-seed noise."
-            if seeds < 2
-            else " (± is the standard deviation over seeds)."
-        )
+        f"{len(above)} of {len(on_validation)} single blocks are above the baseline on validation accuracy beyond two "
+        f"standard errors of seed noise (paired by seed, {seeds} seed(s))"
+        + (f": {', '.join(repr(label) for label in above)}" if above else "")
+        + f"; the combination below takes blocks by mean validation gain, the largest '{label_of[top]}' "
+        f"({gains[top]:+.3f})."
     )
-    noisy = []
-    if seeds >= 2:
-        for label, _ in BLOCK_ROWS[1:]:
-            a, b = summary.loc[label], summary.loc[base]
-            n = int(min(a["runs"], b["runs"]))
-            noise = math.sqrt((a["test_accuracy_std"] ** 2 + b["test_accuracy_std"] ** 2) / n)
-            if abs(a["test_accuracy_mean"] - b["test_accuracy_mean"]) > 2 * noise:
-                noisy.append(f"'{label}' ({a['test_accuracy_mean'] - b['test_accuracy_mean']:+.3f})")
-        sentences.append(
-            "Test-accuracy differences from the baseline beyond two standard errors of seed-to-seed noise: "
-            + (", ".join(noisy) if noisy else "none")
-            + "."
+    on_test = {label: compare(label, base, "test_accuracy") for label, _ in BLOCK_ROWS[1:] if label in summary.index}
+    collapsed = [label for label in on_test if truth.all_collapsed(runs_of(label))]
+    beyond = [
+        f"'{label}' {verdict.verdict} ({verdict.difference:+.3f}, standard error {verdict.standard_error:.3f})"
+        for label, verdict in on_test.items()
+        if verdict.verdict in ("above", "below") and label not in collapsed
+    ]
+    judged = any(verdict.verdict != "not judged" for verdict in on_test.values())
+    sentences.append(
+        (
+            "Test accuracy against the baseline beyond two standard errors of seed noise (paired by seed): "
+            + (", ".join(beyond) if beyond else "none")
+            if judged
+            else "With one seed, no block's test accuracy can be told from the baseline's beyond seed noise"
         )
+        + (f"; every run collapsed to one class: {', '.join(repr(label) for label in collapsed)}" if collapsed else "")
+        + "."
+    )
     names = " + ".join(label_of[block].removeprefix("+ ") for block in combination)
     sentences.append(
         f"The best combination found (greedy by validation gain, at most one block per slot): {names}; test accuracy "
         f"{_row(summary, COMBINATION)}, balanced {_row(summary, COMBINATION, 'test_balanced_accuracy')}."
     )
     single = label_of[top]
-    adds = summary.loc[COMBINATION, "val_accuracy_mean"] > summary.loc[single, "val_accuracy_mean"]
+    adds = compare(COMBINATION, single, "val_accuracy", "The combination", f"its best single block ('{single}')",
+                   "validation accuracy")  # fmt: skip
     sentences.append(
-        f"On validation the combination {'adds to' if adds else 'does not add to'} its best single block ("
-        f"{_row(summary, COMBINATION, 'val_accuracy')} vs {_row(summary, single, 'val_accuracy')} for '{single}')"
-        + ("." if adds else ": at this budget the blocks' gains do not simply add up.")
+        adds.sentence.rstrip(".")
+        + (": at this budget the blocks' gains do not simply add up." if adds.verdict != "above" else ".")
     )
-    pad, stretch = (summary.loc[label, "test_accuracy_mean"] for label in (COMBINATION, STRETCHED))
-    sentences.append(
-        f"Padding the crops to the input's aspect ratio instead of stretching them changes that model's test "
-        f"accuracy by {pad - stretch:+.3f} ({_row(summary, COMBINATION)} vs {_row(summary, STRETCHED)})"
-        + (
-            ": padded, the share of the canvas a chromosome fills keeps its length, which stretching removes."
-            if pad > stretch
-            else ": on this run the aspect ratio does not help."
-        )
-    )
+    padding = compare(COMBINATION, STRETCHED, "test_accuracy", "padding the crops to the input's aspect ratio",
+                      "stretching them", "that model's test accuracy")  # fmt: skip
+    meaning = {
+        "above": ": padded, the share of the canvas a chromosome fills keeps its length, which stretching removes.",
+        "below": ": on this run stretching does better.",
+    }.get(padding.verdict, ": on this run the aspect ratio makes no difference beyond seed noise.")
+    sentences.append(padding.sentence[0].upper() + padding.sentence[1:].rstrip(".") + meaning)
     chosen = ", ".join(
         f"{key} {value:.3g}" if isinstance(value, float) else f"{key} {value}" for key, value in tuned.items()
     )
     sentences.append(
-        f"The Bayesian search chose {chosen}; the tuned baseline reaches {_row(summary, TUNED)} against "
-        f"{_row(summary, base)} untuned."
+        f"The Bayesian search chose {chosen}; "
+        + compare(TUNED, base, "test_accuracy", "the tuned baseline", "the untuned one").sentence
     )
+    transfer_runs = runs_of(TRANSFER)
     sentences.append(
-        f"MobileNetV2 ({weights[next(iter(weights))]} weights, frozen, inputs upsampled to its size) reaches "
-        f"{_row(summary, TRANSFER)}."
+        f"MobileNetV2 ({weights[next(iter(weights))]} weights, frozen, inputs upsampled to its size): "
+        + (
+            f"every one of its {len(transfer_runs)} runs collapsed to one class."
+            if truth.all_collapsed(transfer_runs)
+            else f"test accuracy {_row(summary, TRANSFER)}."
+        )
     )
     members = next(r["members"] for r in records if r["configuration"] == ENSEMBLE)
     sentences.append(
@@ -891,12 +940,15 @@ def findings(summary, records, combination, gains, tuned, weights, best, pairs):
         f"gives {_row(summary, SVM)}."
     )
     with_probabilities = [r for r in records if "test_karyotype_accuracy" in r]
-    gain = np.mean([r["test_karyotype_accuracy"] - r["test_accuracy"] for r in with_probabilities])
+    constraint = truth.compare_rows(
+        [r["test_karyotype_accuracy"] for r in with_probabilities], [r["test_accuracy"] for r in with_probabilities],
+        "the constrained assignment", "the unconstrained one", "test accuracy", paired=True, pairs="runs",
+    )  # fmt: skip
     sentences.append(
         f"The karyotype constraint (each metaphase: two of each autosome, XX or XY, assigned jointly by the Hungarian "
-        f"algorithm) changes the best run's test accuracy from {best['test_accuracy']:.3f} to "
-        f"{best['test_karyotype_accuracy']:.3f}, and that of the {len(with_probabilities)} runs with probabilities "
-        f"by {gain:+.3f} on average."
+        f"algorithm) takes the best run's test accuracy from {best['test_accuracy']:.3f} to "
+        f"{best['test_karyotype_accuracy']:.3f}; over the {len(with_probabilities)} runs with probabilities, "
+        f"{constraint.sentence}"
     )
     if pairs:
         listed = ", ".join(f"{a} and {b} ({count})" for a, b, count in pairs)
@@ -924,4 +976,5 @@ def readme_section(payload, scale="cpu"):
         "best combination, on case-grouped 70/15/15 splits of the CIR-Net crops (the paper gives no numbers; "
         f"CIR-Net's {ANCHOR['accuracy']:.2%} comes from an image-level 5-fold split). Parameters, images/s, per-class "
         f"F1 and the confusion matrix: [results/chromosome/{scale}/report.md](results/chromosome/{scale}/report.md).",
+        row_notes=row_notes(payload.get("transfer_weights")),
     )

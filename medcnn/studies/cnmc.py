@@ -143,13 +143,17 @@ _COMMON = {
     # The thesis' test part (1,867 cells of 28 other patients) is not in the staged copy: a patient-grouped
     # hold-out of about this share of the cells stands in for it, outside every fold.
     "test_fraction": 0.2,
-    "feature_seed": 0,  # seeds the augmented copies and the random initialisation of backbones without weights
+    # None: each run's seed draws its cells' augmented views and the random weights of a backbone without ImageNet
+    # weights (features computed per backbone and seed; an ImageNet backbone is the same for every seed, only its
+    # views and head vary). An int holds both fixed for every seed, {backbone: int} for the backbones listed;
+    # `seeding` declares what is held fixed in results.json.
+    "feature_seed": None,
 }
 
 SETTINGS = {
     "smoke": {
         **_COMMON,
-        "image_size": (96, 96),
+        "image_size": (75, 75),  # InceptionV3's smallest input; 0.6x the pixels of 96 px for the four backbones
         "augmented_copies": 1,
         "folds": 3,
         "epochs_per_fold": 9,
@@ -176,9 +180,14 @@ SETTINGS = {
 # Measured on 2026-11-30: 158 min wall, the kth cpu run sharing the cores for 110 of them (feature extraction ran at
 # 4-10 images/s then, MobileNetV2 74 alone); heads 12-28 s each. Kept apart from SETTINGS, whose scales are
 # `medcnn.studies.SCALES`.
+# Features per seed cost a backbone's whole feature time again for every seed (at 224 px on free cores, per seed:
+# VGG19 ~21 min, ResNet101V2 ~10, InceptionV3 ~3, MobileNetV2 ~1, augmentation ~4: five seeds would add about
+# 2.5 hours). So here the three backbones with random weights offline keep one draw of views and weights for every
+# seed (declared in results.json); MobileNetV2's views vary per seed (about 9 min more for five seeds).
 CPU_SETTINGS = {
     **SETTINGS["full"],
     "allow_random_weights": True,
+    "feature_seed": {"inception_v3": 0, "vgg19": 0, "resnet101_v2": 0},
 }
 
 
@@ -293,6 +302,23 @@ def patients_per_class(labels, groups, class_names=CLASS_NAMES):
 # Frozen-backbone features
 
 
+def feature_seed(run_settings, seed, name=None):
+    """The seed that draws the augmented views and a random backbone's weights for backbone `name`'s runs of
+    `seed`: `seed` itself, or the scale's `feature_seed` where it holds them fixed for every seed (an int: every
+    backbone; {backbone: int}: the backbones listed)."""
+    fixed = fixed_feature_seed(run_settings, name)
+    return int(seed) if fixed is None else fixed
+
+
+def fixed_feature_seed(run_settings, name=None):
+    """The seed the scale holds backbone `name`'s views and random weights at for every seed, or None (drawn per
+    seed)."""
+    fixed = run_settings["feature_seed"]
+    if isinstance(fixed, dict):
+        fixed = fixed.get(name)
+    return None if fixed is None else int(fixed)
+
+
 def augmentation_layer(run_settings, seed=0):
     """The thesis' augmentation as Keras layers: rotation, flips, zoom, then a central crop of a random fraction
     with probability p (`medcnn.augment.geometric_and_zoom`); uncovered corners are black like the background."""
@@ -308,9 +334,19 @@ def augmentation_layer(run_settings, seed=0):
     )
 
 
-def backbone_model(name, run_settings):
-    """The frozen backbone taking [0, 1] images at the scale's size, its preprocessing inside; the same weights on
-    every call (random ones are drawn after `keras.utils.set_random_seed(feature_seed)`).
+def view_augmentation(run_settings, seed, name=None):
+    """The augmentation that draws the augmented views of backbone `name`'s runs of `seed`: a fresh copy of
+    `augmentation_layer` whose random layers are seeded `100 * feature_seed(run_settings, seed, name)` and up, so
+    no two seeds share a layer's seed and the same seed gives the same views on every call."""
+    from medcnn.augment import with_seed
+
+    return with_seed(augmentation_layer(run_settings), 100 * feature_seed(run_settings, seed, name))
+
+
+def backbone_model(name, run_settings, seed=0):
+    """The frozen backbone taking [0, 1] images at the scale's size, its preprocessing inside: ImageNet weights
+    (the same for every seed), or random ones drawn after `keras.utils.set_random_seed(feature_seed(run_settings,
+    seed))`, the same on every call with the same `seed` (the run's seed).
 
     Returns:
         (model named "backbone", WeightsInfo).
@@ -320,7 +356,7 @@ def backbone_model(name, run_settings):
     model, _ = seeded_backbone(
         name,
         (*run_settings["image_size"], 3),
-        run_settings["feature_seed"],
+        feature_seed(run_settings, seed, name),
         run_settings["weights"],
         allow_random=run_settings["allow_random_weights"],
         input_max=1.0,
@@ -337,6 +373,41 @@ def backbone_weights(run_settings):
         MODEL_NAMES.get(name, name): resolve_backbone_weights(name, shape, run_settings["allow_random_weights"]).used
         for name in run_settings["backbones"]
     }
+
+
+def seeding(run_settings, weights=None):
+    """What each seed varies and what is held fixed on purpose, for results.json (`experiment.seed_policy`).
+
+    Every seed draws its own test part and folds, the head's initialisation, batch order and dropout masks; the
+    augmented views and a random backbone's weights are drawn per seed unless `feature_seed` holds them fixed.
+
+    Args:
+        run_settings: the scale's settings.
+        weights: {model: "imagenet" or "random"} as `backbone_weights` gives it (None: resolved here).
+    """
+    from medcnn.experiment import for_models, seed_policy
+
+    weights = weights if weights is not None else backbone_weights(run_settings)
+    models = {MODEL_NAMES.get(name, name): name for name in run_settings["backbones"]}
+    fixed = [model for model, name in models.items() if fixed_feature_seed(run_settings, name) is not None]
+    per_seed = [model for model in models if model not in fixed]
+    drawn = [model for model in models if weights.get(model) == "random"]
+    varies, held = ["split", "initialisation", "data order", "dropout masks"], {}
+    if per_seed:
+        varies.append(for_models("augmented views", per_seed, models))
+    if set(per_seed) & set(drawn):
+        varies.append(for_models("random backbone weights", [m for m in per_seed if m in drawn], drawn))
+    if fixed:
+        seeds = sorted({fixed_feature_seed(run_settings, models[model]) for model in fixed})
+        why = (f"feature_seed {', '.join(map(str, seeds))}: computed once for every seed, because features per seed "
+               "cost the backbone's whole feature time again for each seed")  # fmt: skip
+        held[for_models("augmented views", fixed, models)] = why
+        if set(fixed) & set(drawn):
+            held[for_models("random backbone weights", [m for m in fixed if m in drawn], drawn)] = why
+    pretrained = [model for model in models if model not in drawn]
+    if pretrained:
+        held[for_models("pretrained backbone weights", pretrained, models)] = "ImageNet weights: loaded, not drawn"
+    return seed_policy(varies, held)
 
 
 @dataclass
@@ -358,14 +429,17 @@ class Features:
         return np.flatnonzero(np.isin(self.source, np.asarray(cells)))
 
 
-def _features_key(name, run_settings, data_fingerprint):
+def _features_key(name, run_settings, data_fingerprint, seed):
     from medcnn.experiment import fingerprint
 
-    keys = ("image_size", "augmented_copies", "augmentation", "feature_seed", "weights", "allow_random_weights")
-    return fingerprint({"backbone": name, "data": data_fingerprint, **{key: run_settings[key] for key in keys}})
+    keys = ("image_size", "augmented_copies", "augmentation", "weights", "allow_random_weights")
+    drawn = {"feature_seed": feature_seed(run_settings, seed, name)}  # the seed of the views and random weights
+    return fingerprint(
+        {"backbone": name, "data": data_fingerprint, **drawn, **{key: run_settings[key] for key in keys}}
+    )
 
 
-def extract_features(name, images, run_settings, data_fingerprint, cache_dir=None, reuse=False, log=print):
+def extract_features(name, images, run_settings, data_fingerprint, cache_dir=None, reuse=False, log=print, seed=0):
     """Pooled features of every image and of `augmented_copies` augmented copies of each, through the frozen
     backbone; the originals' pass is timed (inference images/s of the whole model: the head adds one dot product).
 
@@ -375,31 +449,31 @@ def extract_features(name, images, run_settings, data_fingerprint, cache_dir=Non
         run_settings: the scale's settings.
         data_fingerprint: a hash of the data files (part of the cache key).
         cache_dir: where features are kept as `<name>_<key>.npz` (None: not kept).
-        reuse: load kept features of the same backbone, settings and data instead of computing them.
+        reuse: load kept features of the same backbone, settings, data and feature seed instead of computing them.
+        seed: the run seed whose views (and random backbone weights) these are (`feature_seed`).
     """
     import json
     import time
 
     import keras
 
-    from medcnn.augment import with_seed
     from medcnn.evaluate import timed_predict
 
     path = None
     if cache_dir is not None:
-        path = Path(cache_dir) / f"{name}_{_features_key(name, run_settings, data_fingerprint)}.npz"
+        path = Path(cache_dir) / f"{name}_{_features_key(name, run_settings, data_fingerprint, seed)}.npz"
         if reuse and path.is_file():
             stored = np.load(path)
             log(f"{MODEL_NAMES.get(name, name)}: features reused from {path.name}")
             return Features(stored["x"], stored["source"], stored["copy"], json.loads(str(stored["info"])))
     started = time.perf_counter()
-    backbone, weights = backbone_model(name, run_settings)
+    backbone, weights = backbone_model(name, run_settings, seed)
     pooled = keras.layers.GlobalAveragePooling2D(name="pool")(backbone.output)
     extractor = keras.Model(backbone.inputs, pooled, name=f"{name}_features")
     batch = run_settings["predict_batch_size"]
     first, seconds = timed_predict(extractor, images, batch)
     parts, sources, copies = [first], [np.arange(len(images))], [np.zeros(len(images), int)]
-    layer = with_seed(augmentation_layer(run_settings), run_settings["feature_seed"])
+    layer = view_augmentation(run_settings, seed, name)
     for copy in range(1, run_settings["augmented_copies"] + 1):
         augmented = np.concatenate(
             [
@@ -420,6 +494,7 @@ def extract_features(name, images, run_settings, data_fingerprint, cache_dir=Non
         "parameters": int(backbone.count_params() + x.shape[1] + 1),  # backbone + the head's dense layer
         "feature_size": int(x.shape[1]),
         "image_size": list(run_settings["image_size"]),
+        "feature_seed": feature_seed(run_settings, seed, name),
         "inference_images_per_s": len(images) / seconds,
         "rows": int(len(x)),
         "feature_s": time.perf_counter() - started,
@@ -544,29 +619,41 @@ def labels_of(features, labels):
 
 
 def train_backbone(name, images, labels, splits_by_seed, run_settings, cache, data_fingerprint, log=print):
-    """Features of backbone `name`, then its runs for every seed, protocol and fold (trained or reused).
+    """Features of backbone `name` for every seed (`feature_seed`: computed again only where the seed draws other
+    views or weights), then its runs for every seed, protocol and fold (trained or reused). One seed's features
+    are held in memory at a time.
 
-    Returns (features, runs, records).
+    Returns:
+        (the first seed's Features, whose `info["feature_s"]` counts every seed's features and
+        `info["feature_seeds"]` lists the seeds they were drawn with; runs; records).
     """
     from medcnn.experiment import run_all
 
-    features = extract_features(
-        name, images, run_settings, data_fingerprint, cache.out_dir / "cache" / "features", cache.reuse, log
-    )
-    runs = [
-        run
-        for seed, splits in splits_by_seed.items()
-        for run in make_runs(name, features, labels, splits, run_settings, seed, data_fingerprint)
-    ]
-    records = run_all(runs, features.x, labels_of(features, labels), CLASS_NAMES, cache, verbose=2, log=log)
-    return features, runs, records
+    first = features = None
+    seconds, drawn_seeds, runs, records = 0.0, [], [], []
+    for seed, splits in splits_by_seed.items():
+        drawn = feature_seed(run_settings, seed, name)
+        if features is None or features.info["feature_seed"] != drawn:
+            features = extract_features(
+                name, images, run_settings, data_fingerprint, cache.out_dir / "cache" / "features", cache.reuse, log,
+                seed=seed,
+            )  # fmt: skip
+            seconds += features.info["feature_s"]
+            drawn_seeds.append(drawn)
+        first = first or features
+        made = make_runs(name, features, labels, splits, run_settings, seed, data_fingerprint)
+        runs += made
+        records += run_all(made, features.x, labels_of(features, labels), CLASS_NAMES, cache, log=log)
+    info = {**first.info, "feature_s": seconds, "feature_seeds": drawn_seeds}
+    return Features(first.x, first.source, first.copy, info), runs, records
 
 
-def image_model(name, head, run_settings):
-    """The whole classifier: [0, 1] images at the scale's size -> frozen backbone -> the trained head."""
+def image_model(name, head, run_settings, seed=0):
+    """The whole classifier: [0, 1] images at the scale's size -> frozen backbone (the weights the features of the
+    run of `seed` came from) -> the trained head."""
     import keras
 
-    backbone, _ = backbone_model(name, run_settings)
+    backbone, _ = backbone_model(name, run_settings, seed)
     head.trainable = False
     inputs = keras.Input((*run_settings["image_size"], 3), name="image")
     return keras.Model(inputs, head(backbone(inputs)), name=f"{name}_cnmc")
@@ -591,7 +678,8 @@ def export(run, features, labels, run_settings, cache, path, log=print):
     keras.utils.set_random_seed(run.seed)
     head = run.build_model()
     head.load_weights(weights)
-    return export_model(image_model(run.settings["backbone"], head, run_settings), CLASS_NAMES, path, input_max=1.0)
+    model = image_model(run.settings["backbone"], head, run_settings, run.seed)
+    return export_model(model, CLASS_NAMES, path, input_max=1.0)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -644,12 +732,26 @@ def summaries(records, protocols=tuple(PROTOCOLS)):
     return made
 
 
-def comparisons(by_protocol, info):
-    """{"Table 5.1 (published)": compare(...), ...}: each published table beside each protocol's summary."""
+def row_notes(feature_info=None, weights=None):
+    """{model: "random weights"} for the backbones whose features came from random weights: from the features'
+    `info` ({backbone: {"model", "weights"}}, what the run loaded) or else from {model: weights used}."""
+    from medcnn.experiment.truth import weights_notes
+
+    if feature_info:
+        weights = {
+            entry.get("model", MODEL_NAMES.get(name, name)): entry["weights"] for name, entry in feature_info.items()
+        }
+    return weights_notes({MODEL_NAMES.get(name, name): used for name, used in (weights or {}).items()})
+
+
+def comparisons(by_protocol, info, feature_info=None):
+    """{"Table 5.1 (published)": compare(...), ...}: each published table beside each protocol's summary; rows
+    whose backbone had random weights (`feature_info`, else `info["weights"]`) say so."""
     from medcnn.experiment import compare
 
+    notes = row_notes(feature_info, info.get("weights"))
     return {
-        table_id(name, protocol): compare(paper, summary, info, METRIC_KEYS[name])
+        table_id(name, protocol): compare(paper, summary, info, METRIC_KEYS[name], row_notes=notes)
         for name, paper in paper_tables().items()
         for protocol, summary in by_protocol.items()
     }
@@ -717,34 +819,55 @@ def findings(by_protocol, records, feature_info, splits, labels, groups, final_r
     """The sentences only this study prints, each computed from this run's numbers; `splits` are those of the
     final record's seed."""
     from medcnn.experiment import mean_std
+    from medcnn.experiment import truth
 
     def row(protocol, model, key):
         r = by_protocol[protocol].loc[model]
         return mean_std(r[f"{key}_mean"], r[f"{key}_std"])
 
+    def runs_of(protocol, model=None):
+        return [
+            r for r in records
+            if r.get("protocol", r.get("group")) == protocol and (model is None or r.get("model") == model)
+        ]  # fmt: skip
+
     sentences = []
-    published, grouped = by_protocol["published"], by_protocol["grouped"]
-    lift = (published["val_accuracy_mean"] - grouped["val_accuracy_mean"]).mean()
-    parts = ", ".join(
-        f"{model} {row('published', model, 'val_accuracy')} vs {row('grouped', model, 'val_accuracy')}"
+    published = by_protocol["published"]
+    verdicts = {
+        model: truth.compare_records(
+            runs_of("published", model), runs_of("grouped", model), "val_accuracy", "cell-level folds",
+            "patient-grouped folds", "validation accuracy",
+        )
         for model in published.index
+    }  # fmt: skip
+    parts = ", ".join(
+        f"{model} {row('published', model, 'val_accuracy')} vs {row('grouped', model, 'val_accuracy')} "
+        f"({v.difference:+.3f}, standard error {v.standard_error:.3f}: {v.verdict})"
+        for model, v in verdicts.items()
     )
+    above = [model for model, v in verdicts.items() if v.verdict == "above"]
     sentences.append(
         f"Validation accuracy over the same cells (each validated once per protocol), cell-level folds as published "
-        f"vs patient-grouped folds: {parts}; seeing other cells of the same patient in training adds {lift:+.3f} on "
-        "average."
+        f"vs patient-grouped folds (folds x seeds, unpaired): {parts}; seeing other cells of the same patient in "
+        f"training lifts validation accuracy beyond two standard errors for {len(above)} of {len(verdicts)} models"
+        + (f" ({', '.join(above)})." if above else ".")
     )
     seed = final_record["seed"]  # `splits` are this seed's
     test = np.asarray(splits["test"])
     mix = ", ".join(f"{int((labels[test] == k).sum())} {name.upper()}" for k, name in enumerate(CLASS_NAMES))
     gaps = {protocol: by_protocol[protocol]["val_test_gap_mean"].mean() for protocol in PROTOCOLS}
     paper_gap = (TABLE_5_1["val acc"] - TABLE_5_2["accuracy %"] / 100).mean()
+    gap_verdict = truth.compare_records(
+        runs_of("published"), runs_of("grouped"), "val_test_gap", "after cell-level folds",
+        "after patient-grouped folds", "validation minus test balanced accuracy",
+    )  # fmt: skip
     sentences.append(
         f"The test part holds whole held-out patients ({mix} cells with seed {seed}), so its plain accuracy mostly "
         "counts ALL cells. "
         f"Validation minus test balanced accuracy, mean over models: {gaps['published']:+.3f} after cell-level folds, "
-        f"{gaps['grouped']:+.3f} after patient-grouped folds; the thesis' validation minus test accuracy: "
-        f"{paper_gap:+.3f} on average."
+        f"{gaps['grouped']:+.3f} after patient-grouped folds ({gap_verdict.verdict}: {gap_verdict.difference:+.3f}, "
+        f"standard error {gap_verdict.standard_error:.3f} over every fold run); the thesis' validation minus test "
+        f"accuracy: {paper_gap:+.3f} on average."
     )
     both = {
         protocol: [len(set(groups[train]) & set(groups[val])) for train, val in folds]
@@ -768,12 +891,7 @@ def findings(by_protocol, records, feature_info, splits, labels, groups, final_r
             "and a patient sits on one side only, so a fold may validate on one HEM patient; the full training set "
             "(26 HEM patients) removes this."
         )
-    ranked = by_protocol["grouped"]["test_accuracy_mean"].sort_values(ascending=False)
-    paper_best = TABLE_5_2["accuracy %"].idxmax()
-    sentences.append(
-        f"Test accuracy ranks the models {', '.join(ranked.index)} after patient-grouped folds; the thesis ranks "
-        f"{paper_best} first ({TABLE_5_2.loc[paper_best, 'accuracy %']:.2f} %)."
-    )
+    sentences += thesis_statements(records)
     random = [info["model"] for info in feature_info.values() if info["weights"] != "imagenet"]
     if random:
         sentences.append(
@@ -790,13 +908,63 @@ def findings(by_protocol, records, feature_info, splits, labels, groups, final_r
         + "."
     )
     patients_final = patient_results(final_record, labels, groups)
+    majority = truth.references([final_record])
+    always = (
+        f" (always predicting the largest class: {majority.loc['majority class', 'accuracy']:.3f}, balanced 0.500)"
+        if majority is not None
+        else ""
+    )
     sentences.append(
         f"The exported model ({final_record['model']}, chosen by patient-grouped validation, refit on every "
-        f"non-test cell) reaches test accuracy {final_record['test_accuracy']:.3f}, balanced "
-        f"{final_record['test_balanced_accuracy']:.3f}, and the majority vote of its cells is right for "
+        f"non-test cell, one run) scores test accuracy {final_record['test_accuracy']:.3f}, balanced "
+        f"{final_record['test_balanced_accuracy']:.3f}{always}, and the majority vote of its cells is right for "
         f"{int(patients_final['majority right'].sum())} of {len(patients_final)} test patients."
     )
     sentences.append(near_chance_statement(records))
+    return sentences
+
+
+def thesis_statements(records, protocol="grouped"):
+    """Each model's test accuracy against the thesis' (Table 5.2), through `truth.reaches_paper` with the
+    majority-class reference of the same test parts (mostly ALL cells: plain accuracy there mostly counts ALL), then
+    the models compared on balanced accuracy, the best against the runner-up (`truth.compare_records`)."""
+    from medcnn.experiment import truth
+
+    chosen = {
+        model: [r for r in records if r.get("protocol", r.get("group")) == protocol and r.get("model") == model]
+        for model in TABLE_5_2.index
+    }
+    chosen = {model: runs for model, runs in chosen.items() if runs}
+    sentences, learned = [], {}
+    for model, runs in chosen.items():
+        if truth.all_collapsed(runs):
+            sentences.append(
+                f"{model} ({PROTOCOLS[protocol]}): every one of its {len(runs)} runs collapsed to one class; no "
+                "number of it stands beside the thesis'."
+            )
+            continue
+        learned[model] = runs
+        values, _ = truth.row_values(runs, "test_accuracy_percent")
+        reference = truth.references(runs)
+        majority = np.nan if reference is None else 100.0 * reference.loc["majority class", "accuracy"]
+        sentences.append(
+            truth.reaches_paper(
+                values, TABLE_5_2.loc[model, "accuracy %"], majority, f"{model} ({PROTOCOLS[protocol]})",
+                "test accuracy %",
+            ).sentence
+        )  # fmt: skip
+    if len(learned) > 1:
+        means = {
+            model: np.nanmean(truth.row_values(runs, "test_balanced_accuracy")[0]) for model, runs in learned.items()
+        }
+        first, second = sorted(means, key=means.get, reverse=True)[:2]
+        verdict = truth.compare_records(
+            learned[first], learned[second], "test_balanced_accuracy", first, second, "test balanced accuracy"
+        )
+        sentences.append(
+            f"By test balanced accuracy after {PROTOCOLS[protocol]}, the highest mean is {first}'s: {verdict} The "
+            f"thesis ranks {TABLE_5_2['accuracy %'].idxmax()} first by plain accuracy."
+        )
     return sentences
 
 
@@ -907,13 +1075,14 @@ def readme_section(payload, scale="cpu"):
         f"last pass, {run['reused']} reused). Per-patient results, Table 5.1, ROC curves and confusion matrices: "
         f"[results/cnmc/{scale}/report.md](results/cnmc/{scale}/report.md)."
     )
-    parts = [intro]
+    parts, notes = [intro], row_notes(weights=run.get("weights"))
     for table, headers in (
         ("Table 5.2", {"accuracy %": "test accuracy %", "F1 %": "test F1 %"}),
         ("Table 5.1", {"val acc": "val acc"}),
     ):
         for protocol, title in PROTOCOLS.items():
-            parts += ["", f"{table}, {title}:", "", readme_table(payload, table_id(table, protocol), headers)]
+            shown = readme_table(payload, table_id(table, protocol), headers, row_notes=notes)
+            parts += ["", f"{table}, {title}:", "", shown]
     parts += ["", "What the run shows (printed by the notebook from the same results):", ""]
     parts += [f"- {sentence}" for sentence in payload["findings"]]
     return "\n".join(parts)

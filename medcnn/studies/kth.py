@@ -663,6 +663,28 @@ def head_model(feature_shape, run_settings, learning_rate=None, dropout=None):
     return compiled(head, learning_rate or run_settings["learning_rate"])
 
 
+def seeding(run_settings, weights=None):
+    """What each seed varies and what is held fixed, for results.json (`experiment.seed_policy`): every seed
+    composes and augments its own pool (`build_pool`), splits it, and draws a random backbone's weights
+    (`feature_extractor`), the head's initialisation and the MC-dropout masks; the search runs once.
+
+    `weights`: {backbone: "imagenet" or "random"} (`prepare_inputs`; None: not known).
+    """
+    from medcnn.experiment import for_models, seed_policy
+
+    weights = weights or {}
+    drawn = [name for name, used in weights.items() if used == "random"]
+    pretrained = [name for name in weights if name not in drawn]
+    varies = ["composition", "augmented views", "split", "initialisation", "data order", "dropout masks",
+              "mc dropout passes"]  # fmt: skip
+    if drawn or not weights:
+        varies.append(for_models("random backbone weights", drawn, weights) if weights else "random backbone weights")
+    held = {"search": "one hyperparameter search (`tune_head`) on the first seed's pool, before the runs"}
+    if pretrained:
+        held[for_models("pretrained backbone weights", pretrained, weights)] = "ImageNet weights: loaded, not drawn"
+    return seed_policy(varies, held)
+
+
 def feature_extractor(backbone, input_shape, run_settings, seed=0):
     """The backbone with its preprocessing, on [0, 1] inputs, built after `keras.utils.set_random_seed(seed)` so
     that random weights (no ImageNet file offline) are the same ones `transfer` builds. Returns (model, weights)."""
@@ -851,25 +873,41 @@ def protocol_summary(records, protocol):
     return summarise(chosen, SUMMARY_METRICS).rename(index=lambda label: label.rsplit(" | ", 1)[0])
 
 
-def comparisons(records, info, protocols=tuple(PROTOCOLS)):
-    """{table_id(protocol): `experiment.compare` of Table 5.1 (and our rows) with that protocol's runs}."""
+def row_notes(weights):
+    """{row: "random weights"} for the rows whose backbone loaded random weights ({backbone: weights used}, as
+    `prepare_inputs` returns and results.json records; display names such as "VGG16" are understood too)."""
+    from medcnn.experiment.truth import weights_notes
+
+    names = {shown: name for name, shown in BACKBONE_NAMES.items()}
+    used = {names.get(name, name): value for name, value in (weights or {}).items()}
+    return weights_notes({config.row: used[config.backbone] for config in CONFIGURATIONS if config.backbone in used})
+
+
+def comparisons(records, info, protocols=tuple(PROTOCOLS), weights=None):
+    """{table_id(protocol): `experiment.compare` of Table 5.1 (and our rows) with that protocol's runs}; rows whose
+    backbone had random weights (`weights`, else `info["weights"]`) say so."""
     from medcnn.experiment import compare
 
+    notes = row_notes(weights if weights is not None else info.get("weights"))
     return {
         table_id(protocol): compare(
-            table_with_extra_row(), protocol_summary(records, protocol), info, METRIC_KEYS["Table 5.1"]
+            table_with_extra_row(), protocol_summary(records, protocol), info, METRIC_KEYS["Table 5.1"], notes
         )
         for protocol in protocols
     }
 
 
-def table(records, protocols=tuple(PROTOCOLS), digits=2):
-    """Table 5.1 as we read it: per metric the thesis' value, then ours under each protocol (mean ± std)."""
+def table(records, protocols=tuple(PROTOCOLS), digits=2, weights=None):
+    """Table 5.1 as we read it: per metric the thesis' value, then ours under each protocol (mean ± std); with
+    `weights` ({backbone: weights used}) a `note` column says which rows had random weights."""
     from medcnn.experiment import mean_std
 
     paper = table_with_extra_row()
     summaries = {protocol: protocol_summary(records, protocol) for protocol in protocols}
     frame = pd.DataFrame(index=paper.index)
+    if weights is not None:
+        notes = row_notes(weights)
+        frame["note"] = [notes.get(row, "") for row in paper.index]
     for title, key in METRIC_KEYS["Table 5.1"].items():
         frame[f"{title}: thesis"] = ["" if np.isnan(v) else f"{v:.2f}" for v in paper[title]]
         for protocol, summary in summaries.items():
@@ -1190,6 +1228,78 @@ def _cell(summary, row, key):
     return mean_std(summary.at[row, f"{key}_mean"], summary.at[row, f"{key}_std"], 3)
 
 
+def _row_records(records, row, protocol):
+    """The run records of Table 5.1 row `row` under `protocol`."""
+    return [r for r in records if r.get("group") == protocol and r["configuration"] == f"{row} | {protocol}"]
+
+
+def leakage_statement(records, seeds=None):
+    """Test AUC as published against honestly, row by row (paired by seed), on the runs that learned: a row whose
+    runs all collapsed under either protocol is named, not compared."""
+    from medcnn.experiment import truth
+
+    parts, collapsed, above = [], [], []
+    for row in ROWS + OUR_ROWS:
+        published, honest = _row_records(records, row, "published"), _row_records(records, row, "honest")
+        if not published or not honest:
+            continue
+        if truth.all_collapsed(published) or truth.all_collapsed(honest):
+            collapsed.append(f"'{row}'")
+            continue
+        verdict = truth.compare_records(published, honest, "test_roc_auc", "published", "honest", "test AUC", True)
+        if verdict.verdict == "above":
+            above.append(f"'{row}'")
+        spread = "" if not np.isfinite(verdict.standard_error) else f", standard error {verdict.standard_error:.3f}"
+        parts.append(f"'{row}' {verdict.difference:+.3f}{spread} ({verdict.verdict})")
+    text = (
+        "Test AUC, published minus honest protocol, per row on the runs that did not collapse (paired by seed"
+        + (f", {seeds} seed(s)" if seeds else "")
+        + "): "
+        + ("; ".join(parts) if parts else "no row learned under both protocols")
+        + "."
+    )
+    if parts:
+        text += (
+            f" The published protocol is above the honest one beyond two standard errors for {len(above)} of "
+            f"{len(parts)} row(s)" + (f" ({', '.join(above)})." if above else ".")
+        )
+    if collapsed:
+        text += f" Every run collapsed under a protocol, so not compared: {', '.join(collapsed)}."
+    paper = TABLE_5_1
+    return text + (
+        f" The thesis' own AUCs, on its published protocol, range from {paper['AUC'].min():.2f} to "
+        f"{paper['AUC'].max():.2f}."
+    )
+
+
+def position_statement(records, protocol="honest"):
+    """Our small CNN (Flatten head) against the best learned row with the thesis' GAP head, on test AUC (paired
+    by seed), under `protocol`."""
+    from medcnn.experiment import truth
+
+    scratch = _row_records(records, SCRATCH_ROW, protocol)
+    rows = {row: _row_records(records, row, protocol) for row in ROWS + [EXTRA_ROW]}
+    learned = {row: runs for row, runs in rows.items() if runs and not truth.all_collapsed(runs)}
+    if not scratch:
+        return f"Position, {protocol} protocol: the small CNN did not run."
+    if truth.all_collapsed(scratch):
+        return f"Position, {protocol} protocol: every run of our small CNN collapsed to one class."
+    if not learned:
+        return (
+            f"Position, {protocol} protocol: every run of every row with the thesis' GAP head collapsed to one class; "
+            "our small CNN is compared with none of them."
+        )
+    top = max(learned, key=lambda row: np.nanmean(truth.row_values(learned[row], "test_roc_auc")[0]))
+    verdict = truth.compare_records(
+        scratch, learned[top], "test_roc_auc", "our small CNN, whose Flatten head keeps where each chromosome sits,",
+        f"the best row with the thesis' GAP head that learned ('{top}')", "test AUC",
+    )  # fmt: skip
+    return (
+        f"Position, {protocol} protocol: {verdict.sentence} A karyogram's layout says which chromosome is extra or "
+        "missing; global average pooling keeps what the features hold, not where."
+    )
+
+
 def findings(records, leaks, weights, feature_std, tuned, run_settings, best, mc, baselines, shares):
     """The sentences only this study prints, each computed from this run's numbers.
 
@@ -1204,6 +1314,7 @@ def findings(records, leaks, weights, feature_std, tuned, run_settings, best, mc
         baselines: {protocol: `brightness_baseline`}. shares: `copy_shares` of the first seed's pool.
     """
     from medcnn.experiment import stuck_statement
+    from medcnn.experiment import truth
 
     sentences = []
     published, honest = leaks.loc[("published", "augmented")], leaks.loc[("honest", "augmented")]
@@ -1217,23 +1328,23 @@ def findings(records, leaks, weights, feature_std, tuned, run_settings, best, mc
     )
     summaries = {protocol: protocol_summary(records, protocol) for protocol in run_settings["protocols"]}
     seeds = int(max(summary["runs"].max() for summary in summaries.values()))
-    gaps = [
-        summaries["published"].at[row, "test_roc_auc_mean"] - summaries["honest"].at[row, "test_roc_auc_mean"]
-        for row in ROWS + OUR_ROWS
-        if row in summaries["published"].index and row in summaries["honest"].index
-    ]
+    sentences.append(leakage_statement(records, seeds))
     paper = TABLE_5_1
-    sentences.append(
-        f"Test AUC, published minus honest protocol, averaged over the {len(gaps)} rows: {np.nanmean(gaps):+.3f} "
-        f"({seeds} seed(s)); the thesis' own AUCs, on its published protocol, range from {paper['AUC'].min():.2f} to "
-        f"{paper['AUC'].max():.2f}."
-    )
-    for protocol, summary in summaries.items():
+    for protocol in summaries:
+        original, augmented = _row_records(records, ROWS[0], protocol), _row_records(records, ROWS[2], protocol)
+        if not original or not augmented:
+            continue
+        collapsed = [
+            f"'{row}'" for row, runs in ((ROWS[0], original), (ROWS[2], augmented)) if truth.all_collapsed(runs)
+        ]
+        if collapsed:
+            said = f"every run of {' and '.join(collapsed)} collapsed to one class, so the two are not compared"
+        else:
+            said = truth.compare_records(
+                augmented, original, "test_roc_auc", "augmented data", "original data", "test AUC"
+            ).sentence.rstrip(".")
         sentences.append(
-            f"{protocol.capitalize()} protocol, original vs augmented data (VGG16): test accuracy "
-            f"{_cell(summary, ROWS[0], 'test_accuracy')} vs {_cell(summary, ROWS[2], 'test_accuracy')}, AUC "
-            f"{_cell(summary, ROWS[0], 'test_roc_auc')} vs {_cell(summary, ROWS[2], 'test_roc_auc')} (thesis: "
-            f"{paper.at[ROWS[0], 'accuracy']:.2f} vs {paper.at[ROWS[2], 'accuracy']:.2f}, AUC "
+            f"{protocol.capitalize()} protocol, original vs augmented data (VGG16): {said} (thesis: "
             f"{paper.at[ROWS[0], 'AUC']:.2f} vs {paper.at[ROWS[2], 'AUC']:.2f})."
         )
     train_shares = shares["train"]
@@ -1275,18 +1386,7 @@ def findings(records, leaks, weights, feature_std, tuned, run_settings, best, mc
                 f"{numbers['accuracy_all']:.3f} on all, {numbers['accuracy_not_referred']:.3f} on the rest; "
                 f"ECE {numbers['ece']:.3f}."
             )
-    honest_summary = summaries["honest"]
-    gap_head_rows = [row for row in ROWS + [EXTRA_ROW] if row in honest_summary.index]
-    if gap_head_rows and SCRATCH_ROW in honest_summary.index:
-        top = max(gap_head_rows, key=lambda row: np.nan_to_num(honest_summary.at[row, "test_roc_auc_mean"]))
-        sentences.append(
-            f"Position, honest protocol: our small CNN, whose Flatten head keeps where each chromosome sits, reaches "
-            f"test AUC {_cell(honest_summary, SCRATCH_ROW, 'test_roc_auc')} and balanced accuracy "
-            f"{_cell(honest_summary, SCRATCH_ROW, 'test_balanced_accuracy')}; the best row with the thesis' GAP head "
-            f"('{top}') {_cell(honest_summary, top, 'test_roc_auc')} and "
-            f"{_cell(honest_summary, top, 'test_balanced_accuracy')}. A karyogram's layout says which chromosome is "
-            "extra or missing; global average pooling keeps what the features hold, not where."
-        )
+    sentences.append(position_statement(records))
     sentences.append(
         f"Best run on the honest validation AUC: '{best['configuration']}' (seed {best['seed']}): test accuracy "
         f"{best['test_accuracy']:.3f}, balanced {best['test_balanced_accuracy']:.3f}, AUC {best['test_roc_auc']:.3f} "
@@ -1306,6 +1406,7 @@ def readme_section(payload, scale="cpu"):
     if any(isinstance(value, dict) for value in counts.values()):  # counts per part of the pool: per class
         totals = {name: sum(part.get(name, 0) for part in counts.values()) for name in CLASS_NAMES}
         payload = {**payload, "run": {**payload["run"], "data": {**payload["run"]["data"], "counts": totals}}}
+    notes = row_notes(payload.get("weights") or payload["run"].get("weights"))
     text = section(
         payload,
         table_id("published"),
@@ -1313,7 +1414,8 @@ def readme_section(payload, scale="cpu"):
         f"as published, {PROTOCOLS['published']}; below it the honest protocol ({PROTOCOLS['honest']}). Data: a "
         "synthetic stand-in, karyograms composed from real CIR-Net chromosomes (the thesis' are private). MC dropout, "
         f"leakage counts and recall per aberration: [results/kth/{scale}/report.md](results/kth/{scale}/report.md).",
+        row_notes=notes,
     )
-    table, findings_start = readme_table(payload, table_id("honest"), headers), "What the run shows"
+    table, findings_start = readme_table(payload, table_id("honest"), headers, row_notes=notes), "What the run shows"
     before, after = text.split(findings_start, 1)
     return f"{before}Honest protocol:\n\n{table}\n\n{findings_start}{after}"
