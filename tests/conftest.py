@@ -61,6 +61,12 @@ class SmokeRun(NamedTuple):
         assert len(parts) > 1, f"report.md has no '## {heading}' section"
         return parts[1].split("\n## ")[0]
 
+    def row_count(self, heading, label):
+        """How many table rows of the `heading` section are labelled `label` (a note such as "*(random weights)*"
+        may follow the label in its cell)."""
+        cells = [line.split(" | ")[0].removeprefix("| ") for line in self.section(heading).splitlines()]
+        return sum(cell == label or cell.startswith(f"{label} *(") for cell in cells)
+
     def predict(self, files):
         """`Predicted`: the exported model.keras (loaded as `python -m medcnn predict` loads it) on raw `files`."""
         from medcnn.predict import load_model, predict_files
