@@ -1,4 +1,4 @@
-# medcnn: `make setup`, `make test`, `make reproduce-<study> SCALE=smoke|cpu|full`, `make report-<study>`, `make readme`.
+# medcnn: `make setup`, `make test`, `make reproduce-<study> SCALE=smoke|cpu|full`, `make plan-<study> SCALE=...`, `make report-<study>`, `make readme`.
 PYTHON_BOOT ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -7,7 +7,8 @@ STUDIES := kth cnmc an2dl allgray chromosome
 export MPLBACKEND ?= Agg
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: setup test lint readme reproduce-all benchmarks $(addprefix reproduce-,$(STUDIES)) $(addprefix report-,$(STUDIES))
+.PHONY: setup test lint readme reproduce-all benchmarks $(addprefix reproduce-,$(STUDIES)) $(addprefix report-,$(STUDIES)) \
+	$(addprefix plan-,$(STUDIES))
 
 setup: $(VENV)/.installed
 
@@ -46,6 +47,11 @@ $(addprefix reproduce-,$(STUDIES)): reproduce-%: setup
 
 $(addprefix report-,$(STUDIES)): report-%: setup
 	$(MAKE) --no-print-directory reproduce-$* SCALE=$(SCALE) REUSE_RUNS=True
+
+# Before a long run: list the runs SCALE would train and estimate their time on this CPU from measured rates
+# (medcnn.experiment.estimate); nothing is trained and no image is decoded.
+$(addprefix plan-,$(STUDIES)): plan-%: setup
+	$(PY) -m medcnn plan $* --scale $(SCALE)
 
 # Regenerate the README's result tables from the committed results/<study>/<scale>/results.json.
 readme: setup

@@ -1,4 +1,5 @@
-"""Command line: `python -m medcnn validate PATH` and `python -m medcnn predict MODEL IMAGES...`.
+"""Command line: `python -m medcnn validate PATH`, `python -m medcnn predict MODEL IMAGES...` and
+`python -m medcnn plan STUDY --scale SCALE`.
 
 TensorFlow's start-up messages on a machine without a GPU ("Could not find cuda drivers", "failed call to cuInit",
 "oneDNN custom operations are on", ...) say nothing useful to someone classifying a few images, so the command
@@ -82,7 +83,39 @@ def build_parser():
 
     validate.add_arguments(commands.add_parser("validate", help=validate.__doc__.splitlines()[0]))
     predict.add_arguments(commands.add_parser("predict", help=predict.__doc__.splitlines()[0]))
+    add_plan_arguments(commands.add_parser("plan", help="list a scale's runs and estimate their time, untrained"))
     return parser
+
+
+def add_plan_arguments(parser):
+    """Add the `plan STUDY [--scale S] [--data-dir D]` arguments to an argparse parser (see `run_plan`)."""
+    from medcnn.studies import STUDIES
+
+    parser.add_argument("study", choices=STUDIES, help="the study to plan")
+    parser.add_argument("--scale", default="smoke", help="smoke, cpu or full (default: smoke)")
+    parser.add_argument("--data-dir", default=None, help="data root or data set folder (default: MEDCNN_DATA, "
+                        "then ../shared/data)")  # fmt: skip
+    parser.set_defaults(run=run_plan, uses_keras=True)  # the study's plan imports medcnn.experiment, hence Keras
+    return parser
+
+
+def run_plan(args):
+    """Print the runs `args.study` would train at `args.scale` and their estimated time
+    (`medcnn.experiment.estimate`); nothing is trained. Returns 0, or 1 on an unknown scale or missing data."""
+    from medcnn.errors import DataError
+    from medcnn.experiment import estimate
+    from medcnn.studies import get_study
+
+    study = get_study(args.study)
+    try:
+        run_settings = study.settings(args.scale)
+        planned = study.plan_runs(run_settings, args.data_dir)
+    except (DataError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    leaves_out = getattr(study, "PLAN_LEAVES_OUT", "")
+    print(estimate.plan_text(args.study, run_settings["scale"], planned, leaves_out=leaves_out))
+    return 0
 
 
 def main(argv=None):

@@ -123,3 +123,17 @@ def test_quiet_settings_keep_a_level_the_user_set(monkeypatch):
     assert cli.quiet_tensorflow_settings() is True and os.environ["TF_CPP_MIN_LOG_LEVEL"] == "3"
     monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "0")
     assert cli.quiet_tensorflow_settings() is False and os.environ["TF_CPP_MIN_LOG_LEVEL"] == "0"
+
+
+def test_plan_prints_the_runs_and_a_total_without_training(shared_data, capsys, monkeypatch):
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "3")
+    assert cli.main(["plan", "allgray", "--scale", "smoke", "--data-dir", str(shared_data)]) == 0
+    out = capsys.readouterr().out
+    assert "allgray, smoke scale" in out and "Total:" in out and " min " in out
+    assert "15 epochs, batch 64, categorical CE" in out
+
+
+def test_plan_of_an_unknown_scale_is_an_error_not_a_traceback(capsys, monkeypatch):
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "3")
+    assert cli.main(["plan", "allgray", "--scale", "huge"]) == 1
+    assert "`scale` must be one of" in capsys.readouterr().err
