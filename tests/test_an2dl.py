@@ -21,7 +21,7 @@ CHANCE = 1 / K
 
 def test_scales_grow_from_smoke_to_cpu_to_full():
     smoke, cpu, full = (an2dl.settings(scale) for scale in ("smoke", "cpu", "full"))
-    assert set(smoke) == set(cpu) == set(full) and set(an2dl.SETTINGS) == {"smoke", "full"}
+    assert set(smoke) == set(cpu) == set(full) and set(an2dl.SETTINGS) == {"smoke", "cpu", "full"}
     for key in ("epochs", "fine_tune_epochs", "custom_epochs", "augment_copies"):
         assert smoke[key] <= cpu[key] <= full[key], key
     assert (cpu["epochs"], cpu["fine_tune_epochs"], cpu["batch_size"]) == (30, 70, 64)  # the study's protocol

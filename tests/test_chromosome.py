@@ -28,7 +28,7 @@ def test_scales_grow_from_smoke_to_cpu_to_full():
     assert len(cpu["seeds"]) >= 3  # the issue asks for mean ± std over at least three seeds
     assert cpu["allow_random_weights"] is False and smoke["allow_random_weights"] is True
     assert min(smoke["transfer_size"]) >= 32  # MobileNetV2's smallest input
-    assert set(chromosome.SETTINGS) == {"smoke", "full"}  # medcnn.studies.SCALES; cpu lives apart
+    assert set(chromosome.SETTINGS) == {"smoke", "cpu", "full"}  # medcnn.studies.SCALES
 
 
 def test_settings_reject_unknown_overrides():

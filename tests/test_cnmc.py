@@ -39,7 +39,7 @@ def test_each_scale_ends_on_a_finished_cosine_cycle(scale):
 
 def test_scales_grow_from_smoke_to_cpu_to_full():
     smoke, cpu, full = (cnmc.settings(scale) for scale in ("smoke", "cpu", "full"))
-    assert set(smoke) == set(cpu) == set(full) and set(cnmc.SETTINGS) == {"smoke", "full"}
+    assert set(smoke) == set(cpu) == set(full) and set(cnmc.SETTINGS) == {"smoke", "cpu", "full"}
     for key in ("augmented_copies", "epochs_per_fold", "folds"):
         assert smoke[key] <= cpu[key] <= full[key], key
     assert math.prod(smoke["image_size"]) < math.prod(cpu["image_size"]) == math.prod(full["image_size"])

@@ -324,6 +324,38 @@ def test_export_retrains_a_run_whose_weights_are_missing(easy, tmp_path):
     assert path.is_file() and any("training that run again" in line for line in said)
 
 
+@pytest.mark.filterwarnings("ignore:Skipping variable loading for optimizer")
+def test_trained_model_loads_retrains_or_refuses(easy, tmp_path):
+    """The one policy: the run's weights when the cache has them under its fingerprint, else the run trained again
+    in `cache/retrain/` (and that reused next time), else, when retraining is forbidden, FileNotFoundError."""
+    x, labels, split = easy
+    cache = experiment.RunCache(tmp_path)
+    run = make_run(split, epochs=1)
+    experiment.train_and_evaluate(run, x, labels, CLASSES, cache, verbose=0)
+    said = []
+
+    def weights_of(model):
+        return [w.tolist() for w in model.get_weights()]
+
+    recorded = experiment.trained_model(run, x, labels, CLASSES, cache, log=said.append)
+    saved = tiny_cnn()
+    saved.load_weights(cache.weights_path(run.key))
+    assert said == [] and weights_of(recorded) == weights_of(saved)  # present: loaded, nothing trained
+
+    other = make_run(split, epochs=1, seed=1)  # another seed: a run never trained here
+    with pytest.raises(FileNotFoundError, match=r"'tiny cnn' seed 1 are not here.*retrain_missing=True"):
+        experiment.trained_model(other, x, labels, CLASSES, cache, retrain_missing=False, log=said.append)
+    assert said == [] and not (tmp_path / "cache" / "retrain").exists()  # forbidden: nothing trained
+
+    stale = make_run(split, epochs=2)  # same key as `run`, other settings: its weights are not these
+    experiment.trained_model(stale, x, labels, CLASSES, cache, log=said.append)
+    assert "training that run again" in said[0] and said[-1].startswith("retrained: val")
+    assert (tmp_path / "cache" / "retrain" / "cache" / "weights" / f"{stale.key}.weights.h5").is_file()
+    said.clear()
+    experiment.trained_model(stale, x, labels, CLASSES, cache, log=said.append)
+    assert said == []  # the retrained weights carry its fingerprint: loaded, not trained a third time
+
+
 def test_serving_model_takes_further_preprocessing_options():
     options = {"pad_to_aspect_ratio": True, "fill_value": 255.0, "invert": True}
     served = experiment.serving_model(tiny_cnn(), CLASSES, input_max=1.0, preprocessing=options)

@@ -33,7 +33,7 @@ def test_scales_grow_from_smoke_to_cpu_to_full():
     ] == {"normal": 105, "abnormal": 41}
     assert full["augmented_counts"] == {"normal": 376, "abnormal": 316}
     assert len(smoke["seeds"]) < len(cpu["seeds"]) <= len(full["seeds"])
-    assert set(kth.SETTINGS) == {"smoke", "full"}  # medcnn.studies.SCALES; cpu lives apart
+    assert set(kth.SETTINGS) == {"smoke", "cpu", "full"}  # medcnn.studies.SCALES
 
 
 def test_settings_reject_unknown_overrides():

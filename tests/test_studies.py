@@ -144,14 +144,25 @@ def test_citation_matches_the_seed_file(study):
 def test_settings_per_scale(study):
     module = get_study(study)
     smoke, full = module.settings("smoke"), module.settings("full")
-    assert set(module.SETTINGS) == set(SCALES)
     assert smoke["scale"] == "smoke" and full["scale"] == "full"
-    assert set(smoke) == set(full)
     assert np.prod(smoke["image_size"]) <= np.prod(full["image_size"])
     for key in smoke:
         if "epochs" in key or key in ("mc_passes", "tuner_trials", "folds", "ensemble_size"):
             assert full[key] is None or smoke[key] <= full[key], key  # None: no cap
     assert smoke["allow_random_weights"] is True and full["allow_random_weights"] is False
+
+
+@pytest.mark.parametrize("study", STUDIES)
+def test_every_study_has_every_scale_with_the_same_settings(study):
+    """SETTINGS holds exactly SCALES; every scale has the settings smoke has (a scale may name another one:
+    allgray's cpu run is its full run)."""
+    module = get_study(study)
+    assert set(module.SETTINGS) == set(SCALES) == {"smoke", "cpu", "full"}
+    keys = set(module.SETTINGS["smoke"])
+    for scale in SCALES:
+        declared = module.SETTINGS[scale]
+        assert declared in SCALES if isinstance(declared, str) else set(declared) == keys, scale
+        assert set(module.settings(scale)) == keys | {"scale"}, scale
 
 
 @pytest.mark.parametrize("study", OURS)
@@ -205,6 +216,8 @@ def test_select_settings_checks_overrides_then_the_scale():
         select_settings(by_scale, "huge", {"epoch": 3})  # the override is checked before the scale
     with pytest.raises(ValueError, match=r"Received: scale='huge'"):
         select_settings(by_scale, "huge", {})
+    aliased = select_settings({**by_scale, "cpu": "full"}, "cpu", {"epochs": 4})  # cpu is the full run
+    assert aliased == {"epochs": 4, "seeds": [0, 1, 2], "scale": "full"}
 
 
 def test_study_settings_do_not_import_keras(fresh_python):

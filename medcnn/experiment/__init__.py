@@ -9,12 +9,14 @@ of functions:
     records = experiment.run_all(runs, x, labels, class_names, experiment.RunCache(out_dir, reuse=REUSE_RUNS))
     summary = experiment.summarise(records, metrics)
     table = experiment.compare(paper_table, summary, info)
+    model = experiment.trained_model(best, x, labels, class_names, cache)  # saved weights, or the run again
     experiment.export_run(best, x, labels, class_names, cache, out_dir / "model.keras", input_max=1.0)
     experiment.write_outputs(out_dir, experiment.results_payload(...), title, sections, figures)
 """
 
 from medcnn.experiment.cache import NON_RESULT_SETTINGS, RunCache, callable_identity, fingerprint, split_digests
-from medcnn.experiment.export import export_model, export_run, serving_model
+from medcnn.experiment.estimate import RATES, PlannedRun, Rate, estimate_runs, plan_table, plan_text, rate_for
+from medcnn.experiment.export import export_model, export_run, serving_model, trained_model
 from medcnn.experiment.outputs import (
     compare,
     comparison_markdown,
@@ -67,6 +69,13 @@ __all__ = [
     "references",
     "NON_RESULT_SETTINGS",
     "SEED_PARTS",
+    "PlannedRun",
+    "RATES",
+    "Rate",
+    "estimate_runs",
+    "plan_table",
+    "plan_text",
+    "rate_for",
     "Run",
     "RunCache",
     "best_run",
@@ -101,6 +110,7 @@ __all__ = [
     "summarise",
     "test_predictions",
     "train_and_evaluate",
+    "trained_model",
     "update_readme",
     "write_outputs",
 ]

@@ -48,28 +48,79 @@ def export_model(model, class_names, path, input_max=None, preprocessing=None):
     return path
 
 
+def recorded_weights(run, cache):
+    """The weights file of `run` in `cache` when the record beside it carries the run's fingerprint, else None."""
+    import json
+
+    weights, record = cache.weights_path(run.key), cache.record_path(run.key)
+    if not (weights.is_file() and record.is_file()):
+        return None
+    return weights if json.loads(record.read_text()).get("fingerprint") == run.fingerprint else None
+
+
+def trained_model(run, x, labels, class_names, cache, retrain_missing=True, log=print, build=None):
+    """`run`'s model with the weights it was trained to: the one policy behind every export and every reuse of a
+    trained model.
+
+    1. The weights are looked for in `cache`, then in `<cache>/cache/retrain/` (where an earlier call trained the
+       run again); either counts only when the record beside it carries `run.fingerprint`, so weights left by a
+       run under other settings are never taken for this one.
+    2. Missing (records are committed, weights are not), the run is trained again in `<cache>/cache/retrain/`
+       (`train_and_evaluate`, same seed and spec; the log says so and how it scored), unless `retrain_missing` is
+       False: then `FileNotFoundError` says which weights are missing and how to get them.
+    3. The model is built under `run.seed` (by `build()`, default `run.build_model`) and the weights loaded.
+
+    Args:
+        run: an `experiment.Run`; `x`, `labels`, `class_names`: what it trains on, as for `train_and_evaluate`.
+        cache: the `RunCache` the run was recorded in.
+        retrain_missing: train the run again when its weights are missing (True), or raise (False).
+        log: where the retraining lines go.
+        build: `() -> model` with the run's architecture, for a study that rebuilds without `run.build_model`
+            (e.g. with no stage-one head weights to load first); None: `run.build_model`.
+
+    Returns:
+        The model with the run's trained weights (compiled as `build` returns it).
+    """
+    import warnings
+
+    import keras
+
+    retrain = RunCache(cache.out_dir / "cache" / "retrain", reuse=False)  # a record there without weights is no use
+    weights = recorded_weights(run, cache) or recorded_weights(run, retrain)
+    if weights is None:
+        missing = cache.weights_path(run.key)
+        if not retrain_missing:
+            raise FileNotFoundError(
+                f"The weights of '{run.label}' seed {run.seed} are not here ({missing}): run records are committed, "
+                "weights are not. Pass `retrain_missing=True` (or run the notebook with REUSE_RUNS=False) to train "
+                "that run again."
+            )
+        log(
+            f"{missing.name} is missing or was trained under other settings (run records are committed, weights are "
+            "not): training that run again."
+        )
+        again = train_and_evaluate(run, x, labels, class_names, retrain, verbose=0, log=log)[0]
+        log(f"retrained: val {again.get('val_accuracy', float('nan')):.3f}, "
+            f"test {again.get('test_accuracy', float('nan')):.3f}")  # fmt: skip
+        weights = retrain.weights_path(run.key)
+    keras.utils.set_random_seed(run.seed)
+    model = (build or run.build_model)()
+    with warnings.catch_warnings():  # the weights file also holds the optimiser's state, which is not needed here
+        warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+        model.load_weights(weights)
+    return model
+
+
 def export_run(
     run, x, labels, class_names, cache, path, input_max=None, retrain_missing=True, log=print, preprocessing=None
 ):
-    """Rebuild `run`'s model with its recorded weights and export it; None when the weights are missing.
-
-    Weights are not committed: after a reuse pass over committed records they may be missing. Then, with
-    `retrain_missing`, that one run is trained again in `<cache>/cache/retrain/` (the log says so); otherwise
-    nothing is exported and the log says why.
-    """
-    import keras
-
-    weights = cache.weights_path(run.key)
-    if not weights.is_file():
-        if not retrain_missing:
-            log(f"No model exported: the weights of '{run.label}' seed {run.seed} are not here ({weights.name}).")
-            return None
-        log(f"{weights.name} is missing (run records are committed, weights are not): training that run again.")
-        scratch = RunCache(cache.out_dir / "cache" / "retrain", reuse=False)
-        again = train_and_evaluate(run, x, labels, class_names, scratch, verbose=0, log=log)[0]
-        log(f"retrained: val {again['val_accuracy']:.3f}, test {again.get('test_accuracy', float('nan')):.3f}")
-        weights = scratch.weights_path(run.key)
-    keras.utils.set_random_seed(run.seed)
-    model = run.build_model()
-    model.load_weights(weights)
+    """Export `run`'s model with its recorded weights (`trained_model`'s policy); None when the weights are missing
+    and `retrain_missing` is False (the log says why)."""
+    try:
+        model = trained_model(run, x, labels, class_names, cache, retrain_missing, log)
+    except FileNotFoundError as error:
+        if retrain_missing:
+            raise
+        log(f"No model exported: {error}")
+        return None
     return export_model(model, class_names, path, input_max, preprocessing)

@@ -3,8 +3,9 @@
 Every study module `medcnn.studies.<id>` exposes:
 
 - `STUDY` (its id), `CITATION` (title, authors, year, venue, seed file in `../shared/seeds/`),
-- `SETTINGS` = {"smoke": {...}, "full": {...}} and `settings(scale, **overrides)`, which returns one of them
-  with `scale` added and the non-None overrides applied,
+- `SETTINGS` = {scale: {...}} for every scale of `SCALES`, each with the keys of "smoke", and
+  `settings(scale, **overrides)` = `select_settings(SETTINGS, scale, overrides)`: one of them with `scale` added
+  and the non-None overrides applied,
 - `paper_tables()` -> {table id: DataFrame}, the published numbers exactly as printed (see `medcnn.report`).
 
 Modules are imported only when asked for (`get_study`), so a missing or broken study never breaks the others.
@@ -14,7 +15,9 @@ import copy
 import importlib
 
 STUDIES = ("kth", "cnmc", "an2dl", "allgray", "chromosome")
-SCALES = ("smoke", "full")
+# smoke: minutes on 2 CPU cores, to check that everything runs; cpu: the largest protocol that fits about 2 hours on
+# 2 CPU cores; full: the published protocol (a GPU, or days of CPU).
+SCALES = ("smoke", "cpu", "full")
 
 
 def get_study(name):
@@ -29,6 +32,8 @@ def select_settings(settings_by_scale, scale, overrides):
 
     Args:
         settings_by_scale: {scale: settings}; every scale has the keys of "smoke", the only names `overrides` takes.
+            A scale whose value is another scale's name is that scale: e.g. `"cpu": "full"` when the published
+            protocol already fits the CPU, so that its settings (and `scale`, hence its results folder) are full's.
         scale: a key of `settings_by_scale`.
         overrides: {setting: value}; None values leave the setting alone.
 
@@ -41,6 +46,8 @@ def select_settings(settings_by_scale, scale, overrides):
         raise ValueError(f"Unknown setting(s) {sorted(unknown)}; known: {sorted(known)}.")
     if scale not in settings_by_scale:
         raise ValueError(f"`scale` must be one of {sorted(settings_by_scale)}. Received: scale={scale!r}")
+    if isinstance(settings_by_scale[scale], str):
+        scale = settings_by_scale[scale]
     chosen = copy.deepcopy(settings_by_scale[scale])
     chosen["scale"] = scale
     chosen.update({key: value for key, value in overrides.items() if value is not None})

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 
 from medcnn.report import paper_table
-from medcnn.studies import copy_tables
+from medcnn.studies import copy_tables, select_settings
 
 STUDY = "allgray"
 DATASET_ID = "all4"
@@ -162,15 +162,14 @@ SETTINGS = {
         "max_epochs": None,
         "allow_random_weights": False,
     },
+    # The paper's own protocol fits this CPU: `cpu` is the `full` run (its settings, its name, results/allgray/full).
+    "cpu": "full",
 }
-SCALE_ALIASES = {"cpu": "full"}  # the paper's own protocol fits this CPU: `cpu` and `full` are one run
 
 
 def settings(scale="smoke", **overrides):
     """The settings of `scale` ("smoke", "full"; "cpu" is "full") with the non-None `overrides` applied."""
-    from medcnn.studies import select_settings
-
-    return select_settings(SETTINGS, SCALE_ALIASES.get(scale, scale), overrides)
+    return select_settings(SETTINGS, scale, overrides)
 
 
 def configurations(groups=GROUPS):
@@ -514,3 +513,54 @@ def readme_section(payload, scale="full"):
         f"our rows, MobileNetV2 and HOG + PCA, with curves, confusion matrix and sample predictions: "
         f"[results/allgray/{scale}/report.md](results/allgray/{scale}/report.md).",
     )
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The plan: what a scale would train, without training it (`python -m medcnn plan allgray --scale full`)
+
+PLAN_LEAVES_OUT = "decoding and resizing the images, HOG + PCA + SVM (seconds), evaluation, figures and export"
+
+
+def plan_model(config):
+    """The name `medcnn.experiment.estimate.RATES` knows a configuration's model by, and its kind of run."""
+    if config.backbone:
+        return config.backbone, "frozen backbone + head"
+    if config.batch_norm:
+        return "allgray_cnn_bn", "from scratch"
+    return ("allgray_cnn" if config.conv_layers == 3 else f"allgray_cnn_{config.conv_layers}conv"), "from scratch"
+
+
+def plan_runs(run_settings, data_dir=None):
+    """The runs `make_runs` builds at these settings, as `experiment.estimate.PlannedRun`s, from the staged files'
+    counts (nothing decoded): seed by seed, a snapshot row inside its longer run (recorded from it, not trained).
+
+    Training sizes are `make_split`'s over labels made from the counts; the duplicate-free row is counted before
+    its duplicates are removed (a few images more than it trains on).
+    """
+    from medcnn.data.splits import train_val_test_split
+    from medcnn.experiment import seed_order
+    from medcnn.experiment.estimate import PlannedRun, count_files
+
+    counts = list(count_files(DATASET_ID, data_dir, "Original", CLASS_NAMES).values())
+    if run_settings["max_images"]:
+        share = min(1.0, run_settings["max_images"] / sum(counts))
+        counts = [max(1, round(count * share)) for count in counts]
+    labels = np.repeat(np.arange(len(counts)), counts)
+    seeds_of = {
+        group: (chosen if chosen is not None else run_settings["seeds"])
+        for group, chosen in run_settings["groups"].items()
+    }
+    planned = {}
+    for config, seed in seed_order(configurations(tuple(seeds_of)), seeds_of):
+        train = train_val_test_split(labels, run_settings["ratios"], seed)[0]
+        model, kind = plan_model(config)
+        epochs = scaled_epochs(config, run_settings["epoch_scale"], run_settings["max_epochs"])
+        planned[(config.label, seed)] = PlannedRun(
+            config.label, seed, kind, model, epochs, len(train), tuple(run_settings["image_size"])
+        )
+    for short, long in SNAPSHOTS.items():
+        for seed in run_settings["seeds"]:
+            pair = planned.get((short, seed)), planned.get((long, seed))
+            if None not in pair and pair[0].epochs < pair[1].epochs:
+                del planned[(short, seed)]
+    return list(planned.values())

@@ -12,13 +12,12 @@ is frozen and whose augmentation is offline); fine-tuning trains the last block 
 the blocks before it. Runs, caching, summaries, export and outputs come from `medcnn.experiment`.
 """
 
-import warnings
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
 from medcnn.report import paper_table
-from medcnn.studies import copy_tables
+from medcnn.studies import copy_tables, select_settings
 
 STUDY = "an2dl"
 DATASET_ID = "pbc"
@@ -173,7 +172,7 @@ _COMMON = {
 SETTINGS = {
     "smoke": {
         **_COMMON,
-        "largest_class": 120,  # neutrophils drawn; the other classes in the homework's proportions
+        "largest_class": 100,  # neutrophils drawn, the others in the homework's proportions (120: 183 s in all)
         "augment_copies": 1,  # offline augmented copies of every image (the study built an augmented set)
         "epochs": 10,
         "fine_tune_epochs": 2,  # ResNet50's last block trains at ~32 images/s here: the smoke run's longest row
@@ -204,7 +203,7 @@ SETTINGS = {
 # per seed for MobileNetV2's, 14 min for the custom CNNs: 60 to 80 minutes. Measured (results/an2dl/cpu): 2 h 22 min
 # elapsed, nearly all of it training, mostly ResNet50's fine-tuning (28-38 min per seed at about 35 s per epoch: its
 # small-batch steps keep one core busy), partly beside other jobs.
-CPU_SETTINGS = {
+SETTINGS["cpu"] = {
     **SETTINGS["full"],
     "augment_copies": 2,
     "standardise_features": True,
@@ -215,9 +214,7 @@ CPU_SETTINGS = {
 
 def settings(scale="smoke", **overrides):
     """The study's settings for `scale` ("smoke", "cpu" or "full"), with the non-None `overrides` applied."""
-    from medcnn.studies import select_settings
-
-    return select_settings({**SETTINGS, "cpu": CPU_SETTINGS}, scale, overrides)
+    return select_settings(SETTINGS, scale, overrides)
 
 
 def paper_tables():
@@ -825,24 +822,15 @@ def seeding(run_settings, weights):
 
 
 def trained_model(run, config, inputs, cache, run_settings, log=print):
-    """`run`'s model with its recorded weights; trained again in `<cache>/cache/retrain/` when they are missing."""
-    import keras
+    """`run`'s model with its recorded weights, or trained again when they are missing (`experiment.trained_model`).
 
-    from medcnn.experiment import RunCache, train_and_evaluate
+    Rebuilt without the stage-one head a fine-tuning run starts from: the run's own weights replace it."""
+    from medcnn.experiment import trained_model as recorded_model
 
-    weights = cache.weights_path(run.key)
-    if not weights.is_file():
-        log(f"{weights.name} is missing (run records are committed, weights are not): training that run again.")
-        scratch = RunCache(cache.out_dir / "cache" / "retrain", reuse=True)
-        train_and_evaluate(run, inputs.x(config, run.seed), inputs.labels, CLASS_NAMES, scratch, verbose=0, log=log)
-        weights = scratch.weights_path(run.key)
-    keras.utils.set_random_seed(run.seed)
-    shape = inputs.x(config, run.seed).shape[1:]
-    model = build_model(config, shape, run_settings, stats=inputs.head_stats(config, run.seed), seed=run.seed)
-    with warnings.catch_warnings():  # the weights file also holds the optimiser's state, which is not needed here
-        warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
-        model.load_weights(weights)
-    return model
+    x = inputs.x(config, run.seed)
+    stats = inputs.head_stats(config, run.seed)
+    build = lambda: build_model(config, x.shape[1:], run_settings, stats=stats, seed=run.seed)  # noqa: E731
+    return recorded_model(run, x, inputs.labels, CLASS_NAMES, cache, log=log, build=build)
 
 
 def make_runs(configs, inputs, splits, run_settings, data_hash, cache, log=print):
@@ -1333,3 +1321,54 @@ def readme_section(payload, scale="cpu"):
         f"[results/an2dl/{scale}/report.md](results/an2dl/{scale}/report.md).",
         row_notes=row_notes(payload.get("backbone_weights"), payload["run"].get("settings")),
     )
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The plan: what a scale would train, without training it (`python -m medcnn plan an2dl --scale cpu`)
+
+PLAN_LEAVES_OUT = (
+    "decoding the images, duplicate and outlier search, the offline augmented copies, the training-side accuracy "
+    "of the fine-tuned rows, evaluation and export"
+)
+
+
+def plan_runs(run_settings, data_dir=None):
+    """Per seed, each backbone's features of every image and copy, then `make_runs`' runs (`configurations`, seed
+    by seed, `group_seeds` honoured), as `experiment.estimate.PlannedRun`s, from the staged files' counts drawn in
+    the homework's proportions (`draw_counts`; nothing decoded).
+
+    Sizes are counted before duplicates and outliers are removed (so at most): the test part `test_fraction` of
+    the drawn images, the training side `split_ratios[0]` of the rest, times 1 + `augment_copies`.
+    """
+    from medcnn.experiment import seed_order
+    from medcnn.experiment.estimate import PlannedRun, count_files
+
+    available = count_files(DATASET_ID, data_dir, class_order=CLASS_NAMES)
+    drawn = sum(draw_counts(available, run_settings["largest_class"]).values())
+    copies = run_settings["augment_copies"]
+    rest = drawn - round(run_settings["test_fraction"] * drawn)
+    train = round(run_settings["split_ratios"][0] * rest) * (copies + 1)
+    size = tuple(run_settings["image_size"])
+    configs = configurations(run_settings)
+    groups = {config.group for config in configs}
+    seeds_of = {group: run_settings["group_seeds"].get(group) or run_settings["seeds"] for group in groups}
+    epochs_of = {"fine_tune": "fine_tune_epochs", "custom": "custom_epochs"}
+    patience = run_settings["early_stopping"]["patience"]
+    backbones = (*run_settings["backbones"], run_settings["transfer_backbone"])
+    planned = [
+        PlannedRun(f"{name} features of every image and copy", seed, "feature extraction", name, 1,
+                   drawn * (copies + 1), size)
+        for seed in sorted({seed for chosen in seeds_of.values() for seed in chosen})
+        for name in backbones
+    ]  # fmt: skip
+    for config, seed in seed_order(configs, seeds_of):
+        epochs = run_settings[epochs_of.get(config.group, "epochs")]
+        if config.group == "custom":
+            kind, model, at = "from scratch", f"an2dl_cnn:{config.model}", size
+        elif config.group == "fine_tune":
+            blocks = "last block" if config.blocks == 1 else f"last {config.blocks} blocks"
+            kind, model, at = "fine-tuning", f"{config.backbone} {blocks}", size
+        else:
+            kind, model, at = "frozen-feature head", "an2dl_head", None
+        planned.append(PlannedRun(config.label, seed, kind, model, epochs, train, at, patience < epochs))
+    return planned

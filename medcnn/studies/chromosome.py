@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from medcnn.report import paper_table
-from medcnn.studies import copy_tables
+from medcnn.studies import copy_tables, select_settings
 
 STUDY = "chromosome"
 DATASET_ID = "chromosomes"
@@ -162,8 +162,8 @@ SETTINGS = {
     },
 }
 # The largest protocol that fits about 2 hours on 2 CPU cores (see the notebook): smaller inputs, fewer epochs and
-# seeds than `full`, the same rows. Kept apart from SETTINGS, whose scales are `medcnn.studies.SCALES`.
-CPU_SETTINGS = {
+# seeds than `full`, the same rows.
+SETTINGS["cpu"] = {
     **SETTINGS["full"],
     "image_size": (64, 32),
     "transfer_size": (96, 48),
@@ -179,9 +179,7 @@ CPU_SETTINGS = {
 
 def settings(scale="smoke", **overrides):
     """The settings of `scale` ("smoke", "cpu" or "full") with the non-None `overrides` applied."""
-    from medcnn.studies import select_settings
-
-    return select_settings({**SETTINGS, "cpu": CPU_SETTINGS}, scale, overrides)
+    return select_settings(SETTINGS, scale, overrides)
 
 
 def paper_tables():
@@ -550,21 +548,10 @@ def ensemble_records(records, labels, summary, size=3):
 
 
 def trained_model(run, x, labels, cache, log=print):
-    """`run`'s model with its recorded weights; trained again in `<cache>/cache/retrain/` when they are missing."""
-    import keras
+    """`run`'s model with its recorded weights, or trained again when they are missing (`experiment.trained_model`)."""
+    from medcnn.experiment import trained_model as recorded_model
 
-    from medcnn.experiment import RunCache, train_and_evaluate
-
-    weights = cache.weights_path(run.key)
-    if not weights.is_file():
-        log(f"{weights.name} is missing (run records are committed, weights are not): training that run again.")
-        scratch = RunCache(cache.out_dir / "cache" / "retrain", reuse=True)
-        train_and_evaluate(run, x, labels, CLASS_NAMES, scratch, verbose=0, log=log)
-        weights = scratch.weights_path(run.key)
-    keras.utils.set_random_seed(run.seed)
-    model = run.build_model()
-    model.load_weights(weights)
-    return model
+    return recorded_model(run, x, labels, CLASS_NAMES, cache, log=log)
 
 
 def penultimate(model):
@@ -978,3 +965,61 @@ def readme_section(payload, scale="cpu"):
         f"F1 and the confusion matrix: [results/chromosome/{scale}/report.md](results/chromosome/{scale}/report.md).",
         row_notes=row_notes(payload.get("transfer_weights")),
     )
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The plan: what a scale would train, without training it (`python -m medcnn plan chromosome --scale cpu`)
+
+PLAN_LEAVES_OUT = (
+    "decoding and fitting the crops, the ensemble (no training), the SVM's features and fit (one inference pass "
+    "and seconds), parameter counts, evaluation and export"
+)
+
+
+def plan_runs(run_settings, data_dir=None):
+    """The search, then the runs the notebook trains (single blocks, the tuned baseline, transfer rows, then the
+    best combination padded and stretched), as `experiment.estimate.PlannedRun`s, from the staged files' names
+    (labels and cases; nothing decoded). Training sizes are `make_split`'s, case-grouped, for each seed.
+
+    The tuned row is costed as the baseline and the combination as the one the cpu run chose: both are decided
+    while the notebook runs.
+    """
+    import warnings
+
+    from medcnn.data.chromosomes import load_chromosomes
+    from medcnn.experiment import seed_order
+    from medcnn.experiment.estimate import PlannedRun
+
+    listed = load_chromosomes(data_dir, decode=False, class_order=CLASS_NAMES)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # lopsided-split warnings: the notebook shows them
+        train = {
+            seed: len(make_split(listed.labels, listed.groups, seed, run_settings["split_ratios"])["train"])
+            for seed in run_settings["seeds"]
+        }
+    size, transfer_size = tuple(run_settings["image_size"]), tuple(run_settings["transfer_size"])
+    stops = bool(run_settings["early_stopping_patience"])
+    first = run_settings["seeds"][0]
+    search = run_settings["tuner_trials"] * run_settings["tuner_epochs"]
+    planned = [
+        PlannedRun(f"{TUNED}: search, {run_settings['tuner_trials']} trials x {run_settings['tuner_epochs']} epochs",
+                   first, "from scratch", "chromosome_cnn:baseline", search, train[first], size)
+    ]  # fmt: skip
+
+    def planned_run(config, seed):
+        if config.backbone:
+            return PlannedRun(config.label, seed, "frozen backbone + head", config.backbone, run_settings["epochs"],
+                              train[seed], transfer_size, stops)  # fmt: skip
+        if config.group in ("resize", "combination"):
+            model = "chromosome_cnn:combination"
+        else:
+            model = f"chromosome_cnn:{config.blocks[0] if config.blocks else 'baseline'}"
+        return PlannedRun(config.label, seed, "from scratch", model, run_settings["epochs"], train[seed], size, stops)
+
+    tuned = Configuration(TUNED, "tuned")
+    first_runs = [*BLOCK_CONFIGURATIONS, tuned, *transfer_configurations(run_settings)]
+    later = combination_configurations(())
+    for configurations in (first_runs, *[[config] for config in later]):
+        seeds_of = {config.group: run_settings["seeds"] for config in configurations}
+        planned += [planned_run(config, seed) for config, seed in seed_order(configurations, seeds_of)]
+    return planned

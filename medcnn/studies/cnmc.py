@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from medcnn.report import paper_table
-from medcnn.studies import copy_tables
+from medcnn.studies import copy_tables, select_settings
 
 STUDY = "cnmc"
 DATASET_ID = "cnmc"
@@ -178,13 +178,12 @@ SETTINGS = {
 # VGG19 ~10; the augmentation ~200): features of 840 cells x 15 views ~40 min; 121 heads of ~7,800 steps ~45 min.
 # Offline only MobileNetV2's ImageNet weights exist, so the others start from random weights (recorded as such).
 # Measured on 2026-11-30: 158 min wall, the kth cpu run sharing the cores for 110 of them (feature extraction ran at
-# 4-10 images/s then, MobileNetV2 74 alone); heads 12-28 s each. Kept apart from SETTINGS, whose scales are
-# `medcnn.studies.SCALES`.
+# 4-10 images/s then, MobileNetV2 74 alone); heads 12-28 s each.
 # Features per seed cost a backbone's whole feature time again for every seed (at 224 px on free cores, per seed:
 # VGG19 ~21 min, ResNet101V2 ~10, InceptionV3 ~3, MobileNetV2 ~1, augmentation ~4: five seeds would add about
 # 2.5 hours). So here the three backbones with random weights offline keep one draw of views and weights for every
 # seed (declared in results.json); MobileNetV2's views vary per seed (about 9 min more for five seeds).
-CPU_SETTINGS = {
+SETTINGS["cpu"] = {
     **SETTINGS["full"],
     "allow_random_weights": True,
     "feature_seed": {"inception_v3": 0, "vgg19": 0, "resnet101_v2": 0},
@@ -193,9 +192,7 @@ CPU_SETTINGS = {
 
 def settings(scale="smoke", **overrides):
     """The settings of `scale` ("smoke", "cpu" or "full") with the non-None `overrides` applied."""
-    from medcnn.studies import select_settings
-
-    return select_settings({**SETTINGS, "cpu": CPU_SETTINGS}, scale, overrides)
+    return select_settings(SETTINGS, scale, overrides)
 
 
 def paper_tables():
@@ -662,22 +659,12 @@ def image_model(name, head, run_settings, seed=0):
 def export(run, features, labels, run_settings, cache, path, log=print):
     """Save `run`'s head on its backbone as one `model.keras` that classifies raw cell images (any size, RGB).
 
-    The head's weights come from the run's record in `cache`; when they are missing (records are committed,
-    weights are not) the run is trained again in `<cache>/cache/retrain/`.
+    The head is `experiment.trained_model`'s: the run's recorded weights, or the run trained again when they are
+    missing (records are committed, weights are not).
     """
-    import keras
+    from medcnn.experiment import export_model, trained_model
 
-    from medcnn.experiment import RunCache, export_model, train_and_evaluate
-
-    weights = cache.weights_path(run.key)
-    if not weights.is_file():
-        log(f"{weights.name} is missing (run records are committed, weights are not): training that run again.")
-        scratch = RunCache(cache.out_dir / "cache" / "retrain", reuse=False)
-        train_and_evaluate(run, features.x, labels_of(features, labels), CLASS_NAMES, scratch, verbose=0, log=log)
-        weights = scratch.weights_path(run.key)
-    keras.utils.set_random_seed(run.seed)
-    head = run.build_model()
-    head.load_weights(weights)
+    head = trained_model(run, features.x, labels_of(features, labels), CLASS_NAMES, cache, log=log)
     model = image_model(run.settings["backbone"], head, run_settings, run.seed)
     return export_model(model, CLASS_NAMES, path, input_max=1.0)
 
@@ -1086,3 +1073,47 @@ def readme_section(payload, scale="cpu"):
     parts += ["", "What the run shows (printed by the notebook from the same results):", ""]
     parts += [f"- {sentence}" for sentence in payload["findings"]]
     return "\n".join(parts)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The plan: what a scale would train, without training it (`python -m medcnn plan cnmc --scale cpu`)
+
+PLAN_LEAVES_OUT = "decoding the cells, the augmentation of the views (about 200 images/s), evaluation and export"
+
+
+def plan_runs(run_settings, data_dir=None):
+    """Per backbone: its features of every cell and view (again for each seed whose `feature_seed` draws new
+    ones), then one head per seed, protocol and fold; last the final refit. As `experiment.estimate.PlannedRun`s,
+    from the staged files' counts (nothing decoded).
+
+    Sizes: the test part is `test_fraction` of the cells (whole patients, so about), a fold trains on
+    (folds - 1) / folds of the rest, each cell with its `augmented_copies` views. The final refit's backbone is
+    chosen while the notebook runs: it is costed with the slowest head of the scale's backbones.
+    """
+    from medcnn.experiment.estimate import PlannedRun, count_files, rate_for
+
+    cells = sum(count_files(DATASET_ID, data_dir, class_order=CLASS_NAMES).values())
+    views = run_settings["augmented_copies"] + 1
+    rest = cells - round(run_settings["test_fraction"] * cells)
+    folds = run_settings["folds"]
+    fold_train = round(rest * (folds - 1) / folds) * views
+    size, epochs = tuple(run_settings["image_size"]), run_settings["epochs_per_fold"]
+    planned = []
+    for name in run_settings["backbones"]:
+        drawn = []
+        for seed in run_settings["seeds"]:
+            if feature_seed(run_settings, seed, name) not in drawn:
+                drawn.append(feature_seed(run_settings, seed, name))
+                planned.append(PlannedRun(f"{MODEL_NAMES[name]} features of every cell and view", seed,
+                                          "feature extraction", name, 1, cells * views, size))  # fmt: skip
+            planned += [
+                PlannedRun(run_label(name, protocol, fold), seed, "frozen-feature head", f"cnmc_head:{name}", epochs,
+                           fold_train)
+                for protocol in run_settings["protocols"]
+                for fold in range(1, folds + 1)
+            ]  # fmt: skip
+    heads = [f"cnmc_head:{name}" for name in run_settings["backbones"]]
+    slowest = min(heads, key=lambda model: (rate_for(model, "frozen-feature head") or (float("inf"),))[0])
+    planned.append(PlannedRun("final refit (backbone chosen by the run)", run_settings["seeds"][0],
+                              "frozen-feature head", slowest, epochs, rest * views))  # fmt: skip
+    return planned

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from medcnn.report import paper_table
-from medcnn.studies import copy_tables
+from medcnn.studies import copy_tables, select_settings
 
 STUDY = "kth"
 DATASET_ID = "chromosomes"  # stand-in: the staged CIR-Net G-band chromosome crops (the alpha-dataset is private)
@@ -167,8 +167,8 @@ SETTINGS = {
 # MobileNetV2-160 inference 39. On free cores that is about 27 minutes per seed (stage two about 22 of them), so
 # about 85 minutes for 3 seeds with the search and MC dropout. Measured on 2026-11-30: 90 minutes wall, 68 of them
 # training 54 runs, with another training job on the cores for the first 45 (stage two 14.5 minutes per seed and
-# protocol then, 7.5 after; the small CNN about 2 minutes a run). Kept apart from SETTINGS (`medcnn.studies.SCALES`).
-CPU_SETTINGS = {
+# protocol then, 7.5 after; the small CNN about 2 minutes a run).
+SETTINGS["cpu"] = {
     **SETTINGS["full"],
     "image_size": (150, 150),
     "transfer_size": (160, 160),
@@ -186,9 +186,7 @@ CPU_SETTINGS = {
 
 def settings(scale="smoke", **overrides):
     """The settings of `scale` ("smoke", "cpu" or "full") with the non-None `overrides` applied."""
-    from medcnn.studies import select_settings
-
-    return select_settings({**SETTINGS, "cpu": CPU_SETTINGS}, scale, overrides)
+    return select_settings(SETTINGS, scale, overrides)
 
 
 def paper_tables():
@@ -941,25 +939,20 @@ def configuration_of(run):
 
 def rebuild(run, x, labels, run_settings, cache, log=print):
     """`run`'s model (the head alone for stage one, backbone + head for stage two, the small CNN for stage 0) with
-    its recorded weights;
-    trained again in `<cache>/cache/retrain/` when they are missing (weights are not committed)."""
-    from medcnn.experiment import RunCache, train_and_evaluate
+    its recorded weights, or trained again when they are missing (`experiment.trained_model`). Stage two is rebuilt
+    without stage one's head weights: the run's own replace them."""
+    from medcnn.experiment import trained_model
 
-    weights = cache.weights_path(run.key)
-    if not weights.is_file():
-        log(f"{weights.name} is missing (run records are committed, weights are not): training that run again.")
-        scratch = RunCache(cache.out_dir / "cache" / "retrain", reuse=True)
-        train_and_evaluate(run, x, labels, CLASS_NAMES, scratch, verbose=0, log=log)
-        weights = scratch.weights_path(run.key)
     config = configuration_of(run)
-    if config.stage == 1:
-        model = head_model(x.shape[1:], run_settings)
-    elif config.stage == 0:
-        model = scratch_model(x.shape[1:], run_settings, run.seed)
-    else:
-        model = fine_tune_model(config, x.shape[1:], run_settings, run.seed)
-    model.load_weights(weights)
-    return model
+
+    def build():
+        if config.stage == 1:
+            return head_model(x.shape[1:], run_settings)
+        if config.stage == 0:
+            return scratch_model(x.shape[1:], run_settings, run.seed)
+        return fine_tune_model(config, x.shape[1:], run_settings, run.seed)
+
+    return trained_model(run, x, labels, CLASS_NAMES, cache, log=log, build=build)
 
 
 def image_model(run, model, run_settings):
@@ -1419,3 +1412,62 @@ def readme_section(payload, scale="cpu"):
     table, findings_start = readme_table(payload, table_id("honest"), headers, row_notes=notes), "What the run shows"
     before, after = text.split(findings_start, 1)
     return f"{before}Honest protocol:\n\n{table}\n\n{findings_start}{after}"
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The plan: what a scale would train, without training it (`python -m medcnn plan kth --scale cpu`)
+
+PLAN_LEAVES_OUT = (
+    "composing and augmenting the karyograms, Monte Carlo dropout (`mc_passes` inference passes over the test "
+    "side of the chosen models), evaluation and export"
+)
+FINE_TUNED_MODELS = {("vgg16", 1): "vgg16 last block", ("vgg16", 2): "vgg16 last two blocks",
+                     ("inception_v3", "all"): "inception_v3 whole"}  # fmt: skip
+
+
+def plan_runs(run_settings, data_dir=None):
+    """Per seed, each backbone's features of the whole pool, then the search (once) and the rows the notebook
+    trains (stage one, the small CNN, stage two) under both protocols, as `experiment.estimate.PlannedRun`s.
+
+    The karyograms are composed from the staged chromosomes in the settings' counts, so the counts come from the
+    settings, not from files (`data_dir` is not read): a pool holds about twice the augmented count (the published
+    karyograms and their copies, the honest training side and its copies, honest validation and test), a training
+    side `split_ratios[0]` of the original or augmented count.
+    """
+    from medcnn.experiment.estimate import PlannedRun
+
+    original, augmented = sum(run_settings["original_counts"].values()), sum(run_settings["augmented_counts"].values())
+    train = {data: round(run_settings["split_ratios"][0] * n) for data, n in (("original", original),
+                                                                               ("augmented", augmented))}  # fmt: skip
+    sizes = input_sizes(run_settings)
+    patience = run_settings["early_stopping_patience"]
+    epochs_of = {1: run_settings["epochs"], 0: run_settings["scratch_epochs"], 2: run_settings["fine_tune_epochs"]}
+    planned = []
+    for seed in run_settings["seeds"]:
+        planned += [
+            PlannedRun(f"{BACKBONE_NAMES[name]} features of the pool", seed, "feature extraction", name, 1,
+                       2 * augmented, sizes[name])
+            for name in sizes if name != SCRATCH_BACKBONE
+        ]  # fmt: skip
+        if seed == run_settings["seeds"][0]:
+            searched = run_settings["tuner_backbone"]
+            planned.append(
+                PlannedRun(f"search: {run_settings['tuner_trials']} trials x {run_settings['tuner_epochs']} epochs, "
+                           f"{BACKBONE_NAMES[searched]} head", seed, "frozen-feature head", f"kth_head:{searched}",
+                           run_settings["tuner_trials"] * run_settings["tuner_epochs"], train["augmented"])
+            )  # fmt: skip
+        for configurations in (STAGE_ONE, FROM_SCRATCH, STAGE_TWO):
+            for protocol in run_settings["protocols"]:
+                for config in configurations:
+                    epochs = epochs_of[config.stage]
+                    stops = bool(patience) and patience < epochs
+                    if config.stage == 1:
+                        kind, model, size = "frozen-feature head", f"kth_head:{config.backbone}", None
+                    elif config.stage == 0:
+                        kind, model, size = "from scratch", "kth_scratch_cnn", sizes[config.backbone]
+                    else:
+                        kind, size = "fine-tuning", sizes[config.backbone]
+                        model = FINE_TUNED_MODELS.get((config.backbone, config.trainable), config.backbone)
+                    planned.append(PlannedRun(config.label(protocol), seed, kind, model, epochs, train[config.data],
+                                              size, stops))  # fmt: skip
+    return planned
