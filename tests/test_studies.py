@@ -227,3 +227,16 @@ def test_study_settings_do_not_import_keras(fresh_python):
         "print([m for m in ('keras', 'tensorflow') if m in sys.modules])"
     )
     assert fresh_python(code) == "[]"
+
+
+@pytest.mark.parametrize("study", STUDIES)
+def test_every_study_keeps_the_contract(study):
+    from medcnn.studies import CONTRACT
+
+    module = get_study(study)
+    missing = [name for name in CONTRACT if not hasattr(module, name)]
+    assert not missing, f"medcnn.studies.{study} lacks {missing}"
+    assert module.STUDY == study and set(module.SETTINGS) == set(SCALES)
+    for name in CONTRACT:
+        if name[0].islower():
+            assert callable(getattr(module, name)), name
