@@ -30,7 +30,8 @@ lint: $(VENV)/.dev-installed
 	$(PY) -m ruff check medcnn tests benchmarks
 
 # Run a study's notebook headlessly: it trains every run (REUSE_RUNS=False). The executed copy lands beside its
-# results (not committed). `report-<study>` rebuilds tables and figures from the recorded runs in runs/ instead.
+# results (not committed). `report-<study>` reuses the recorded runs in runs/ whose fingerprint matches and trains
+# the rest: the committed records predate the current fingerprints, so until a study is re-run it trains them all.
 REUSE_RUNS ?= False
 # PRECISION=mixed_bfloat16 trains in bfloat16 (faster on a CPU with AVX-512 bf16 / AMX; see
 # benchmarks/train_throughput.py); empty: float32 on a CPU, mixed precision on a GPU (medcnn.hardware).

@@ -54,6 +54,24 @@ def test_runs_go_seed_by_seed_with_the_10_epoch_row_inside_the_15_epoch_run():
     assert smoke[2].snapshots[0].epochs == 4  # 10 x 0.35, inside the 5-epoch batch-32 run
 
 
+def test_the_transfer_row_fingerprints_the_weights_its_backbone_loads(monkeypatch):
+    from types import SimpleNamespace
+
+    from medcnn.models import backbones
+
+    def runs_with(used):
+        monkeypatch.setattr(backbones, "resolve_backbone_weights", lambda *args: SimpleNamespace(used=used))
+        runs, _ = make_runs(seeds=[0])
+        return {run.label: run for run in runs}
+
+    random, imagenet = runs_with("random"), runs_with("imagenet")
+    transfer = allgray.TRANSFER.label
+    assert random[transfer].data == {"files": "data-hash", "backbone_weights": "random"}
+    assert random[transfer].fingerprint != imagenet[transfer].fingerprint
+    cnn = allgray.TABLE1[0].label  # no backbone: the data hash alone, as before
+    assert random[cnn].data == "data-hash" and random[cnn].fingerprint == imagenet[cnn].fingerprint
+
+
 def test_deduplicated_split_has_no_copy_on_two_sides():
     labels = np.repeat(np.arange(4), 25)
     fingerprints = [f"img{i // 2}" if i < 40 else f"img{i}" for i in range(100)]  # 20 duplicate pairs
@@ -182,14 +200,16 @@ def test_findings_come_from_the_numbers():
     sentences = allgray.findings(summary, rows)
     assert sentences[0].startswith("The paper's best configuration") and "below it by more than two" in sentences[0]
     assert "test accuracy 0.710 over 2 runs" in sentences[0] and "0.820" in sentences[0]
-    # every seed moves all rows together: paired by seed, 15 epochs batch 64 vs batch 32 is +0.010 with no spread
-    assert "do not differ" not in sentences[1] and "is above" in sentences[1] and "paired over 2 shared" in sentences[1]
+    # every seed moves all rows together: paired by seed, 15 epochs batch 64 vs batch 32 is +0.010 with no spread,
+    # a standard error of 0: not judged
+    assert "do not differ" not in sentences[1] and "is above" not in sentences[1]
+    assert "standard error of 0" in sentences[1] and "paired over 2 shared" in sentences[1]
     binary = next(s for s in sentences if s.startswith("With binary cross-entropy"))
     assert "true 4-class test accuracy of 0.750 but would have printed 0.870" in binary
     assert "cannot tell which metric the paper printed" in binary  # 0.78 is 0.03 / 0.09 away; ours miss by 0.11
     assert f"'{allgray.OURS.label}': test accuracy 0.840 over 2 runs" in sentences[-1]
-    assert "within two standard errors of it or above" in sentences[-1]
-    assert any(s.startswith("0 of 10 runs never left") for s in sentences)
+    assert "at or above it" in sentences[-1]
+    assert any(s.startswith("0 of 10 runs collapsed") for s in sentences)
 
 
 def test_findings_say_within_noise_and_collapsed():

@@ -360,9 +360,11 @@ def test_findings_are_computed_from_the_numbers_given():
     assert (
         "ResNet50 60.0 ± 0.0 % vs 87.32 %" in text and "The highest mean validation F1 is InceptionResNetV2's" in text
     )
-    assert "InceptionResNetV2 is above InceptionV3 on validation F1 (max over epochs) (+0.050" in text
+    # the same gap on every seed: a standard error of 0, which is not judged
+    assert "InceptionResNetV2 vs InceptionV3 on validation F1 (max over epochs): +0.050, standard error 0.000" in text
     # frozen runs: val max (0.6, 0.65, 0.7, 0.75, 0.9) minus test (0.5, 0.55, 0.6, 0.65, 0.8): 10 points each
-    assert "is above the chosen epoch's accuracy on the untouched test split on accuracy (+0.100" in text
+    assert "the chosen epoch's accuracy on the untouched test split on accuracy: +0.100, standard error 0.000" in text
+    assert "seed noise cannot be judged" in text
     assert "paired over 10 runs" in text
     assert (
         "ResNet50 with its last block unfrozen is above ResNet50 frozen on validation F1 (max over epochs) (+0.110"

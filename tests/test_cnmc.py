@@ -273,13 +273,14 @@ def test_findings_are_printed_from_the_numbers(fake):
     final = {**records[-1], "model": "MobileNetV2"}
     sentences = cnmc.findings(cnmc.summaries(records), records, info, splits, labels, groups, final)
     text = " ".join(sentences)
-    # published 0.8 vs grouped 0.6 validation on every fold: beyond noise for every model
-    assert "lifts validation accuracy beyond two standard errors for 4 of 4 models" in text
+    # published 0.8 vs grouped 0.6 validation on every fold, but one seed: its folds are one run, not judged
+    assert "lifts validation accuracy beyond two standard errors for 0 of 4 models" in text
+    assert "(+0.200, standard error nan: not judged)" in text and "fold runs averaged per seed" in text
     # the test part is 3 ALL cells of 4: accuracy 75 % is not above always predicting ALL
     assert "MobileNetV2 (patient-grouped stratified folds): test accuracy % 75.000" in text
     assert "is not above always predicting the largest class (75.000)" in text and "beats" not in text
-    # every model scores the same balanced accuracy: the best and the runner-up are within noise
-    assert "do not differ on test balanced accuracy beyond seed noise" in text
+    # every model scores the same balanced accuracy on one seed's two folds: one run per side, not judged
+    assert "on test balanced accuracy: +0.000 (1 vs 1 runs), but with a single run on a side" in text
     assert "published 1; grouped 0" in text  # patient a on both sides of the published fold
     assert "InceptionV3, VGG19, ResNet101V2 ran with random weights" in text
     assert "right for 2 of 2 test patients" in text

@@ -208,21 +208,11 @@ def test_best_run_is_chosen_on_validation_and_stuck_runs_on_the_majority_class()
     assert experiment.best_run(records)["configuration"] == "b"
     learned = {"configuration": "l", "seed": 0, "test_accuracy": 0.7, "test_confusion": [[5, 1], [2, 2]]}
     stuck = {"configuration": "s", "seed": 0, "test_accuracy": 0.6, "test_confusion": [[6, 0], [4, 0]]}
-    assert experiment.stuck_runs([learned, stuck]) == [stuck]
-    assert experiment.stuck_statement([learned, stuck]).startswith("1 of 2 runs never left")
-
-
-def test_gap_statement_compares_with_the_standard_error():
-    summary = pd.DataFrame(
-        {"acc_mean": [0.80, 0.70, 0.79], "acc_std": [0.01, 0.01, 0.10], "runs": [4, 4, 4]}, index=["a", "b", "c"]
-    )
-    paper = {"a": 0.82, "b": 0.75, "c": 0.81}
-    beyond = experiment.gap_statement(summary, paper, "a", "b", "acc")
-    assert "+0.07" in beyond and "+0.100" in beyond and "0.007" in beyond and "is beyond two" in beyond
-    within = experiment.gap_statement(summary, paper, "a", "c", "acc")
-    assert "+0.010" in within and "0.050" in within and "is within two" in within
-    single = experiment.gap_statement(summary.assign(runs=1), paper, "a", "b", "acc")
-    assert "cannot tell" in single
+    # within 0.02 of the majority class (0.6) but finds the smaller class: not collapsed, as `truth.is_collapsed`
+    near = {"configuration": "n", "seed": 1, "test_accuracy": 0.6, "test_confusion": [[4, 2], [2, 2]]}
+    assert experiment.stuck_runs([learned, stuck, near]) == [stuck]
+    statement = experiment.stuck_statement([learned, stuck, near])
+    assert statement.startswith("1 of 3 runs collapsed (predicted one class") and "s (seed 0)" in statement
 
 
 def test_compare_and_markdown_print_the_papers_precision():
@@ -356,6 +346,65 @@ def test_trained_model_loads_retrains_or_refuses(easy, tmp_path):
     assert said == []  # the retrained weights carry its fingerprint: loaded, not trained a third time
 
 
+class _Crashes(Exception):
+    pass
+
+
+def test_cache_writes_weights_with_their_fingerprint_before_the_record(tmp_path):
+    """Weights first (with `<key>.weights.json`), record last: a crash while saving the weights leaves no new
+    record beside old weights, and the old weights' info is gone, so they are not taken for the new run."""
+    cache = experiment.RunCache(tmp_path)
+    old = {"fingerprint": "old", "precision": "float32", "test_accuracy": 0.5}
+    cache.save("k", old, tiny_cnn())
+    assert json.loads(cache.weights_info_path("k").read_text()) == {"fingerprint": "old", "precision": "float32"}
+    assert cache.weights_for("k", "old", "float32") == cache.weights_path("k")
+    assert cache.weights_for("k", "old", "mixed_float16") is None and cache.weights_for("k", "new", "float32") is None
+
+    class Crashing:
+        def save_weights(self, path):
+            raise _Crashes
+
+    with pytest.raises(_Crashes):
+        cache.save("k", {**old, "fingerprint": "new"}, Crashing())
+    assert json.loads(cache.record_path("k").read_text())["fingerprint"] == "old"  # the record was not written
+    assert cache.weights_for("k", "old", "float32") is None  # weights of unknown state: trusted by no one
+
+
+def test_recorded_weights_need_the_fingerprint_and_precision_the_weights_were_saved_under(easy, tmp_path):
+    """A committed record beside local weights of other settings (after a pull) does not vouch for them, and a
+    record of another precision does not either."""
+    from medcnn.experiment.export import recorded_weights
+
+    _, _, split = easy
+    cache = experiment.RunCache(tmp_path)
+    run = make_run(split, epochs=1)
+    record = {"fingerprint": run.fingerprint, "precision": "float32"}
+    cache.save(run.key, record, tiny_cnn())
+    assert recorded_weights(run, cache, "float32") == cache.weights_path(run.key)
+    assert recorded_weights(run, cache, "mixed_float16") is None  # reuse only under the same precision
+    cache.save(run.key, {**record, "precision": "mixed_float16"})  # the record alone: the weights stay float32
+    assert recorded_weights(run, cache, "mixed_float16") is None and recorded_weights(run, cache, "float32") is None
+    # a pulled record of this run beside weights trained under other settings
+    cache.save(run.key, {"fingerprint": "elsewhere", "precision": "float32"}, tiny_cnn())
+    cache.save(run.key, record)
+    assert recorded_weights(run, cache, "float32") is None
+    # weights without their info file (made before it existed): not trusted
+    cache.save(run.key, record, tiny_cnn())
+    cache.weights_info_path(run.key).unlink()
+    assert recorded_weights(run, cache, "float32") is None
+
+
+def test_fingerprint_hashes_the_version_of_what_the_library_trains(easy, monkeypatch):
+    from medcnn.experiment import runs
+
+    _, _, split = easy
+    run = make_run(split)
+    assert run.fingerprint_inputs["version"] == runs.FINGERPRINT_VERSION >= 3
+    before = run.fingerprint
+    monkeypatch.setattr(runs, "FINGERPRINT_VERSION", runs.FINGERPRINT_VERSION + 1)
+    assert make_run(split).fingerprint != before
+
+
 def test_serving_model_takes_further_preprocessing_options():
     options = {"pad_to_aspect_ratio": True, "fill_value": 255.0, "invert": True}
     served = experiment.serving_model(tiny_cnn(), CLASSES, input_max=1.0, preprocessing=options)
@@ -401,3 +450,16 @@ def test_readme_table_labels_rows_from_row_notes():
     payload = {"tables": {"T": experiment.outputs.table_payload(table)}, "paper_decimals": {"T": 2}}
     assert "| A *(random weights)* |" in experiment.readme_table(payload, "T", row_notes={"A": "random weights"})
     assert "| A |" in experiment.readme_table(payload, "T")
+
+
+def test_readme_section_flags_findings_from_before_the_v3_rules(committed_results):
+    payload = committed_results("allgray")
+    payload["findings"] = ["A is above B."]
+    old = experiment.readme_section(payload, "Table 1", None, "p.")
+    assert "before the library's v3 rules" in old and old.index("v3 rules") < old.index("- A is above B.")
+    assert "each fixes the split and the initialisation" in old
+    payload["seed_varies"] = ["split", "initialisation"]
+    del payload["run"]["precision"]
+    new = experiment.readme_section(payload, "Table 1", None, "p.")
+    assert "v3 rules" not in new and "each draws anew: split, initialisation" in new
+    assert "precision not recorded" in new and "float32" not in new.split("\n")[0]

@@ -312,6 +312,44 @@ def test_make_run_stage_one_on_features_stage_two_and_scratch_on_images(folder_p
     assert published.key != first.key and published.fingerprint != first.fingerprint
 
 
+def test_stage_two_loads_only_head_weights_saved_under_stage_ones_fingerprint(folder_pool, small_settings, tmp_path):
+    import keras
+
+    _, pool = folder_pool
+    inputs = {"features": {"vgg16": np.zeros((len(pool), 1, 1, 512), "float32")},
+              "images": {(32, 32): np.zeros((len(pool), 32, 32, 1), "float32")}}  # fmt: skip
+    cache = experiment.RunCache(tmp_path)
+    first, _ = kth.make_run(kth.CONFIGURATIONS[2], "honest", pool, inputs, small_settings, "data", cache)
+    second, _ = kth.make_run(kth.STAGE_TWO[0], "honest", pool, inputs, small_settings, "data", cache)
+    with pytest.raises(FileNotFoundError, match="missing or were not trained as .*REUSE_RUNS=False"):
+        second.build_model()  # nothing saved: refused before the backbone is built
+    head = kth.head_model((1, 1, 512), small_settings)
+    precision = keras.config.dtype_policy().name
+    # a record of stage one (committed, pulled) beside local weights trained under other settings
+    cache.save(first.key, {"fingerprint": "other settings", "precision": precision}, head)
+    cache.save(first.key, {"fingerprint": first.fingerprint, "precision": precision})
+    with pytest.raises(FileNotFoundError, match=first.fingerprint):
+        kth.stage_one_weights(first, cache)
+    cache.save(first.key, {"fingerprint": first.fingerprint, "precision": precision}, head)
+    assert kth.stage_one_weights(first, cache) == cache.weights_path(first.key)
+
+
+def test_runs_fingerprint_the_weights_their_backbone_loaded(folder_pool, small_settings, tmp_path):
+    _, pool = folder_pool
+    cache = experiment.RunCache(tmp_path)
+
+    def runs(weights):
+        inputs = {"features": {"vgg16": np.zeros((len(pool), 1, 1, 512), "float32")},
+                  "images": {(32, 32): np.zeros((len(pool), 32, 32, 1), "float32")}, "weights": weights}  # fmt: skip
+        first, _ = kth.make_run(kth.CONFIGURATIONS[2], "honest", pool, inputs, small_settings, "data", cache)
+        second, _ = kth.make_run(kth.STAGE_TWO[0], "honest", pool, inputs, small_settings, "data", cache)
+        return first, second
+
+    random, imagenet = runs({"vgg16": "random"}), runs({"vgg16": "imagenet"})
+    assert random[0].data == {"files": "data", "backbone_weights": "random"}
+    assert random[0].fingerprint != imagenet[0].fingerprint and random[1].fingerprint != imagenet[1].fingerprint
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Monte Carlo dropout summaries
 
@@ -439,9 +477,9 @@ def _auc_run(row, protocol, seed, auc, collapsed=False):
 
 def test_leakage_and_position_are_judged_per_row_beyond_noise():
     records = []
-    for seed, noise in enumerate((0.0, 0.04, -0.03)):
+    for seed, noise in enumerate((0.0, 0.04, -0.04)):
         records += [_auc_run(kth.SCRATCH_ROW, "published", seed, 0.95 + noise / 10),
-                    _auc_run(kth.SCRATCH_ROW, "honest", seed, 0.75 + noise / 10),  # +0.2 every seed: beyond noise
+                    _auc_run(kth.SCRATCH_ROW, "honest", seed, 0.75 - noise / 10),  # +0.2 +- 0.008: beyond noise
                     _auc_run(kth.EXTRA_ROW, "published", seed, 0.6 + noise),
                     _auc_run(kth.EXTRA_ROW, "honest", seed, 0.6 - noise),  # around zero: within noise
                     _auc_run(kth.ROWS[0], "published", seed, 0.5, collapsed=True),

@@ -4,7 +4,6 @@ and the tables that show them."""
 import json
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from medcnn import experiment
@@ -103,13 +102,13 @@ def test_summarise_counts_collapsed_runs_and_summarises_the_learned_apart():
 
 def test_compare_rows_pairs_shared_seeds_and_says_within_noise():
     # B is A minus 0.02 on each seed: unpaired the seed spread hides it, paired it is clear
-    a, b = [0.70, 0.80, 0.90], [0.68, 0.78, 0.88]
+    a, b = [0.70, 0.80, 0.90], [0.68, 0.785, 0.875]
     paired = experiment.compare_rows(a, b, "A", "B", "accuracy", seeds_a=[0, 1, 2], seeds_b=[0, 1, 2])
     assert paired.paired and paired.verdict == "above" and paired.difference == pytest.approx(0.02)
     assert "A is above B on accuracy" in paired.sentence and "paired over 3 shared seeds" in paired.sentence
     unpaired = experiment.compare_rows(a, b, "A", "B", "accuracy", paired=False)
     assert unpaired.verdict == "within noise" and "do not differ" in str(unpaired)
-    assert unpaired.standard_error == pytest.approx(np.sqrt(2 * np.var(a, ddof=1) / 3))
+    assert unpaired.standard_error == pytest.approx(np.sqrt((np.var(a, ddof=1) + np.var(b, ddof=1)) / 3))
     below = experiment.compare_rows(b, a, "B", "A", "accuracy", paired=True)  # by position: a snapshot
     assert below.verdict == "below"
     single = experiment.compare_rows([0.9], [0.5, 0.6], "A", "B", "accuracy")
@@ -119,22 +118,16 @@ def test_compare_rows_pairs_shared_seeds_and_says_within_noise():
 
 
 def test_reaches_paper_needs_the_majority_reference_and_two_standard_errors():
-    reached = experiment.reaches_paper([0.80, 0.82, 0.84], 0.83, 0.30, "row", "accuracy")
-    assert reached.verdict == "reaches the paper"
+    reached = experiment.reaches_paper([0.83, 0.85, 0.87], 0.83, 0.30, "row", "accuracy")
+    assert reached.verdict == "reaches the paper" and "over 3 runs" in reached.sentence
+    near = experiment.reaches_paper([0.80, 0.82, 0.84], 0.83, 0.30, "row", "accuracy")
+    assert near.verdict == "within noise of the paper" and "over 3 runs" in near.sentence
     below = experiment.reaches_paper([0.60, 0.61, 0.62], 0.83, 0.30)
     assert below.verdict == "below the paper"
     # above the paper, but no better than always predicting the largest class
     majority = experiment.reaches_paper([0.95, 0.952, 0.954], 0.80, 0.952)
     assert majority.verdict == "not above the majority class" and "largest class" in majority.sentence
     assert experiment.reaches_paper([0.9], 0.8, 0.3).verdict == "not judged"
-
-
-def test_gap_statement_notes_collapsed_runs():
-    summary = pd.DataFrame(
-        {"acc_mean": [0.80, 0.70], "acc_std": [0.01, 0.01], "runs": [4, 4], "collapsed": [0, 2]}, index=["a", "b"]
-    )
-    sentence = experiment.gap_statement(summary, {"a": 0.82, "b": 0.75}, "a", "b", "acc")
-    assert "is beyond two" in sentence and "2 of 4 runs of 'b' collapsed" in sentence
 
 
 @pytest.fixture
@@ -213,22 +206,58 @@ def test_rows_on_different_test_sides_show_their_own_majority_reference():
     lines = experiment.comparison_markdown(table).splitlines()
     assert lines[0].endswith("| runs | collapsed | majority class, test acc |")
     assert lines[2].endswith("| 0.800 |") and lines[3].endswith("| 0.500 |")
-    assert lines[4] == "| reference: majority class |  | 0.650 |  |  |  |"
+    # the pooled reference would average two test sides (0.650, matching neither): the row shows their range
+    assert lines[4] == "| reference: majority class |  | 0.500–0.800 |  |  |  |"
 
 
 def test_compare_records_pairs_by_seed_and_leaves_collapsed_runs_out_when_asked():
     learned, stuck = [[8, 2], [2, 8]], [[10, 0], [10, 0]]
     a = [{"seed": s, "acc": 0.8 + 0.01 * s, "test_confusion": learned} for s in range(3)]
-    b = [{"seed": s, "acc": 0.7 + 0.01 * s, "test_confusion": learned} for s in range(3)]
+    b = [{"seed": s, "acc": 0.7 + 0.012 * s, "test_confusion": learned} for s in range(3)]
     verdict = truth.compare_records(a, b, "acc", "A", "B", "accuracy")
     assert verdict.paired and verdict.verdict == "above" and "paired over 3 shared seeds" in verdict.sentence
     b[0]["test_confusion"] = stuck
     assert truth.compare_records(a, b, "acc", "A", "B", "accuracy", learned_only=True).runs == (2, 2)
     assert truth.all_collapsed([{"test_confusion": stuck}]) and not truth.all_collapsed([])
-    folds = [{"seed": 0, "acc": v, "test_confusion": learned} for v in (0.8, 0.82)]
-    assert not truth.compare_records(folds, folds, "acc", "A", "B", "accuracy").paired  # folds x seeds: unpaired
     runs = truth.compare_rows(
         [0.9, 0.8, 0.7], [0.8, 0.7, 0.6], "with", "without", "accuracy", paired=True, pairs="runs"
     )
     assert "paired over 3 runs" in runs.sentence
     assert truth.weights_notes({"A": "random", "B": "imagenet"}) == {"A": "random weights"}
+
+
+def test_compare_records_averages_the_folds_of_a_seed_before_pairing():
+    learned = [[8, 2], [2, 8]]
+    # 3 seeds x 2 folds on the same test patients: 3 pairs, never 6 independent runs
+    a = [{"seed": s, "acc": 0.8 + 0.01 * s + f, "test_confusion": learned} for s in range(3) for f in (0.0, 0.02)]
+    b = [{"seed": s, "acc": 0.7 + 0.01 * s + f, "test_confusion": learned} for s in range(3) for f in (0.0, 0.04)]
+    verdict = truth.compare_records(a, b, "acc", "A", "B", "accuracy")
+    assert verdict.paired and verdict.runs == (3, 3) and verdict.difference == pytest.approx(0.09)
+    assert "paired over 3 shared seeds (runs of a seed averaged first)" in verdict.sentence
+    means, seeds = truth.per_seed([0.1, 0.3, 0.5, np.nan], [1, 1, 2, 2])
+    assert seeds == [1, 2] and means == pytest.approx([0.2, 0.5])
+
+
+def test_above_needs_the_winner_above_the_majority_class():
+    a, b = [0.91, 0.92, 0.93], [0.80, 0.815, 0.825]
+    assert experiment.compare_rows(a, b, "A", "B", "acc", paired=True, majority=0.5).verdict == "above"
+    held = experiment.compare_rows(a, b, "A", "B", "acc", paired=True, majority=0.92)
+    assert held.verdict == "not above the majority class" and "A is not above the majority class" in held.sentence
+    below = experiment.compare_rows(b, a, "B", "A", "acc", paired=True, majority=(0.5, 0.95))
+    assert below.verdict == "not above the majority class" and "A is not above the majority class" in below.sentence
+    # compare_records takes each row's majority-class reference from its confusion matrices (0.9 here)
+    skewed = [[9, 0], [1, 0]]
+    ra = [{"seed": s, "test_accuracy": 0.9 + 0.001 * s, "test_confusion": skewed} for s in range(3)]
+    rb = [{"seed": s, "test_accuracy": 0.5 + 0.01 * s, "test_confusion": skewed} for s in range(3)]
+    verdict = truth.compare_records(ra, rb, "test_accuracy", "A", "B", "test accuracy")
+    assert verdict.verdict == "not above the majority class"
+
+
+def test_a_standard_error_of_zero_is_not_judged():
+    same = experiment.compare_rows([0.8, 0.9, 0.7], [0.79, 0.89, 0.69], "A", "B", "acc", paired=True)
+    assert same.verdict == "not judged" and "standard error of 0" in same.sentence and "3" in same.sentence
+    equal = experiment.compare_rows([0.8, 0.9], [0.8, 0.9], "A", "B", "acc", paired=True)
+    assert equal.verdict == "within noise"
+    flat = experiment.reaches_paper([0.8, 0.8, 0.8], 0.85, 0.3)
+    assert flat.verdict == "not judged" and "over 3 runs" in flat.sentence
+    assert experiment.reaches_paper([0.9, 0.9], 0.85, 0.3).verdict == "reaches the paper"

@@ -22,6 +22,7 @@ from medcnn.experiment.outputs import (
     comparison_markdown,
     data_label,
     reference_payload,
+    readme_findings,
     readme_section,
     scale_title,
     readme_table,
@@ -35,7 +36,6 @@ from medcnn.experiment.runs import Run, evaluate_sides, slugify, train_and_evalu
 from medcnn.experiment.seeding import SEED_PARTS, for_models, seed_policy
 from medcnn.experiment.summary import (
     best_run,
-    gap_statement,
     majority_share,
     mean_std,
     sample_predictions,
@@ -89,9 +89,9 @@ __all__ = [
     "find_run",
     "fingerprint",
     "for_models",
-    "gap_statement",
     "majority_share",
     "mean_std",
+    "readme_findings",
     "readme_section",
     "scale_title",
     "readme_table",

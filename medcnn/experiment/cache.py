@@ -1,4 +1,5 @@
-"""The run record cache: `<out_dir>/runs/<key>.json` (committed) and `<out_dir>/cache/weights/<key>.weights.h5`.
+"""The run record cache: `<out_dir>/runs/<key>.json` (committed) and `<out_dir>/cache/weights/<key>.weights.h5` with
+`<key>.weights.json` (the fingerprint and precision those weights were trained under; neither is committed).
 
 A record is reused only when its fingerprint and its numeric precision match, and only when the cache is asked to
 reuse: a fresh reproduction trains (`reuse=False`), an interrupted one resumes or adds seeds (`reuse=True`).
@@ -8,7 +9,8 @@ for the scale (all of them but `NON_RESULT_SETTINGS`), the data digest, the conf
 batch size, label encoding, class weights, the identity of the model builder, augmentation and callbacks
 (`callable_identity`), the run it starts from, and the split. A setting a study adds later therefore changes the
 fingerprint by itself, and a record made under other settings is never silently reused. Source code is not hashed:
-after a change to what a builder does, run again with `reuse=False`.
+after a change to what a builder does, run again with `reuse=False`; a change to the library's code that changes
+what every run trains bumps `runs.FINGERPRINT_VERSION`, which every fingerprint hashes.
 """
 
 import dataclasses
@@ -231,16 +233,44 @@ class RunCache:
         record["cached"] = True
         return derive_from_confusion(record)
 
+    def weights_info_path(self, key):
+        """`<key>.weights.json` beside the weights: the fingerprint and precision they were trained under."""
+        return self.out_dir / "cache" / "weights" / f"{key}.weights.json"
+
+    def weights_for(self, key, expected_fingerprint, precision):
+        """The weights file of run `key` when it was saved under `expected_fingerprint` and `precision`, else None.
+
+        Checked against `weights_info_path(key)`, written with the weights, not against the record: records are
+        committed and weights are not, so after a pull a record can sit beside local weights of other settings.
+        """
+        weights, info = self.weights_path(key), self.weights_info_path(key)
+        if not (weights.is_file() and info.is_file()):
+            return None
+        saved = json.loads(info.read_text())
+        if saved.get("fingerprint") != expected_fingerprint or saved.get("precision") != precision:
+            return None
+        return weights
+
     def save(self, key, record, model=None):
-        """Write the record (without its `cached` flag) and, when given, the model's weights."""
+        """Write, when given, the model's weights and then the record (without its `cached` flag).
+
+        The weights come first, with `weights_info_path(key)` (the record's fingerprint and precision), so that a
+        crash in between never leaves a new record beside older weights; the old weights' info file is removed
+        before they are overwritten.
+        """
+        stored = {name: value for name, value in record.items() if name != "cached"}
+        if model is not None:
+            weights, info = self.weights_path(key), self.weights_info_path(key)
+            weights.parent.mkdir(parents=True, exist_ok=True)
+            info.unlink(missing_ok=True)
+            model.save_weights(weights)
+            saved = {"fingerprint": stored.get("fingerprint"), "precision": stored.get("precision", "float32")}
+            temporary = info.with_suffix(".json.tmp")
+            temporary.write_text(json.dumps(saved))
+            temporary.replace(info)
         path = self.record_path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        stored = {name: value for name, value in record.items() if name != "cached"}
         temporary = path.with_suffix(".json.tmp")
         temporary.write_text(compact_json(stored))
         temporary.replace(path)
-        if model is not None:
-            weights = self.weights_path(key)
-            weights.parent.mkdir(parents=True, exist_ok=True)
-            model.save_weights(weights)
         return path

@@ -48,14 +48,27 @@ def export_model(model, class_names, path, input_max=None, preprocessing=None):
     return path
 
 
-def recorded_weights(run, cache):
-    """The weights file of `run` in `cache` when the record beside it carries the run's fingerprint, else None."""
+def recorded_weights(run, cache, precision=None):
+    """The weights file of `run` in `cache` when they were trained as the run says, else None.
+
+    Both the record and the weights' own info file (`RunCache.weights_info_path`, written with the weights) must
+    carry the run's fingerprint and the current precision (`precision`; None: Keras' dtype policy now): records are
+    committed and weights are not, so a record that matches says nothing of local weights trained under other
+    settings.
+    """
     import json
 
-    weights, record = cache.weights_path(run.key), cache.record_path(run.key)
-    if not (weights.is_file() and record.is_file()):
+    import keras
+
+    precision = precision or keras.config.dtype_policy().name
+    weights, record = cache.weights_for(run.key, run.fingerprint, precision), cache.record_path(run.key)
+    if weights is None or not record.is_file():
         return None
-    return weights if json.loads(record.read_text()).get("fingerprint") == run.fingerprint else None
+    recorded = json.loads(record.read_text())
+    # records written before the precision was recorded ran in float32
+    if recorded.get("fingerprint") != run.fingerprint or recorded.get("precision", "float32") != precision:
+        return None
+    return weights
 
 
 def trained_model(run, x, labels, class_names, cache, retrain_missing=True, log=print, build=None):
@@ -63,8 +76,9 @@ def trained_model(run, x, labels, class_names, cache, retrain_missing=True, log=
     trained model.
 
     1. The weights are looked for in `cache`, then in `<cache>/cache/retrain/` (where an earlier call trained the
-       run again); either counts only when the record beside it carries `run.fingerprint`, so weights left by a
-       run under other settings are never taken for this one.
+       run again); either counts only when the record beside it and the weights' own info file carry
+       `run.fingerprint` and the current precision (`recorded_weights`), so weights left by a run under other
+       settings are never taken for this one.
     2. Missing (records are committed, weights are not), the run is trained again in `<cache>/cache/retrain/`
        (`train_and_evaluate`, same seed and spec; the log says so and how it scored), unless `retrain_missing` is
        False: then `FileNotFoundError` says which weights are missing and how to get them.

@@ -188,6 +188,20 @@ def _own_majority(ours_rows, metrics, added):
     return None
 
 
+def _majority_ranges(ours_rows, metrics):
+    """{metric: (min, max)} of the rows' own majority-class references, for the metrics where they differ (rows
+    tested on different sides): the pooled reference row then shows this range, not a mean that matches no side."""
+    if "majority" not in ours_rows:
+        return {}
+    ranges = {}
+    for metric in metrics:
+        values = ours_rows.loc[ours_rows["metric"] == metric, "majority"].to_numpy(dtype="float64")
+        values = values[np.isfinite(values)]
+        if values.size and np.ptp(values) > 1e-6:
+            ranges[metric] = (float(values.min()), float(values.max()))
+    return ranges
+
+
 def _is_beside(entry):
     beside = entry.get("beside")
     return isinstance(beside, str) and bool(beside)
@@ -245,12 +259,17 @@ def comparison_markdown(comparison, headers=None, digits=3):
         note = part["note"].iloc[0] if "note" in part else None
         label = f"{row} *({note})*" if isinstance(note, str) and note else str(row)
         lines.append("| " + " | ".join([label, *cells]) + " |")
+    ranges = _majority_ranges(ours_rows, metrics)
     for row, part in reference_rows.groupby("row", sort=False):
         values = dict(zip(part["metric"], part["ours"]))
         cells = []
         for metric in metrics:
             value = values.get(metric, np.nan)
-            cells += ([] if metric in added else [""]) + ["" if not np.isfinite(value) else f"{value:.{digits}f}"]
+            cell = "" if not np.isfinite(value) else f"{value:.{digits}f}"
+            if row == truth.REFERENCE_ROWS["majority class"] and cell and metric in ranges:
+                low, high = ranges[metric]  # rows tested on different sides: no one pooled reference holds
+                cell = f"{low:.{digits}f}–{high:.{digits}f}"
+            cells += ([] if metric in added else [""]) + [cell]
         lines.append("| " + " | ".join([str(row), *cells, *[""] * (len(trained) + 1 + len(flagged))]) + " |")
     return "\n".join(lines)
 
@@ -553,20 +572,40 @@ def readme_section(payload, table, headers, protocol, row_notes=None):
     run, described = payload["run"], report.run_summary(payload["run"])
     counts = ", ".join(f"{name} {count}" for name, count in run["data"]["counts"].items())
     minutes = run["training_s_all_runs"] / 60
+    varies = payload.get("seed_varies")
+    if varies is None:  # written before `experiment.seeding` recorded it
+        seeds_fix = "each fixes the split and the initialisation"
+    else:
+        seeds_fix = f"each draws anew: {', '.join(varies)}" if varies else "each draws nothing anew"
     intro = (
-        f"{scale_title(run['scale'])} scale on {described['hardware']} ({run.get('precision', 'float32')}), "
-        f"{sum(run['data']['counts'].values()):,} images ({counts}), seeds {described['seeds']} (each fixes the split "
-        f"and the initialisation); mean ± std over seeds. Training took {minutes:.0f} min over {run['runs']} runs "
-        f"({run['trained_now']} trained in the last pass, {run['reused']} reused from `runs/`). Protocol: {protocol}"
+        f"{scale_title(run['scale'])} scale on {described['hardware']} "
+        f"({run.get('precision', 'precision not recorded')}), {sum(run['data']['counts'].values()):,} images "
+        f"({counts}), seeds {described['seeds']} ({seeds_fix}); mean ± std over seeds. Training took {minutes:.0f} "
+        f"min over {run['runs']} runs ({run['trained_now']} trained in the last pass, {run['reused']} reused from "
+        f"`runs/`). Protocol: {protocol}"
     )
     return "\n".join(
-        [
-            intro,
+        [intro, "", readme_table(payload, table, headers, row_notes=row_notes), "", *readme_findings(payload)]
+    )
+
+
+def readme_findings(payload):
+    """The README lines of a payload's printed findings: a heading, then one bullet per sentence. A payload written
+    before the v3 rules (it records no `seed_varies`, which `experiment.seeding` adds) first says so: its sentences
+    may claim what the tables above, which apply today's rules, do not."""
+    predates = (
+        []
+        if "seed_varies" in payload
+        else [
+            "These findings were printed by that run's notebook before the library's v3 rules (comparisons beyond "
+            "two standard errors paired by seed, only above the majority class); the tables above apply those "
+            "rules to the same runs, and the study's re-run replaces them.",
             "",
-            readme_table(payload, table, headers, row_notes=row_notes),
-            "",
-            "What the run shows (printed by the notebook from the same results):",
-            "",
-            *[f"- {sentence}" for sentence in payload["findings"]],
         ]
     )
+    return [
+        "What the run shows (printed by the notebook from the same results):",
+        "",
+        *predates,
+        *[f"- {sentence}" for sentence in payload["findings"]],
+    ]

@@ -19,6 +19,11 @@ from medcnn.experiment.cache import callable_identity, fingerprint, jsonable, re
 
 SIDES = ("val", "test")
 
+# Hashed into every run's fingerprint. Bump it whenever a change to the library's code changes what a run trains
+# (the fingerprint hashes a builder's identity and arguments, not its source): records made before then are then
+# never reused. 3: BatchNormalization's momentum went from 0.99 to 0.9 (`models.blocks.BATCH_NORM_MOMENTUM`).
+FINGERPRINT_VERSION = 3
+
 
 def slugify(label):
     """'15 epochs, batch 64' -> '15-epochs-batch-64': a file-name-safe form of a label."""
@@ -88,12 +93,13 @@ class Run:
     def fingerprint_inputs(self):
         """What the fingerprint hashes, as plain JSON: compare two runs' to see which part differs.
 
-        Left out: the label and group (the record's name and table), `snapshots` (fingerprinted as runs of their
-        own), `extra_metrics`, `evaluate_train` and `predict_batch_size` (what is measured after training, not
-        what is trained).
+        `version` is `FINGERPRINT_VERSION`. Left out: the label and group (the record's name and table),
+        `snapshots` (fingerprinted as runs of their own), `extra_metrics`, `evaluate_train` and
+        `predict_batch_size` (what is measured after training, not what is trained).
         """
         return jsonable(
             {
+                "version": FINGERPRINT_VERSION,
                 "config": self.settings,
                 "spec": result_settings(self.spec),
                 "data": self.data,

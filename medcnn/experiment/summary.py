@@ -1,4 +1,4 @@
-"""Summaries of run records: mean ± std over seeds or folds, the best run, stuck runs, gap-versus-noise sentences."""
+"""Summaries of run records: mean ± std over seeds or folds, the best run, collapsed runs."""
 
 import numpy as np
 import pandas as pd
@@ -104,60 +104,19 @@ def majority_share(confusion):
 
 
 def stuck_runs(records, margin=0.02, side="test"):
-    """Runs stuck on the majority-class plateau: accuracy within `margin` of always guessing the largest class."""
-    return [
-        record
-        for record in records
-        if record[f"{side}_accuracy"] <= majority_share(record[f"{side}_confusion"]) + margin
-    ]
+    """Runs that collapsed (predicted one class, or gave one output, for every `side` image): `truth.is_collapsed`.
 
-
-def gap_statement(summary, paper, first, second, metric="test_accuracy", label=None):
-    """One sentence: is the paper's gap between two rows beyond our seed-to-seed noise?
-
-    The verdict comes from `truth.compare_means` (unpaired: the summary keeps no per-seed values; use
-    `truth.compare_rows` with the runs to pair them by seed).
-
-    Args:
-        summary: `summarise` output holding both rows.
-        paper: {row: published value of `metric`} (e.g. a paper table's column).
-        first, second: the two row labels.
-        metric: the metric both are compared on.
-        label: how to name the metric in the sentence (default: the metric with spaces).
-    """
-    label = label or metric.replace("_", " ")
-    paper_gap = paper[first] - paper[second]
-    a, b = summary.loc[first], summary.loc[second]
-    result = truth.compare_means(
-        a[f"{metric}_mean"], a[f"{metric}_std"], a["runs"], b[f"{metric}_mean"], b[f"{metric}_std"], b["runs"],
-        first, second, label,
-    )  # fmt: skip
-    if result.verdict == "not judged":
-        return (
-            f"The paper reports {label} {paper[first]:.2f} for '{first}' vs {paper[second]:.2f} for '{second}'; "
-            "with a single seed we cannot tell whether such a gap is beyond noise."
-        )
-    verdict = "within" if result.verdict == "within noise" else "beyond"
-    collapsed = [
-        f"{int(row['collapsed'])} of {int(row['runs'])} runs of '{name}'"
-        for name, row in ((first, a), (second, b))
-        if row.get("collapsed", 0) > 0
-    ]
-    note = f" ({' and '.join(collapsed)} collapsed to one class, included)" if collapsed else ""
-    return (
-        f"The paper's {label} gap between '{first}' and '{second}' is {paper_gap:+.2f}; over {min(result.runs)} seeds "
-        f"ours is {result.difference:+.3f} with a standard error of {result.standard_error:.3f}, so our difference "
-        f"is {verdict} two standard errors of seed-to-seed noise (split and initialisation){note}."
-    )
+    `margin` is kept for the callers written before; the collapse rule does not use it."""
+    return [record for record in records if truth.is_collapsed(record, side=side)]
 
 
 def stuck_statement(records, margin=0.02):
-    """How many runs stayed on the majority-class plateau, and which."""
+    """How many runs collapsed (predicted one class), and which (`truth.is_collapsed`)."""
     stuck = stuck_runs(records, margin)
     names = "; ".join(f"{r['configuration']} (seed {r['seed']})" for r in stuck) or "none"
     return (
-        f"{len(stuck)} of {len(records)} runs never left the majority-class plateau (test accuracy within {margin} of "
-        f"always predicting the largest class): {names}."
+        f"{len(stuck)} of {len(records)} runs collapsed (predicted one class, or gave one output, for every test "
+        f"image): {names}."
     )
 
 

@@ -177,8 +177,9 @@ def collapsed_note(collapsed, runs):
 @dataclass(frozen=True)
 class Verdict:
     """The outcome of a comparison: `difference` (first - second), its `standard_error`, `verdict` ("above",
-    "below", "within noise", "not judged", or for `reaches_paper` "reaches the paper", "below the paper", "not above
-    the majority class"), `runs` per side, whether it was `paired`, and the `sentence` to print."""
+    "below", "within noise", "not judged", "not above the majority class", or for `reaches_paper` "reaches the
+    paper", "within noise of the paper", "below the paper"), `runs` per side, whether it was `paired`, and the
+    `sentence` to print."""
 
     difference: float
     standard_error: float
@@ -205,8 +206,8 @@ def compare_means(mean_a, std_a, n_a, mean_b, std_b, n_b, a_label, b_label, metr
     if min(runs) < 2:
         return Verdict(
             difference, np.nan, "not judged",
-            f"{a_label} vs {b_label} on {metric_label}: {difference:+.3f}, but with a single run on a side seed noise "
-            "cannot be judged.",
+            f"{a_label} vs {b_label} on {metric_label}: {difference:+.3f} ({runs[0]} vs {runs[1]} runs), but with "
+            "a single run on a side seed noise cannot be judged.",
             runs,
         )  # fmt: skip
     standard_error = float(np.sqrt(std_a**2 / n_a + std_b**2 / n_b))
@@ -214,9 +215,16 @@ def compare_means(mean_a, std_a, n_a, mean_b, std_b, n_b, a_label, b_label, metr
 
 
 def _verdict(difference, standard_error, runs, paired, a_label, b_label, metric_label, pairs="shared seeds"):
-    direction = _direction(difference, standard_error)
     how = f"paired over {runs[0]} {pairs}" if paired else f"{runs[0]} vs {runs[1]} runs"
     numbers = f"{difference:+.3f}, standard error {standard_error:.3f}, {how}"
+    if standard_error <= 1e-12 and abs(difference) > 1e-12:  # 0 up to rounding
+        return Verdict(
+            difference, standard_error, "not judged",
+            f"{a_label} vs {b_label} on {metric_label}: {numbers}; a standard error of 0 with a non-zero difference "
+            "means every run (or pair) gave the same value, so seed noise cannot be judged.",
+            runs, paired,
+        )  # fmt: skip
+    direction = _direction(difference, standard_error)
     if direction == "within noise":
         sentence = (
             f"{a_label} and {b_label} do not differ on {metric_label} beyond seed noise ({numbers}: within two "
@@ -228,7 +236,16 @@ def _verdict(difference, standard_error, runs, paired, a_label, b_label, metric_
 
 
 def compare_rows(
-    a_values, b_values, a_label, b_label, metric_label, paired=None, seeds_a=None, seeds_b=None, pairs="shared seeds"
+    a_values,
+    b_values,
+    a_label,
+    b_label,
+    metric_label,
+    paired=None,
+    seeds_a=None,
+    seeds_b=None,
+    pairs="shared seeds",
+    majority=None,
 ):
     """Is row A above, below or within seed noise of row B? One sentence for every comparative claim.
 
@@ -239,11 +256,40 @@ def compare_rows(
             snapshot of the other); False never pairs; None pairs when `seeds_a` and `seeds_b` share two seeds.
         seeds_a, seeds_b: the seed of each run.
         pairs: what a pair is, in the sentence (e.g. "runs" when each run is paired with itself under two metrics).
+        majority: what always predicting the largest class scores on the metric (one value, or (A's, B's) when the
+            rows were tested on different sides); None: no majority-class rule.
 
     Returns:
-        `Verdict`: "above" / "below" only when |difference| > 2 standard errors; "not judged" with fewer than two
-        runs (or pairs) on a side.
+        `Verdict`: "above" / "below" only when |difference| > 2 standard errors and the higher row's mean is above
+        its majority-class reference by more than 2 of its standard errors (else "not above the majority class");
+        "not judged" with fewer than two runs (or pairs) on a side, or a standard error of 0 with a non-zero
+        difference.
     """
+    verdict = _compare_rows(a_values, b_values, a_label, b_label, metric_label, paired, seeds_a, seeds_b, pairs)
+    if majority is None or verdict.verdict not in ("above", "below"):
+        return verdict
+    majorities = tuple(majority) if isinstance(majority, (tuple, list)) else (majority, majority)
+    winner = 0 if verdict.verdict == "above" else 1
+    label, reference = (a_label, b_label)[winner], majorities[winner]
+    if reference is None or not np.isfinite(reference):
+        return verdict
+    values = np.asarray((a_values, b_values)[winner], dtype="float64")
+    values = values[np.isfinite(values)]
+    standard_error = float(stats.sem(values)) if values.size > 1 else np.nan
+    mean = float(values.mean()) if values.size else np.nan
+    if values.size > 1 and standard_error > 0 and mean - reference > 2 * standard_error:
+        return verdict
+    return Verdict(
+        verdict.difference, verdict.standard_error, "not above the majority class",
+        f"{verdict.sentence[:-1]}; but {label} ({mean:.3f} over {values.size} runs, standard error "
+        f"{standard_error:.3f}) is not above always predicting the largest class ({reference:.3f}) by two standard "
+        f"errors, so {label} is not above the majority class and we do not say it is {verdict.verdict} the other.",
+        verdict.runs, verdict.paired,
+    )  # fmt: skip
+
+
+def _compare_rows(a_values, b_values, a_label, b_label, metric_label, paired, seeds_a, seeds_b, pairs):
+    """`compare_rows` without the majority-class rule."""
     a, b = np.asarray(a_values, dtype="float64"), np.asarray(b_values, dtype="float64")
     shared = []
     if seeds_a is not None and seeds_b is not None:
@@ -280,8 +326,9 @@ def compare_rows(
 
 
 def reaches_paper(values, paper_value, majority_reference, label="our row", metric_label="the metric"):
-    """Does a row reach the paper? Only when its mean is above the majority-class reference by more than 2 standard
-    errors and not below the paper by more than 2 standard errors.
+    """Does a row reach the paper? "reaches the paper" when its mean is at or above the paper's value, "within noise
+    of the paper" when below it by at most 2 standard errors, "below the paper" beyond; any of these only when the
+    mean is above the majority-class reference by more than 2 standard errors.
 
     Args:
         values: the metric of each run of the row (collapsed runs included: they are part of what the row does).
@@ -289,8 +336,9 @@ def reaches_paper(values, paper_value, majority_reference, label="our row", metr
         majority_reference: what always predicting the largest class scores (NaN or None: no reference).
 
     Returns:
-        `Verdict` with `difference` = mean - paper and verdict "reaches the paper", "below the paper", "not above
-        the majority class" or "not judged" (a single run).
+        `Verdict` with `difference` = mean - paper and verdict "reaches the paper", "within noise of the paper",
+        "below the paper", "not above the majority class" or "not judged" (a single run, or a standard error of 0
+        below the paper).
     """
     values = np.asarray(values, dtype="float64")
     values = values[np.isfinite(values)]
@@ -315,10 +363,14 @@ def reaches_paper(values, paper_value, majority_reference, label="our row", metr
                 f"{paper_value:.3f}.",
                 runs,
             )  # fmt: skip
-    if difference < -2 * standard_error:
+    if difference >= 0:
+        verdict, tail = "reaches the paper", "at or above it"
+    elif standard_error <= 1e-12:
+        verdict, tail = "not judged", "below it with a standard error of 0, so seed noise cannot be judged"
+    elif difference < -2 * standard_error:
         verdict, tail = "below the paper", "below it by more than two standard errors"
     else:
-        verdict, tail = "reaches the paper", "within two standard errors of it or above"
+        verdict, tail = "within noise of the paper", "below it, but within two standard errors"
     return Verdict(
         difference, standard_error, verdict,
         f"{label}: {metric_label} {numbers}, against the paper's {paper_value:.3f} ({difference:+.3f}): {tail}.",
@@ -343,13 +395,47 @@ def all_collapsed(records):
     return bool(records) and all(is_collapsed(record) for record in records)
 
 
-def compare_records(a_records, b_records, key, a_label, b_label, metric_label, learned_only=False):
-    """`compare_rows` of two rows' run records on `key`, paired by seed where they share two seeds or more."""
+def per_seed(values, seeds):
+    """(means, seeds): the values averaged per seed, in first-seen order (NaN values left out of each mean)."""
+    values = np.asarray(values, dtype="float64")
+    order = list(dict.fromkeys(seeds))
+    means = []
+    for seed in order:
+        chosen = values[[s == seed for s in seeds]]
+        chosen = chosen[np.isfinite(chosen)]
+        means.append(float(chosen.mean()) if chosen.size else np.nan)
+    return np.asarray(means, dtype="float64"), order
+
+
+def _majority_of(records, key):
+    """The majority-class reference of `key` (in its units) averaged over `records`' sides; NaN when there is none."""
+    kind = metric_kind(key)
+    if kind is None or not records:
+        return np.nan
+    return reference_value({kind[0]: references(records, kind[0])}, key)
+
+
+def compare_records(a_records, b_records, key, a_label, b_label, metric_label, learned_only=False, majority=None):
+    """`compare_rows` of two rows' run records on `key`, paired by seed where they share two seeds or more.
+
+    Runs that repeat a seed (folds x seeds scored on the same held-out test) are averaged per seed first: they are
+    never treated as independent runs. `majority` (default: each row's own majority-class reference of `key`, from
+    its records' confusion matrices; NaN or a None pair to skip) applies `compare_rows`' majority-class rule.
+    """
     a_values, a_seeds = row_values(a_records, key, learned_only)
     b_values, b_seeds = row_values(b_records, key, learned_only)
-    if len(set(a_seeds)) < len(a_seeds) or len(set(b_seeds)) < len(b_seeds):  # folds x seeds: no one-to-one pairs
-        return compare_rows(a_values, b_values, a_label, b_label, metric_label, paired=False)
-    return compare_rows(a_values, b_values, a_label, b_label, metric_label, seeds_a=a_seeds, seeds_b=b_seeds)
+    if majority is None:
+        majority = (_majority_of(a_records, key), _majority_of(b_records, key))
+    pairs = "shared seeds"
+    if None in a_seeds or None in b_seeds:  # runs without a seed cannot be paired
+        return compare_rows(a_values, b_values, a_label, b_label, metric_label, paired=False, majority=majority)
+    if len(set(a_seeds)) < len(a_seeds) or len(set(b_seeds)) < len(b_seeds):  # folds x seeds: one value per seed
+        (a_values, a_seeds), (b_values, b_seeds) = per_seed(a_values, a_seeds), per_seed(b_values, b_seeds)
+        pairs = "shared seeds (runs of a seed averaged first)"
+    return compare_rows(
+        a_values, b_values, a_label, b_label, metric_label, seeds_a=a_seeds, seeds_b=b_seeds, pairs=pairs,
+        majority=majority,
+    )  # fmt: skip
 
 
 def weights_notes(rows_weights):

@@ -296,10 +296,23 @@ def scaled_epochs(config, epoch_scale, max_epochs=None):
 def make_runs(x, labels, fingerprints, run_settings, data_fingerprint):
     """The scale's `experiment.Run`s, seed by seed (each seed fixes split and initialisation), with their splits.
 
-    Every run carries the whole `run_settings` and `data_fingerprint` (a hash of the data files): its fingerprint
-    hashes all of them, so a record is reused only under the same settings and data.
+    Every run carries the whole `run_settings` and `data_fingerprint` (a hash of the data files), and a transfer
+    row the weights its backbone resolves to here ("imagenet" or "random"): its fingerprint hashes all of them, so a
+    record is reused only under the same settings, data and backbone weights.
     """
     from medcnn.experiment import Run, seed_order
+    from medcnn.models.backbones import resolve_backbone_weights
+
+    resolved = {}
+
+    def data_of(config):
+        if not config.backbone:
+            return data_fingerprint
+        if config.backbone not in resolved:  # as `build_model` resolves it (and `row_notes` reports it)
+            shape = (*run_settings["image_size"], 3)
+            info = resolve_backbone_weights(config.backbone, shape, run_settings["allow_random_weights"])
+            resolved[config.backbone] = info.used
+        return {"files": data_fingerprint, "backbone_weights": resolved[config.backbone]}
 
     seeds_of = {
         group: (chosen if chosen is not None else run_settings["seeds"])
@@ -323,7 +336,7 @@ def make_runs(x, labels, fingerprints, run_settings, data_fingerprint):
                 c, x.shape[1:], s, e, run_settings["learning_rate"], run_settings["allow_random_weights"]
             ),
             spec=run_settings,
-            data=data_fingerprint,
+            data=data_of(config),
             augmentation=flips if config.augment else None,
             extra_metrics=keras2_accuracy,
             predict_batch_size=run_settings["predict_batch_size"],

@@ -835,9 +835,9 @@ def findings(by_protocol, records, feature_info, splits, labels, groups, final_r
     above = [model for model, v in verdicts.items() if v.verdict == "above"]
     sentences.append(
         f"Validation accuracy over the same cells (each validated once per protocol), cell-level folds as published "
-        f"vs patient-grouped folds (folds x seeds, unpaired): {parts}; seeing other cells of the same patient in "
-        f"training lifts validation accuracy beyond two standard errors for {len(above)} of {len(verdicts)} models"
-        + (f" ({', '.join(above)})." if above else ".")
+        f"vs patient-grouped folds (fold runs averaged per seed, then paired by seed): {parts}; seeing other cells "
+        f"of the same patient in training lifts validation accuracy beyond two standard errors for {len(above)} of "
+        f"{len(verdicts)} models" + (f" ({', '.join(above)})." if above else ".")
     )
     seed = final_record["seed"]  # `splits` are this seed's
     test = np.asarray(splits["test"])
@@ -853,8 +853,8 @@ def findings(by_protocol, records, feature_info, splits, labels, groups, final_r
         "counts ALL cells. "
         f"Validation minus test balanced accuracy, mean over models: {gaps['published']:+.3f} after cell-level folds, "
         f"{gaps['grouped']:+.3f} after patient-grouped folds ({gap_verdict.verdict}: {gap_verdict.difference:+.3f}, "
-        f"standard error {gap_verdict.standard_error:.3f} over every fold run); the thesis' validation minus test "
-        f"accuracy: {paper_gap:+.3f} on average."
+        f"standard error {gap_verdict.standard_error:.3f} over seeds, fold runs averaged per seed); the thesis' "
+        f"validation minus test accuracy: {paper_gap:+.3f} on average."
     )
     both = {
         protocol: [len(set(groups[train]) & set(groups[val])) for train, val in folds]
@@ -1046,7 +1046,7 @@ def roc_inputs(records, labels, protocol):
 
 def readme_section(payload, scale="cpu"):
     """The README's section on a committed run, generated from its `results.json` payload."""
-    from medcnn.experiment import readme_table, scale_title
+    from medcnn.experiment import readme_findings, readme_table, scale_title
     from medcnn.report import run_summary
 
     run, described = payload["run"], run_summary(payload["run"])
@@ -1070,8 +1070,7 @@ def readme_section(payload, scale="cpu"):
         for protocol, title in PROTOCOLS.items():
             shown = readme_table(payload, table_id(table, protocol), headers, row_notes=notes)
             parts += ["", f"{table}, {title}:", "", shown]
-    parts += ["", "What the run shows (printed by the notebook from the same results):", ""]
-    parts += [f"- {sentence}" for sentence in payload["findings"]]
+    parts += ["", *readme_findings(payload)]
     return "\n".join(parts)
 
 

@@ -749,9 +749,10 @@ def prepare_inputs(pool, run_settings, log=print):
     """What the runs of one pool train on: images at each input size, and each backbone's features computed once.
 
     Returns:
-        ({"images": {size: array}, "features": {backbone: array}, "feature_std": {backbone: float}},
-        {backbone: "imagenet" or "random"}). `feature_std` shows how much signal reaches the head: a randomly
-        initialised VGG16 (no BatchNormalization) shrinks its activations layer after layer.
+        ({"images": {size: array}, "features": {backbone: array}, "feature_std": {backbone: float},
+        "weights": {backbone: "imagenet" or "random"}}, {backbone: "imagenet" or "random"}). `feature_std` shows
+        how much signal reaches the head: a randomly initialised VGG16 (no BatchNormalization) shrinks its
+        activations layer after layer.
     """
     import time
 
@@ -775,6 +776,7 @@ def prepare_inputs(pool, run_settings, log=print):
             f"({weights[backbone]} weights, std {spread:.2g}): {seconds:.0f} s, "
             f"{len(pool) / seconds:.0f} images/s")  # fmt: skip
         keras.backend.clear_session()
+    inputs["weights"] = dict(weights)  # fingerprinted with each run (`make_run`)
     return inputs, weights
 
 
@@ -799,14 +801,32 @@ def _callbacks(run_settings, epochs):
     return make
 
 
+def stage_one_weights(first, cache):
+    """The weights file of stage-one run `first` in `cache`, checked: saved under `first.fingerprint` and the
+    current precision (`RunCache.weights_for`). Raises FileNotFoundError when they are missing or were trained
+    under other settings (weights are not committed; a committed record says nothing of local weights)."""
+    import keras
+
+    precision = keras.config.dtype_policy().name
+    weights = cache.weights_for(first.key, first.fingerprint, precision)
+    if weights is None:
+        raise FileNotFoundError(
+            f"Stage one's head weights {cache.weights_path(first.key)} are missing or were not trained as "
+            f"'{first.label}' seed {first.seed} is now (fingerprint {first.fingerprint}, {precision}); weights are "
+            "not committed. Run the notebook with REUSE_RUNS=False so that stage one trains again."
+        )
+    return weights
+
+
 def make_run(config, protocol, pool, inputs, run_settings, data_fingerprint, cache):
     """The `experiment.Run` of one configuration under one protocol, and the array it trains on.
 
     Stage one trains the head on the backbone's precomputed features; stage two builds backbone + head, loads the
     head stage one trained (its record must come first), unfreezes the configured blocks and trains on images; the
     small CNN (stage 0) trains on images from scratch for `scratch_epochs` at stage one's learning rate. The run
-    carries the whole `run_settings` and `data_fingerprint` (and a stage-two run its stage-one run) for its
-    fingerprint.
+    carries the whole `run_settings`, `data_fingerprint` with the weights its backbone loaded (`inputs["weights"]`,
+    as `prepare_inputs` records them) and a stage-two run its stage-one run, for its fingerprint. Stage two loads
+    stage one's head only when those weights were saved under stage one's fingerprint (`stage_one_weights`).
     """
     from medcnn.experiment import Run
 
@@ -822,8 +842,11 @@ def make_run(config, protocol, pool, inputs, run_settings, data_fingerprint, cac
         epochs = run_settings["scratch_epochs"]
     else:
         first, _ = make_run(stage_one_of(config), protocol, pool, inputs, run_settings, data_fingerprint, cache)
-        x, head_weights = inputs["images"][size], cache.weights_path(first.key)
-        build = lambda: fine_tune_model(config, x.shape[1:], run_settings, pool.seed, head_weights)  # noqa: E731
+        x = inputs["images"][size]
+
+        def build():  # stage one's head, checked against its fingerprint when the model is built
+            return fine_tune_model(config, x.shape[1:], run_settings, pool.seed, stage_one_weights(first, cache))
+
         epochs = run_settings["fine_tune_epochs"]
     run = Run(
         label=config.label(protocol),
@@ -835,7 +858,7 @@ def make_run(config, protocol, pool, inputs, run_settings, data_fingerprint, cac
         group=protocol,
         settings=config.settings(protocol),
         spec=run_settings,
-        data=data_fingerprint,
+        data={"files": data_fingerprint, "backbone_weights": inputs.get("weights", {}).get(config.backbone)},
         starts_from=first,
         callbacks=_callbacks(run_settings, epochs),
         predict_batch_size=run_settings["predict_batch_size"],
