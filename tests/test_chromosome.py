@@ -375,7 +375,10 @@ def test_table_lists_every_row_then_the_anchor():
     for record in records:
         record.update({"train_images_per_s": 1500.0, "test_images_per_s": 2500.0, "parameters": 95768, "epochs": 6})
     shown = chromosome.table(experiment.summarise(records, chromosome.SUMMARY_METRICS))
-    assert list(shown.index[:-1]) == list(chromosome.ABLATION.index) and "CIR-Net" in shown.index[-1]
+    assert list(shown.index[:-3]) == list(chromosome.ABLATION.index) and "CIR-Net" in shown.index[-1]
+    assert list(shown.index[-3:-1]) == ["reference: majority class", "reference: chance"]
+    assert shown.loc["reference: chance", "accuracy"] == f"{1 / K:.3f}"
+    assert shown.loc["baseline CNN", "collapsed"] == "0"
     assert shown.loc["baseline CNN", "parameters"] == "95,768" and shown.iloc[-1]["accuracy"] == "0.9598"
     assert shown.loc["baseline CNN", "epochs trained"] == "6" and shown.iloc[-1]["epochs trained"] == ""
 

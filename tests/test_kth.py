@@ -290,10 +290,15 @@ def test_stage_two_starts_from_the_stage_one_head_and_unfreezes_the_last_blocks(
         kth.fine_tune_model(config, (32, 32, 1), small_settings, head_weights=tmp_path / "missing.weights.h5")
 
 
+def _blank_inputs(pool):
+    """`prepare_inputs`' shape for a pool without computing anything: zero VGG16 features and 32x32 images."""
+    return {"features": {"vgg16": np.zeros((len(pool), 1, 1, 512), "float32")},
+            "images": {(32, 32): np.zeros((len(pool), 32, 32, 1), "float32")}}  # fmt: skip
+
+
 def test_make_run_stage_one_on_features_stage_two_and_scratch_on_images(folder_pool, small_settings, tmp_path):
     _, pool = folder_pool
-    inputs = {"features": {"vgg16": np.zeros((len(pool), 1, 1, 512), "float32")},
-              "images": {(32, 32): np.zeros((len(pool), 32, 32, 1), "float32")}}  # fmt: skip
+    inputs = _blank_inputs(pool)
     cache = experiment.RunCache(tmp_path)
     first, x_first = kth.make_run(kth.CONFIGURATIONS[2], "honest", pool, inputs, small_settings, "data", cache)
     second, x_second = kth.make_run(kth.STAGE_TWO[0], "honest", pool, inputs, small_settings, "data", cache)
@@ -316,8 +321,7 @@ def test_stage_two_loads_only_head_weights_saved_under_stage_ones_fingerprint(fo
     import keras
 
     _, pool = folder_pool
-    inputs = {"features": {"vgg16": np.zeros((len(pool), 1, 1, 512), "float32")},
-              "images": {(32, 32): np.zeros((len(pool), 32, 32, 1), "float32")}}  # fmt: skip
+    inputs = _blank_inputs(pool)
     cache = experiment.RunCache(tmp_path)
     first, _ = kth.make_run(kth.CONFIGURATIONS[2], "honest", pool, inputs, small_settings, "data", cache)
     second, _ = kth.make_run(kth.STAGE_TWO[0], "honest", pool, inputs, small_settings, "data", cache)
@@ -492,3 +496,16 @@ def test_leakage_and_position_are_judged_per_row_beyond_noise():
     assert "our small CNN" in position and f"('{kth.EXTRA_ROW}')" in position and "is above" in position
     notes = kth.row_notes({"vgg16": "random", "inception_v3": "imagenet", "mobilenet_v2": "imagenet"})
     assert notes == {row: "random weights" for row in (kth.ROWS[0], kth.ROWS[2], kth.ROWS[4], kth.ROWS[5])}
+
+
+def test_table_marks_collapsed_rows_and_adds_the_reference_rows():
+    records = []
+    for seed in range(3):
+        records += [{**_auc_run(kth.ROWS[0], "honest", seed, 0.5, collapsed=True), "test_accuracy": 0.5},
+                    {**_auc_run(kth.EXTRA_ROW, "honest", seed, 0.7 + seed / 100), "test_accuracy": 0.75}]  # fmt: skip
+    shown = kth.table(records, protocols=("honest",))
+    collapsed, learned = shown.loc[kth.ROWS[0]], shown.loc[kth.EXTRA_ROW]
+    assert collapsed["AUC: honest"] == "collapsed" and collapsed["collapsed: honest"] == "3 of 3"
+    assert learned["AUC: honest"] == "0.71 ± 0.01" and learned["collapsed: honest"] == "0"
+    assert shown.loc["reference: majority class", "accuracy: honest"] == "0.50"
+    assert shown.loc["reference: chance", "AUC: honest"] == "0.50" and shown.loc[kth.ROWS[1], "AUC: honest"] == ""

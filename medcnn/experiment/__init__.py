@@ -27,13 +27,16 @@ from medcnn.experiment.outputs import (
     scale_title,
     readme_table,
     results_payload,
+    collapsed_cells,
+    reference_cells,
     rows_table,
+    summary_cells,
     update_readme,
     write_outputs,
 )
 from medcnn.experiment.plan import find_run, run_all, run_counts, seed_order
 from medcnn.experiment.runs import Run, evaluate_sides, slugify, train_and_evaluate
-from medcnn.experiment.seeding import SEED_PARTS, for_models, seed_policy
+from medcnn.experiment.seeding import SEED_PARTS, backbone_parts, for_models, seed_policy
 from medcnn.experiment.summary import (
     best_run,
     majority_share,
@@ -88,6 +91,7 @@ __all__ = [
     "export_run",
     "find_run",
     "fingerprint",
+    "backbone_parts",
     "for_models",
     "majority_share",
     "mean_std",
@@ -97,6 +101,9 @@ __all__ = [
     "readme_table",
     "results_payload",
     "rows_table",
+    "collapsed_cells",
+    "reference_cells",
+    "summary_cells",
     "run_all",
     "sample_predictions",
     "run_counts",

@@ -510,6 +510,64 @@ def data_label(path, data_dir=None):
         return path.name
 
 
+def summary_cells(summary, key, rows, digits=3):
+    """The cells of metric `key` for `rows` of a `summarise` output, as every table prints them: mean ± std of the
+    runs that learned, "(all n: mean)" beside it when some collapsed, "collapsed" when all did; "" for a row the
+    summary lacks."""
+    checked = "collapse_checked" in summary and f"{key}_learned_mean" in summary
+    cells = []
+    for row in rows:
+        if row not in summary.index:
+            cells.append("")
+            continue
+        entry = summary.loc[row]
+        learned = checked and entry["collapse_checked"] > 0
+        cells.append(
+            _ours_cell(
+                {
+                    "ours": entry[f"{key}_mean"],
+                    "std": entry[f"{key}_std"],
+                    "learned": entry[f"{key}_learned_mean"] if learned else np.nan,
+                    "learned_std": entry[f"{key}_learned_std"] if learned else np.nan,
+                    "collapsed": entry["collapsed"] if learned else np.nan,
+                    "runs": entry["runs"],
+                },
+                digits,
+            )
+        )
+    return cells
+
+
+def collapsed_cells(summary, rows):
+    """"k of n" collapsed runs of each of `rows` ("" where the summary did not check, or lacks the row)."""
+    return [
+        truth.collapsed_note(
+            summary.at[row, "collapsed"] if summary.at[row, "collapse_checked"] > 0 else np.nan, summary.at[row, "runs"]
+        )
+        if row in summary.index and "collapse_checked" in summary
+        else ""
+        for row in rows
+    ]
+
+
+def reference_cells(summary, key, rows, digits=3):
+    """{reference row label: cell} of metric `key`: what the majority-class predictor and chance score on the test
+    sides of `rows`; a min-max range where the rows were tested on sides whose references differ."""
+    cells = {}
+    for name, label in truth.REFERENCE_ROWS.items():
+        column = f"{key}_reference_{name.split()[0]}"
+        values = summary.loc[[r for r in rows if r in summary.index], column] if column in summary else []
+        values = np.asarray(values, dtype="float64")
+        values = values[np.isfinite(values)]
+        if not values.size:
+            cells[label] = ""
+        elif np.ptp(values) > 1e-6:
+            cells[label] = f"{values.min():.{digits}f}–{values.max():.{digits}f}"
+        else:
+            cells[label] = f"{values[0]:.{digits}f}"
+    return cells
+
+
 def rows_table(summary, metrics, rows=None, digits=3, row_notes=None):
     """Summary rows as a readable table: group, runs averaged (seeds, or folds x seeds), `mean ± std` per metric
     ({key: column title}) and, like `comparison_markdown`, what makes it honest.
@@ -528,30 +586,10 @@ def rows_table(summary, metrics, rows=None, digits=3, row_notes=None):
     table["runs"] = chosen["runs"].astype(int)
     if "epochs_mean" in chosen:
         table["epochs"] = [None if not np.isfinite(e) else int(round(e)) for e in chosen["epochs_mean"]]
-    checked = "collapse_checked" in chosen
     for key, title in metrics.items():
-        cells = []
-        for _, entry in chosen.iterrows():
-            learned = f"{key}_learned_mean" in chosen and checked and entry["collapse_checked"] > 0
-            cells.append(
-                _ours_cell(
-                    {
-                        "ours": entry[f"{key}_mean"],
-                        "std": entry[f"{key}_std"],
-                        "learned": entry[f"{key}_learned_mean"] if learned else np.nan,
-                        "learned_std": entry[f"{key}_learned_std"] if learned else np.nan,
-                        "collapsed": entry["collapsed"] if learned else np.nan,
-                        "runs": entry["runs"],
-                    },
-                    digits,
-                )
-            )
-        table[title] = cells
-    if checked:
-        table["collapsed"] = [
-            truth.collapsed_note(c if k > 0 else np.nan, n)
-            for c, k, n in zip(chosen["collapsed"], chosen["collapse_checked"], chosen["runs"])
-        ]
+        table[title] = summary_cells(chosen, key, chosen.index, digits)
+    if "collapse_checked" in chosen:
+        table["collapsed"] = collapsed_cells(chosen, chosen.index)
     return table
 
 

@@ -56,3 +56,14 @@ def for_models(part, chosen, every):
     """`part` when it holds for `every` model, else `part` naming the `chosen` ones: "augmented views (VGG19)"."""
     chosen = list(chosen)
     return part if set(chosen) == set(every) else f"{part} ({', '.join(chosen)})"
+
+
+def backbone_parts(weights):
+    """What each seed does with the backbones of `weights` ({name: "imagenet" or "random"}, as loaded): random
+    weights are drawn per seed, ImageNet ones are loaded. Returns ([varied part], {held part: why}), each empty when
+    no backbone falls under it."""
+    drawn = [name for name, used in weights.items() if used == "random"]
+    pretrained = [name for name in weights if name not in drawn]
+    varies = [for_models("random backbone weights", drawn, weights)] if drawn else []
+    held = {for_models("pretrained backbone weights", pretrained, weights): "ImageNet weights: loaded, not drawn"}
+    return varies, held if pretrained else {}

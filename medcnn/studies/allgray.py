@@ -260,24 +260,19 @@ def seeding(run_settings, weights=None):
 
     `weights`: {backbone: "imagenet" or "random"} of the transfer rows (None: resolved for the rows the scale runs).
     """
-    from medcnn.experiment import for_models, seed_policy
+    from medcnn.experiment import backbone_parts, seed_policy
     from medcnn.models.backbones import resolve_backbone_weights
 
     if weights is None:
         shape, allow = (*run_settings["image_size"], 3), run_settings["allow_random_weights"]
         backbones = {c.backbone for c in configurations(tuple(run_settings["groups"])) if c.backbone}
         weights = {name: resolve_backbone_weights(name, shape, allow).used for name in sorted(backbones)}
-    drawn = [name for name, used in weights.items() if used == "random"]
-    pretrained = [name for name in weights if name not in drawn]
+    drawn, pretrained = backbone_parts(weights)
     varies = ["split", "initialisation", "data order", "augmentation draws", "dropout masks (CNNs from scratch)"]
-    if drawn:
-        varies.append(for_models("random backbone weights", drawn, weights))
     held = {"composition": "the images loaded (`load_data`, seed 0 where `max_images` draws a subset): one data set"}
     if weights:
         held["dropout masks (transfer rows' head)"] = "the head is built with `HeadSpec(seed=0)`: its masks repeat"
-    if pretrained:
-        held[for_models("pretrained backbone weights", pretrained, weights)] = "ImageNet weights: loaded, not drawn"
-    return seed_policy(varies, held)
+    return seed_policy([*varies, *drawn], {**held, **pretrained})
 
 
 def flips(seed):

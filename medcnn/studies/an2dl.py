@@ -806,19 +806,14 @@ def seeding(run_settings, weights):
         run_settings: the scale's settings.
         weights: {backbone: "imagenet" or "random"} (`Inputs.weights()`).
     """
-    from medcnn.experiment import for_models, seed_policy
+    from medcnn.experiment import backbone_parts, seed_policy
 
     varies = ["split", "outlier forest", "initialisation", "data order", "dropout masks"]
     if run_settings["augment_copies"]:
         varies.append("augmented views")
-    drawn = [name for name, used in weights.items() if used == "random"]
-    pretrained = [name for name in weights if name not in drawn]
-    if drawn:
-        varies.append(for_models("random backbone weights", drawn, weights))
+    drawn, pretrained = backbone_parts(weights)
     held = {"composition": "the images drawn from PBC (`load_data`, seed 0): one data set, cleaned once, for all seeds"}
-    if pretrained:
-        held[for_models("pretrained backbone weights", pretrained, weights)] = "ImageNet weights: loaded, not drawn"
-    return seed_policy(varies, held)
+    return seed_policy([*varies, *drawn], {**held, **pretrained})
 
 
 def trained_model(run, config, inputs, cache, run_settings, log=print):

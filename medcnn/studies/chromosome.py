@@ -423,20 +423,15 @@ def seeding(run_settings, weights=None):
 
     `weights`: {backbone: "imagenet" or "random"} of the transfer rows (`transfer_weights`; None or {}: none ran).
     """
-    from medcnn.experiment import for_models, seed_policy
+    from medcnn.experiment import backbone_parts, seed_policy
 
     weights = weights or {}
-    drawn = [name for name, used in weights.items() if used == "random"]
-    pretrained = [name for name in weights if name not in drawn]
+    drawn, pretrained = backbone_parts(weights)
     varies = ["split", "initialisation", "data order", "dropout masks (CNNs from scratch)"]
-    if drawn:
-        varies.append(for_models("random backbone weights", drawn, weights))
     held = {"search": "one hyperparameter search (`tune_baseline`, seed 0) on the first seed's split, before the runs"}
     if weights:
         held["dropout masks (transfer rows' head)"] = "the head is built with `HeadSpec(seed=0)`: its masks repeat"
-    if pretrained:
-        held[for_models("pretrained backbone weights", pretrained, weights)] = "ImageNet weights: loaded, not drawn"
-    return seed_policy(varies, held)
+    return seed_policy([*varies, *drawn], {**held, **pretrained})
 
 
 def tune_baseline(x, labels, split, run_settings, directory, overwrite=True, seed=0):
@@ -807,7 +802,7 @@ def table(summary, digits=3, row_notes=None):
     `row_notes` ({row: note}, e.g. `row_notes(weights)`) adds a `note` column."""
     import pandas as pd
 
-    from medcnn.experiment import mean_std
+    from medcnn.experiment import collapsed_cells, reference_cells, summary_cells
 
     rows = [label for label in ABLATION.index if label in summary.index]
     frame = pd.DataFrame(index=pd.Index(rows, name="model"))
@@ -815,19 +810,21 @@ def table(summary, digits=3, row_notes=None):
         frame["note"] = [row_notes.get(row, "") for row in rows]
     frame["seeds"] = summary.loc[rows, "runs"].astype(int)
     frame["epochs trained"] = [f"{e:.0f}" if np.isfinite(e) else "" for e in summary.loc[rows, "epochs_mean"]]
+    references = {}
     for title, key in METRIC_KEYS["Ablation"].items():
-        means, stds = summary.loc[rows, f"{key}_mean"], summary.loc[rows, f"{key}_std"]
-        if title == "parameters":
-            frame[title] = [f"{m:,.0f}" if np.isfinite(m) else "" for m in means]
-        elif title.endswith("images/s"):
-            frame[title] = [f"{m:,.0f}" if np.isfinite(m) else "" for m in means]
+        if title == "parameters" or title.endswith("images/s"):
+            frame[title] = [f"{m:,.0f}" if np.isfinite(m) else "" for m in summary.loc[rows, f"{key}_mean"]]
         else:
-            frame[title] = [mean_std(m, s, digits) for m, s in zip(means, stds)]
+            frame[title] = summary_cells(summary, key, rows, digits)
+            for label, cell in reference_cells(summary, key, rows, digits).items():
+                references.setdefault(label, {})[title] = cell
+    frame["collapsed"] = collapsed_cells(summary, rows)
+    reference = pd.DataFrame.from_dict(references, orient="index").rename_axis("model")
     anchor = pd.DataFrame(
         {"seeds": [""], "epochs trained": [""], "accuracy": [f"{ANCHOR['accuracy']:.4f}"]},
         index=pd.Index(["published anchor: CIR-Net, Inception-ResNet-v2 (its own image-level split)"], name="model"),
     )
-    return pd.concat([frame, anchor]).fillna("")
+    return pd.concat([frame, reference, anchor]).fillna("")
 
 
 def _row(summary, label, key="test_accuracy"):

@@ -668,19 +668,14 @@ def seeding(run_settings, weights=None):
 
     `weights`: {backbone: "imagenet" or "random"} (`prepare_inputs`; None: not known).
     """
-    from medcnn.experiment import for_models, seed_policy
+    from medcnn.experiment import backbone_parts, seed_policy
 
     weights = weights or {}
-    drawn = [name for name, used in weights.items() if used == "random"]
-    pretrained = [name for name in weights if name not in drawn]
+    drawn, pretrained = backbone_parts(weights) if weights else (["random backbone weights"], {})
     varies = ["composition", "augmented views", "split", "initialisation", "data order", "dropout masks",
               "mc dropout passes"]  # fmt: skip
-    if drawn or not weights:
-        varies.append(for_models("random backbone weights", drawn, weights) if weights else "random backbone weights")
     held = {"search": "one hyperparameter search (`tune_head`) on the first seed's pool, before the runs"}
-    if pretrained:
-        held[for_models("pretrained backbone weights", pretrained, weights)] = "ImageNet weights: loaded, not drawn"
-    return seed_policy(varies, held)
+    return seed_policy([*varies, *drawn], {**held, **pretrained})
 
 
 def feature_extractor(backbone, input_shape, run_settings, seed=0):
@@ -921,7 +916,7 @@ def comparisons(records, info, protocols=tuple(PROTOCOLS), weights=None):
 def table(records, protocols=tuple(PROTOCOLS), digits=2, weights=None):
     """Table 5.1 as we read it: per metric the thesis' value, then ours under each protocol (mean ± std); with
     `weights` ({backbone: weights used}) a `note` column says which rows had random weights."""
-    from medcnn.experiment import mean_std
+    from medcnn.experiment import collapsed_cells, reference_cells, summary_cells
 
     paper = table_with_extra_row()
     summaries = {protocol: protocol_summary(records, protocol) for protocol in protocols}
@@ -929,15 +924,17 @@ def table(records, protocols=tuple(PROTOCOLS), digits=2, weights=None):
     if weights is not None:
         notes = row_notes(weights)
         frame["note"] = [notes.get(row, "") for row in paper.index]
+    references = {}
     for title, key in METRIC_KEYS["Table 5.1"].items():
         frame[f"{title}: thesis"] = ["" if np.isnan(v) else f"{v:.2f}" for v in paper[title]]
         for protocol, summary in summaries.items():
-            frame[f"{title}: {protocol}"] = [
-                mean_std(summary.at[row, f"{key}_mean"], summary.at[row, f"{key}_std"], digits)
-                if row in summary.index
-                else ""
-                for row in paper.index
-            ]
+            frame[f"{title}: {protocol}"] = summary_cells(summary, key, paper.index, digits)
+            for label, cell in reference_cells(summary, key, paper.index, digits).items():
+                references.setdefault(label, {})[f"{title}: {protocol}"] = cell
+    for protocol, summary in summaries.items():
+        frame[f"collapsed: {protocol}"] = collapsed_cells(summary, paper.index)
+    frame = pd.concat([frame, pd.DataFrame.from_dict(references, orient="index")]).fillna("")
+    frame.index.name = paper.index.name
     seeds = {p: s["runs"].max() for p, s in summaries.items()}
     frame.attrs["seeds"] = {p: int(n) for p, n in seeds.items()}
     return frame
