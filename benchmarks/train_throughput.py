@@ -59,52 +59,45 @@ def allgray_case(config_name):
     }
 
 
+def smoke_case(name, channels, build, one_hot=True):
+    """A study's model at its smoke input shape and batch size: `build(shape, run_settings)` compiles it."""
+    from medcnn.studies import get_study
+
+    study = get_study(name)
+    run_settings = study.settings("smoke")
+    shape = (*run_settings["image_size"], channels)
+    return {
+        "shape": shape,
+        "classes": len(study.CLASS_NAMES),
+        "batch": run_settings["batch_size"],
+        "one_hot": one_hot,
+        "build": lambda steps, epochs: build(shape, run_settings),
+        "augmentation": None,
+    }
+
+
 def chromosome_case():
     from medcnn.studies import chromosome
 
-    run_settings = chromosome.settings("smoke")
-    shape = (*run_settings["image_size"], 1)
-    return {
-        "shape": shape,
-        "classes": len(chromosome.CLASS_NAMES),
-        "batch": run_settings["batch_size"],
-        "one_hot": True,
-        "build": lambda steps, epochs: chromosome.build_model(chromosome.BLOCK_CONFIGURATIONS[0], shape, run_settings),
-        "augmentation": None,
-    }
+    return smoke_case(
+        "chromosome", 1, lambda shape, s: chromosome.build_model(chromosome.BLOCK_CONFIGURATIONS[0], shape, s)
+    )
 
 
 def kth_case():
     from medcnn.studies import kth
 
-    run_settings = kth.settings("smoke")
-    shape = (*run_settings["image_size"], 1)
-    return {
-        "shape": shape,
-        "classes": len(kth.CLASS_NAMES),
-        "batch": run_settings["batch_size"],
-        "one_hot": True,
-        "build": lambda steps, epochs: kth.scratch_model(shape, run_settings),
-        "augmentation": None,
-    }
+    return smoke_case("kth", 1, kth.scratch_model)
 
 
 def an2dl_case():
     from medcnn.models.scratch import an2dl_plain_cnn
     from medcnn.studies import an2dl
 
-    run_settings = an2dl.settings("smoke")
-    shape = (*run_settings["image_size"], 3)
-    return {
-        "shape": shape,
-        "classes": len(an2dl.CLASS_NAMES),
-        "batch": run_settings["batch_size"],
-        "one_hot": False,
-        "build": lambda steps, epochs: an2dl.compile_for_study(
-            an2dl_plain_cnn(shape, len(an2dl.CLASS_NAMES)), run_settings["learning_rate"]
-        ),
-        "augmentation": None,
-    }
+    def build(shape, run_settings):
+        return an2dl.compile_for_study(an2dl_plain_cnn(shape, len(an2dl.CLASS_NAMES)), run_settings["learning_rate"])
+
+    return smoke_case("an2dl", 3, build, one_hot=False)
 
 
 CASES = {
