@@ -91,3 +91,10 @@ def test_position_cnn_learns_where_an_object_is():
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     model.fit(images[:128], labels[:128], epochs=8, batch_size=16, verbose=0)
     assert model.evaluate(images[128:], labels[128:], verbose=0)[1] > 0.9
+
+
+def test_allgray_cnn_centres_its_inputs_inside_the_model():
+    model = allgray_cnn((20, 20, 1), 4, conv_layers=1, centre=0.8)
+    centre = model.get_layer("centre")
+    assert float(keras.ops.convert_to_numpy(centre(np.full((1, 2, 2, 1), 0.8, "float32"))).max()) == pytest.approx(0.0)
+    assert "centre" not in [layer.name for layer in allgray_cnn((20, 20, 1), 4, conv_layers=1).layers]

@@ -21,6 +21,7 @@ def allgray_cnn(
     batch_norm=False,
     name=None,
     batch_norm_momentum=BATCH_NORM_MOMENTUM,
+    centre=None,
 ):
     """The allgray study's CNN: [Conv ReLU -> MaxPool 2] x conv_layers -> Flatten -> Dense 128 -> Dropout .5 -> softmax.
 
@@ -36,6 +37,9 @@ def allgray_cnn(
         batch_norm_momentum: momentum of the moving statistics, in [0, 1). Keras' 0.99 needs hundreds of steps to
             track the batch statistics; at ~34 steps per epoch 0.9 lets validation (inference mode) follow
             training. Defaults to 0.9 (`medcnn.models.blocks.BATCH_NORM_MOMENTUM`, where the reason is).
+        centre: None (as published), or a value (e.g. the training images' mean) subtracted from every input
+            pixel by a first `Rescaling` layer, so the saved model still takes [0, 1] inputs. With the white
+            background (mean ~0.86) the uncentred first layers' ReLUs can all die in epoch 1 at Adam 1e-3.
 
     Padding is 'valid' (Keras' default; the paper does not say).
     """
@@ -43,7 +47,7 @@ def allgray_cnn(
         raise ValueError(f"`conv_layers` must be between 1 and 4. Received: conv_layers={conv_layers}")
     blocks = list(ALLGRAY_CONV_BLOCKS[:conv_layers]) + [(128, 3)] * max(0, conv_layers - len(ALLGRAY_CONV_BLOCKS))
     inputs = keras.Input(shape=input_shape, name="image")
-    x = inputs
+    x = inputs if centre is None else layers.Rescaling(1.0, offset=-float(centre), name="centre")(inputs)
     for index, (filters, kernel) in enumerate(blocks, start=1):
         if batch_norm:
             x = layers.Conv2D(filters, kernel, use_bias=False, name=f"conv{index}")(x)
