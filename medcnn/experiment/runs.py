@@ -8,6 +8,7 @@ from and its split. `train_and_evaluate` trains it with the library's own steps 
 a recorded one when the cache allows.
 """
 
+import hashlib
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -31,6 +32,95 @@ def slugify(label):
     while "--" in slug:
         slug = slug.replace("--", "-")
     return slug
+
+
+def array_digest(*arrays):
+    """A 16-hex-digit sha256 of arrays' shapes, dtypes and values: the identity of data held in memory."""
+    digest = hashlib.sha256()
+    for array in arrays:
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.shape}|{array.dtype}|".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()[:16]
+
+
+class LazyInputs:
+    """A run's own inputs, made only when the run trains: `load()` returns an array or an `(x, labels)` pair.
+
+    `digest` names what `load` returns (e.g. the cache key of precomputed features with a digest of their labels):
+    the run's fingerprint hashes it in place of the arrays, so that a recorded run is reused without loading them.
+
+    Args:
+        load: `() -> x` or `() -> (x, labels)`.
+        digest: a str (or JSON-able value) that changes whenever what `load` returns would.
+    """
+
+    def __init__(self, load, digest):
+        if not callable(load):
+            raise ValueError(f"`load` must be a zero-argument callable. Received: load={load!r}")
+        if digest is None or digest == "":
+            raise ValueError("`digest` must name what `load` returns (e.g. a features cache key). Received: None")
+        self.load, self.digest = load, digest
+
+    def __call__(self):
+        return self.load()
+
+    def __repr__(self):
+        return f"LazyInputs(digest={self.digest!r})"
+
+
+def inputs_digest(inputs):
+    """The data digest of a run's own `inputs` (see `Run`): the arrays' `array_digest`, or a callable's `digest`."""
+    if isinstance(inputs, tuple):
+        return {"x": array_digest(inputs[0]), "labels": array_digest(inputs[1])}
+    if callable(inputs):
+        return jsonable(inputs.digest)
+    return array_digest(inputs)
+
+
+def _check_inputs(label, inputs):
+    if inputs is None:
+        return
+    if isinstance(inputs, tuple):
+        sizes = [len(item) for item in inputs]
+        if len(sizes) != 2 or sizes[0] != sizes[1]:
+            raise ValueError(
+                f"Run '{label}': `inputs` as a tuple must be (x, labels) with one label per row. Received a tuple of "
+                f"{len(sizes)} item(s) of lengths {sizes}."
+            )
+    elif callable(inputs):
+        if getattr(inputs, "digest", None) is None:
+            raise ValueError(
+                f"Run '{label}': callable `inputs` must carry a `digest` naming what they return (wrap them in "
+                f"`LazyInputs(load, digest)`), or a recorded run could be reused for other data. Received: {inputs!r}"
+            )
+    elif not hasattr(inputs, "shape"):
+        raise ValueError(
+            f"Run '{label}': `inputs` must be an array, an (x, labels) pair or a `LazyInputs`. Received: "
+            f"{type(inputs).__name__}"
+        )
+
+
+def run_data(run, x, labels):
+    """(x, labels) that `run` reads: its own `inputs` when set (their labels, or the shared `labels` when they bring
+    none), else the shared `x` and `labels`."""
+    inputs = run.inputs
+    if inputs is None:
+        if x is None:
+            raise ValueError(f"Run '{run.label}' has no `inputs` of its own and no shared `x` was given.")
+        return x, np.asarray(labels)
+    if callable(inputs) and not hasattr(inputs, "shape"):
+        inputs = inputs()
+    own_x, own_labels = inputs if isinstance(inputs, tuple) else (inputs, labels)
+    if own_labels is None:
+        raise ValueError(f"Run '{run.label}': its `inputs` bring no labels and no shared `labels` was given.")
+    own_labels = np.asarray(own_labels)
+    if len(own_labels) != len(own_x):
+        raise ValueError(
+            f"Run '{run.label}': its inputs have {len(own_x)} rows but {len(own_labels)} labels. Pass `inputs` as "
+            "(x, labels) when their rows are not the shared data's (e.g. features of augmented views)."
+        )
+    return own_x, own_labels
 
 
 @dataclass
@@ -62,6 +152,11 @@ class Run:
         predict_batch_size: batch size of the timed predictions.
         evaluate_train: also score the training side in inference mode (`train_accuracy`, `train_weighted_f1`,
             ..., and `extra_metrics` as `train_<name>`), e.g. for a table of training and validation metrics.
+        inputs: the run's own data, read instead of the `x` shared by `run_all`: an array (N, ...) with the shared
+            labels, an `(x, labels)` pair (e.g. features of images and their augmented views, one label per row),
+            or a `LazyInputs` made only when the run trains (e.g. features loaded from the features cache). `split`
+            indexes its rows. None (the default) reads the shared `x` and leaves the fingerprint as it was; when set,
+            the fingerprint's `data` holds their digest (`inputs_digest`) beside `data`.
     """
 
     label: str
@@ -83,6 +178,7 @@ class Run:
     extra_metrics: Callable = None
     predict_batch_size: int = 32
     evaluate_train: bool = False
+    inputs: object = field(default=None, compare=False, repr=False)  # arrays: never compared or printed whole
 
     @property
     def key(self):
@@ -102,7 +198,7 @@ class Run:
                 "version": FINGERPRINT_VERSION,
                 "config": self.settings,
                 "spec": result_settings(self.spec),
-                "data": self.data,
+                "data": self.data if self.inputs is None else {"run": self.data, "inputs": self._inputs_digest},
                 "seed": self.seed,
                 "epochs": self.epochs,
                 "batch_size": self.batch_size,
@@ -121,7 +217,17 @@ class Run:
         """A 16-hex-digit hash of `fingerprint_inputs`: a record is reused only under the same fingerprint."""
         return fingerprint(self.fingerprint_inputs)
 
+    @property
+    def _inputs_digest(self):
+        """`inputs_digest(self.inputs)`, computed once (hashing arrays costs time; the fingerprint is read often)."""
+        cached = self.__dict__.get("_digest_of")
+        if cached is None or cached[0] is not self.inputs:
+            cached = (self.inputs, inputs_digest(self.inputs))
+            self.__dict__["_digest_of"] = cached
+        return cached[1]
+
     def __post_init__(self):
+        _check_inputs(self.label, self.inputs)
         for snapshot in self.snapshots:
             if not 1 <= snapshot.epochs < self.epochs or snapshot.seed != self.seed:
                 raise ValueError(
@@ -196,8 +302,9 @@ def train_and_evaluate(run, x, labels, class_names, cache, verbose=2, log=print)
 
     Args:
         run: a `Run`.
-        x: the model's inputs for the whole data set, (N, ...); `run.split` indexes into it.
-        labels: integer labels (N,).
+        x: the model's inputs for the whole data set, (N, ...); `run.split` indexes into it. A run with its own
+            `inputs` reads those instead (`run_data`); x may then be None.
+        labels: integer labels (N,), or None where the run's `inputs` bring their own.
         class_names: names in label order.
         cache: a `RunCache`; records and weights are written there.
         verbose: Keras' progress output for `fit`.
@@ -214,11 +321,14 @@ def train_and_evaluate(run, x, labels, class_names, cache, verbose=2, log=print)
     records = {item.key: cache.load(item.key, item.fingerprint, precision) for item in every}
     if records[run.key] is not None:
         missing = [snapshot for snapshot in run.snapshots if records[snapshot.key] is None]
+        if missing:
+            x, labels = run_data(run, x, labels)
         for snapshot in missing:  # the long run is recorded: train only the short one
             records[snapshot.key] = train_and_evaluate(snapshot, x, labels, class_names, cache, verbose, log)[0]
         return [records[item.key] for item in every]
 
     snapshots = [snapshot for snapshot in run.snapshots if records[snapshot.key] is None]
+    x, labels = run_data(run, x, labels)
     keras.utils.set_random_seed(run.seed)
     model = run.build_model()
 
