@@ -27,7 +27,8 @@ def hog_features(x, orientations=9, pixels_per_cell=(8, 8), cells_per_block=(2, 
 
 
 def pca_svm_record(features, labels, split, class_names, components=100, C=10.0, seed=0, label=None):
-    """PCA fitted on the training split, then an RBF SVM; a run-shaped record for `val` and `test`.
+    """PCA fitted on the training split, then an RBF SVM; a run-shaped record for `val` and `test`, with the test
+    side's indices and predicted labels (`test_indices`, `test_predicted`).
 
     No standardisation after PCA: it would blow the low-variance (noisy) components up to the weight of the first.
     """
@@ -53,4 +54,6 @@ def pca_svm_record(features, labels, split, class_names, components=100, C=10.0,
         record[f"{side}_predict_s"] = time.perf_counter() - started
         metrics = classification_metrics(labels[split[side]], onehot[predicted], class_names)
         record.update(record_entries(metrics, f"{side}_"))
+    record["test_indices"] = [int(i) for i in split["test"]]
+    record["test_predicted"] = [int(k) for k in predicted]  # the test side's, predicted last
     return record

@@ -242,3 +242,20 @@ def per_class_from_confusion(confusion, class_names):
         {"precision": precision, "recall": recall, "F1": f1, "support": support.astype(int)},
         index=pd.Index([str(name) for name in class_names], name="class"),
     )
+
+
+def confused_pairs(confusion, class_names, top=5):
+    """The `top` most frequent confusions of a confusion matrix (rows = true class), both directions counted
+    together: [(class a, class b, count)], largest first, ties in class order."""
+    matrix = np.asarray(confusion)
+    if matrix.shape != (len(class_names), len(class_names)):
+        raise ValueError(
+            f"`confusion` must be square with one row per class ({len(class_names)}). Received: shape={matrix.shape}"
+        )
+    pairs = [
+        (str(class_names[i]), str(class_names[j]), int(matrix[i, j] + matrix[j, i]))
+        for i in range(len(matrix))
+        for j in range(i + 1, len(matrix))
+        if matrix[i, j] + matrix[j, i] > 0
+    ]
+    return sorted(pairs, key=lambda pair: -pair[2])[:top]

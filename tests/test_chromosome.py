@@ -1,4 +1,5 @@
-"""The chromosome study: settings per scale, runs, the best combination, the karyotype view, findings, the notebook."""
+"""The chromosome study: settings per scale, folds and runs, the combination and our row, the karyotype view,
+findings and tables, the plan, the notebook."""
 
 import itertools
 import math
@@ -7,6 +8,7 @@ import numpy as np
 import pytest
 
 from medcnn import experiment
+from medcnn.experiment import crossval
 from medcnn.studies import chromosome
 
 K = len(chromosome.CLASS_NAMES)
@@ -21,11 +23,17 @@ def test_scales_grow_from_smoke_to_cpu_to_full():
     smoke, cpu, full = (chromosome.settings(scale) for scale in ("smoke", "cpu", "full"))
     assert (smoke["scale"], cpu["scale"], full["scale"]) == ("smoke", "cpu", "full")
     assert set(smoke) == set(cpu) == set(full)
-    for key in ("epochs", "tuner_trials", "tuner_epochs", "ensemble_size"):
+    for key in ("epochs", "ours_epochs", "tuner_trials", "tuner_epochs", "ensemble_size"):
         assert smoke[key] <= cpu[key] <= full[key], key
-    pixels = [math.prod(s["image_size"]) for s in (smoke, cpu, full)]
-    assert pixels == sorted(pixels) and len(smoke["seeds"]) < len(cpu["seeds"]) <= len(full["seeds"])
-    assert len(cpu["seeds"]) >= 3  # the issue asks for mean ± std over at least three seeds
+    for key in ("image_size", "ours_size"):
+        pixels = [math.prod(s[key]) for s in (smoke, cpu, full)]
+        assert pixels == sorted(pixels), key
+    assert all(math.prod(s["ours_size"]) > math.prod(s["image_size"]) for s in (smoke, cpu))  # larger inputs
+    # smoke runs one fold of each protocol; cpu and full run every fold, so every case is tested once
+    assert (smoke["folds_run"], smoke["image_folds_run"]) == (1, 1)
+    assert cpu["folds_run"] is full["folds_run"] is full["image_folds_run"] is None and cpu["image_folds_run"] >= 3
+    assert cpu["image_folds"] == full["image_folds"] == 5 and 5 <= cpu["folds"] <= full["folds"]  # CIR-Net's 5
+    assert cpu["early_stopping_patience"] and not smoke["early_stopping_patience"]
     assert cpu["allow_random_weights"] is False and smoke["allow_random_weights"] is True
     assert min(smoke["transfer_size"]) >= 32  # MobileNetV2's smallest input
     assert set(chromosome.SETTINGS) == {"smoke", "cpu", "full"}  # medcnn.studies.SCALES
@@ -39,11 +47,12 @@ def test_settings_reject_unknown_overrides():
 
 def test_the_table_holds_every_row_the_issue_asks_for():
     rows = list(chromosome.ABLATION.index)
-    assert rows[0] == "baseline CNN" and rows[-1] == chromosome.COMBINATION
+    assert rows[0] == "baseline CNN" and rows[-2:] == [chromosome.COMBINATION, chromosome.OURS]
     assert {block for _, block in chromosome.BLOCK_ROWS if block} == set(chromosome.settings()["blocks"])
     assert {chromosome.TUNED, chromosome.TRANSFER, chromosome.ENSEMBLE, chromosome.SVM, chromosome.STRETCHED} < set(
         rows
     )
+    assert chromosome.OURS_IMAGE_LEVEL not in rows  # the protocols' comparison is a table of its own
     assert set(chromosome.METRIC_KEYS["Ablation"]) == set(chromosome.ABLATION.columns)
 
 
@@ -72,62 +81,69 @@ def test_preprocess_pads_or_stretches_then_inverts():
     assert options == {"pad_to_aspect_ratio": True, "fill_value": 255.0, "invert": True}
     with pytest.raises(ValueError, match="Received: resize='crop'"):
         chromosome.preprocessing_options("crop")
+    inputs = chromosome.model_inputs(crops, chromosome.settings("smoke"))
+    assert {key: x.shape[1:3] for key, x in inputs.items()} == {"pad": (32, 16), "stretch": (32, 16), "ours": (48, 24)}
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Runs
+# Folds and runs
 
 
 @pytest.fixture(scope="module")
 def synthetic():
-    """10 cases, each with one metaphase of two crops per class: labels, cases and tiny inputs."""
-    labels = np.tile(np.repeat(np.arange(K), 2), 10)
-    cases = np.repeat([f"case{c}" for c in range(10)], 2 * K)
+    """14 cases, each with one metaphase of two crops per class: labels, cases and tiny inputs."""
+    labels = np.tile(np.repeat(np.arange(K), 2), 14)
+    cases = np.repeat([f"case{c}" for c in range(14)], 2 * K)
     return np.zeros((len(labels), 32, 16, 1), "float32"), labels, cases
 
 
-def test_transfer_rows_fingerprint_the_weights_their_backbone_loads(synthetic, monkeypatch):
+def test_case_grouped_folds_test_every_case_once_and_validate_inside_the_training_cases(synthetic):
+    _, labels, cases = synthetic
+    run_settings = chromosome.settings("full")
+    folds = chromosome.make_folds(labels, cases, 0, run_settings)
+    assert len(folds) == run_settings["folds"] == 7
+    tested = [sorted(set(cases[fold["test"]])) for fold in folds]
+    assert sorted(sum(tested, [])) == sorted(set(cases)) and {len(t) for t in tested} == {2}  # 7 folds of 2 cases
+    for fold in folds:
+        sides = [set(cases[fold[side]]) for side in ("train", "val", "test")]
+        assert not (sides[0] & sides[1] or sides[0] & sides[2] or sides[1] & sides[2])
+    assert len(chromosome.make_folds(labels, cases, 0, chromosome.settings("smoke"))) == 1  # the first fold only
+    image_level = chromosome.make_folds(labels, cases, 0, run_settings, "image-level")
+    assert len(image_level) == 5 and all(set(cases[f["train"]]) & set(cases[f["test"]]) for f in image_level)
+
+
+def test_make_runs_label_each_fold_and_fingerprint_what_differs(synthetic, monkeypatch):
     x, labels, cases = synthetic
-    run_settings = chromosome.settings("smoke", seeds=[0])
-    configurations = [chromosome.BLOCK_CONFIGURATIONS[0], *chromosome.transfer_configurations(run_settings)]
+    run_settings = chromosome.settings("smoke")
+    folds = chromosome.make_folds(labels, cases, 0, {**run_settings, "folds_run": 2})
+    monkeypatch.setattr(chromosome, "transfer_weights", lambda settings, channels=1: {"mobilenet_v2": "random"})
+    best = {"learning_rate": 3e-3, "batch_size": 16, "dropout": 0.25, "optimizer": "sgd"}
+    tuned = chromosome.tuned_configuration(best)
+    configurations = [*chromosome.BLOCK_CONFIGURATIONS[:2], tuned, *chromosome.transfer_configurations(run_settings)]
+    runs = [run for fold, split in enumerate(folds)
+            for run in chromosome.make_runs(configurations, x, split, 0, fold, run_settings, "data-hash")]  # fmt: skip
+    assert [run.label for run in runs[:2]] == ["baseline CNN | fold 1", "+ residual connections | fold 1"]
+    assert runs[4].label == "baseline CNN | fold 2" and runs[4].settings["fold"] == 2
+    assert runs[0].settings == {"label": "baseline CNN", "group": "blocks", "resize": "pad", "inputs": "pad",
+                                "fold": 1, "protocol": "case-grouped"}  # fmt: skip
+    assert [run.batch_size for run in runs[:4]] == [32, 32, 16, 32]
+    assert runs[3].data == {"files": "data-hash", "backbone_weights": "random"} and runs[0].data == "data-hash"
+    assert len({run.fingerprint for run in runs}) == len(runs)  # each fold's split is hashed
+    assert all(run.augmentation is None for run in runs)
+    ours = chromosome.later_configurations(("spp", "batch_norm"))[-1]
+    (run,) = chromosome.make_runs([ours], x, folds[0], 3, 0, run_settings, "data-hash", "image-level")
+    assert run.epochs == run_settings["ours_epochs"] and run.settings["protocol"] == "image-level"
+    assert run.augmentation is not None and run.augmentation.keywords == {"rotation": run_settings["ours_rotation"]}
 
-    def runs_with(used):
-        monkeypatch.setattr(chromosome, "transfer_weights", lambda settings, channels=1: {
-            name: used for name in (settings["transfer_backbone"], *settings["other_backbones"])
-        })  # fmt: skip
-        return chromosome.make_runs(configurations, x, labels, cases, run_settings, "data-hash")
 
-    random, imagenet = runs_with("random"), runs_with("imagenet")
-    backbone = run_settings["transfer_backbone"]
-    assert random[1].data == {"files": "data-hash", "backbone_weights": "random"} and configurations[1].backbone
-    assert random[1].fingerprint != imagenet[1].fingerprint
-    assert random[0].data == "data-hash" and random[0].fingerprint == imagenet[0].fingerprint  # no backbone
-    assert backbone == configurations[1].backbone
-
-
-def test_make_runs_seed_by_seed_with_one_case_grouped_split_per_seed(synthetic):
-    x, labels, cases = synthetic
-    run_settings = chromosome.settings("smoke", seeds=[0, 1])
-    tuned = chromosome.tuned_configuration(
-        {"learning_rate": 3e-3, "batch_size": 16, "dropout": 0.25, "optimizer": "sgd"}
-    )
-    configurations = [*chromosome.BLOCK_CONFIGURATIONS[:3], tuned]
-    runs = chromosome.make_runs(configurations, x, labels, cases, run_settings, "data-hash")
-    assert [(run.label, run.seed) for run in runs] == [(c.label, s) for s in (0, 1) for c in configurations]
-    for seed in (0, 1):
-        of_seed = [run for run in runs if run.seed == seed]
-        sides = of_seed[0].split
-        assert all(all(np.array_equal(run.split[s], sides[s]) for s in sides) for run in of_seed)
-        held = [set(cases[sides[side]]) for side in ("train", "val", "test")]
-        assert not (held[0] & held[1] or held[0] & held[2] or held[1] & held[2])  # a case sits on one side only
-        assert sum(len(sides[side]) for side in sides) == len(labels)
-    assert {run.epochs for run in runs} == {run_settings["epochs"]}
-    assert [run.batch_size for run in runs if run.seed == 0] == [32, 32, 32, 16]
-    assert runs[3].settings == {
-        "label": chromosome.TUNED, "group": "tuned", "blocks": ("dropout",), "dropout": 0.25, "optimizer": "sgd",
-        "learning_rate": 3e-3, "batch_size": 16, "resize": "pad",
-    }  # fmt: skip
-    assert len({run.fingerprint for run in runs}) == len(runs)
+def test_our_augmentation_mirrors_and_rotates_a_little_and_varies_with_the_seed():
+    image = np.zeros((1, 32, 16, 1), "float32")
+    image[0, 4:28, 2:6] = 1.0  # a bar on the left
+    draws = [np.asarray(chromosome.flips_and_rotations(seed)(np.repeat(image, 8, 0), training=True)) for seed in (0, 1)]
+    left, right = (draws[0][:, :, :8].sum(axis=(1, 2, 3)), draws[0][:, :, 8:].sum(axis=(1, 2, 3)))
+    assert (right > left).any() and (left > right).any()  # some mirrored, some not
+    assert np.abs(draws[0].sum(axis=(1, 2, 3)) - image.sum()).max() < 0.2 * image.sum()  # small rotations keep it
+    assert not np.allclose(draws[0], draws[1])
 
 
 def test_tuned_configuration_without_dropout_is_the_plain_baseline():
@@ -137,21 +153,27 @@ def test_tuned_configuration_without_dropout_is_the_plain_baseline():
 
 def test_models_build_with_their_blocks_and_inputs():
     run_settings = chromosome.settings("smoke")
-    tuned = chromosome.tuned_configuration(
-        {"learning_rate": 1e-3, "batch_size": 32, "dropout": 0.3, "optimizer": "rmsprop"}
-    )
+    tuned = chromosome.tuned_configuration({"learning_rate": 1e-3, "batch_size": 32, "dropout": 0.3,
+                                            "optimizer": "rmsprop"})  # fmt: skip
     model = chromosome.build_model(tuned, (32, 16, 1), run_settings)
     assert model.get_layer("dropout").rate == 0.3 and type(model.optimizer).__name__ == "RMSprop"
-    combined = chromosome.combination_configurations(("spp", "se"))[1]
+    stretched, combined, ours = chromosome.later_configurations(("spp", "se"))
+    assert stretched.inputs == "stretch" and combined.inputs == "pad" and ours.inputs == "ours" and ours.augment
     model = chromosome.build_model(combined, (32, 16, 1), run_settings)
     assert model.name == "baseline_spp_se" and model.output_shape == (None, K)
+    model = chromosome.build_model(ours, (48, 24, 1), run_settings)
+    assert ours.blocks == ("se", "recurrent") and model.get_layer("row_recurrent") is not None  # GRU replaces SPP
     transfer = chromosome.transfer_configurations(run_settings)[0]
     model = chromosome.build_model(transfer, (32, 16, 1), run_settings)
     assert model.get_layer("to_backbone_size").output.shape[1:3] == tuple(run_settings["transfer_size"])
     assert model.transfer_info["weights"] in ("imagenet", "random") and model.output_shape == (None, K)
+    from medcnn.experiment.derived import penultimate
+
+    features = penultimate(chromosome.build_model(chromosome.BLOCK_CONFIGURATIONS[8], (32, 16, 1), run_settings))
+    assert features.output_shape == (None, 128 * (1 + 4 + 16))  # SPP bins 1, 2, 4 over 128 channels
 
 
-def test_early_stopping_waits_for_batch_norm_statistics_on_batch_norm_rows():
+def test_early_stopping_waits_for_batch_norm_statistics_on_batch_norm_rows(synthetic):
     """The BatchNorm rows stopped at epoch 7 and restored epoch 1 (validation at chance); early stopping now starts
     once their moving statistics have settled (`medcnn.train.bn_warmup_epochs`, momentum 0.9: 29 steps)."""
     run_settings = chromosome.settings("cpu")
@@ -160,19 +182,24 @@ def test_early_stopping_waits_for_batch_norm_statistics_on_batch_norm_rows():
         label: chromosome._early_stopping_start(config, 10 * run_settings["batch_size"], run_settings)
         for label, config in by_label.items()
     }
-    bn_blocks = {"residual", "dense", "batch_norm"}
-    with_batch_norm = {label for label, config in by_label.items() if bn_blocks & set(config.blocks)}
+    batch_norm_blocks = {"residual", "dense", "batch_norm"}
+    with_batch_norm = {label for label, config in by_label.items() if batch_norm_blocks & set(config.blocks)}
     assert len(with_batch_norm) == 3
     assert {label: start for label, start in starts.items() if start} == dict.fromkeys(with_batch_norm, 3)
     transfer = chromosome.transfer_configurations(run_settings)[0]
     assert chromosome._early_stopping_start(transfer, 320, run_settings) == 0
-    (stopping,) = chromosome._callbacks(run_settings["early_stopping_patience"], 3)()
-    assert stopping.start_from_epoch == 3 and stopping.restore_best_weights and stopping.patience == 6
-    assert chromosome._callbacks(None, 3) is None
+    x, labels, cases = synthetic
+    split = {"train": np.arange(300), "val": np.arange(300, 320), "test": np.arange(320, 340)}
+    runs = chromosome.make_runs(chromosome.BLOCK_CONFIGURATIONS[6:8], x, split, 0, 0, run_settings, "data-hash")
+    (plain,), (batch_norm,) = (run.callbacks() for run in runs)
+    assert (plain.start_from_epoch, batch_norm.start_from_epoch) == (0, 3)  # 10 steps per epoch: 29 steps in 3
+    assert batch_norm.patience == run_settings["early_stopping_patience"] and batch_norm.restore_best_weights
+    assert chromosome.make_runs(runs and chromosome.BLOCK_CONFIGURATIONS[:1], x, split, 0, 0,
+                                chromosome.settings("smoke"), "data-hash")[0].callbacks is None  # fmt: skip
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# The best combination
+# The best combination and our row
 
 
 def test_best_combination_is_greedy_by_gain_one_block_per_slot():
@@ -183,15 +210,19 @@ def test_best_combination_is_greedy_by_gain_one_block_per_slot():
     assert chromosome.best_combination({"dropout": -0.01, "se": -0.05}) == ("dropout",)  # at least the best block
 
 
-def test_block_gains_from_a_summary():
+def test_block_gains_of_one_folds_records_and_our_rows_blocks():
     records = [
-        {"configuration": label, "group": "blocks", "seed": seed, "val_accuracy": 0.3 + 0.01 * i + 0.02 * seed}
+        {"row": label, "configuration": f"{label} | fold 1", "group": "blocks", "seed": 0, "fold": 1,
+         "val_accuracy": 0.3 + 0.01 * i}
         for i, (label, _) in enumerate(chromosome.BLOCK_ROWS)
-        for seed in (0, 1)
-    ]
-    gains = chromosome.block_gains(experiment.summarise(records, ["val_accuracy"]))
+    ]  # fmt: skip
+    gains = chromosome.block_gains(records + [{"row": chromosome.TUNED, "group": "tuned", "val_accuracy": 0.9}])
     assert list(gains) == [block for _, block in chromosome.BLOCK_ROWS[:0:-1]]  # the later rows gain more here
     assert gains["deformable"] == pytest.approx(0.11) and gains["residual"] == pytest.approx(0.01)
+    assert chromosome.ours_blocks(("spp", "se", "batch_norm")) == ("se", "batch_norm", "recurrent")
+    choices = [{"ours": ["se", "recurrent"]}, {"ours": ["recurrent"]}, {"ours": ["recurrent"]},
+               {"ours": ["se", "recurrent"]}]  # fmt: skip
+    assert chromosome.most_chosen(choices) == ("se", "recurrent")  # a tie: the earliest fold's
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -247,140 +278,135 @@ def test_karyotype_assignment_fixes_the_third_22_and_reads_the_sex(sex):
     assert labels.tolist() == truth.tolist() and sexes == {"cell": sex}
 
 
-def test_karyotype_accuracy_and_view_of_a_record():
+def test_karyotype_accuracy_and_view_over_folds():
     female, female_p = _metaphase("female")
     male, male_p = _metaphase("male")
     labels = np.concatenate([male, female])
     cells = np.array(["a"] * len(male) + ["b"] * len(female))
-    record = {"test_indices": list(range(len(labels))), "test_probabilities": np.vstack([male_p, female_p]).tolist()}
-    independent, joint = chromosome.karyotype_accuracy(record, labels, cells)
-    assert independent == pytest.approx(1 - 2 / len(labels)) and joint == 1.0
-    view = chromosome.karyotype_view(record, labels, cells)
+    folds = [
+        {"fold": 1, "test_indices": list(range(len(male))), "test_probabilities": male_p.tolist()},
+        {"fold": 2, "test_indices": list(range(len(male), len(labels))), "test_probabilities": female_p.tolist()},
+    ]
+    assert chromosome.karyotype_accuracy(folds[0], labels, cells) == 1.0
+    view = chromosome.karyotype_view(folds, labels, cells)
+    assert view["fold"].tolist() == [1, 2] and view["crops"].tolist() == [46, 46]
     assert view["correct per image"].tolist() == [45, 45] and view["correct, karyotype"].tolist() == [46, 46]
     assert view["sex called"].tolist() == view["sex (from its crops)"].tolist() == ["male", "female"]
     assert chromosome.karyotype_accuracy({"test_indices": [0]}, labels, cells) is None
+    record = {"row": "r", "test_predict_s": 0.5, "sizes": {"test": 46}, **folds[0]}
+    image_level = {**record, "protocol": "image-level"}  # parts of metaphases: no karyotype view
+    chromosome.complete([record, image_level], labels, cells)
+    assert record["test_karyotype_accuracy"] == 1.0 and record["test_images_per_s"] == pytest.approx(92.0)
+    assert "test_karyotype_accuracy" not in image_level
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Ensemble, per-class F1, findings
+# Findings and tables
 
 
-def _record(label, seed, probabilities, group="blocks", val=0.5, **extra):
-    probabilities = np.asarray(probabilities, dtype="float64")
-    return {
-        "configuration": label, "group": group, "seed": seed, "val_accuracy": val,
-        "test_indices": list(range(len(probabilities))), "test_probabilities": probabilities.tolist(),
-        "test_predict_s": 0.5, "train_images_per_s": 100.0, "parameters": 1000, "sizes": {"test": len(probabilities)},
-        **extra,
-    }  # fmt: skip
-
-
-def test_ensemble_is_the_mean_of_the_best_members_by_validation():
-    labels = np.array([0, 1, 2, 3])
-    sure = np.eye(K)[[0, 1, 2, 0]] * 0.7 + 0.3 / K  # right on three
-    other = np.eye(K)[[1, 1, 3, 3]] * 0.9 + 0.1 / K  # right on two, surer
-    weak = np.eye(K)[[5, 5, 5, 5]]
-    records = [_record("a", 0, sure, val=0.8), _record("b", 0, other, val=0.7), _record("c", 0, weak, val=0.1)]
-    summary = experiment.summarise(records, ["val_accuracy"])
-    (made,) = chromosome.ensemble_records(records, labels, summary, size=2)
-    assert made["members"] == ["a", "b"]
-    np.testing.assert_allclose(made["test_probabilities"], np.round((sure + other) / 2, 4))
-    predicted = ((sure + other) / 2).argmax(axis=1)
-    assert made["test_accuracy"] == pytest.approx(np.mean(predicted == labels))
-    assert made["parameters"] == 2000 and made["train_images_per_s"] == pytest.approx(50.0)
-    assert made["test_predict_s"] == pytest.approx(1.0) and "train_s" not in made  # not counted as a trained run
-
-
-def test_complete_adds_rates_parameters_and_karyotype_accuracy():
-    truth, probabilities = _metaphase("male")
-    record = _record("a", 0, probabilities)
-    chromosome.complete([record], truth, ["cell"] * len(truth), parameters={"a": 1234})
-    assert record["parameters"] == 1234 and record["test_images_per_s"] == pytest.approx(len(truth) / 0.5)
-    assert record["test_karyotype_accuracy"] == 1.0
-
-
-def test_per_class_f1_and_confused_pairs_from_a_confusion_matrix():
-    confusion = np.zeros((K, K), int)
-    confusion[0, 0], confusion[0, 1], confusion[1, 1], confusion[1, 0], confusion[2, 2] = 8, 2, 9, 1, 5
-    confusion[3, 2] = 3
-    f1 = chromosome.per_class_f1(confusion)
-    assert f1.loc["1", "recall"] == pytest.approx(0.8) and f1.loc["1", "precision"] == pytest.approx(8 / 9)
-    assert f1.loc["3", "F1"] == pytest.approx(2 * (5 / 8) * 1 / (5 / 8 + 1)) and f1.loc["4", "F1"] == 0.0
-    assert f1.loc["X", "support"] == 0
-    assert chromosome.confused_pairs(confusion, top=2) == [("1", "2", 3), ("3", "4", 3)]  # ties: karyotype order
-
-
-def _fake_run(label, seed, accuracy, val, group):
+def _fake_run(row, fold, accuracy, val, group="blocks", protocol="case-grouped"):
     confusion = np.zeros((K, K), int)
     right = int(round(accuracy * 100))
-    for row in range(4):  # 4 classes of 25 cases: the majority class is a quarter, below every row here
-        share = right // 4 + (row < right % 4)
-        confusion[row, row], confusion[row, row + 1] = share, 25 - share
+    for k in range(4):  # 4 classes of 25 crops: the majority class is a quarter, below every row here
+        share = right // 4 + (k < right % 4)
+        confusion[k, k], confusion[k, k + 1] = share, 25 - share
     return {
-        "configuration": label, "group": group, "seed": seed, "val_accuracy": val, "test_accuracy": accuracy,
-        "test_balanced_accuracy": accuracy, "test_macro_f1": accuracy, "test_karyotype_accuracy": accuracy + 0.1,
-        "test_confusion": confusion.tolist(), "test_probabilities": [[1.0]], "parameters": 10,
+        "configuration": f"{row} | fold {fold}", "row": row, "fold": fold, "protocol": protocol, "group": group,
+        "seed": 0, "val_accuracy": val, "test_accuracy": right / 100, "test_balanced_accuracy": right / 100,
+        "test_macro_f1": right / 100, "test_karyotype_accuracy": right / 100 + 0.05,
+        "test_confusion": confusion.tolist(),
+        "epochs": 12, "epochs_cap": 20, "best_epoch": 8, "stopped_early": True, "parameters": 95768,
+        "train_images_per_s": 1500.0, "test_images_per_s": 2500.0,
+        "history": {"accuracy": [0.5], "val_accuracy": [val]},
     }  # fmt: skip
 
 
-def test_findings_are_computed_from_the_numbers_given():
-    accuracy = {label: 0.3 for label in chromosome.ABLATION.index}
-    accuracy.update({"+ spatial pyramid pooling": 0.8, chromosome.COMBINATION: 0.7, chromosome.STRETCHED: 0.6})
+@pytest.fixture(scope="module")
+def fake_cv():
+    """Three folds of every row; the SPP row is 0.3 above the baseline in every fold (folds differ by 0.04)."""
+    accuracy = {label: 0.40 for label in chromosome.ABLATION.index}
+    accuracy.update({"+ spatial pyramid pooling": 0.70, chromosome.COMBINATION: 0.72, chromosome.STRETCHED: 0.60,
+                     chromosome.OURS: 0.85, chromosome.OURS_IMAGE_LEVEL: 0.92})  # fmt: skip
     records = []
-    for seed in (0, 1):
-        for i, (label, value) in enumerate(accuracy.items()):
-            group = "ensemble" if label == chromosome.ENSEMBLE else "svm" if label == chromosome.SVM else "blocks"
-            # a little seed noise of each row's own (the best block has none), so that no paired difference has a
-            # standard error of 0, which would leave seed noise unjudged
-            value += 0.0 if label == "+ spatial pyramid pooling" else 0.0001 * (i + 1) * seed
-            records.append(_fake_run(label, seed, value + 0.01 * seed, value, group))
-    records[0]["test_confusion"] = np.diag([1] * K).tolist()
+    for fold in (1, 2, 3):
+        for i, (row, value) in enumerate(accuracy.items()):
+            noise = 0.0 if row == "+ spatial pyramid pooling" else 0.01 * (i % 3 + 1) * (fold - 2)
+            value = value + 0.02 * fold + noise
+            protocol = "image-level" if row == chromosome.OURS_IMAGE_LEVEL else "case-grouped"
+            records.append(_fake_run(row, fold, value, value, protocol=protocol))
     for record in records:
-        if record["configuration"] == chromosome.ENSEMBLE:
-            record["members"] = ["+ spatial pyramid pooling", chromosome.COMBINATION]
-        if record["configuration"] == chromosome.SVM:
-            record["features_of"] = "+ spatial pyramid pooling"
-            del record["test_karyotype_accuracy"]
-    for record in records:
-        if record["configuration"] == "+ batch normalisation":  # one class for every image
+        if record["row"] == "+ batch normalisation" and record["fold"] == 2:  # one class for every crop
             record["test_confusion"] = np.zeros((K, K), int).tolist()
             record["test_confusion"][0][1] = 100
-    summary = experiment.summarise(records, chromosome.SUMMARY_METRICS)
-    gains = chromosome.block_gains(summary)
-    best = next(r for r in records if r["configuration"] == "+ spatial pyramid pooling" and r["seed"] == 1)
-    sentences = chromosome.findings(
-        summary, records, ("spp", "dense"), gains, {"learning_rate": 0.002, "optimizer": "adam"},
-        {"mobilenet_v2": "imagenet"}, best, [("6", "8", 7)],
-    )  # fmt: skip
-    text = "\n".join(sentences)
-    assert "1 of 11 single blocks are above the baseline on validation accuracy beyond two" in text
-    assert "the largest '+ spatial pyramid pooling' (+0.500)" in text
-    assert (
-        "beyond two standard errors of seed noise (paired by seed): '+ spatial pyramid pooling' above (+0.500" in text
-    )
-    assert "every run collapsed to one class: '+ batch normalisation'" in text
-    assert "spatial pyramid pooling + dense block" in text
-    assert "The combination is below its best single block ('+ spatial pyramid pooling') on test accuracy" in text
-    assert "(held-out cases; the blocks were chosen on validation)." in text
-    assert "is above stretching them on that model's test accuracy (+0.100" in text and ": padded, the share" in text
-    # the tuned baseline scores as the untuned one on both seeds: no claim
+            record["history"] = {"accuracy": [0.7], "val_accuracy": [0.04]}
+        if record["row"] == "+ dense block":
+            record["stopped_early"] = False
+    summary = experiment.summarise(records, chromosome.SUMMARY_METRICS, by="row")
+    return records, summary, crossval.pooled_table(records, weighted=("test_karyotype_accuracy",))
+
+
+def test_findings_are_computed_from_the_numbers_given(fake_cv):
+    records, summary, pooled = fake_cv
+    choices = [{"fold": k, "seed": 0, "combination": ["spp", "se"], "ours": ["se", "recurrent"],
+                "tuned": {"learning_rate": 0.002}} for k in (1, 2, 3)]  # fmt: skip
+    text = "\n".join(chromosome.findings(summary, pooled, records, choices, {"mobilenet_v2": "imagenet"},
+                                         [("6", "8", 7)]))  # fmt: skip
+    assert "1 of 60 runs collapsed, with their cause: '+ batch normalisation' fold 2: inference-mode statistics" in text
+    assert "'+ spatial pyramid pooling' 8" in text and "compared before convergence): '+ dense block'" in text
+    assert "Rows above 'baseline CNN' on test accuracy beyond two standard errors, paired by fold: " in text
+    assert "'+ spatial pyramid pooling' (+0.300, standard error 0.006" in text  # paired: the folds' spread cancels
+    assert "spp + se (3 of 3 folds)" in text and "test accuracy 0.760 ± 0.050 over folds, pooled 0.760" in text
+    assert "Padding the crops to the input's aspect ratio is above stretching on test accuracy" in text
     assert "the tuned baseline and the untuned one do not differ on test accuracy beyond seed noise" in text
-    assert "learning_rate 0.002, optimizer adam" in text and "imagenet weights" in text
-    assert "from 0.810 to 0.910" in text and "6 and 8 (7)" in text and "95.98%" in text
-    assert "81.00% on whole held-out cases" in text
+    assert "Our row (se + recurrent) on unseen cases: accuracy 0.890 ± 0.030 over folds, pooled 0.890" in text
+    assert "after the karyotype assignment 0.940 ± 0.030" in text and "Our row is above the best combination" in text
+    # two protocols test other items: never paired, even where their fold numbers match
+    assert "Image-level folds (CIR-Net's protocol) is above case-grouped folds on test accuracy (+0.070" in text
+    assert "3 vs 3 runs: beyond" in text and "image-level 0.960 ± 0.040 over folds, pooled 0.960" in text
+    assert "against CIR-Net's published accuracy: test accuracy 0.960 over 3 runs, standard error 0.023" in text
+    assert "6 and 8 (7)" in text and "1 of 60 runs collapsed (predicted one class" in text
 
 
-def test_table_lists_every_row_then_the_anchor():
-    records = [_fake_run(label, 0, 0.5, 0.5, "blocks") for label in chromosome.ABLATION.index]
-    for record in records:
-        record.update({"train_images_per_s": 1500.0, "test_images_per_s": 2500.0, "parameters": 95768, "epochs": 6})
-    shown = chromosome.table(experiment.summarise(records, chromosome.SUMMARY_METRICS))
+def test_table_lists_every_row_then_references_and_the_anchor(fake_cv):
+    _, summary, pooled = fake_cv
+    shown = chromosome.table(summary, pooled)
     assert list(shown.index[:-3]) == list(chromosome.ABLATION.index) and "CIR-Net" in shown.index[-1]
     assert list(shown.index[-3:-1]) == ["reference: majority class", "reference: chance"]
-    assert shown.loc["reference: chance", "accuracy"] == f"{1 / K:.3f}"
-    assert shown.loc["baseline CNN", "collapsed"] == "0"
-    assert shown.loc["baseline CNN", "parameters"] == "95,768" and shown.iloc[-1]["accuracy"] == "0.9598"
-    assert shown.loc["baseline CNN", "epochs trained"] == "6" and shown.iloc[-1]["epochs trained"] == ""
+    assert shown.loc["reference: chance", "accuracy"] == f"{1 / K:.3f}" and shown.iloc[-1]["accuracy"] == "0.9598"
+    assert shown.loc["baseline CNN", "runs (folds x seeds)"] == "3" and shown.loc["baseline CNN", "collapsed"] == "0"
+    assert shown.loc["+ batch normalisation", "collapsed"] == "1 of 3"
+    assert shown.loc["baseline CNN", "parameters"] == "95,768" and shown.loc["baseline CNN", "best epoch"] == "8"
+    assert shown.loc[chromosome.OURS, "pooled accuracy"] == "0.890"
+    assert shown.loc[chromosome.OURS, "pooled karyotype accuracy"] == "0.940"
+    both = chromosome.table(summary, pooled, rows=[chromosome.OURS, chromosome.OURS_IMAGE_LEVEL])
+    assert list(both.index[:2]) == [chromosome.OURS, chromosome.OURS_IMAGE_LEVEL]
+
+
+def test_seeding_says_the_search_is_held_fixed_and_our_augmentation_varies():
+    policy = chromosome.seeding(chromosome.settings("smoke"), {"mobilenet_v2": "imagenet"})
+    assert "augmentation draws (ours)" in policy["seed_varies"] and "search" in policy["held_fixed"]
+    assert "pretrained backbone weights" in policy["held_fixed"]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The plan
+
+
+def test_plan_lists_every_fold_of_both_protocols(shared_data):
+    run_settings = chromosome.settings("cpu")
+    planned = chromosome.plan_runs(run_settings, shared_data)
+    rows = len(chromosome.BLOCK_ROWS) + 1 + 1 + 3  # blocks, tuned, transfer, stretched, combination, ours
+    folds = run_settings["folds"]
+    image_folds = run_settings["image_folds_run"]
+    assert len(planned) == folds * (1 + rows) + image_folds  # a search per fold
+    trials = f"{run_settings['tuner_trials']} trials x {run_settings['tuner_epochs']} epochs"
+    assert planned[0].label == f"{chromosome.TUNED}: search, {trials} | fold 1"
+    assert planned[1].label == "baseline CNN | fold 1"
+    ours = [run for run in planned if run.model == "chromosome_cnn:ours"]
+    assert len(ours) == folds + image_folds and {run.image_size for run in ours} == {run_settings["ours_size"]}
+    assert {run.epochs for run in ours} == {run_settings["ours_epochs"]} and all(run.early_stopping for run in ours)
+    # every crop is tested once: each fold trains on the others less its validation cases
+    assert all(1400 < run.images_per_epoch < 2200 for run in planned)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -396,16 +422,20 @@ def check_smoke_fills_every_row_of_the_table(chromosome_smoke):
             assert isinstance(row[column]["ours"], float) and math.isfinite(row[column]["ours"]), (label, column)
             assert row[column]["paper"] is None or math.isnan(row[column]["paper"])
     run = results["run"]
-    assert run["scale"] == "smoke" and run["trained_now"] == run["runs"] == len(table) - 2  # ensemble, SVM: derived
+    rows = len(table) - 2 + 1  # the ensemble and SVM are derived; our row also runs in an image-level fold
+    assert run["scale"] == "smoke" and run["trained_now"] == run["runs"] == rows
     section = chromosome_smoke.section("Ablation")
     for label in chromosome.ABLATION.index:
         assert section.count(f"| {label} |") == 1
     assert results["anchor"]["accuracy"] == chromosome.ANCHOR["accuracy"]
+    runs = results["runs"]
+    assert {r["protocol"] for r in runs if "protocol" in r} == {"case-grouped", "image-level"}
+    assert all(r["fold"] == 1 for r in runs) and "1 of 7 case-grouped folds" in chromosome_smoke.report()
 
 
 def check_smoke_model_learns_and_predicts_crops_of_cases_it_never_saw(chromosome_smoke):
     """The best smoke model's balanced test accuracy is at least chance (1/24) + 0.15, and so is that of the
-    exported model.keras on the raw crop files of its seed's test cases."""
+    exported model.keras on the raw crop files of its fold's test cases."""
     from sklearn.metrics import balanced_accuracy_score
 
     best = chromosome_smoke.results["best_run"]
@@ -420,15 +450,10 @@ def check_smoke_model_learns_and_predicts_crops_of_cases_it_never_saw(chromosome
     np.testing.assert_allclose(predicted.probabilities, record["test_probabilities"], atol=2e-3)
 
 
-def test_penultimate_features_are_the_output_layer_input():
-    from medcnn.models.blocks import baseline_cnn
-
-    model = baseline_cnn((32, 16, 1), K, block="spp")
-    features = chromosome.penultimate(model)
-    assert features.output_shape == (None, 128 * (1 + 4 + 16))  # SPP bins 1, 2, 4 over 128 channels
-
-
 def test_readme_section_from_the_committed_smoke_run(committed_results):
-    section = chromosome.readme_section(committed_results("chromosome"), "smoke")
-    assert all(f"| {label} |" in section for label in chromosome.ABLATION.index)
+    payload = committed_results("chromosome")
+    section = chromosome.readme_section(payload, "smoke")
+    assert all(f"| {label} |" in section for label in payload["tables"]["Ablation"])
     assert "results/chromosome/smoke/report.md" in section and "CIR-Net" in section
+    protocol = payload.get("protocol")
+    assert protocol is None or protocol in section  # a run since the cross-validation names its protocol

@@ -212,3 +212,20 @@ def test_timed_predict_with_a_keras_model():
 def test_timed_predict_rejects_bad_batch_size():
     with pytest.raises(ValueError, match="Received: batch_size=0"):
         timed_predict(SlowFirstCall(), np.zeros((2, 3)), batch_size=0)
+
+
+def test_per_class_from_confusion_and_confused_pairs():
+    from medcnn.evaluate import confused_pairs, per_class_from_confusion
+
+    names = ["1", "2", "3", "4", "X"]
+    confusion = np.zeros((5, 5), int)
+    confusion[0, 0], confusion[0, 1], confusion[1, 1], confusion[1, 0], confusion[2, 2] = 8, 2, 9, 1, 5
+    confusion[3, 2] = 3
+    table = per_class_from_confusion(confusion, names)
+    assert table.loc["1", "recall"] == pytest.approx(0.8) and table.loc["1", "precision"] == pytest.approx(8 / 9)
+    assert table.loc["3", "F1"] == pytest.approx(2 * (5 / 8) * 1 / (5 / 8 + 1)) and table.loc["4", "F1"] == 0.0
+    assert table.loc["X", "support"] == 0
+    assert confused_pairs(confusion, names, top=2) == [("1", "2", 3), ("3", "4", 3)]  # ties: class order
+    assert confused_pairs(np.diag([1] * 5), names) == []
+    with pytest.raises(ValueError, match=r"Received: shape=\(5, 5\)"):
+        confused_pairs(confusion, names[:4])

@@ -320,3 +320,50 @@ def test_stratified_subset_keeps_class_shares_and_is_seeded():
     assert np.bincount(labels[picked]).tolist() == [30, 10]
     assert stratified_subset(labels, 40, seed=3).tolist() == picked.tolist()
     assert stratified_subset(labels, None).tolist() == list(range(80))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Cross-validation with a validation side inside each fold
+
+
+def test_grouped_cross_validation_tests_every_patient_once_and_validates_inside_the_training_patients():
+    from medcnn.data.splits import cross_validation_splits
+
+    folds = cross_validation_splits(LABELS, 5, seed=0, val_fraction=0.2, groups=GROUPS)
+    assert len(folds) == 5
+    assert_partition([fold["test"] for fold in folds], len(LABELS))  # every item tested exactly once
+    for fold in folds:
+        assert_partition([fold["train"], fold["val"], fold["test"]], len(LABELS))
+        sides = [set(GROUPS[fold[side]]) for side in ("train", "val", "test")]
+        assert not (sides[0] & sides[1] or sides[0] & sides[2] or sides[1] & sides[2])
+        assert 0.1 < len(fold["val"]) / (len(fold["train"]) + len(fold["val"])) < 0.3
+    again = cross_validation_splits(LABELS, 5, seed=0, val_fraction=0.2, groups=GROUPS)
+    other = cross_validation_splits(LABELS, 5, seed=1, val_fraction=0.2, groups=GROUPS)
+    assert all(np.array_equal(a["val"], b["val"]) for a, b in zip(folds, again))
+    assert any(not np.array_equal(a["test"], b["test"]) for a, b in zip(folds, other))
+
+
+def test_image_level_cross_validation_is_stratified_k_fold_with_a_stratified_validation_side():
+    from medcnn.data.splits import cross_validation_splits
+
+    folds = cross_validation_splits(LABELS, 5, seed=0, val_fraction=0.25)
+    assert_partition([fold["test"] for fold in folds], len(LABELS))
+    for fold, (_, test) in zip(folds, stratified_kfold(LABELS, 5, seed=0)):
+        assert np.array_equal(fold["test"], test)
+        assert np.bincount(LABELS[fold["val"]], minlength=3).tolist() == [24, 10, 6]  # a quarter of 96 / 40 / 24
+        assert set(GROUPS[fold["train"]]) & set(GROUPS[fold["test"]])  # image-level: patients on both sides
+
+
+@pytest.mark.parametrize("val_fraction", [0, 1.0, 0.5j, "0.2"])
+def test_cross_validation_rejects_a_validation_share_outside_0_1(val_fraction):
+    from medcnn.data.splits import cross_validation_splits
+
+    with pytest.raises(ValueError, match="Received: val_fraction="):
+        cross_validation_splits(LABELS, 5, val_fraction=val_fraction)
+
+
+def test_cross_validation_needs_a_group_per_fold():
+    from medcnn.data.splits import cross_validation_splits
+
+    with pytest.raises(DataError, match="Only 2 patients/groups"):
+        cross_validation_splits([0, 0, 1, 1], 3, groups=["a", "a", "b", "b"])

@@ -212,6 +212,51 @@ def grouped_kfold(labels, groups, n_splits=3, seed=0):
     return pairs
 
 
+def cross_validation_splits(labels, n_splits, seed=0, val_fraction=0.15, groups=None):
+    """K-fold cross-validation with a validation side inside each fold's training side: every item tested once.
+
+    With `groups` (patient or case ids) the folds hold whole groups (`grouped_fold_assignment`) and each fold's
+    validation side is about `val_fraction` of its training groups (whole groups, class-stratified, seeded per
+    fold), so no group sits on two sides of any fold. Without `groups` the folds are image-level
+    (`stratified_kfold`) and the validation side a stratified `val_fraction` of the training items.
+
+    Args:
+        labels: class label per item.
+        n_splits: int >= 2, the folds; each item is in exactly one fold's test side.
+        seed: draws the folds and each fold's validation side.
+        val_fraction: float in (0, 1), the share of each fold's training side held out for validation.
+        groups: optional group id per item.
+
+    Returns:
+        A list of `n_splits` dicts {"train", "val", "test"} of sorted index arrays.
+
+    Warns:
+        LopsidedSplitWarning: (grouped) a fold leaves a class nearly absent from a side.
+    """
+    from sklearn.model_selection import train_test_split
+
+    labels, groups = _check_labels(labels, groups)
+    if not (isinstance(val_fraction, float) and 0 < val_fraction < 1):
+        raise ValueError(f"`val_fraction` must be a float in (0, 1). Received: val_fraction={val_fraction!r}")
+    if groups is None:
+        pairs = stratified_kfold(labels, n_splits, seed)
+    else:
+        fold_of = grouped_fold_assignment(labels, groups, n_splits, seed)
+        everything = np.arange(len(labels))
+        pairs = [(everything[fold_of != fold], everything[fold_of == fold]) for fold in range(n_splits)]
+    folds = []
+    for fold, (rest, test) in enumerate(pairs):
+        if groups is None:
+            train, val = train_test_split(rest, test_size=val_fraction, stratify=labels[rest], random_state=seed + fold)
+        else:
+            train, val = _grouped_holdout(labels, groups, rest, val_fraction, seed + fold)
+        folds.append({"train": np.sort(train), "val": np.sort(val), "test": np.sort(test)})
+    if groups is not None:
+        sides = {f"fold {k} {side}": part for k, fold in enumerate(folds) for side, part in fold.items()}
+        _warn_if_lopsided(labels, sides, f"The grouped {n_splits}-fold cross-validation")
+    return folds
+
+
 def lopsided_classes(labels, splits):
     """Classes that a split leaves nearly absent from a side, compared with their share of the whole data set.
 
