@@ -17,8 +17,13 @@ before its first dropout) runs once too when the head is a chain of single-input
 all T passes at once, on the features tiled T times. A head that is not a chain gets the unpooled feature maps
 tiled instead. The transfer model may sit inside other models, each a chain of single-input layers, e.g. a
 reloaded `medcnn.preprocessing.with_preprocessing(transfer_model(...), ...)`: the layers before it run once with
-the backbone, the (dropout-free) layers after it on every pass. Any other model (dropout inside the backbone, no
-backbone/head) falls back to T full passes, and the predictor's `description` says why.
+the backbone, the (dropout-free) layers after it on every pass. A model without 'backbone' and 'head' that is a
+chain of single-input layers (a small CNN: convolutions, Flatten, Dropout, Dense) runs the layers before its first
+dropout once and the rest for all passes. Any other model (dropout inside the backbone, or first in a chain) falls
+back to T full passes, and the predictor's `description` says why.
+
+`referral_summary` turns the passes into the referral numbers (how many images a threshold refers to a human, the
+accuracy and recall on all of them and on the ones kept, ECE); `referral_table` puts several side by side.
 
 Binary models with one sigmoid output are turned into two columns [1 - p, p] everywhere, so that class 1 is the
 positive class and every function below sees (passes, N, classes).
@@ -236,11 +241,42 @@ def _features_and_after(transfer, head_input, path):
     return features, after
 
 
+def _chain_plan(model, why_not_transfer):
+    """(plan, None) for a chain of single-input layers whose dropout comes after a deterministic start (e.g. a
+    small CNN: convolutions, Flatten, Dropout, Dense): the start runs once per image, the MC copy of the rest for
+    all passes. (None, `why_not_transfer`) when the model is no such chain or nothing comes before its dropout."""
+    chain = _chain_layers(model)
+    if chain is None:
+        return None, why_not_transfer
+    first = next((index for index, layer in enumerate(chain) if _has_noise([layer])), 0)
+    if first == 0:
+        return None, why_not_transfer
+    node = _single_node(chain[first - 1]) if not isinstance(model, keras.Sequential) else None
+    start = keras.tree.flatten(node.output_tensors)[0] if node is not None else chain[first - 1].output
+    features = keras.Model(model.inputs, start, name="mc_features")  # (a nested model's `.output` is its own graph's)
+    mc_model = mc_clone(model, seed=0)
+    mc_chain = _chain_layers(mc_model)
+    shape = start.shape[1:]
+    kinds = [type(layer).__name__ for layer in chain[:first]]
+    names = ", ".join(kinds) if len(kinds) <= 5 else f"{kinds[0]} ... {kinds[-1]}, {len(kinds)} layers"
+    plan = {
+        "features": features,
+        "head": model,
+        "mc_head": mc_model,
+        "prefix": [],
+        "stochastic": keras.Sequential([keras.Input(shape)] + mc_chain[first:], name="mc_tail"),
+        "after": [],
+        "description": f"the layers before the first dropout ({names}) once; the other {len(chain) - first} "
+        "layers for all passes",
+    }
+    return plan, None
+
+
 def _make_plan(model):
     """(plan dict, None) for the fast path, or (None, why full passes are needed)."""
     transfer, path = _locate_transfer(model)
     if transfer is None:
-        return None, path
+        return _chain_plan(model, path)
     head = transfer.get_layer("head")
     head_input = _head_input(transfer, head)
     if head_input is None:
@@ -504,3 +540,52 @@ def wrong_cases(summary, labels, class_names, paths=None):
             "refer_to_human": summary["refer_to_human"].to_numpy()[wrong],
         }
     )
+
+
+def referral_summary(probabilities, labels, threshold=0.8, positive=1):
+    """What referring the unsure images to a human does: the numbers of T passes over N images.
+
+    Args:
+        probabilities: (passes, N, classes) (or (passes, N, 1) sigmoid outputs).
+        labels: true labels (N,).
+        threshold: an image whose confidence (share of passes voting for the majority label) is below it is
+            referred (the kth thesis: 0.8).
+        positive: the positive class, whose recall is reported.
+
+    Returns:
+        {"passes", "images", "referred", "accuracy_all", "accuracy_retained" (NaN when every image is referred),
+        "recall_all", "recall_retained" (of `positive`; NaN without such images), "mean_confidence", "ece" (of
+        the mean probabilities)}. Referral helps when `accuracy_retained` is above `accuracy_all`.
+    """
+    labels = np.asarray(labels)
+    table = summarise_passes(probabilities, threshold)
+    if len(labels) != len(table):
+        raise ValueError(f"`labels` has {len(labels)} entries but the passes cover {len(table)} images.")
+    correct, kept = table["vote"].to_numpy() == labels, ~table["refer_to_human"].to_numpy()
+
+    def share(mask):
+        return float(correct[mask].mean()) if mask.any() else float("nan")
+
+    of_class = labels == positive
+    return {
+        "passes": int(np.shape(probabilities)[0]),
+        "images": int(len(labels)),
+        "referred": int((~kept).sum()),
+        "accuracy_all": share(np.ones_like(kept)),
+        "accuracy_retained": share(kept),
+        "recall_all": share(of_class),
+        "recall_retained": share(of_class & kept),
+        "mean_confidence": float(table["confidence"].mean()),
+        "ece": expected_calibration_error(probabilities, labels),
+    }
+
+
+def referral_table(summaries, names=None):
+    """`referral_summary` results side by side: one row per key of `summaries` ({key: summary}); tuple keys become
+    a MultiIndex named `names`."""
+    if not summaries:
+        raise ValueError("`summaries` is empty: there is nothing to tabulate.")
+    frame = pd.DataFrame.from_dict(dict(summaries), orient="index")
+    if names is not None:
+        frame.index.names = list(names) if isinstance(frame.index, pd.MultiIndex) else [names]
+    return frame

@@ -274,3 +274,84 @@ def test_wrong_cases_table():
     pd.testing.assert_frame_equal(table, expected)
     assert uncertainty.wrong_cases(summary, [0, 2], ["a", "b", "c"]).empty
     assert list(uncertainty.wrong_cases(summary, [2, 2], ["a", "b", "c"])["image"]) == [0]
+
+
+def small_cnn(rate=0.5):
+    """A chain like kth's small CNN: conv, BatchNorm (set statistics), pooling, Flatten, Dropout, softmax."""
+    keras.utils.set_random_seed(4)
+    model = keras.Sequential(
+        [keras.Input(SHAPE), layers.Conv2D(4, 3), layers.BatchNormalization(), layers.ReLU(), layers.MaxPooling2D(2),
+         layers.Flatten(), layers.Dropout(rate), layers.Dense(3, activation="softmax")]
+    )  # fmt: skip
+    norm = model.layers[1]
+    norm.set_weights([np.full(4, 1.5), np.full(4, 0.2), np.full(4, 30.0), np.full(4, 400.0)])
+    return model
+
+
+def test_chain_model_runs_its_start_once_and_matches_full_passes(images):
+    model = small_cnn()
+    predictor = MCDropoutPredictor(model)
+    assert predictor.reason is None
+    assert predictor.description == (
+        "the layers before the first dropout (Conv2D, BatchNormalization, ReLU, MaxPooling2D, Flatten) once; "
+        "the other 2 layers for all passes"
+    )
+    fast = predictor.predict(images, passes=400, seed=0)
+    naive = uncertainty.mc_dropout_predict_naive(model, images, passes=400, seed=1)
+    assert fast.std(axis=0).mean() > 0.01
+    standard_error = np.sqrt((fast.var(axis=0) + naive.var(axis=0)) / 400)
+    assert np.all(np.abs(fast.mean(axis=0) - naive.mean(axis=0)) < 5 * standard_error + 1e-6)
+    # rate 0: the model itself in inference mode (BatchNorm on its moving statistics), and new weights followed
+    still = small_cnn(rate=0.0)
+    expected = keras.ops.convert_to_numpy(still(images, training=False))
+    chain = MCDropoutPredictor(still)
+    np.testing.assert_allclose(chain.predict(images, passes=2), np.broadcast_to(expected, (2, *expected.shape)),
+                               rtol=1e-4, atol=1e-5)  # fmt: skip
+    dense = still.layers[-1]
+    dense.set_weights([weights * -2 for weights in dense.get_weights()])
+    expected = keras.ops.convert_to_numpy(still(images, training=False))
+    np.testing.assert_allclose(chain.predict(images, passes=1)[0], expected, rtol=1e-4, atol=1e-5)
+    assert MCDropoutPredictor(model).description == predictor.description  # the model's graph is left as it was
+
+
+def test_referral_summary_counts_the_referred_and_scores_the_rest():
+    # 10 passes over 6 images; image i gets votes[i] passes for class 1 (probability 0.9) and the rest for class 0.
+    votes = [10, 9, 6, 0, 3, 10]
+    passes = np.zeros((10, 6, 2))
+    for image, count in enumerate(votes):
+        p = np.r_[np.full(count, 0.9), np.full(10 - count, 0.1)]
+        passes[:, image] = np.stack([1 - p, p], axis=1)
+    labels = np.array([1, 1, 1, 0, 0, 0])
+    summary = uncertainty.referral_summary(passes, labels, threshold=0.8)
+    # votes: 1 (conf 1.0), 1 (0.9), 1 (0.6, referred), 0 (1.0), 0 (0.7, referred), 1 (1.0, wrong)
+    assert (summary["passes"], summary["images"], summary["referred"]) == (10, 6, 2)
+    assert summary["accuracy_all"] == pytest.approx(5 / 6) and summary["accuracy_retained"] == pytest.approx(3 / 4)
+    assert summary["recall_all"] == 1.0 and summary["recall_retained"] == 1.0
+    assert summary["mean_confidence"] == pytest.approx((1 + 0.9 + 0.6 + 1 + 0.7 + 1) / 6)
+    assert 0 <= summary["ece"] <= 1
+    everything = uncertainty.referral_summary(passes, labels, threshold=1.0)
+    assert everything["referred"] == 3 and np.isfinite(everything["accuracy_retained"])
+    assert np.isnan(uncertainty.referral_summary(passes[:, 2:3], labels[2:3])["accuracy_retained"])
+    table = uncertainty.referral_table({("honest", "a"): summary, ("honest", "b"): everything}, ["protocol", "model"])
+    assert table.index.names == ["protocol", "model"] and table.loc[("honest", "b"), "referred"] == 3
+    with pytest.raises(ValueError, match="`labels` has 2 entries"):
+        uncertainty.referral_summary(passes, labels[:2])
+
+
+def test_chain_of_nested_models_runs_the_model_before_the_head_once(images):
+    """A tail of backbone blocks (a model) then the head (a model), as kth's last blocks on cached stem features."""
+    keras.utils.set_random_seed(5)
+    body = backbone()
+    tail = keras.Model(body.input, body.output, name="backbone_tail")  # not "backbone": no transfer model
+    inputs = keras.Input(SHAPE)
+    model = keras.Model(inputs, kth_head(tail.output.shape[1:])(tail(inputs)))
+    predictor = MCDropoutPredictor(model)
+    assert (
+        predictor.description
+        == "the layers before the first dropout (Functional) once; the other 1 layers for all passes"
+    )
+    fast = predictor.predict(images, passes=300, seed=0)
+    naive = uncertainty.mc_dropout_predict_naive(model, images, passes=300, seed=1)
+    standard_error = np.sqrt((fast.var(axis=0) + naive.var(axis=0)) / 300)
+    assert fast.std(axis=0).mean() > 0.01
+    assert np.all(np.abs(fast.mean(axis=0) - naive.mean(axis=0)) < 5 * standard_error + 1e-6)

@@ -4,12 +4,14 @@ The thesis' 146 karyograms (the private "alpha-dataset") are not public, so the 
 stand-in composed from real chromosomes (`medcnn.data.karyogram`, CIR-Net G-band crops) and says so; a user with
 karyograms of their own points `DATA_DIR` at a folder holding `normal/` and `abnormal/` (see `load_source`).
 
-This module holds the study's citation, Table 5.1 as data, the settings per scale, the configurations (Table 5.1's
-seven rows, a MobileNetV2 row and a small CNN trained from scratch), the two protocols (augment-then-split as
-published, split-by-case-then-augment as the honest one) with their leakage counts, the two-stage transfer learning
-(a head on frozen features, then the last blocks unfrozen), the Bayesian search, the Monte Carlo dropout summaries
-and the sentences only this study prints.
-Runs, caching, summaries, export and outputs come from `medcnn.experiment`.
+This module holds the study's content: its citation, Table 5.1 as data, the settings per scale, the karyogram pool
+of both protocols (augment-then-split as published, split-by-case-then-augment as the honest one) with their
+leakage counts, the configurations (Table 5.1's rows; MobileNetV2, whose ImageNet weights are staged, standing in
+for each of them; a small CNN with Flatten, with GAP and at a higher resolution), which models learned, and the
+sentences only this study prints. VGG16 and InceptionV3 rows run only where their ImageNet weights can be had
+(Colab); elsewhere they say "needs ImageNet weights". Runs, frozen features, caching, summaries, export and outputs
+come from `medcnn.experiment`; MC dropout and referral from `medcnn.uncertainty`; AUC noise, the bootstrap over
+metaphases and recall per aberration from `medcnn.significance`.
 """
 
 import math
@@ -70,15 +72,26 @@ METRIC_KEYS = {
 }
 
 ROWS = list(TABLE_5_1.index)
-# Our rows past the thesis: the one backbone whose ImageNet weights are staged offline, and a small CNN trained from
-# scratch whose Flatten head keeps where each chromosome sits (the thesis' GAP head averages position away, and a
-# karyogram's layout is what says which chromosome is extra or missing).
-EXTRA_ROW = "augmented data, MobileNetV2 (staged ImageNet weights)"
-SCRATCH_BACKBONE = "scratch_cnn"
-SCRATCH_ROW = "augmented data, small CNN from scratch (Flatten head keeps position)"
-OUR_ROWS = [EXTRA_ROW, SCRATCH_ROW]
+SMALL_CNN = "small_cnn"
 BACKBONE_NAMES = {"vgg16": "VGG16", "inception_v3": "InceptionV3", "mobilenet_v2": "MobileNetV2",
-                  SCRATCH_BACKBONE: "small CNN"}  # fmt: skip
+                  SMALL_CNN: "small CNN"}  # fmt: skip
+STAND_IN = "mobilenet_v2"  # the one backbone whose ImageNet weights are staged offline (`../shared/weights`)
+# MobileNetV2's rows: Table 5.1's protocol (data, then how much of the network trains) on a backbone that has its
+# ImageNet weights. MobileNetV2's named blocks (`medcnn.models.backbones`) end with block_16 and Conv_1.
+STAND_IN_ROWS = [
+    "original data, MobileNetV2",
+    "augmented data, MobileNetV2",
+    "MobileNetV2, last block trained",
+    "MobileNetV2, last two blocks trained",
+    "MobileNetV2, whole network trained",
+]
+# The small CNN from scratch: Flatten keeps where each chromosome sits; the same CNN with GAP in place of Flatten
+# is the position control; the same Flatten CNN at `resolution_size` asks whether a deleted band needs pixels.
+FLATTEN_ROW = "augmented data, small CNN, Flatten (keeps position)"
+GAP_ROW = "augmented data, small CNN, GAP (position control)"
+RESOLUTION_ROW = "augmented data, small CNN, Flatten, higher resolution"
+OUR_ROWS = [*STAND_IN_ROWS, FLATTEN_ROW, GAP_ROW, RESOLUTION_ROW]
+NEEDS_WEIGHTS = "needs ImageNet weights"
 PROTOCOLS = {
     "published": "augment the karyograms, then a random 64/16/20 split (copies of one karyogram on both sides)",
     "honest": "split the metaphases by case first, compose each side from its own metaphases (donors included), "
@@ -107,8 +120,6 @@ _COMMON = {
     # Offline and order-preserving only (`medcnn.augment.order_preserving`): brightness +-25 %, noise on up to 5 %
     # of the pixels, Gaussian blur; no flips or rotations, a karyogram's layout means something.
     "augmentation": {"brightness": 0.25, "pixel_noise": 0.05, "blur_probability": 0.5},
-    "backbones": ("vgg16", "inception_v3"),
-    "extra_backbone": "mobilenet_v2",
     "weights": "imagenet",
     "head": "kth",  # GAP -> BN -> Dropout -> Dense -> Dropout -> Dense softmax, the same on every backbone
     "head_units": 256,  # not printed in the thesis
@@ -120,67 +131,75 @@ _COMMON = {
     "batch_size": 16,  # chosen by the same search (batch >= 512 ran out of memory)
     "fine_tune_learning_rate": 1e-4,  # stage two, blocks unfrozen: not given by the thesis; a tenth of stage one
     "monitor": "val_auc",  # the weights of the epoch with the best validation AUC are kept
-    "fine_tune_blocks": {"vgg16": (1, 2), "inception_v3": "all"},  # last N blocks trainable, or the whole network
     "tuner": {"objective": "val_auc", "learning_rate": (1e-4, 1e-1), "batch_sizes": (8, 16, 32, 64)},
-    "tuner_backbone": "vgg16",  # the thesis searched for its VGG16 model
+    "tuner_backbone": STAND_IN,  # offline only MobileNetV2 has ImageNet weights: search where features mean something
     "refer_below": 0.8,  # MC-dropout confidence under which the case goes to a human
+    # A model learned when it did not collapse and its validation AUC is above 0.5 by a one-sided rank test at this
+    # level (`significance.auc_above_chance`): about 0.65 on 44 validation karyograms. Only those get MC dropout.
+    "learned_alpha": 0.05,
     "predict_batch_size": 32,
 }
 
 SETTINGS = {
     "smoke": {
         **_COMMON,
-        "image_size": (75, 75),  # InceptionV3's smallest input; 416 x 416 is far beyond 2 CPU cores
-        "transfer_size": (96, 96),  # MobileNetV2's row
+        "image_size": (75, 75),  # VGG16 / InceptionV3 (InceptionV3's smallest input), where their weights exist
+        "transfer_size": (96, 96),  # MobileNetV2's rows
+        "scratch_size": (75, 75),  # the small CNN's rows (at 64 px seed 0's honest run predicted one class)
+        "resolution_size": None,  # the higher-resolution row runs from the cpu scale on (minutes per run)
         "augmented_counts": {"normal": 150, "abnormal": 126},  # 0.4 of the thesis' 376 / 316
-        "epochs": 10,  # stage one: the head on frozen features (seconds per epoch)
-        "fine_tune_epochs": 1,  # stage two: blocks unfrozen, the whole model runs
-        "scratch_epochs": 30,  # our small CNN learns from random weights: 10 epochs of ~11 steps leave it at chance
+        "epochs": 8,  # stage one: the head on frozen features (seconds per epoch)
+        "fine_tune_epochs": 1,  # stage two: blocks unfrozen (the last blocks on cached stem features)
+        # the small CNN learns from random weights: 10 epochs of ~11 steps leave it at chance; seed 0's honest run
+        # peaks on validation at epoch 21 (AUC 0.76), the published one climbs to the end
+        "scratch_epochs": 25,
         "early_stopping_patience": None,  # None: every run trains all its epochs (the best val-AUC epoch is kept)
-        "tuner_trials": 3,
-        "tuner_epochs": 3,
-        "tuner_backbone": "mobilenet_v2",  # offline VGG16 has random weights: search where the features mean something
+        "tuner_trials": 2,
+        "tuner_epochs": 2,
         "mc_passes": 20,
+        "bootstrap_resamples": 200,
         "seeds": [0],
-        "allow_random_weights": True,  # VGG16 / InceptionV3 have no offline ImageNet file; recorded as random
+        "allow_random_weights": True,  # only for `feature_extractor`; rows never run on random backbone weights
     },
     "full": {
         **_COMMON,
         "image_size": (416, 416),
         "transfer_size": (224, 224),
+        "scratch_size": (416, 416),
+        "resolution_size": None,  # the small CNN already runs at the thesis' 416 px
         "augmented_counts": {"normal": 376, "abnormal": 316},
         "epochs": 30,  # not stated; the thesis' training curves span about 25-30 epochs
         "fine_tune_epochs": 30,
         "scratch_epochs": 30,
         "early_stopping_patience": 10,
+        "tuner_backbone": "vgg16",  # the thesis searched for its VGG16 model (MobileNetV2 where VGG16 has no weights)
         "tuner_trials": 20,
         "tuner_epochs": 10,
         "mc_passes": 100,
+        "bootstrap_resamples": 1000,
         "seeds": [0, 1, 2],
         "allow_random_weights": False,
     },
 }
-# The largest protocol that fits about 2 hours on 2 CPU cores: the thesis' counts (105 / 41 karyograms, augmented to
-# 376 / 316), both protocols, 150 px inputs (MobileNetV2 160 px), stage one in full, 5 fine-tuning epochs, 3 seeds.
-# Rates measured at 150 px with batch 16 (under a load of about 6 on the 2 cores, so about 3x slower than free
-# cores): VGG16 last block trained 4.6 img/s, last two blocks 2.7, InceptionV3 whole 4.6, VGG16 inference 4.6-5.8,
-# MobileNetV2-160 inference 39. On free cores that is about 27 minutes per seed (stage two about 22 of them), so
-# about 85 minutes for 3 seeds with the search and MC dropout. Measured on 2026-11-30: 90 minutes wall, 68 of them
-# training 54 runs, with another training job on the cores for the first 45 (stage two 14.5 minutes per seed and
-# protocol then, 7.5 after; the small CNN about 2 minutes a run).
+# The largest protocol that fits about 2 hours on 2 CPU cores (`make plan-kth SCALE=cpu` prints the estimate): the
+# thesis' counts (105 / 41 karyograms, augmented to 376 / 316), both protocols, 3 seeds; MobileNetV2 at its own
+# 224 px (stage two's last blocks on cached stem features, the whole network on images, 20 epochs), the small CNN at
+# 150 px and, for the resolution row (honest protocol only), at 300 px. The plan: about 87 minutes of training and
+# feature passes, plus composing, MC dropout, the bootstrap and export (about 10 more).
 SETTINGS["cpu"] = {
     **SETTINGS["full"],
     "image_size": (150, 150),
-    "transfer_size": (160, 160),
+    "transfer_size": (224, 224),  # MobileNetV2's own input size
+    "scratch_size": (150, 150),
+    "resolution_size": (300, 300),
     "epochs": 30,
-    "fine_tune_epochs": 5,
+    "fine_tune_epochs": 20,
+    "scratch_epochs": 30,
     "early_stopping_patience": 10,
+    "tuner_backbone": STAND_IN,
     "tuner_trials": 10,
     "tuner_epochs": 10,
-    "tuner_backbone": "mobilenet_v2",  # offline VGG16 has random weights: search where the features mean something
-    "mc_passes": 100,
-    "seeds": [0, 1, 2],
-    "allow_random_weights": True,  # offline: VGG16 / InceptionV3 start from random weights, recorded as such
+    "allow_random_weights": True,
 }
 
 
@@ -201,8 +220,8 @@ def table_id(protocol):
     return f"Table 5.1 ({protocol})"
 
 
-def table_with_extra_row():
-    """Table 5.1 with our rows appended (MobileNetV2, the small CNN; the thesis has no value for them: NaN)."""
+def table_with_our_rows():
+    """Table 5.1 with our rows appended (MobileNetV2's, the small CNN's; the thesis has no value for them: NaN)."""
     table = paper_tables()["Table 5.1"]
     extra = pd.DataFrame([[np.nan] * len(table.columns)] * len(OUR_ROWS), index=OUR_ROWS, columns=table.columns)
     combined = pd.concat([table, extra])
@@ -484,14 +503,6 @@ def pool_counts(pool):
     return frame.groupby(["part", "class"], sort=False).size().unstack(fill_value=0)
 
 
-def model_inputs(pool, image_size):
-    """The pool as a saved model sees it: `ImagePreprocessing(image_size, "grayscale", 1 / 255)`, float32 [0, 1]."""
-    from medcnn.preprocessing import ImagePreprocessing, preprocess_images
-
-    layer = ImagePreprocessing(tuple(image_size), "grayscale", 1.0 / 255.0)
-    return preprocess_images(pool.images, layer, batch_size=64)
-
-
 def write_karyograms(pool, index, folder):
     """Write pool images `index` as PNG files `<folder>/<class>/karyogram_<index>.png`; returns their paths.
 
@@ -565,60 +576,87 @@ def plot_augmented(pool, path=None, copies=3):
 # ----------------------------------------------------------------------------------------------------------------
 # Configurations and models
 
+SIZE_KEYS = {"vgg16": "image_size", "inception_v3": "image_size", STAND_IN: "transfer_size", SMALL_CNN: "scratch_size"}
+
 
 @dataclass(frozen=True)
 class Configuration:
-    """One row of Table 5.1 (or ours). `trainable` is what stage two unfreezes: 0 for a stage-one row (the kth
-    head on frozen backbone features), N (the last N named blocks) or "all"; a stage-two row starts from the head
-    its backbone's augmented stage-one row trained. The `SCRATCH_BACKBONE` row is stage 0: a whole CNN trained on
-    images from random initialisation."""
+    """One row of Table 5.1 (or ours). `trainable` is what stage two unfreezes: 0 for a stage-one row (the kth head
+    on frozen features), N (the last N named blocks, trained on the cached features of the rest) or "all" (the whole
+    network, on images); a stage-two row starts from the head its backbone's augmented stage-one row trained. A
+    `SMALL_CNN` row (stage 0) trains a whole small CNN from random weights, with `pooling` "flatten" or "gap";
+    `size` names the setting of its input size (default: its backbone's, `SIZE_KEYS`); `protocol` limits a row to
+    one protocol."""
 
     row: str
     backbone: str
-    data: str  # "original" or "augmented"
+    data: str = "augmented"  # "original" or "augmented"
     trainable: object = 0
+    pooling: str = "flatten"
+    size: str = None
+    protocol: str = None  # the one protocol it runs under; None: both
 
     @property
     def stage(self):
         """0: a CNN trained from scratch on images; 1: the head on frozen features; 2: blocks unfrozen."""
-        if self.backbone == SCRATCH_BACKBONE:
-            return 0
-        return 1 if self.trainable == 0 else 2
+        return 0 if self.backbone == SMALL_CNN else 1 if self.trainable == 0 else 2
+
+    def input_size(self, run_settings):
+        return tuple(run_settings[self.size or SIZE_KEYS[self.backbone]])
 
     def label(self, protocol):
         """The run's label: the row and the protocol, e.g. "augmented data, VGG16 | honest"."""
         return f"{self.row} | {protocol}"
 
     def settings(self, protocol):
-        return {
-            "row": self.row,
-            "backbone": self.backbone,
-            "data": self.data,
-            "trainable_blocks": self.trainable,
-            "protocol": protocol,
-        }
+        return {"row": self.row, "backbone": self.backbone, "data": self.data, "trainable_blocks": self.trainable,
+                "pooling": self.pooling, "size": self.size, "protocol": protocol}  # fmt: skip
 
 
 CONFIGURATIONS = [
     Configuration(ROWS[0], "vgg16", "original"),
     Configuration(ROWS[1], "inception_v3", "original"),
-    Configuration(ROWS[2], "vgg16", "augmented"),
-    Configuration(ROWS[3], "inception_v3", "augmented"),
-    Configuration(ROWS[4], "vgg16", "augmented", 1),
-    Configuration(ROWS[5], "vgg16", "augmented", 2),
-    Configuration(ROWS[6], "inception_v3", "augmented", "all"),
-    Configuration(EXTRA_ROW, "mobilenet_v2", "augmented"),
-    Configuration(SCRATCH_ROW, SCRATCH_BACKBONE, "augmented"),
+    Configuration(ROWS[2], "vgg16"),
+    Configuration(ROWS[3], "inception_v3"),
+    Configuration(ROWS[4], "vgg16", trainable=1),
+    Configuration(ROWS[5], "vgg16", trainable=2),
+    Configuration(ROWS[6], "inception_v3", trainable="all"),
+    Configuration(STAND_IN_ROWS[0], STAND_IN, "original"),
+    Configuration(STAND_IN_ROWS[1], STAND_IN),
+    Configuration(STAND_IN_ROWS[2], STAND_IN, trainable=1),
+    Configuration(STAND_IN_ROWS[3], STAND_IN, trainable=2),
+    Configuration(STAND_IN_ROWS[4], STAND_IN, trainable="all"),
+    Configuration(FLATTEN_ROW, SMALL_CNN),
+    Configuration(GAP_ROW, SMALL_CNN, pooling="gap"),
+    # honest only: whether deletions and translocations of unseen cases need pixels (the cpu plan's largest item)
+    Configuration(RESOLUTION_ROW, SMALL_CNN, size="resolution_size", protocol="honest"),
 ]
+BY_ROW = {config.row: config for config in CONFIGURATIONS}
 STAGE_ONE = [config for config in CONFIGURATIONS if config.stage == 1]
 STAGE_TWO = [config for config in CONFIGURATIONS if config.stage == 2]
 FROM_SCRATCH = [config for config in CONFIGURATIONS if config.stage == 0]
-BY_ROW = {config.row: config for config in CONFIGURATIONS}
 
 
 def stage_one_of(config):
     """The stage-one configuration whose trained head a stage-two row starts from (same backbone, augmented data)."""
     return next(c for c in STAGE_ONE if c.backbone == config.backbone and c.data == "augmented")
+
+
+def backbone_weights(run_settings):
+    """{backbone: "imagenet" or "random"}: what VGG16, InceptionV3 and MobileNetV2 would load at their input sizes
+    (a local file or a download; nothing is built)."""
+    return {name: feature_spec(name, run_settings).weights_info().used for name in BACKBONE_NAMES if name != SMALL_CNN}
+
+
+def configurations_to_run(run_settings, weights):
+    """The rows a scale trains, in table order: a pretrained backbone's rows only where it has ImageNet weights
+    (`weights`, from `backbone_weights`), the small CNN's always, the resolution row where `resolution_size` is set."""
+    return [
+        config
+        for config in CONFIGURATIONS
+        if (config.backbone == SMALL_CNN or weights.get(config.backbone) == "imagenet")
+        and (config.size != "resolution_size" or run_settings["resolution_size"])
+    ]
 
 
 def kth_metrics():
@@ -661,122 +699,150 @@ def head_model(feature_shape, run_settings, learning_rate=None, dropout=None):
     return compiled(head, learning_rate or run_settings["learning_rate"])
 
 
+def feature_spec(backbone, run_settings, seed=0, stem_blocks=0):
+    """The `experiment.FeatureSpec` of a backbone's frozen features of [0, 1] karyograms at its input size: the
+    unpooled map (the thesis' head pools it itself), or the input of its last `stem_blocks` blocks."""
+    from medcnn.experiment import FeatureSpec
+
+    size = tuple(run_settings[SIZE_KEYS[backbone]])
+    return FeatureSpec(
+        backbone, (*size, 1), seed=seed, weights=run_settings["weights"],
+        allow_random=run_settings["allow_random_weights"], input_max=1.0,
+        outputs=("stem",) if stem_blocks else ("map",), stem_blocks=stem_blocks,
+        batch_size=run_settings["predict_batch_size"],
+    )  # fmt: skip
+
+
+def feature_extractor(backbone, input_shape, run_settings, seed=0):
+    """(the frozen backbone on [0, 1] inputs of `input_shape`, the weights it loaded): random weights (no ImageNet
+    file) are drawn from `seed`, the same on every build (`experiment.features.backbone_model`)."""
+    from medcnn.experiment.features import backbone_model
+
+    spec = feature_spec(backbone, {**run_settings, SIZE_KEYS[backbone]: tuple(input_shape[:2])}, seed)
+    model = backbone_model(spec)
+    return model, model.weights_info.used
+
+
 def seeding(run_settings, weights=None):
     """What each seed varies and what is held fixed, for results.json (`experiment.seed_policy`): every seed
-    composes and augments its own pool (`build_pool`), splits it, and draws a random backbone's weights
-    (`feature_extractor`), the head's initialisation and the MC-dropout masks; the search runs once.
-
-    `weights`: {backbone: "imagenet" or "random"} (`prepare_inputs`; None: not known).
-    """
+    composes and augments its own pool (`build_pool`), splits it, initialises the heads and the small CNNs and
+    draws the dropout and MC-dropout masks; the search runs once. `weights`: {backbone: weights} of the backbones
+    that ran (ImageNet weights are loaded, not drawn)."""
     from medcnn.experiment import backbone_parts, seed_policy
 
-    weights = weights or {}
-    drawn, pretrained = backbone_parts(weights) if weights else (["random backbone weights"], {})
+    drawn, pretrained = backbone_parts(weights) if weights else ([], {})
     varies = ["composition", "augmented views", "split", "initialisation", "data order", "dropout masks",
               "mc dropout passes"]  # fmt: skip
     held = {"search": "one hyperparameter search (`tune_head`) on the first seed's pool, before the runs"}
     return seed_policy([*varies, *drawn], {**held, **pretrained})
 
 
-def feature_extractor(backbone, input_shape, run_settings, seed=0):
-    """The backbone with its preprocessing, on [0, 1] inputs, built after `keras.utils.set_random_seed(seed)` so
-    that random weights (no ImageNet file offline) are the same ones `transfer` builds. Returns (model, weights)."""
-    from medcnn.models.features import seeded_backbone
-
-    return seeded_backbone(
-        backbone, input_shape, seed, "imagenet", run_settings["allow_random_weights"], input_max=1.0, freeze=False
-    )
-
-
 def transfer(backbone, input_shape, run_settings, seed=0):
-    """Backbone + kth head as one model (the backbone frozen), its backbone identical to `feature_extractor`'s."""
+    """Backbone + kth head as one model on [0, 1] images (the backbone frozen, its ImageNet weights)."""
     import keras
 
     from medcnn.models.transfer import transfer_model
 
     keras.utils.set_random_seed(seed)
-    return transfer_model(
-        backbone, head_spec(run_settings), tuple(input_shape), allow_random=run_settings["allow_random_weights"],
-        input_max=1.0,
-    )  # fmt: skip
+    return transfer_model(backbone, head_spec(run_settings), tuple(input_shape),
+                          allow_random=run_settings["allow_random_weights"], input_max=1.0)  # fmt: skip
 
 
-def fine_tune_model(config, input_shape, run_settings, seed=0, head_weights=None):
-    """Stage two: backbone + head, the head's weights from stage one, the last blocks unfrozen, compiled at the
-    fine-tuning learning rate. `head_weights`: the stage-one run's weights file (None leaves the head new)."""
-    from medcnn.models.transfer import set_trainable_blocks
+def stem_blocks(backbone):
+    """How many last blocks a backbone's cached stem leaves out: the most any of its stage-two rows trains (VGG16's
+    and MobileNetV2's last two), so one extraction serves the last block and the last two blocks."""
+    return max(c.trainable for c in STAGE_TWO if c.backbone == backbone and c.trainable != "all")
 
-    model = transfer(config.backbone, input_shape, run_settings, seed)
+
+def fine_tune_model(config, run_settings, seed=0, head_weights=None):
+    """Stage two, compiled at the fine-tuning learning rate, the head's weights from stage one (`head_weights`: its
+    weights file; None leaves the head new). The last N blocks train on the cached stem features (`stem_blocks`):
+    the blocks the stem leaves out, cut from the backbone, the last N of them trainable, then the head; "all" trains
+    the whole backbone + head on images. BatchNormalization layers stay in inference mode either way
+    (`medcnn.models.backbones.unfreeze_last_blocks`)."""
+    import keras
+
+    from medcnn.experiment.features import backbone_model
+    from medcnn.models.backbones import unfreeze_last_blocks
+    from medcnn.models.heads import build_head
+    from medcnn.models.transfer import split_backbone
+
+    if head_weights is not None and not Path(head_weights).is_file():
+        raise FileNotFoundError(
+            f"Stage one's head weights {head_weights} are missing (weights are not committed); run the notebook "
+            "with REUSE_RUNS=False so that stage one trains again."
+        )
+    if config.trainable == "all":
+        model = transfer(config.backbone, (*config.input_size(run_settings), 1), run_settings, seed)
+        head = model.get_layer("head")
+        unfreeze_last_blocks(model.get_layer("backbone"), "all", config.backbone)
+    else:
+        backbone = backbone_model(feature_spec(config.backbone, run_settings, seed))
+        _, tail = split_backbone(backbone, stem_blocks(config.backbone), config.backbone)
+        unfreeze_last_blocks(backbone, config.trainable, config.backbone)
+        head = build_head(head_spec(run_settings), tail.output.shape[1:], name="head")
+        inputs = keras.Input(tail.input.shape[1:], name="stem_features")
+        model = keras.Model(inputs, head(tail(inputs)), name=f"{config.backbone}_last_{config.trainable}")
     if head_weights is not None:
-        if not Path(head_weights).is_file():
-            raise FileNotFoundError(
-                f"Stage one's head weights {head_weights} are missing (weights are not committed); run the notebook "
-                "with REUSE_RUNS=False so that stage one trains again."
-            )
-        model.get_layer("head").load_weights(head_weights)
-    set_trainable_blocks(model, config.trainable)
+        head.load_weights(head_weights)
     return compiled(model, run_settings["fine_tune_learning_rate"])
 
 
-def scratch_model(input_shape, run_settings, seed=0):
-    """Our small CNN, compiled like the thesis' rows: `medcnn.models.scratch.position_cnn` (three 3x3 conv blocks
-    with batch normalisation, Flatten, dropout, softmax; no global pooling) on [0, 1] karyograms. Its Flatten head
-    keeps where each chromosome sits; MC dropout uses its dropout layer."""
+def small_cnn(input_shape, run_settings, pooling="flatten", seed=0):
+    """Our small CNN (`medcnn.models.scratch.position_cnn`: three 3x3 conv blocks with batch normalisation, then
+    Flatten, dropout and a softmax) on [0, 1] karyograms, compiled like the thesis' rows. `pooling="gap"` puts
+    global average pooling in place of Flatten, the rest the same: the position control."""
     import keras
 
     from medcnn.models.scratch import position_cnn
 
     keras.utils.set_random_seed(seed)
-    model = position_cnn(
-        tuple(input_shape), len(CLASS_NAMES), dropout=run_settings["dropout"],
-        batch_norm_momentum=run_settings["batch_norm_momentum"], name=SCRATCH_BACKBONE,
-    )  # fmt: skip
+    momentum = run_settings["batch_norm_momentum"]
+    model = position_cnn(tuple(input_shape), len(CLASS_NAMES), dropout=run_settings["dropout"],
+                         batch_norm_momentum=momentum, name=SMALL_CNN)  # fmt: skip
+    if pooling == "gap":
+        trunk = model.get_layer("flatten").input
+        x = keras.layers.GlobalAveragePooling2D(name="gap")(trunk)
+        x = keras.layers.Dropout(run_settings["dropout"], name="dropout_gap")(x)
+        outputs = keras.layers.Dense(len(CLASS_NAMES), activation="softmax", dtype="float32", name="probabilities_gap")(
+            x
+        )
+        model = keras.Model(model.inputs, outputs, name=f"{SMALL_CNN}_gap")
     return compiled(model, run_settings["learning_rate"])
 
 
-def input_sizes(run_settings):
-    """{backbone: input size}: the thesis' two and our small CNN at `image_size`, MobileNetV2 at `transfer_size`."""
-    sizes = {name: tuple(run_settings["image_size"]) for name in (*run_settings["backbones"], SCRATCH_BACKBONE)}
-    return {**sizes, run_settings["extra_backbone"]: tuple(run_settings["transfer_size"])}
+def model_inputs(pool, image_size):
+    """The pool as a saved model sees it: `ImagePreprocessing(image_size, "grayscale", 1 / 255)`, float32 [0, 1]."""
+    from medcnn.preprocessing import ImagePreprocessing, preprocess_images
+
+    layer = ImagePreprocessing(tuple(image_size), "grayscale", 1.0 / 255.0)
+    return preprocess_images(pool.images, layer, batch_size=64)
 
 
-def prepare_inputs(pool, run_settings, log=print):
-    """What the runs of one pool train on: images at each input size, and each backbone's features computed once.
+def prepare_inputs(pool, run_settings, configurations, cache, log=print):
+    """What the runs of one pool read: {"images": {size: [0, 1] array}, "features": {(backbone, "map" or "stem"):
+    `experiment.feature_inputs`}, "specs": {(backbone, "map" or "stem"): FeatureSpec}}. Features are extracted (and
+    cached) when a run first needs them: the map stage one trains on, the stem of the last blocks (`stem_blocks`)."""
+    from medcnn.experiment import feature_inputs
 
-    Returns:
-        ({"images": {size: array}, "features": {backbone: array}, "feature_std": {backbone: float},
-        "weights": {backbone: "imagenet" or "random"}}, {backbone: "imagenet" or "random"}). `feature_std` shows
-        how much signal reaches the head: a randomly initialised VGG16 (no BatchNormalization) shrinks its
-        activations layer after layer.
-    """
-    import time
-
-    import keras
-
-    inputs, weights = {"images": {}, "features": {}, "feature_std": {}}, {}
-    for backbone, size in input_sizes(run_settings).items():
+    inputs = {"images": {}, "features": {}, "specs": {}}
+    for config in configurations:
+        size = config.input_size(run_settings)
         if size not in inputs["images"]:
             inputs["images"][size] = model_inputs(pool, size)
-        if backbone == SCRATCH_BACKBONE:  # trains on the images themselves: no features, no pretrained weights
-            continue
-        started = time.perf_counter()
-        extractor, weights[backbone] = feature_extractor(backbone, (*size, 1), run_settings, pool.seed)
-        inputs["features"][backbone] = extractor.predict(
-            inputs["images"][size], batch_size=run_settings["predict_batch_size"], verbose=0
-        )
-        seconds = time.perf_counter() - started
-        shape, spread = inputs["features"][backbone].shape[1:], float(inputs["features"][backbone].std())
-        inputs["feature_std"][backbone] = spread
-        log(f"{BACKBONE_NAMES[backbone]} features {shape} of {len(pool)} karyograms at {size[0]}x{size[1]} "
-            f"({weights[backbone]} weights, std {spread:.2g}): {seconds:.0f} s, "
-            f"{len(pool) / seconds:.0f} images/s")  # fmt: skip
-        keras.backend.clear_session()
-    inputs["weights"] = dict(weights)  # fingerprinted with each run (`make_run`)
-    return inputs, weights
+        if config.stage and config.trainable != "all":
+            key = (config.backbone, "stem" if config.stage == 2 else "map")
+            blocks = stem_blocks(config.backbone) if config.stage == 2 else 0
+            spec = feature_spec(config.backbone, run_settings, pool.seed, stem_blocks=blocks)
+            inputs["specs"][key] = spec
+            images = inputs["images"][size]
+            output = spec.outputs[0]
+            inputs["features"][key] = feature_inputs(spec, images, pool.labels, cache, output=output, log=log)
+    return inputs
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Runs
+# Runs, tables, the search
 
 
 def _callbacks(run_settings, epochs):
@@ -787,19 +853,15 @@ def _callbacks(run_settings, epochs):
     def make():
         import keras
 
-        return [
-            keras.callbacks.EarlyStopping(
-                monitor="val_auc", mode="max", patience=patience, restore_best_weights=True, verbose=0
-            )
-        ]
+        return [keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=patience,
+                                              restore_best_weights=True, verbose=0)]  # fmt: skip
 
     return make
 
 
 def stage_one_weights(first, cache):
-    """The weights file of stage-one run `first` in `cache`, checked: saved under `first.fingerprint` and the
-    current precision (`RunCache.weights_for`). Raises FileNotFoundError when they are missing or were trained
-    under other settings (weights are not committed; a committed record says nothing of local weights)."""
+    """The weights file of stage-one run `first` in `cache`, saved under `first.fingerprint` and the current
+    precision; FileNotFoundError when they are missing or were trained under other settings."""
     import keras
 
     precision = keras.config.dtype_policy().name
@@ -813,72 +875,70 @@ def stage_one_weights(first, cache):
     return weights
 
 
-def make_run(config, protocol, pool, inputs, run_settings, data_fingerprint, cache):
-    """The `experiment.Run` of one configuration under one protocol, and the array it trains on.
+def settings_for(config, run_settings, search=None):
+    """The settings a row trains with: the search's learning rate and batch size for the rows it tuned when it beat
+    the thesis' setting on validation (`search_choice`), else the thesis' (`run_settings`)."""
+    if search and search["used"] == "search" and config.row in search["rows"]:
+        return {**run_settings, **search["search"]}
+    return run_settings
 
-    Stage one trains the head on the backbone's precomputed features; stage two builds backbone + head, loads the
-    head stage one trained (its record must come first), unfreezes the configured blocks and trains on images; the
-    small CNN (stage 0) trains on images from scratch for `scratch_epochs` at stage one's learning rate. The run
-    carries the whole `run_settings`, `data_fingerprint` with the weights its backbone loaded (`inputs["weights"]`,
-    as `prepare_inputs` records them) and a stage-two run its stage-one run, for its fingerprint. Stage two loads
-    stage one's head only when those weights were saved under stage one's fingerprint (`stage_one_weights`).
+
+def make_run(config, protocol, pool, inputs, run_settings, data_fingerprint, cache, search=None):
+    """The `experiment.Run` of one configuration under one protocol, carrying its own inputs.
+
+    Stage one trains the head on the backbone's cached features; stage two loads the head stage one trained (its
+    run must come first; the weights count only under its fingerprint, `stage_one_weights`) and trains the last
+    blocks on cached stem features, or the whole network on images; the small CNN trains on images for
+    `scratch_epochs`. The run carries the whole settings (`settings_for`), `data_fingerprint` and its stage-one run.
     """
     from medcnn.experiment import Run
 
-    size = input_sizes(run_settings)[config.backbone]
-    first = None
+    run_settings = settings_for(config, run_settings, search)
+    first, epochs = None, run_settings["epochs"]
     if config.stage == 1:
-        x = inputs["features"][config.backbone]
-        build = lambda: head_model(x.shape[1:], run_settings)  # noqa: E731
-        epochs = run_settings["epochs"]
+        x = inputs["features"][(config.backbone, "map")]
+        build = lambda: head_model(x()[0].shape[1:], run_settings)  # noqa: E731
     elif config.stage == 0:
-        x = inputs["images"][size]
-        build = lambda: scratch_model(x.shape[1:], run_settings, pool.seed)  # noqa: E731
-        epochs = run_settings["scratch_epochs"]
+        x, epochs = (inputs["images"][config.input_size(run_settings)], pool.labels), run_settings["scratch_epochs"]
+        build = lambda: small_cnn(x[0].shape[1:], run_settings, config.pooling, pool.seed)  # noqa: E731
     else:
-        first, _ = make_run(stage_one_of(config), protocol, pool, inputs, run_settings, data_fingerprint, cache)
-        x = inputs["images"][size]
+        first, _ = make_run(stage_one_of(config), protocol, pool, inputs, run_settings, data_fingerprint, cache, search)
+        whole = config.trainable == "all"
+        x = (inputs["images"][config.input_size(run_settings)], pool.labels) if whole else inputs["features"][
+            (config.backbone, "stem")]  # fmt: skip
+        epochs = run_settings["fine_tune_epochs"]
 
         def build():  # stage one's head, checked against its fingerprint when the model is built
-            return fine_tune_model(config, x.shape[1:], run_settings, pool.seed, stage_one_weights(first, cache))
+            return fine_tune_model(config, run_settings, pool.seed, stage_one_weights(first, cache))
 
-        epochs = run_settings["fine_tune_epochs"]
     run = Run(
-        label=config.label(protocol),
-        seed=pool.seed,
-        build_model=build,
-        split=pool.splits[protocol][config.data],
-        epochs=epochs,
-        batch_size=run_settings["batch_size"],
-        group=protocol,
-        settings=config.settings(protocol),
-        spec=run_settings,
-        data={"files": data_fingerprint, "backbone_weights": inputs.get("weights", {}).get(config.backbone)},
-        starts_from=first,
-        callbacks=_callbacks(run_settings, epochs),
-        predict_batch_size=run_settings["predict_batch_size"],
-    )
+        label=config.label(protocol), seed=pool.seed, build_model=build, split=pool.splits[protocol][config.data],
+        epochs=epochs, batch_size=run_settings["batch_size"], group=protocol, settings=config.settings(protocol),
+        spec=run_settings, data={"files": data_fingerprint}, starts_from=first,
+        callbacks=_callbacks(run_settings, epochs), predict_batch_size=run_settings["predict_batch_size"], inputs=x,
+    )  # fmt: skip
     return run, x
 
 
-def run_rows(configurations, pools, inputs, run_settings, cache, data_fingerprint, verbose=2, log=print):
-    """Train (or reuse) `configurations` under every protocol, seed by seed; returns (runs, records).
+def run_rows(configurations, pools, inputs, run_settings, cache, data_fingerprint, search=None, verbose=2, log=print):
+    """Train (or reuse) `configurations` under every protocol, seed by seed: one `experiment.run_all` over runs that
+    carry their own inputs. Returns (runs, records).
 
     Args:
-        configurations: `Configuration`s in order (stage-two rows after the stage-one rows they start from).
-        pools: {seed: Pool}. inputs: {seed: `prepare_inputs(...)[0]`}.
-        cache: an `experiment.RunCache`.
+        configurations: in order (stage-two rows after the stage-one rows they start from).
+        pools: {seed: Pool}. inputs: {seed: `prepare_inputs(...)`}. cache: an `experiment.RunCache`.
+        search: `search_choice` (the rows it tuned use its setting when it beat the thesis'), or None.
     """
     from medcnn.experiment import run_all
 
-    runs, records = [], []
-    for seed, pool in pools.items():
-        for protocol in run_settings["protocols"]:
-            for config in configurations:
-                run, x = make_run(config, protocol, pool, inputs[seed], run_settings, data_fingerprint, cache)
-                records += run_all([run], x, pool.labels, CLASS_NAMES, cache, verbose, log)
-                runs.append(run)
-    return runs, records
+    runs = [
+        make_run(config, protocol, pool, inputs[seed], run_settings, data_fingerprint, cache, search)[0]
+        for seed, pool in pools.items()
+        for config in configurations
+        for protocol in run_settings["protocols"]
+        if config.protocol in (None, protocol)
+    ]
+    return runs, run_all(runs, None, None, CLASS_NAMES, cache, verbose, log)
 
 
 def protocol_summary(records, protocol):
@@ -889,41 +949,52 @@ def protocol_summary(records, protocol):
     return summarise(chosen, SUMMARY_METRICS).rename(index=lambda label: label.rsplit(" | ", 1)[0])
 
 
-def row_notes(weights):
-    """{row: "random weights"} for the rows whose backbone loaded random weights ({backbone: weights used}, as
-    `prepare_inputs` returns and results.json records; display names such as "VGG16" are understood too)."""
-    from medcnn.experiment.truth import weights_notes
-
+def row_notes(weights, ran=()):
+    """{row: note}: "needs ImageNet weights" for the rows of a backbone without them (`weights`: {backbone: weights
+    used}, display names such as "VGG16" understood too), or "random weights" where such a row ran anyway (its row
+    in `ran`, e.g. in a run made before v3)."""
     names = {shown: name for name, shown in BACKBONE_NAMES.items()}
     used = {names.get(name, name): value for name, value in (weights or {}).items()}
-    return weights_notes({config.row: used[config.backbone] for config in CONFIGURATIONS if config.backbone in used})
+    return {
+        config.row: "random weights" if config.row in set(ran) else NEEDS_WEIGHTS
+        for config in CONFIGURATIONS
+        if config.backbone in used and used[config.backbone] != "imagenet"
+    }
 
 
-def comparisons(records, info, protocols=tuple(PROTOCOLS), weights=None):
-    """{table_id(protocol): `experiment.compare` of Table 5.1 (and our rows) with that protocol's runs}; rows whose
-    backbone had random weights (`weights`, else `info["weights"]`) say so."""
+def _ran(records):
+    return {record["configuration"].rsplit(" | ", 1)[0] for record in records}
+
+
+def comparisons(records, info, weights, protocols=tuple(PROTOCOLS)):
+    """{table_id(protocol): `experiment.compare` of Table 5.1 and our rows with that protocol's runs}; rows that need
+    ImageNet weights which are not here say so, beside the thesis' numbers."""
     from medcnn.experiment import compare
 
-    notes = row_notes(weights if weights is not None else info.get("weights"))
+    notes, paper = row_notes(weights, _ran(records)), _shown_rows(records, weights)
     return {
-        table_id(protocol): compare(
-            table_with_extra_row(), protocol_summary(records, protocol), info, METRIC_KEYS["Table 5.1"], notes
-        )
+        table_id(protocol): compare(paper, protocol_summary(records, protocol), info, METRIC_KEYS["Table 5.1"], notes)
         for protocol in protocols
     }
 
 
-def table(records, protocols=tuple(PROTOCOLS), digits=2, weights=None):
-    """Table 5.1 as we read it: per metric the thesis' value, then ours under each protocol (mean ± std); with
-    `weights` ({backbone: weights used}) a `note` column says which rows had random weights."""
+def _shown_rows(records, weights):
+    """Table 5.1 and our rows less those that did not run at this scale and need no weights (the resolution row at
+    smoke scale): a row missing for want of ImageNet weights stays, beside the thesis, and says so."""
+    paper, shown = table_with_our_rows(), _ran(records) | set(row_notes(weights))
+    return paper.loc[[row for row in paper.index if row in shown]]
+
+
+def table(records, weights, protocols=tuple(PROTOCOLS), digits=2):
+    """Table 5.1 as we read it: per metric the thesis' value, then ours under each protocol (mean ± std of the runs
+    that learned; "collapsed" where all collapsed), a note per row ("needs ImageNet weights"), the collapsed
+    counts and the majority-class and chance reference rows. Rows that did not run at this scale and need no
+    weights (the resolution row at smoke scale) are left out."""
     from medcnn.experiment import collapsed_cells, reference_cells, summary_cells
 
-    paper = table_with_extra_row()
+    notes, paper = row_notes(weights, _ran(records)), _shown_rows(records, weights)
     summaries = {protocol: protocol_summary(records, protocol) for protocol in protocols}
-    frame = pd.DataFrame(index=paper.index)
-    if weights is not None:
-        notes = row_notes(weights)
-        frame["note"] = [notes.get(row, "") for row in paper.index]
+    frame = pd.DataFrame({"note": [notes.get(row, "") for row in paper.index]}, index=paper.index)
     references = {}
     for title, key in METRIC_KEYS["Table 5.1"].items():
         frame[f"{title}: thesis"] = ["" if np.isnan(v) else f"{v:.2f}" for v in paper[title]]
@@ -935,8 +1006,6 @@ def table(records, protocols=tuple(PROTOCOLS), digits=2, weights=None):
         frame[f"collapsed: {protocol}"] = collapsed_cells(summary, paper.index)
     frame = pd.concat([frame, pd.DataFrame.from_dict(references, orient="index")]).fillna("")
     frame.index.name = paper.index.name
-    seeds = {p: s["runs"].max() for p, s in summaries.items()}
-    frame.attrs["seeds"] = {p: int(n) for p, n in seeds.items()}
     return frame
 
 
@@ -947,58 +1016,39 @@ def best_run(records, protocol="honest"):
     return best(records, "val_roc_auc", group=protocol)
 
 
-# ----------------------------------------------------------------------------------------------------------------
-# Trained models: rebuilt from their weights, as image models for export, the Bayesian search
-
-
 def configuration_of(run):
     """The `Configuration` a run (or record) was made from."""
     settings = run.settings if hasattr(run, "settings") else run["settings"]
     return BY_ROW[settings["row"]]
 
 
-def rebuild(run, x, labels, run_settings, cache, log=print):
-    """`run`'s model (the head alone for stage one, backbone + head for stage two, the small CNN for stage 0) with
-    its recorded weights, or trained again when they are missing (`experiment.trained_model`). Stage two is rebuilt
-    without stage one's head weights: the run's own replace them."""
+def rebuild(run, cache, log=print):
+    """`run`'s model with its recorded weights, or trained again on its own inputs when they are missing
+    (`experiment.trained_model`); stage two is rebuilt without stage one's head (the run's own weights replace it)."""
     from medcnn.experiment import trained_model
 
     config = configuration_of(run)
-
-    def build():
-        if config.stage == 1:
-            return head_model(x.shape[1:], run_settings)
-        if config.stage == 0:
-            return scratch_model(x.shape[1:], run_settings, run.seed)
-        return fine_tune_model(config, x.shape[1:], run_settings, run.seed)
-
-    return trained_model(run, x, labels, CLASS_NAMES, cache, log=log, build=build)
+    build = (lambda: fine_tune_model(config, run.spec, run.seed)) if config.stage == 2 else None
+    return trained_model(run, None, None, CLASS_NAMES, cache, log=log, build=build)
 
 
-def image_model(run, model, run_settings):
-    """A model on images: stage two's and the small CNN as they are; stage one's head put back on its backbone (the
-    same weights the features came from)."""
+def export(run, model, inputs, path):
+    """Save `run`'s model as one model on karyogram files (resize, grayscale, [0, 1] inside; class names stored):
+    a head or the last blocks put back on their backbone (`experiment.image_model`), the others as they are."""
+    from medcnn.experiment import export_model, image_model
+
     config = configuration_of(run)
-    if config.stage != 1:
-        return model
-    size = input_sizes(run_settings)[config.backbone]
-    full = transfer(config.backbone, (*size, 1), run_settings, run.seed)
-    full.get_layer("head").set_weights(model.get_weights())
-    return full
-
-
-def export(run, model, run_settings, path):
-    """Save `run`'s image model with its preprocessing (resize, grayscale, [0, 1]) and class names to `path`."""
-    from medcnn.experiment import export_model
-
-    return export_model(image_model(run, model, run_settings), CLASS_NAMES, path, input_max=1.0)
+    if config.stage and config.trainable != "all":
+        model = image_model(inputs["specs"][(config.backbone, "map" if config.stage == 1 else "stem")], model)
+    return export_model(model, CLASS_NAMES, path, input_max=1.0)
 
 
 def tune_head(features, labels, split, run_settings, directory, overwrite=True, seed=0, verbose=2):
     """KerasTuner's Bayesian search over the learning rate and batch size of the kth head on frozen features.
 
     Trains on `split["train"]`, scores validation AUC on `split["val"]` (never the test side); the dropout stays at
-    the scale's setting. Returns (trials table, best hyper-parameters).
+    the scale's setting. Then the thesis' setting (learning rate and batch size) trains on the same split for the
+    same epochs and is scored the same way. Returns (trials table, best hyper-parameters, the thesis' score).
     """
     import keras
 
@@ -1009,70 +1059,98 @@ def tune_head(features, labels, split, run_settings, directory, overwrite=True, 
     rate = float(run_settings["dropout"])
     hypermodel = tune.ClassifierHyperModel(
         lambda dropout: build_head(head_spec(run_settings, dropout), features.shape[1:], name="head"),
-        learning_rate=space["learning_rate"],
-        batch_sizes=space["batch_sizes"],
-        dropout=(rate, rate),
-        head_units=(),
-        loss="categorical_crossentropy",
-        metrics=kth_metrics,
-    )
+        learning_rate=space["learning_rate"], batch_sizes=space["batch_sizes"], dropout=(rate, rate), head_units=(),
+        loss="categorical_crossentropy", metrics=kth_metrics,
+    )  # fmt: skip
     keras.utils.set_random_seed(seed)
     tuner = tune.make_tuner(
         hypermodel, directory, space["objective"], run_settings["tuner_trials"], seed=seed, overwrite=overwrite
     )
     onehot = np.eye(len(CLASS_NAMES), dtype="float32")[labels]
-    train, val = np.asarray(split["train"]), np.asarray(split["val"])
-    trials, best = tune.search(
-        tuner, (features[train], onehot[train]), (features[val], onehot[val]), run_settings["tuner_epochs"],
-        verbose=verbose,
-    )  # fmt: skip
-    return trials, best
+    train, val = ((features[split[side]], onehot[split[side]]) for side in ("train", "val"))
+    trials, best = tune.search(tuner, train, val, run_settings["tuner_epochs"], verbose=verbose)
+    keras.utils.set_random_seed(seed)
+    thesis = head_model(features.shape[1:], run_settings)
+    history = thesis.fit(*train, batch_size=run_settings["batch_size"], epochs=run_settings["tuner_epochs"],
+                         validation_data=val, verbose=0).history  # fmt: skip
+    return trials, best, float(max(history["val_auc"]))
 
 
-def tuning_comparison(best, run_settings):
-    """The search's best learning rate and batch size beside the thesis' (lr 1e-3, batch 16)."""
-    return pd.DataFrame(
-        {
-            "thesis": [run_settings["learning_rate"], run_settings["batch_size"]],
-            "our search": [best.get("learning_rate", np.nan), best.get("batch_size", np.nan)],
-        },
-        index=pd.Index(["learning rate", "batch size"], name="hyper-parameter"),
-    )
+def search_choice(trials, best, thesis_score, val_labels, run_settings, backbone):
+    """Whether the search's choice beats the thesis' setting on validation AUC, and whether that margin and the
+    trials' spread are beyond the noise of a validation AUC (`significance.beats_default`).
+
+    Returns `beats_default`'s numbers (the thesis' setting as the default: "thesis_score") with "search" and
+    "thesis" ({learning_rate, batch_size}), "used" ("search" when it beats the thesis' setting, else "thesis") and
+    "rows" (the rows it tuned: the searched backbone's augmented-data head).
+    """
+    from medcnn.significance import beats_default
+
+    scores = pd.to_numeric(trials["score"], errors="coerce") if "score" in trials else []
+    chosen = {key: best[key] for key in ("learning_rate", "batch_size") if key in best}
+    negatives, positives = (int(n) for n in np.bincount(np.asarray(val_labels), minlength=2))
+    verdict = beats_default(scores if chosen else [], thesis_score, positives, negatives)
+    return {
+        **{key: value for key, value in verdict.items() if key != "default_score"},
+        "thesis_score": verdict["default_score"],
+        "search": chosen,
+        "thesis": {"learning_rate": run_settings["learning_rate"], "batch_size": run_settings["batch_size"]},
+        "used": "search" if verdict["beats"] else "thesis",
+        "rows": [c.row for c in STAGE_ONE if c.backbone == backbone and c.data == "augmented"],
+    }
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Monte Carlo dropout and what the thesis shows of it
+# Which models learned; Monte Carlo dropout on them
 
 
-def mc_summary(passes, labels, threshold=0.8):
-    """The referral numbers of T stochastic passes (T, N, 2) over N images with true `labels`.
+def mc_choices(records, protocol, alpha=0.05):
+    """{model name: (row, [records])} for MC dropout under `protocol`: per backbone (the thesis' Tables 4.1 / 4.2
+    are one model of each), the row whose runs that learned have the best mean validation AUC, with those runs
+    (`experiment.learned.best_learned`); a backbone none of whose runs learned gets none."""
+    from medcnn.experiment.learned import best_learned
+
+    picks = {}
+    for backbone, name in BACKBONE_NAMES.items():
+        mine = [r for r in records if r["group"] == protocol and r["settings"]["backbone"] == backbone]
+        best = best_learned([{**r, "row": r["settings"]["row"]} for r in mine], "row", alpha=alpha)
+        if best:
+            picks[name] = best
+    return picks
+
+
+def mc_dropout(records, runs, pools, run_settings, cache, log=print):
+    """Monte Carlo dropout on the test side of each `mc_choices` run of each protocol (`medcnn.uncertainty`).
 
     Returns:
-        {passes, images, referred, accuracy_all, accuracy_not_referred (NaN when every image is referred),
-        recall_all, recall_not_referred (abnormal class), mean_confidence, ece (of the mean probabilities)}.
+        [{"protocol", "model", "row", "seed", "path" (the predictor's), "summary" (`uncertainty.referral_summary`),
+        "wrong" (`mc_wrong_cases`), "aberrations" (`significance.called_positive_by_group` of the vote),
+        "passes" (T, N, 2), "labels", "index"}, ...].
     """
-    from medcnn.uncertainty import expected_calibration_error, summarise_passes
+    from medcnn.experiment import find_run, run_data
+    from medcnn.significance import called_positive_by_group
+    from medcnn.uncertainty import MCDropoutPredictor, referral_summary, summarise_passes
 
-    labels = np.asarray(labels)
-    table = summarise_passes(passes, threshold, CLASS_NAMES)
-    vote, kept = table["vote"].to_numpy(), ~table["refer_to_human"].to_numpy()
-    correct = vote == labels
-
-    def share(mask):
-        return float(correct[mask].mean()) if mask.any() else float("nan")
-
-    abnormal = labels == 1
-    return {
-        "passes": int(np.shape(passes)[0]),
-        "images": len(labels),
-        "referred": int((~kept).sum()),
-        "accuracy_all": share(np.ones_like(kept)),
-        "accuracy_not_referred": share(kept),
-        "recall_all": share(abnormal),
-        "recall_not_referred": share(abnormal & kept),
-        "mean_confidence": float(table["confidence"].mean()),
-        "ece": expected_calibration_error(passes, labels),
-    }
+    entries, threshold = [], run_settings["refer_below"]
+    for protocol in run_settings["protocols"]:
+        for name, (row, chosen) in mc_choices(records, protocol, run_settings["learned_alpha"]).items():
+            for record in chosen:
+                run, pool = find_run(runs, record), pools[record["seed"]]
+                x = run_data(run, None, pool.labels)[0]
+                index = np.asarray(run.split["test"])
+                predictor = MCDropoutPredictor(rebuild(run, cache, log))
+                passes = predictor.predict(x[index], run_settings["mc_passes"], seed=record["seed"])
+                labels = pool.labels[index]
+                vote = summarise_passes(passes, threshold)["vote"].to_numpy()
+                aberrations = pool.table["aberration"].to_numpy()[index]
+                entries.append({
+                    "protocol": protocol, "model": name, "row": row, "seed": record["seed"],
+                    "path": predictor.description, "summary": referral_summary(passes, labels, threshold),
+                    "wrong": mc_wrong_cases(passes, labels, index, pool, threshold),
+                    "aberrations": called_positive_by_group(vote, aberrations, first=["normal"]),
+                    "passes": passes, "labels": labels, "index": index,
+                })  # fmt: skip
+    return entries
 
 
 def mc_wrong_cases(passes, labels, index, pool, threshold=0.8):
@@ -1082,116 +1160,46 @@ def mc_wrong_cases(passes, labels, index, pool, threshold=0.8):
 
     summary = summarise_passes(passes, threshold, CLASS_NAMES)
     wrong = wrong_cases(summary, labels, CLASS_NAMES)
-    positions = summary.index[summary["vote"].to_numpy() != np.asarray(labels)]
-    wrong["image"] = np.asarray(index)[positions]
-    wrong["mean_softmax"] = summary.loc[positions, "mean_abnormal"].to_numpy()
-    wrong["aberration"] = pool.table["aberration"].to_numpy()[np.asarray(index)[positions]]
-    wrong["karyotype"] = pool.table["karyotype"].to_numpy()[np.asarray(index)[positions]]
+    within = wrong["image"].to_numpy(dtype=int)  # positions on the test side
+    wrong["image"] = np.asarray(index)[within]
+    wrong["mean_softmax"] = summary["mean_abnormal"].to_numpy()[within]
+    for column in ("aberration", "karyotype"):
+        wrong[column] = pool.table[column].to_numpy()[wrong["image"].to_numpy(dtype=int)]
     return wrong.rename(columns={"image": "pool image"})
 
 
-def aberration_recall(predicted, index, pool):
-    """Per aberration type of the test images: images, how many were called abnormal, and that share (the recall
-    for an aberration, one minus the specificity for "normal")."""
-    frame = pd.DataFrame(
-        {"aberration": pool.table["aberration"].to_numpy()[np.asarray(index)], "called": np.asarray(predicted) == 1}
-    )
-    grouped = frame.groupby("aberration", sort=False)["called"]
-    result = pd.DataFrame({"images": grouped.size(), "called abnormal": grouped.sum().astype(int)})
-    result["share called abnormal"] = result["called abnormal"] / result["images"]
-    order = ["normal"] + sorted(name for name in result.index if name != "normal")
-    return result.loc[[name for name in order if name in result.index]]
+def mc_table(entries):
+    """One row per protocol, model and seed: the referral numbers (`uncertainty.referral_table`)."""
+    from medcnn.uncertainty import referral_table
+
+    if not entries:
+        return pd.DataFrame()
+    summaries = {(e["protocol"], e["model"], e["seed"]): {"row": e["row"], **e["summary"]} for e in entries}
+    return referral_table(summaries, ["protocol", "model", "seed"])
 
 
-def mc_choices(records, protocol, seed=None):
-    """{model name: record} for MC dropout under `protocol`: the VGG16 and InceptionV3 rows with the best validation
-    AUC (Tables 4.1 and 4.2 are one model of each) and our two rows, all of one seed (default the first)."""
-    chosen = [r for r in records if r["group"] == protocol]
-    seed = min(r["seed"] for r in chosen) if seed is None else seed
-    chosen = [r for r in chosen if r["seed"] == seed]
-    picks = {}
-    for backbone, name in BACKBONE_NAMES.items():
-        candidates = [r for r in chosen if r["settings"]["backbone"] == backbone]
-        if candidates:
-            picks[name] = max(candidates, key=lambda r: r["val_roc_auc"])
-    return picks
+def mc_payload(entries):
+    """`mc_dropout` entries for results.json: summaries, wrong cases and recall per aberration (no passes)."""
+    return [
+        {**{key: entry[key] for key in ("protocol", "model", "row", "seed", "path")}, **entry["summary"],
+         "wrong_cases": entry["wrong"].to_dict("records"),
+         "aberration_recall": entry["aberrations"].reset_index().to_dict("records")}
+        for entry in entries
+    ]  # fmt: skip
 
 
-def mc_dropout(records, runs, pools, inputs, run_settings, cache, log=print):
-    """Monte Carlo dropout on the test side of each `mc_choices` model of each protocol.
+def referral_statement(entries, protocol, model):
+    """Whether referring the unsure karyograms helps one model: accuracy on the retained karyograms against
+    accuracy on all, paired by seed (`experiment.compare_rows`)."""
+    from medcnn.experiment import compare_rows
 
-    Returns:
-        {protocol: {model name: {"configuration", "seed", "path" (fast or full passes), "summary" (`mc_summary`),
-        "wrong" (`mc_wrong_cases`), "aberrations" (`aberration_recall` of the vote), "passes" (T, N, 2),
-        "labels", "index"}}}.
-    """
-    from medcnn.experiment import find_run
-    from medcnn.uncertainty import MCDropoutPredictor, summarise_passes
-
-    results = {}
-    for protocol in run_settings["protocols"]:
-        results[protocol] = {}
-        for name, record in mc_choices(records, protocol).items():
-            run, pool = find_run(runs, record), pools[record["seed"]]
-            config = configuration_of(run)
-            size = input_sizes(run_settings)[config.backbone]
-            x = inputs[record["seed"]]["features" if config.stage == 1 else "images"]
-            x = x[config.backbone] if config.stage == 1 else x[size]
-            model = rebuild(run, x, pool.labels, run_settings, cache, log)
-            index = np.asarray(run.split["test"])
-            predictor = MCDropoutPredictor(model)
-            passes = predictor.predict(x[index], run_settings["mc_passes"], seed=record["seed"])
-            path = "the head on the precomputed features, every pass" if config.stage == 1 else predictor.description
-            labels = pool.labels[index]
-            vote = summarise_passes(passes, run_settings["refer_below"])["vote"].to_numpy()
-            results[protocol][name] = {
-                "configuration": record["configuration"],
-                "seed": record["seed"],
-                "path": path,
-                "summary": mc_summary(passes, labels, run_settings["refer_below"]),
-                "wrong": mc_wrong_cases(passes, labels, index, pool, run_settings["refer_below"]),
-                "aberrations": aberration_recall(vote, index, pool),
-                "passes": passes,
-                "labels": labels,
-                "index": index,
-            }
-    return results
-
-
-def best_mc_entry(results, records, protocol="honest"):
-    """The `mc_dropout` entry of `protocol` whose run has the best validation AUC."""
-    auc = {(r["configuration"], r["seed"]): r["val_roc_auc"] for r in records}
-    return max(results[protocol].values(), key=lambda entry: auc[(entry["configuration"], entry["seed"])])
-
-
-def mc_table(results):
-    """One row per protocol and model: the `mc_summary` numbers."""
-    rows = {
-        (protocol, name): {"row": entry["configuration"].rsplit(" | ", 1)[0], **entry["summary"]}
-        for protocol, models in results.items()
-        for name, entry in models.items()
-    }
-    frame = pd.DataFrame.from_dict(rows, orient="index")
-    frame.index.names = ["protocol", "model"]
-    return frame
-
-
-def mc_payload(results):
-    """`mc_dropout` results for results.json: summaries, wrong cases and recall per aberration (no passes)."""
-    return {
-        protocol: {
-            name: {
-                "configuration": entry["configuration"],
-                "seed": entry["seed"],
-                "path": entry["path"],
-                **entry["summary"],
-                "wrong_cases": entry["wrong"].to_dict("records"),
-                "aberration_recall": entry["aberrations"].reset_index().to_dict("records"),
-            }
-            for name, entry in models.items()
-        }
-        for protocol, models in results.items()
-    }
+    chosen = [e for e in entries if e["protocol"] == protocol and e["model"] == model]
+    seeds = [e["seed"] for e in chosen]
+    retained = [e["summary"]["accuracy_retained"] for e in chosen]
+    every = [e["summary"]["accuracy_all"] for e in chosen]
+    labels = ("the karyograms it keeps", "all its test karyograms", "majority-vote accuracy")
+    sentence = compare_rows(retained, every, *labels, paired=True, seeds_a=seeds, seeds_b=seeds).sentence
+    return sentence[0].upper() + sentence[1:]
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -1233,134 +1241,150 @@ def copy_shares(pool, protocol="published"):
     return shares
 
 
-def _cell(summary, row, key):
-    from medcnn.experiment import mean_std
-
-    if row not in summary.index:
-        return "n/a"
-    return mean_std(summary.at[row, f"{key}_mean"], summary.at[row, f"{key}_std"], 3)
-
-
 def _row_records(records, row, protocol):
-    """The run records of Table 5.1 row `row` under `protocol`."""
+    """The run records of row `row` under `protocol`."""
     return [r for r in records if r.get("group") == protocol and r["configuration"] == f"{row} | {protocol}"]
 
 
-def leakage_statement(records, seeds=None):
-    """Test AUC as published against honestly, row by row (paired by seed), on the runs that learned: a row whose
-    runs all collapsed under either protocol is named, not compared."""
-    from medcnn.experiment import truth
+def _compare(records, a_row, b_row, protocol, alpha, a_label=None, b_label=None):
+    """`experiment.learned.compare_learned` of two rows under `protocol` on test AUC: its sentence, or None when
+    either row did not run."""
+    from medcnn.experiment.learned import compare_learned
 
-    parts, collapsed, above = [], [], []
+    a, b = _row_records(records, a_row, protocol), _row_records(records, b_row, protocol)
+    if a and b:
+        return compare_learned(a, b, a_label or f"'{a_row}'", b_label or f"'{b_row}'", alpha=alpha).sentence
+    return None
+
+
+def leakage_statement(records, alpha=0.05):
+    """Test AUC as published minus honestly, row by row (paired by seed), on the runs that learned
+    (`experiment.learned`); rows without such runs under a protocol are named, not compared."""
+    from medcnn.experiment.learned import compare_learned
+
+    parts, skipped, above = [], [], []
     for row in ROWS + OUR_ROWS:
-        published, honest = _row_records(records, row, "published"), _row_records(records, row, "honest")
+        published, honest = (_row_records(records, row, protocol) for protocol in ("published", "honest"))
         if not published or not honest:
             continue
-        if truth.all_collapsed(published) or truth.all_collapsed(honest):
-            collapsed.append(f"'{row}'")
+        verdict = compare_learned(published, honest, "published", "honest", alpha=alpha)
+        if not np.isfinite(verdict.difference):
+            skipped.append(f"'{row}'")
             continue
-        verdict = truth.compare_records(published, honest, "test_roc_auc", "published", "honest", "test AUC", True)
-        if verdict.verdict == "above":
-            above.append(f"'{row}'")
+        above += [f"'{row}'"] if verdict.verdict == "above" else []
         spread = "" if not np.isfinite(verdict.standard_error) else f", standard error {verdict.standard_error:.3f}"
         parts.append(f"'{row}' {verdict.difference:+.3f}{spread} ({verdict.verdict})")
-    text = (
-        "Test AUC, published minus honest protocol, per row on the runs that did not collapse (paired by seed"
-        + (f", {seeds} seed(s)" if seeds else "")
-        + "): "
-        + ("; ".join(parts) if parts else "no row learned under both protocols")
-        + "."
-    )
+    text = "Leakage effect, test AUC published minus honest, per row on the runs that learned (paired by seed): "
+    text += "; ".join(parts) + "." if parts else "no row learned under both protocols."
     if parts:
-        text += (
-            f" The published protocol is above the honest one beyond two standard errors for {len(above)} of "
-            f"{len(parts)} row(s)" + (f" ({', '.join(above)})." if above else ".")
-        )
-    if collapsed:
-        text += f" Every run collapsed under a protocol, so not compared: {', '.join(collapsed)}."
-    paper = TABLE_5_1
-    return text + (
-        f" The thesis' own AUCs, on its published protocol, range from {paper['AUC'].min():.2f} to "
-        f"{paper['AUC'].max():.2f}."
-    )
+        text += f" Above beyond two standard errors for {len(above)} of {len(parts)} row(s)"
+        text += f" ({', '.join(above)})." if above else "."
+    if skipped:
+        text += f" No run learned under a protocol, so not compared: {', '.join(skipped)}."
+    low, high = TABLE_5_1["AUC"].min(), TABLE_5_1["AUC"].max()
+    return text + f" The thesis' AUCs, on its published protocol: {low:.2f}-{high:.2f}."
 
 
-def position_statement(records, protocol="honest"):
-    """Our small CNN (Flatten head) against the best learned row with the thesis' GAP head, on test AUC (paired
-    by seed), under `protocol`."""
-    from medcnn.experiment import truth
+def aberration_table(records, pools, rows, protocol="honest", alpha=0.05):
+    """Share of the test karyograms of each aberration called abnormal, per row, over its runs that learned (every
+    seed's, pooled; a collapsed run calls everything one class): "k/n" cells, normal first (for it the share is
+    false alarms). Rows without a run that learned are left out."""
+    from medcnn.experiment.learned import learned
+    from medcnn.significance import called_positive_by_group
 
-    scratch = _row_records(records, SCRATCH_ROW, protocol)
-    rows = {row: _row_records(records, row, protocol) for row in ROWS + [EXTRA_ROW]}
-    learned = {row: runs for row, runs in rows.items() if runs and not truth.all_collapsed(runs)}
-    if not scratch:
-        return f"Position, {protocol} protocol: the small CNN did not run."
-    if truth.all_collapsed(scratch):
-        return f"Position, {protocol} protocol: every run of our small CNN collapsed to one class."
-    if not learned:
-        return (
-            f"Position, {protocol} protocol: every run of every row with the thesis' GAP head collapsed to one class; "
-            "our small CNN is compared with none of them."
-        )
-    top = max(learned, key=lambda row: np.nanmean(truth.row_values(learned[row], "test_roc_auc")[0]))
-    verdict = truth.compare_records(
-        scratch, learned[top], "test_roc_auc", "our small CNN, whose Flatten head keeps where each chromosome sits,",
-        f"the best row with the thesis' GAP head that learned ('{top}')", "test AUC",
-    )  # fmt: skip
+    columns = {}
+    for row in rows:
+        chosen = [record for record in _row_records(records, row, protocol) if learned(record, alpha)]
+        if not chosen:
+            continue
+        predicted = np.concatenate([np.argmax(r["test_probabilities"], axis=1) for r in chosen])
+        kinds = np.concatenate([pools[r["seed"]].table["aberration"].to_numpy()[r["test_indices"]] for r in chosen])
+        counts = called_positive_by_group(predicted, kinds, first=["normal"])
+        columns[row] = [f"{k}/{n}" for k, n in zip(counts["called positive"], counts["images"])]
+        columns[row] = pd.Series(columns[row], index=counts.index)
+    return pd.DataFrame(columns).fillna("").rename_axis("aberration")
+
+
+def metaphase_intervals(records, pools, run_settings, protocol="honest"):
+    """Test AUC of each run that learned under `protocol`, with a 95 % interval from a bootstrap over the test
+    side's metaphases (`significance.bootstrap_by_group`: the karyograms of one metaphase are resampled together)."""
+    from medcnn.experiment.learned import learned
+    from medcnn.significance import bootstrap_by_group
+
+    rows = []
+    for record in records:
+        if record["group"] != protocol or not learned(record, run_settings["learned_alpha"]):
+            continue
+        pool, index = pools[record["seed"]], np.asarray(record["test_indices"])
+        scores = np.asarray(record["test_probabilities"])[:, 1]
+        hosts = pool.table["host_metaphase"].to_numpy()[index]
+        interval = bootstrap_by_group(pool.labels[index], scores, hosts, "roc_auc",
+                                      run_settings["bootstrap_resamples"], seed=record["seed"])  # fmt: skip
+        rows.append({"row": record["configuration"].rsplit(" | ", 1)[0], "seed": record["seed"],
+                     "test AUC": interval["estimate"], "low": interval["low"], "high": interval["high"],
+                     "metaphases": interval["groups"], "cases": pool.table["host_case"].iloc[index].nunique(),
+                     "karyograms": interval["items"]})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def _search_sentence(search, run_settings):
+    if not search or not search["search"]:
+        return "The Bayesian search finished no trial."
+    chosen = ", ".join(f"{key} {value:.3g}" for key, value in search["search"].items())
+    low, high = search["trials_range"]
+    noise = 2 * search["standard_error"]
+    used = "its choice" if search["used"] == "search" else "the thesis' setting"
     return (
-        f"Position, {protocol} protocol: {verdict.sentence} A karyogram's layout says which chromosome is extra or "
-        "missing; global average pooling keeps what the features hold, not where."
+        f"The Bayesian search ({run_settings['tuner_trials']} trials on the honest training side, validation AUC) "
+        f"chose {chosen}: validation AUC {search['search_score']:.3f} against {search['thesis_score']:.3f} for the "
+        f"thesis' learning rate {search['thesis']['learning_rate']:g} and batch {search['thesis']['batch_size']} "
+        f"under the same budget, {'within' if search['within_noise'] else 'beyond'} two standard errors of a "
+        f"validation AUC here ({noise:.3f}); its trials span {low:.3f}-{high:.3f}"
+        f"{', within that noise' if search['trials_within_noise'] else ''}. {', '.join(map(repr, search['rows']))} "
+        f"use{'s' if len(search['rows']) == 1 else ''} {used}."
     )
 
 
-def findings(records, leaks, weights, feature_std, tuned, run_settings, best, mc, baselines, shares):
+def findings(records, context, run_settings):
     """The sentences only this study prints, each computed from this run's numbers.
 
     Args:
         records: every run record.
-        leaks: `leakage_table` of the first seed's pool.
-        weights: {backbone: weights used}. feature_std: {backbone: std of its features}.
-        tuned: the Bayesian search's best hyper-parameters.
+        context: {"leaks": `leakage_table` of the first seed's pool, "weights": `backbone_weights`, "search":
+            `search_choice`, "mc": `mc_dropout` entries, "baselines": {protocol: `brightness_baseline`}, "shares":
+            `copy_shares`, "intervals": `metaphase_intervals`, "aberrations": `aberration_table` (honest)}.
         run_settings: the scale's settings.
-        best: `best_run(records)` (honest).
-        mc: `mc_dropout` results.
-        baselines: {protocol: `brightness_baseline`}. shares: `copy_shares` of the first seed's pool.
     """
     from medcnn.experiment import stuck_statement
-    from medcnn.experiment import truth
 
-    sentences = []
+    alpha, leaks, sentences = run_settings["learned_alpha"], context["leaks"], []
     published, honest = leaks.loc[("published", "augmented")], leaks.loc[("honest", "augmented")]
     sentences.append(
         f"Leakage, augmented data: as published, {published['copies of a training karyogram']} of "
         f"{published['test']} test karyograms are augmented copies of a training karyogram and "
-        f"{published['share a metaphase with training']} share a metaphase with training (even without augmentation "
-        f"{leaks.loc[('published', 'original'), 'share a metaphase with training']} of "
-        f"{leaks.loc[('published', 'original'), 'test']}, since one metaphase hosts several karyograms); under the "
-        f"honest protocol {honest['copies of a training karyogram']} and {honest['share a metaphase with training']}."
+        f"{published['share a metaphase with training']} share a metaphase with training; honestly "
+        f"{honest['copies of a training karyogram']} and {honest['share a metaphase with training']}."
     )
-    summaries = {protocol: protocol_summary(records, protocol) for protocol in run_settings["protocols"]}
-    seeds = int(max(summary["runs"].max() for summary in summaries.values()))
-    sentences.append(leakage_statement(records, seeds))
-    paper = TABLE_5_1
-    for protocol in summaries:
-        original, augmented = _row_records(records, ROWS[0], protocol), _row_records(records, ROWS[2], protocol)
-        if not original or not augmented:
-            continue
-        collapsed = [
-            f"'{row}'" for row, runs in ((ROWS[0], original), (ROWS[2], augmented)) if truth.all_collapsed(runs)
-        ]
-        if collapsed:
-            said = f"every run of {' and '.join(collapsed)} collapsed to one class, so the two are not compared"
-        else:
-            said = truth.compare_records(
-                augmented, original, "test_roc_auc", "augmented data", "original data", "test AUC"
-            ).sentence.rstrip(".")
+    missing = [BACKBONE_NAMES[name] for name, used in context["weights"].items() if used != "imagenet"]
+    if missing:
         sentences.append(
-            f"{protocol.capitalize()} protocol, original vs augmented data (VGG16): {said} (thesis: "
-            f"{paper.at[ROWS[0], 'AUC']:.2f} vs {paper.at[ROWS[2], 'AUC']:.2f})."
+            f"{' and '.join(missing)} have no ImageNet weights here (offline; on Colab they download): their rows show "
+            f"'{NEEDS_WEIGHTS}' beside the thesis and did not run. MobileNetV2, whose ImageNet weights are staged, "
+            "runs Table 5.1's protocol in their place: original vs augmented data, the last block, the last two "
+            "blocks and the whole network trained (BatchNorm in inference mode)."
         )
-    train_shares = shares["train"]
+    sentences.append(leakage_statement(records, alpha))
+    for protocol in run_settings["protocols"]:
+        pairs = [(STAND_IN_ROWS[1], STAND_IN_ROWS[0])] + [(row, STAND_IN_ROWS[1]) for row in STAND_IN_ROWS[2:]]
+        pairs += [(ROWS[2], ROWS[0]), (ROWS[4], ROWS[2]), (ROWS[5], ROWS[2]), (ROWS[3], ROWS[1]), (ROWS[6], ROWS[3])]
+        said = [_compare(records, a_row, b_row, protocol, alpha) for a_row, b_row in pairs]
+        compared = [sentence for sentence in said if sentence and not sentence.startswith("no run")]
+        skipped = [f"'{a}' vs '{b}'" for (a, b), sentence in zip(pairs, said) if sentence and sentence.startswith("no")]
+        sentences += [f"{protocol.capitalize()} protocol: {sentence}" for sentence in compared]
+        if skipped:
+            sentences.append(f"{protocol.capitalize()} protocol, not compared (a row without a run that learned): "
+                             f"{', '.join(skipped)}.")  # fmt: skip
+    baselines, shares = context["baselines"], context["shares"]["train"]
     grey = {protocol: baselines[protocol]["balanced_accuracy"] for protocol in ("published", "honest")}
     meaning = (
         "copies look different, and the published test side is full of them"
@@ -1368,42 +1392,59 @@ def findings(records, leaks, weights, feature_std, tuned, run_settings, best, mc
         else "at this scale the copies' grey level does not give the classes away"
     )
     sentences.append(
-        f"Augmenting to the thesis' counts makes copies {train_shares['abnormal']:.0%} of the abnormal and "
-        f"{train_shares['normal']:.0%} of the normal training karyograms (published split); a logistic regression on "
-        f"the mean grey level alone reaches balanced test accuracy {grey['published']:.3f} as published and "
+        f"Augmenting to the thesis' counts makes copies {shares['abnormal']:.0%} of the abnormal and "
+        f"{shares['normal']:.0%} of the normal training karyograms (published split); a logistic regression on the "
+        f"mean grey level alone reaches balanced test accuracy {grey['published']:.3f} as published and "
         f"{grey['honest']:.3f} honestly: {meaning}."
     )
-    random = [BACKBONE_NAMES[name] for name, used in weights.items() if used != "imagenet"]
-    if random:
-        spread = ", ".join(f"{BACKBONE_NAMES[name]} {value:.2g}" for name, value in feature_std.items())
+    sentences.append(_search_sentence(context["search"], run_settings))
+    for protocol in run_settings["protocols"]:
+        said = _compare(records, FLATTEN_ROW, GAP_ROW, protocol, alpha, "the small CNN with Flatten",
+                        "the same CNN with GAP in place of Flatten")  # fmt: skip
+        if said:
+            sentences.append(f"Position control, {protocol} protocol: {said}")
+    said = _compare(records, RESOLUTION_ROW, FLATTEN_ROW, "honest", alpha)
+    if said:
+        size = "x".join(map(str, run_settings["resolution_size"]))
         sentences.append(
-            f"{' and '.join(random)} ran with random weights (no ImageNet file offline; on Colab they download): "
-            f"their rows say nothing about transfer learning. Standard deviation of the frozen features: {spread}."
+            f"Resolution, honest protocol ({size} px against {run_settings['scratch_size'][0]} px): {said}"
         )
-    chosen = ", ".join(
-        f"{key} {value:.3g}" if isinstance(value, float) else f"{key} {value}" for key, value in tuned.items()
-    )
-    searched = BACKBONE_NAMES[run_settings["tuner_backbone"]]
-    sentences.append(
-        f"The Bayesian search ({run_settings['tuner_trials']} trials on the {searched} "
-        f"head, honest validation AUC) chose {chosen or 'nothing (no trial finished)'}; the thesis chose learning "
-        f"rate {run_settings['learning_rate']:g} and batch size {run_settings['batch_size']}, which every row uses."
-    )
-    for protocol, models in mc.items():
-        for name, entry in models.items():
-            numbers = entry["summary"]
-            sentences.append(
-                f"MC dropout, {protocol}, {name} ('{entry['configuration'].rsplit(' | ', 1)[0]}'): "
-                f"{numbers['passes']} passes, {numbers['referred']} of {numbers['images']} test karyograms referred "
-                f"(confidence < {run_settings['refer_below']:.0%}); majority-vote accuracy "
-                f"{numbers['accuracy_all']:.3f} on all, {numbers['accuracy_not_referred']:.3f} on the rest; "
-                f"ECE {numbers['ece']:.3f}."
+    found = context["aberrations"]
+    for kind in ("deletion", "translocation"):
+        if kind in found.index:
+            cells = ", ".join(f"'{row}' {cell}" for row, cell in found.loc[kind].items() if cell)
+            sentences.append(f"Honest test {kind}s called abnormal (every seed): {cells}.")
+    entries = context["mc"]
+    for protocol in run_settings["protocols"]:
+        names = dict.fromkeys(e["model"] for e in entries if e["protocol"] == protocol)
+        if not names:
+            sentences.append(f"MC dropout, {protocol} protocol: no model learned (validation AUC clearly above 0.5), "
+                             "so none was run.")  # fmt: skip
+        for name in names:
+            chosen = [e for e in entries if e["protocol"] == protocol and e["model"] == name]
+            numbers = "; ".join(
+                f"seed {e['seed']}: {e['summary']['referred']} of {e['summary']['images']} referred, accuracy "
+                f"{e['summary']['accuracy_all']:.3f} on all, {e['summary']['accuracy_retained']:.3f} on the rest, "
+                f"ECE {e['summary']['ece']:.3f}"
+                for e in chosen
             )
-    sentences.append(position_statement(records))
+            sentences.append(
+                f"MC dropout, {protocol}, {name} ('{chosen[0]['row']}', {chosen[0]['summary']['passes']} passes, "
+                f"referral below {run_settings['refer_below']:.0%}): {numbers}. "
+                + referral_statement(entries, protocol, name)
+            )
+    best = best_run(records, "honest")
+    intervals = context["intervals"]
+    row = best["configuration"].rsplit(" | ", 1)[0]
+    mine = intervals[(intervals["row"] == row) & (intervals["seed"] == best["seed"])] if len(intervals) else []
+    spread = "" if not len(mine) else (
+        f"; 95 % interval over its {mine['metaphases'].iloc[0]} test metaphases ({mine['cases'].iloc[0]} cases): "
+        f"{mine['low'].iloc[0]:.3f}-{mine['high'].iloc[0]:.3f}"
+    )  # fmt: skip
     sentences.append(
         f"Best run on the honest validation AUC: '{best['configuration']}' (seed {best['seed']}): test accuracy "
-        f"{best['test_accuracy']:.3f}, balanced {best['test_balanced_accuracy']:.3f}, AUC {best['test_roc_auc']:.3f} "
-        "on karyograms of cases it never saw; this is the exported model."
+        f"{best['test_accuracy']:.3f}, balanced {best['test_balanced_accuracy']:.3f}, AUC {best['test_roc_auc']:.3f}"
+        f"{spread}, on karyograms of cases it never saw; this is the exported model."
     )
     sentences.append(stuck_statement(records))
     return sentences
@@ -1419,7 +1460,8 @@ def readme_section(payload, scale="cpu"):
     if any(isinstance(value, dict) for value in counts.values()):  # counts per part of the pool: per class
         totals = {name: sum(part.get(name, 0) for part in counts.values()) for name in CLASS_NAMES}
         payload = {**payload, "run": {**payload["run"], "data": {**payload["run"]["data"], "counts": totals}}}
-    notes = row_notes(payload.get("weights") or payload["run"].get("weights"))
+    ran = {run["configuration"].rsplit(" | ", 1)[0] for run in payload.get("runs", [])}
+    notes = row_notes(payload.get("weights") or payload["run"].get("weights"), ran)
     text = section(
         payload,
         table_id("published"),
@@ -1438,56 +1480,55 @@ def readme_section(payload, scale="cpu"):
 # The plan: what a scale would train, without training it (`python -m medcnn plan kth --scale cpu`)
 
 PLAN_LEAVES_OUT = (
-    "composing and augmenting the karyograms, Monte Carlo dropout (`mc_passes` inference passes over the test "
-    "side of the chosen models), evaluation and export"
+    "composing and augmenting the karyograms, Monte Carlo dropout (`mc_passes` passes over the test side of the "
+    "models that learned), the bootstrap, evaluation and export"
 )
-FINE_TUNED_MODELS = {("vgg16", 1): "vgg16 last block", ("vgg16", 2): "vgg16 last two blocks",
-                     ("inception_v3", "all"): "inception_v3 whole"}  # fmt: skip
+FINE_TUNED_MODELS = {1: "last block", 2: "last two blocks", "all": "whole"}
 
 
 def plan_runs(run_settings, data_dir=None):
-    """Per seed, each backbone's features of the whole pool, then the search (once) and the rows the notebook
-    trains (stage one, the small CNN, stage two) under both protocols, as `experiment.estimate.PlannedRun`s.
+    """Per seed, the backbone features of the pool, then the search (once) and the rows the notebook trains
+    (stage one, the small CNN, stage two) under both protocols, as `experiment.estimate.PlannedRun`s.
 
-    The karyograms are composed from the staged chromosomes in the settings' counts, so the counts come from the
-    settings, not from files (`data_dir` is not read): a pool holds about twice the augmented count (the published
-    karyograms and their copies, the honest training side and its copies, honest validation and test), a training
-    side `split_ratios[0]` of the original or augmented count.
+    The karyograms are composed in the settings' counts, so the counts come from the settings (`data_dir` is not
+    read): a pool holds about twice the augmented count, a training side `split_ratios[0]` of the original or
+    augmented count. VGG16's and InceptionV3's rows are planned where weights are required (`allow_random_weights`
+    False: the full scale, on Colab, where they download); offline they do not run.
     """
     from medcnn.experiment.estimate import PlannedRun
 
-    original, augmented = sum(run_settings["original_counts"].values()), sum(run_settings["augmented_counts"].values())
-    train = {data: round(run_settings["split_ratios"][0] * n) for data, n in (("original", original),
-                                                                               ("augmented", augmented))}  # fmt: skip
-    sizes = input_sizes(run_settings)
+    augmented = sum(run_settings["augmented_counts"].values())
+    train = {data: round(run_settings["split_ratios"][0] * sum(run_settings[f"{data}_counts"].values()))
+             for data in ("original", "augmented")}  # fmt: skip
+    thesis = "random" if run_settings["allow_random_weights"] else "imagenet"
+    configurations = configurations_to_run(
+        run_settings, {"vgg16": thesis, "inception_v3": thesis, STAND_IN: "imagenet"}
+    )
     patience = run_settings["early_stopping_patience"]
     epochs_of = {1: run_settings["epochs"], 0: run_settings["scratch_epochs"], 2: run_settings["fine_tune_epochs"]}
     planned = []
     for seed in run_settings["seeds"]:
+        passes = dict.fromkeys((c.backbone, c.stage) for c in configurations if c.stage and c.trainable != "all")
         planned += [
-            PlannedRun(f"{BACKBONE_NAMES[name]} features of the pool", seed, "feature extraction", name, 1,
-                       2 * augmented, sizes[name])
-            for name in sizes if name != SCRATCH_BACKBONE
+            PlannedRun(f"{BACKBONE_NAMES[name]} {'stem' if stage == 2 else 'features'} of the pool", seed,
+                       "feature extraction", name, 1, 2 * augmented, tuple(run_settings[SIZE_KEYS[name]]))
+            for name, stage in passes
         ]  # fmt: skip
         if seed == run_settings["seeds"][0]:
-            searched = run_settings["tuner_backbone"]
-            planned.append(
-                PlannedRun(f"search: {run_settings['tuner_trials']} trials x {run_settings['tuner_epochs']} epochs, "
-                           f"{BACKBONE_NAMES[searched]} head", seed, "frozen-feature head", f"kth_head:{searched}",
-                           run_settings["tuner_trials"] * run_settings["tuner_epochs"], train["augmented"])
-            )  # fmt: skip
-        for configurations in (STAGE_ONE, FROM_SCRATCH, STAGE_TWO):
-            for protocol in run_settings["protocols"]:
-                for config in configurations:
-                    epochs = epochs_of[config.stage]
+            searched, trials = run_settings["tuner_backbone"], run_settings["tuner_trials"] + 1
+            planned.append(PlannedRun(f"search: {trials - 1} trials and the thesis' setting x "
+                                      f"{run_settings['tuner_epochs']} epochs, {BACKBONE_NAMES[searched]} head", seed,
+                                      "frozen-feature head", f"kth_head:{searched}",
+                                      trials * run_settings["tuner_epochs"], train["augmented"]))  # fmt: skip
+        for stage in (1, 0, 2):
+            for config in (c for c in configurations if c.stage == stage):
+                for protocol in [p for p in run_settings["protocols"] if config.protocol in (None, p)]:
+                    epochs = epochs_of[stage]
                     stops = bool(patience) and patience < epochs
-                    if config.stage == 1:
-                        kind, model, size = "frozen-feature head", f"kth_head:{config.backbone}", None
-                    elif config.stage == 0:
-                        kind, model, size = "from scratch", "kth_scratch_cnn", sizes[config.backbone]
-                    else:
-                        kind, size = "fine-tuning", sizes[config.backbone]
-                        model = FINE_TUNED_MODELS.get((config.backbone, config.trainable), config.backbone)
+                    size = None if stage == 1 else config.input_size(run_settings)
+                    kind, model = ("frozen-feature head", f"kth_head:{config.backbone}") if stage == 1 else (
+                        ("from scratch", "kth_scratch_cnn") if stage == 0 else
+                        ("fine-tuning", f"{config.backbone} {FINE_TUNED_MODELS.get(config.trainable)}"))  # fmt: skip
                     planned.append(PlannedRun(config.label(protocol), seed, kind, model, epochs, train[config.data],
                                               size, stops))  # fmt: skip
     return planned
