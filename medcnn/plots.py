@@ -321,3 +321,73 @@ def plot_predictions(
         figure.suptitle(title)
     save_figure(figure, path)
     return figure
+
+
+def plot_image_pairs(images, pairs, titles=None, max_pairs=6, path=None, empty="no pairs", title=None):
+    """Pairs of images one above the other, one pair per column: e.g. a kept image above the duplicate removed.
+
+    Args:
+        images: images as in `plot_image_grid`.
+        pairs: (top index, bottom index) pairs into `images`, shown in the order given.
+        titles: optional (top title, bottom title) per pair.
+        max_pairs: at most this many pairs (columns) are shown.
+        path: optional PNG path.
+        empty: the text shown when there is no pair.
+
+    Returns:
+        The Figure (2 rows of axes; with no pair, one empty panel that says `empty`).
+    """
+    pairs = [(int(top), int(bottom)) for top, bottom in list(pairs)[:max_pairs]]
+    titles = list(titles or [])[: len(pairs)]
+    if titles and len(titles) != len(pairs):
+        raise ValueError(f"`titles` must hold one (top, bottom) pair per pair shown ({len(pairs)}). "
+                         f"Received: {len(titles)} titles")  # fmt: skip
+    figure = Figure(figsize=(2.0 * max(1, len(pairs)), 4.4), layout="constrained")
+    axes = figure.subplots(2, max(1, len(pairs)), squeeze=False)
+    if not pairs:
+        for ax in axes.ravel():
+            ax.set_axis_off()
+        axes[0, 0].text(0.5, 0.5, empty, ha="center", va="center")
+    for column, indices in enumerate(pairs):
+        for row, index in enumerate(indices):
+            _show_image(axes[row, column], images[index])
+            if titles:
+                axes[row, column].set_title(str(titles[column][row]), fontsize="small")
+    if title:
+        figure.suptitle(title)
+    save_figure(figure, path)
+    return figure
+
+
+def plot_selected_images(images, indices, titles=None, max_images=12, columns=6, path=None, empty="none", title=None):
+    """Chosen images (e.g. the outliers a forest removed, most anomalous first), in the order given, with titles.
+
+    Args:
+        images: images as in `plot_image_grid`.
+        indices: indices into `images`.
+        titles: optional title per index (e.g. its class and score).
+        max_images: at most this many images are shown.
+        columns: images per row.
+        path: optional PNG path.
+        empty: the text shown when `indices` is empty.
+
+    Returns:
+        The Figure.
+    """
+    indices = np.asarray(indices, dtype=int)[:max_images]
+    titles = list(titles or [])[: len(indices)]
+    if titles and len(titles) != len(indices):
+        raise ValueError(f"`titles` must hold one title per image shown ({len(indices)}). "
+                         f"Received: {len(titles)} titles")  # fmt: skip
+    figure, axes = _grid(max(1, len(indices)), columns, cell=(2.0, 2.2))
+    if not len(indices):
+        axes[0].set_axis_off()
+        axes[0].text(0.5, 0.5, empty, ha="center", va="center")
+    for position, index in enumerate(indices):
+        _show_image(axes[position], images[index])
+        if titles:
+            axes[position].set_title(str(titles[position]), fontsize="small")
+    if title:
+        figure.suptitle(title)
+    save_figure(figure, path)
+    return figure

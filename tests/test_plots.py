@@ -148,3 +148,28 @@ def test_predictions_titles_and_colours(tmp_path):
 def test_predictions_length_mismatch():
     with pytest.raises(ValueError, match="must have the same length"):
         plots.plot_predictions(np.zeros((2, 4, 4)), [0, 1], [0], ["a", "b"])
+
+
+def test_image_pairs_top_above_bottom_with_titles(tmp_path):
+    images = np.stack([np.full((6, 6, 3), value, dtype=np.uint8) for value in (10, 20, 30, 40)])
+    figure = plots.plot_image_pairs(images, [(0, 2), (1, 3)], [("kept a", "removed c"), ("kept b", "removed d")],
+                                    path=tmp_path / "pairs.png")  # fmt: skip
+    assert titles(figure) == ["kept a", "kept b", "removed c", "removed d"]  # row by row: tops, then bottoms
+    assert figure.axes[2].images[0].get_array()[0, 0, 0] == 30  # the bottom of the first pair is image 2
+    assert_png(tmp_path / "pairs.png")
+    shown = plots.plot_image_pairs(images, [(0, 1)] * 9, max_pairs=3)
+    assert len(shown.axes) == 6
+    nothing = plots.plot_image_pairs(images, [], empty="no duplicates found")
+    assert nothing.axes[0].texts[0].get_text() == "no duplicates found"
+    with pytest.raises(ValueError, match="Received: 1 titles"):
+        plots.plot_image_pairs(images, [(0, 1), (2, 3)], [("a", "b")])
+
+
+def test_selected_images_in_the_order_given():
+    images = np.stack([np.full((6, 6, 3), value, dtype=np.uint8) for value in (10, 20, 30)])
+    figure = plots.plot_selected_images(images, [2, 0], ["c 0.41", "a 0.52"], columns=6)
+    assert titles(figure)[:2] == ["c 0.41", "a 0.52"] and len(figure.axes) == 2
+    assert figure.axes[0].images[0].get_array()[0, 0, 0] == 30
+    assert plots.plot_selected_images(images, [], empty="no outliers").axes[0].texts[0].get_text() == "no outliers"
+    with pytest.raises(ValueError, match="Received: 1 titles"):
+        plots.plot_selected_images(images, [0, 1], ["a"])

@@ -1,18 +1,20 @@
 """an2dl: 8 classes of peripheral blood cells with transfer learning (AN2DL homework report, 2024).
 
 The published Table 2, Table 3 and the fine-tuning F1 as data, the citation, the settings per scale, the rows
-(four study backbones with the study's head, MobileNetV2, fine-tuning, three custom CNNs), the data protocol
+(four study backbones with the study's head, MobileNetV2 with its ImageNet weights as their stand-in offline, its
+last stage fine-tuned as in Table 3, three custom CNNs, and our own row at BloodMNIST's level), the data protocol
 (PBC drawn in the homework's class proportions, duplicates and isolation-forest outliers removed, an untouched test
 split beside the study's 80/20 split) and the sentences only this study prints. The homework's own 96 x 96 set is
 not public; the notebook uses the PBC images it came from (Acevedo et al. 2020, staged as `pbc`), resized to
 96 x 96 by the saved model's own preprocessing, or the homework's npz when a user has it.
 
 Frozen-backbone rows train the head on features computed once (exactly the published first stage, whose backbone
-is frozen and whose augmentation is offline); fine-tuning trains the last block and the head on the features of
+is frozen and whose augmentation is offline); fine-tuning trains the last stage and the head on the features of
 the blocks before it. Runs, caching, summaries, export and outputs come from `medcnn.experiment`.
 """
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
+from functools import partial
 
 import numpy as np
 
@@ -79,6 +81,7 @@ METRIC_KEYS = {
     "Table 3": {"accuracy %": "accuracy"},
     "Fine-tuning F1": {"F1 %": "val_f1_max"},
 }
+STUDY_GAIN = 10.86  # F1 points the study's fine-tuning added (section 3.4: 87.33 % to 98.19 %)
 
 # The homework's data (section 2.1): 13,759 images; after duplicates and outliers were removed the largest class
 # (6, neutrophil) held 2,280 images and the smallest (0, basophil) 817. The report prints no other class count.
@@ -108,10 +111,12 @@ ANCHOR = {
         "validation and 3,421 test images, the model chosen on validation and reported on test"
     ),
 }
+TARGET_ACCURACY = 0.96  # what our row aims for on the untouched test split (issue 24: BloodMNIST's level)
 
 FINE_TUNED = FINE_TUNING.index[0]  # "ResNet50, last block fine-tuned"
 TRANSFER = "MobileNetV2, ImageNet weights (not in the study)"
-TRANSFER_FINE_TUNED = "MobileNetV2, last block fine-tuned (not in the study)"
+TRANSFER_FINE_TUNED = "MobileNetV2, last stage fine-tuned (not in the study)"
+OURS = "ours: MobileNetV2, every block fine-tuned, larger inputs (not in the study)"
 K = len(CLASS_NAMES)
 BACKBONE_ROWS = dict(zip(BACKBONES, TABLE_2.index))  # registry name -> Table 2 row
 CUSTOM_ROWS = {
@@ -151,13 +156,16 @@ _COMMON = {
     "transfer_backbone": "mobilenet_v2",
     "weights": "imagenet",
     # Each seed draws its own offline augmented copies and, for a backbone whose ImageNet weights are unavailable,
-    # its own random weights (`prepare_inputs`: features per backbone and seed, all kept in memory); ImageNet
-    # weights are the same for every seed. `seeding` records this in results.json.
+    # its own random weights (`make_runs`); ImageNet weights are the same for every seed (`seeding`).
     # Ours: a Normalization layer (training-side mean and variance) between the pooling and the study's head. Random
     # backbones give features of very different scales (InceptionV3's are about 1e-4), which the study's head
     # cannot learn from; full scale (ImageNet weights) uses the head as published.
     "standardise_features": True,
-    "l2": 0.01,  # not stated; 0.01 is what Keras' kernel_regularizer="l2" means (medcnn.models.heads.an2dl_head)
+    # Not stated; 0.01 is what Keras' kernel_regularizer="l2" means (`models.heads.an2dl_head`). On 1,280 MobileNetV2
+    # features it adds about 11 to the loss at initialisation (cross-entropy: ln 8 = 2.1), so the head's first
+    # epochs mostly shrink its weights: kept for the study's rows, said in the findings (`l2_penalty_at_start`);
+    # our row's head has none.
+    "l2": 0.01,
     "optimizer": "lion",
     "learning_rate": 1e-4,
     "loss": "sparse_categorical_crossentropy",
@@ -166,20 +174,47 @@ _COMMON = {
     "reduce_lr": {"monitor": "val_accuracy", "factor": 0.5, "patience": 5, "min_lr": 1e-7},  # factor, patience: ours
     "early_stopping": {"monitor": "val_loss", "patience": 15, "restore_best_weights": True},
     "class_weight": "balanced",  # inversely proportional to the class counts of the training side
-    "fine_tune": {"backbones": ("resnet50", "mobilenet_v2"), "blocks": 1, "learning_rate": 1e-5},
+    # The study's "last block" of ResNet50 is conv5, its whole last stage (3 bottleneck blocks at 1/32 of the input,
+    # 15 of its 23.5 M weights): the registry's last named block. MobileNetV2's stage at the same stride is block_13
+    # to block_16 and Conv_1: its last 5 named blocks. BatchNormalization stays in inference mode.
+    "fine_tune": {
+        "backbones": ("resnet50", "mobilenet_v2"),
+        "blocks": {"resnet50": 1, "mobilenet_v2": 5},
+        "learning_rate": 1e-5,
+    },
+    # Our row (not the study's): what its pipeline allows on the way to BloodMNIST's level. MobileNetV2 with its
+    # ImageNet weights, every block trained (BatchNormalization in inference mode), larger inputs decoded from the
+    # raw files and cut to their centre inside the model (the cell: about 40 % of a PBC image's side), the study's
+    # augmentation drawn afresh every batch, a head of its own, Lion, class weights, and a longer schedule that early
+    # stopping ends.
+    "ours": {
+        "backbone": "mobilenet_v2",
+        "image_size": (224, 224),
+        "crop": (128, 128),
+        "blocks": "all",
+        "dropout": 0.3,  # its head: pooling, dropout, softmax, no L2 (the study's hidden layers learn slowly at 3e-5)
+        "learning_rate": 3e-5,
+        "batch_size": 32,
+        "epochs": 40,
+        "reduce_lr": {"monitor": "val_loss", "factor": 0.5, "patience": 3, "min_lr": 1e-7},
+        "early_stopping": {"monitor": "val_loss", "patience": 8, "restore_best_weights": True},
+    },
 }
 
 SETTINGS = {
     "smoke": {
         **_COMMON,
-        "largest_class": 100,  # neutrophils drawn, the others in the homework's proportions (120: 183 s in all)
+        "largest_class": 100,  # neutrophils drawn, the others in the homework's proportions
         "augment_copies": 1,  # offline augmented copies of every image (the study built an augmented set)
         "epochs": 10,
-        "fine_tune_epochs": 2,  # ResNet50's last block trains at ~32 images/s here: the smoke run's longest row
+        "fine_tune_epochs": 3,
         "custom_epochs": 2,
         "seeds": [0],
         "group_seeds": {},  # {group: [seeds]} overrides `seeds` for a group
         "allow_random_weights": True,
+        # offline, fine-tuning a random ResNet50 says nothing about the study's claim: MobileNetV2 stands in
+        "fine_tune": {**_COMMON["fine_tune"], "backbones": ("mobilenet_v2",)},
+        "ours": {**_COMMON["ours"], "image_size": (160, 160), "crop": (96, 96), "epochs": 6},
     },
     "full": {
         **_COMMON,
@@ -194,21 +229,24 @@ SETTINGS = {
         "allow_random_weights": False,
     },
 }
-# The largest protocol that fits about 2 hours on 2 CPU cores: the study's epochs (30, fine-tuning 70), batch size,
-# callbacks and rows on every staged image the homework's proportions allow (1,661 of the 2,592 staged), two
-# augmented copies per image, three seeds (the custom CNNs, reference rows, one); the four study backbones with
-# random weights where their ImageNet files are not available (recorded as such). Estimated from rates measured on
-# this CPU (scaled to ResNet50-96 inference at 197 images/s on 2 free cores): about 3 min of features, 4 min of
-# heads, up to 18 min per seed for ResNet50's 70 fine-tuning epochs (less when early stopping ends them), 1 min
-# per seed for MobileNetV2's, 14 min for the custom CNNs: 60 to 80 minutes. Measured (results/an2dl/cpu): 2 h 22 min
-# elapsed, nearly all of it training, mostly ResNet50's fine-tuning (28-38 min per seed at about 35 s per epoch: its
-# small-batch steps keep one core busy), partly beside other jobs.
+# The largest protocol that fits about 2 hours on 2 CPU cores (`make plan-an2dl SCALE=cpu`): the study's epochs
+# (30, fine-tuning up to 70), batch size, callbacks and rows on every staged image the homework's proportions
+# allow (1,661 of the 2,592 staged), one augmented copy per image, three seeds for every row (the custom CNNs
+# too, before any is called best; 20 epochs each, the report gives them no budget), the four study backbones with
+# random weights where their ImageNet files are not available (their rows say so and sit apart from the paper's
+# numbers), MobileNetV2's last stage fine-tuned as Table 3's stand-in (fine-tuning a random ResNet50 is left to
+# `full`), and our row on 224x224 images cut to their central 128x128. `make plan-an2dl SCALE=cpu`: 45 runs and
+# feature passes, 96.5 min estimated on 2 free cores (at most: early stopping cuts the capped epochs), of which the
+# custom CNNs take 51 min, our row 21 and the last stage's fine-tuning 15; decoding, cleaning, evaluation and
+# export add a few minutes. Our row's model and schedule, tried on seed 0's split: test accuracy 0.964 (14 epochs).
 SETTINGS["cpu"] = {
     **SETTINGS["full"],
-    "augment_copies": 2,
+    "augment_copies": 1,
     "standardise_features": True,
-    "group_seeds": {"custom": [0]},
+    "custom_epochs": 20,
     "allow_random_weights": True,
+    "fine_tune": SETTINGS["smoke"]["fine_tune"],
+    "ours": _COMMON["ours"],
 }
 
 
@@ -449,24 +487,6 @@ def cleaning_summary(pairs, infos, splits, best, labels):
     }
 
 
-def example_files(data, indices, folder):
-    """Raw files of `indices` for `python -m medcnn predict`: the source files, or PNGs written from npz images."""
-    from pathlib import Path
-
-    from PIL import Image
-
-    if data.paths is not None:
-        return [str(data.paths[i]) for i in indices]
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    files = []
-    for index in indices:
-        path = folder / f"image{index:05d}_{CLASS_NAMES[data.labels[index]]}.png"
-        Image.fromarray(np.clip(np.rint(data.images[index]), 0, 255).astype(np.uint8)).save(path)
-        files.append(str(path))
-    return files
-
-
 def augmentation(run_settings, seed=0):
     """The study's augmentation (rotation, flips, zoom, brightness, Gaussian noise; no translation) on [0, 255]."""
     from medcnn.augment import rotation_flip_zoom_brightness_noise
@@ -476,108 +496,34 @@ def augmentation(run_settings, seed=0):
 
 def augmented_images(images, copies, run_settings, seed=0):
     """(N * (1 + copies), H, W, 3) float32: the images, then `copies` augmented versions of every one (offline, as
-    the study built its augmented set). Copy k of image i sits at `k * N + i`."""
-    from medcnn.data.loaders import ImageSet
-    from medcnn.data.offline_augment import expand
+    the study built its augmented set; `data.image_sets.images_with_copies`). Copy k of image i sits at k * N + i."""
+    from medcnn.data.image_sets import images_with_copies
 
-    images = np.asarray(images, dtype=np.float32)
-    if not copies:
-        return images
-    holder = ImageSet(labels=np.zeros(len(images), dtype=int), class_names=["all"], images=images)
-    return expand(holder, copies, augmentation(run_settings, seed), seed=seed).images
-
-
-def with_copies(split, n, copies):
-    """`split` with the augmented copies of its training images added to the training side (never to validation
-    or test); indices follow `augmented_images`."""
-    train = np.asarray(split["train"])
-    return {**split, "train": np.concatenate([train + k * n for k in range(copies + 1)])}
+    return images_with_copies(images, copies, augmentation(run_settings, seed), seed=seed)
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Backbones and their features
-
-
-def backbone_model(name, run_settings, seed=0):
-    """The backbone `name` at the scale's image size, preprocessing inside, [0, 255] inputs; ImageNet weights (the
-    same for every seed), or (where allowed) random ones drawn from the run's `seed`, the same on every call with
-    that seed. Returns (backbone, weights used)."""
-    from medcnn.models.features import seeded_backbone
-
-    return seeded_backbone(
-        name,
-        (*run_settings["image_size"], 3),
-        seed,
-        run_settings["weights"],
-        allow_random=run_settings["allow_random_weights"],
-        input_max=255.0,
-        freeze=False,  # fine-tuning unfreezes blocks itself; the exported model keeps Keras' default flags
-    )
-
-
-def backbone_features(name, images, run_settings, stem_blocks=0, seed=0):
-    """The frozen backbone's features of every image, computed once (per `seed`: see `backbone_model`).
-
-    Returns:
-        {"pooled": (M, 1, 1, C) global-average-pooled output (the head's GAP of it is the identity, so a head
-        trained on it works on the unpooled map unchanged), "stem": the input of the last `stem_blocks` blocks
-        (None for 0), "weights": "imagenet" or "random", "seconds", "images_per_s"}.
-    """
-    import time
-
-    import keras
-
-    from medcnn.models.transfer import split_backbone
-
-    backbone, weights = backbone_model(name, run_settings, seed)
-    outputs = [keras.layers.GlobalAveragePooling2D(keepdims=True, name="pooled")(backbone.output)]
-    if stem_blocks:
-        outputs.append(split_backbone(backbone, stem_blocks, name)[0].output)
-    extractor = keras.Model(backbone.input, outputs, name=f"{name}_features")
-    started = time.perf_counter()
-    values = extractor.predict(
-        np.asarray(images, dtype=np.float32), batch_size=run_settings["predict_batch_size"], verbose=0
-    )
-    seconds = time.perf_counter() - started
-    values = values if isinstance(values, (list, tuple)) else [values]
-    keras.backend.clear_session()
-    return {
-        "pooled": np.asarray(values[0], dtype=np.float32),
-        "stem": np.asarray(values[1], dtype=np.float32) if stem_blocks else None,
-        "weights": weights,
-        "seconds": seconds,
-        "images_per_s": len(images) / seconds,
-    }
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Configurations, models and runs
+# Configurations, features and models
 
 
 @dataclass(frozen=True)
 class Configuration:
     """One row. `group`: "table2" (a study backbone, frozen, with the study's head), "transfer" (MobileNetV2, the
-    same), "fine_tune" (the last `blocks` of `backbone` unfrozen, starting from the `stage_one` row's head) or
-    "custom" (a CNN from scratch, `model` in `CUSTOM_ROWS`). None fields take the scale's setting."""
+    same), "fine_tune" (the last `blocks` of `backbone` unfrozen, starting from the `stage_one` row's head), "ours"
+    (our row: every block of `backbone` trained on larger images, `settings["ours"]`) or "custom" (a CNN from
+    scratch, `model` in `CUSTOM_ROWS`). None fields take the scale's setting."""
 
     label: str
     group: str
     backbone: str = None
     model: str = None
     stage_one: str = None
-    blocks: int = None
+    blocks: object = None
     learning_rate: float = None
 
     def settings(self):
         """What defines the run (recorded and fingerprinted): the fields that are set."""
         return {key: value for key, value in asdict(self).items() if value is not None}
-
-    @property
-    def inputs(self):
-        """What the run trains on: "images", ("pooled", backbone) or ("stem", backbone)."""
-        if self.group == "custom":
-            return "images"
-        return ("stem" if self.group == "fine_tune" else "pooled", self.backbone)
 
 
 def row_of(backbone, run_settings):
@@ -592,20 +538,49 @@ def row_of(backbone, run_settings):
 
 
 def configurations(run_settings):
-    """Every row, in training order: Table 2, MobileNetV2, fine-tuning (after the row it starts from), custom CNNs."""
-    tune = run_settings["fine_tune"]
+    """Every row, in training order: Table 2, MobileNetV2, fine-tuning (after the row it starts from), our row,
+    custom CNNs."""
+    tune, ours = run_settings["fine_tune"], run_settings["ours"]
     rows = [Configuration(BACKBONE_ROWS[name], "table2", backbone=name) for name in run_settings["backbones"]]
     rows.append(Configuration(TRANSFER, "transfer", backbone=run_settings["transfer_backbone"]))
     for name in tune["backbones"]:
         label = FINE_TUNED if name == "resnet50" else TRANSFER_FINE_TUNED
         rows.append(
             Configuration(
-                label, "fine_tune", backbone=name, stage_one=row_of(name, run_settings), blocks=tune["blocks"],
-                learning_rate=tune["learning_rate"],
+                label, "fine_tune", backbone=name, stage_one=row_of(name, run_settings),
+                blocks=tuned_blocks(name, run_settings), learning_rate=tune["learning_rate"],
             )
         )  # fmt: skip
+    rows.append(Configuration(OURS, "ours", backbone=ours["backbone"], blocks=ours["blocks"],
+                              learning_rate=ours["learning_rate"]))  # fmt: skip
     rows += [Configuration(label, "custom", model=key) for key, label in CUSTOM_ROWS.items()]
     return rows
+
+
+def tuned_blocks(name, run_settings):
+    """How many of `name`'s last named blocks fine-tuning trains (0 for a backbone that is not fine-tuned)."""
+    tune = run_settings["fine_tune"]
+    return tune["blocks"][name] if name in tune["backbones"] else 0
+
+
+def feature_spec(name, run_settings, seed=0):
+    """The `experiment.FeatureSpec` of `name`'s frozen features at the scale's size: pooled, and the stem before
+    the blocks fine-tuning trains; ImageNet weights (the same for every seed) or, where allowed, random ones drawn
+    from `seed`. The images it sees are a seed's originals and augmented copies (`augmented_images`)."""
+    from medcnn.experiment import FeatureSpec
+
+    blocks = tuned_blocks(name, run_settings)
+    return FeatureSpec(
+        name, (*run_settings["image_size"], 3), seed=seed, weights=run_settings["weights"],
+        allow_random=run_settings["allow_random_weights"], outputs=("pooled", "stem") if blocks else ("pooled",),
+        stem_blocks=blocks, batch_size=run_settings["predict_batch_size"],
+    )  # fmt: skip
+
+
+def backbone_weights(run_settings):
+    """{backbone: "imagenet" or "random"}: the weights each backbone of the scale loads here."""
+    names = (*run_settings["backbones"], run_settings["transfer_backbone"])
+    return {name: feature_spec(name, run_settings).weights_info().used for name in names}
 
 
 def head_spec(run_settings):
@@ -615,30 +590,29 @@ def head_spec(run_settings):
     return an2dl_head(len(CLASS_NAMES), l2=run_settings["l2"])  # dropout masks drawn from the run's seed
 
 
-def head_model(feature_shape, run_settings, stats=None):
-    """The head of a frozen-backbone row, named "head": global average pooling of the feature map, then (with
-    `stats`, our addition) each feature standardised with the training side's (mean, variance), then the study's
-    head. On pooled (1, 1, C) features the pooling is the identity, so a head trained on them runs unchanged on
-    the backbone's own map."""
-    import keras
-
-    from medcnn.models.features import standardise
+def head_model(width, run_settings, stats=None):
+    """The head of a frozen-backbone row on `width` features, named "head" (`experiment.standardised_head`):
+    pooling, each feature standardised with the training side's (mean, variance) `stats` (ours; None: unchanged),
+    then the study's head. It takes pooled (1, 1, C) features or the backbone's whole map."""
+    from medcnn.experiment import standardised_head
     from medcnn.models.heads import build_head
 
-    inputs = keras.Input(tuple(feature_shape), name="features")
-    x = keras.layers.GlobalAveragePooling2D(keepdims=True, name="pooled")(inputs)
-    if stats is not None:
-        x = standardise(*stats)(x)
-    study = build_head(head_spec(run_settings), (1, 1, int(feature_shape[-1])), name="study_head")
-    return keras.Model(inputs, study(x), name="head")
+    mean, variance = stats if stats is not None else (np.zeros(width, "float32"), np.ones(width, "float32"))
+    top = build_head(head_spec(run_settings), (1, 1, width), name="study_head")
+    return standardised_head((1, 1, width), mean, variance, top, keepdims=True)
 
 
-def feature_stats(pooled):
-    """(mean, variance) per feature of pooled features (M, 1, 1, C), float32 computed in float64: what
-    `head_model` standardises with."""
-    from medcnn.models.features import feature_stats as stats
+def l2_penalty_at_start(run_settings, width=1280, seed=0):
+    """The study's head's L2 penalty at initialisation (Keras' default initialisers) on `width` features: what the
+    loss carries beside the cross-entropy before the first step (ln 8 = 2.08 for a uniform guess)."""
+    import keras
 
-    return stats(pooled)
+    keras.utils.set_random_seed(seed)
+    head = head_model(width, run_settings)
+    head(np.zeros((1, 1, 1, width), dtype="float32"))
+    penalty = float(sum(keras.ops.convert_to_numpy(loss) for loss in head.losses))
+    keras.backend.clear_session()
+    return penalty
 
 
 def compile_for_study(model, learning_rate):
@@ -652,39 +626,51 @@ def compile_for_study(model, learning_rate):
 
 
 def build_model(config, input_shape, run_settings, head_weights=None, stats=None, seed=0):
-    """The configuration's compiled model, on the inputs it trains on (`Configuration.inputs`).
+    """The configuration's compiled model, on the inputs it trains on.
 
     A frozen-backbone row is `head_model` alone (it trains on features computed once). A fine-tuning model maps
     the backbone's stem features through its last blocks (trainable, BatchNormalization frozen) and `head_model`,
-    which starts from `head_weights` (the frozen-backbone row's trained head) when given; `model.backbone` is the
-    whole backbone, sharing those blocks. `stats`: see `head_model`. `seed`: the run's seed, which drew a random
-    backbone's weights (`backbone_model`).
+    which starts from `head_weights` (the frozen-backbone row's trained head) when given. Our row takes images at
+    `settings["ours"]["image_size"]`, keeps their central `crop` (where the cell is) and runs the backbone on it
+    with every block trainable (BatchNormalization frozen), then its own head (pooling, dropout, softmax).
+    `stats`: see `head_model`. `seed`: the run's seed, which draws a random backbone's weights.
     """
     import keras
 
+    from medcnn.experiment.features import backbone_model
     from medcnn.models import scratch
+    from medcnn.models.backbones import unfreeze_last_blocks
 
-    if config.group == "custom":
+    if config.group == "ours":
+        from medcnn.models.heads import HeadSpec, build_head
+
+        ours = run_settings["ours"]
+        spec = feature_spec(config.backbone, {**run_settings, "image_size": ours["crop"]}, seed)
+        backbone = backbone_model(spec)
+        unfreeze_last_blocks(backbone, config.blocks, config.backbone)
+        head = build_head(HeadSpec(K, "gap", dropout=ours["dropout"]), backbone.output.shape[1:], name="head")
+        inputs = keras.Input(tuple(input_shape), name="image")
+        cell = keras.layers.CenterCrop(*ours["crop"], name="centre")(inputs)
+        model = keras.Model(inputs, head(backbone(cell)), name=f"{config.backbone}_ours")
+    elif config.group == "custom":
         builders = {
             "plain": scratch.an2dl_plain_cnn, "residual": scratch.an2dl_residual_cnn,
             "inception": scratch.an2dl_inception_cnn,
         }  # fmt: skip
         model = builders[config.model](tuple(input_shape), len(CLASS_NAMES))
     elif config.group == "fine_tune":
-        from medcnn.models.backbones import unfreeze_last_blocks
         from medcnn.models.transfer import split_backbone
 
-        backbone, weights = backbone_model(config.backbone, run_settings, seed)
+        backbone = backbone_model(feature_spec(config.backbone, run_settings, seed))
         _, tail = split_backbone(backbone, config.blocks, config.backbone)
         unfreeze_last_blocks(backbone, config.blocks, config.backbone)
-        head = head_model(tail.output.shape[1:], run_settings, stats)
+        head = head_model(int(tail.output.shape[-1]), run_settings, stats)
         if head_weights is not None:
             head.load_weights(head_weights)
         inputs = keras.Input(tuple(input_shape), name="stem_features")
         model = keras.Model(inputs, head(tail(inputs)), name=f"{config.backbone}_fine_tune")
-        model.backbone, model.weights_used = backbone, weights
     else:
-        model = head_model(tuple(input_shape), run_settings, stats)
+        model = head_model(int(input_shape[-1]), run_settings, stats)
     return compile_for_study(model, config.learning_rate or run_settings["learning_rate"])
 
 
@@ -722,81 +708,8 @@ def _early_stopping_start(config, n_train, run_settings):
     return bn_warmup_epochs(math.ceil(n_train / run_settings["batch_size"]), BATCH_NORM_MOMENTUM)
 
 
-@dataclass
-class Inputs:
-    """What the runs train on: the images with their augmented copies (`augmented_images`), their labels, how many
-    are originals, each backbone's features ({backbone: `backbone_features` result}) and, when the scale
-    standardises features, their training-side statistics ({(backbone, seed): (mean, variance)}).
-
-    `images` and `features` are those of seed `seed`. `draw`: `seed -> (images, features)` for another seed (its
-    own augmented copies and random backbone weights), called once per seed and kept in `drawn`; None: every seed
-    uses `images` and `features`.
-    """
-
-    images: np.ndarray
-    labels: np.ndarray
-    n: int
-    copies: int
-    features: dict
-    stats: dict = field(default_factory=dict)
-    seed: int = 0
-    draw: object = None
-    drawn: dict = field(default_factory=dict)
-
-    def of_seed(self, seed=None):
-        """(images, features) of `seed` (None: of `self.seed`), drawn on first use."""
-        if seed is None or seed == self.seed or self.draw is None:
-            return self.images, self.features
-        if seed not in self.drawn:
-            self.drawn[seed] = self.draw(seed)
-        return self.drawn[seed]
-
-    def x(self, config, seed=None):
-        """The array `config` trains on for `seed`, indexed like `images`."""
-        images, features = self.of_seed(seed)
-        if config.inputs == "images":
-            return images
-        kind, backbone = config.inputs
-        return features[backbone][kind]
-
-    def head_stats(self, config, seed):
-        """The (mean, variance) `config`'s head standardises with for `seed`, or None."""
-        return self.stats.get((config.backbone, seed)) if config.backbone else None
-
-    def weights(self):
-        """{backbone: "imagenet" or "random"}."""
-        return {name: entry["weights"] for name, entry in self.features.items()}
-
-
-def seed_inputs(images, run_settings, seed, log=print):
-    """One seed's inputs: every image augmented offline (copies after the originals, drawn from `seed`), then each
-    backbone's frozen features of them (random weights drawn from `seed`), with the stem features of the
-    backbones that are fine-tuned. Returns (images with copies, {backbone: `backbone_features` result})."""
-    # layer seeds 100 * seed and up: no two seeds share one (`medcnn.augment.with_seed`)
-    every = augmented_images(images, run_settings["augment_copies"], run_settings, seed=100 * seed)
-    tune = run_settings["fine_tune"]
-    features = {}
-    for name in (*run_settings["backbones"], run_settings["transfer_backbone"]):
-        blocks = tune["blocks"] if name in tune["backbones"] else 0
-        features[name] = backbone_features(name, every, run_settings, stem_blocks=blocks, seed=seed)
-        entry = features[name]
-        log(
-            f"{name} (seed {seed}): {entry['weights']} weights, features {entry['pooled'].shape[1:]}"
-            + (f", stem {entry['stem'].shape[1:]}" if blocks else "")
-            + f" of {len(every)} images in {entry['seconds']:.0f} s ({entry['images_per_s']:.0f} images/s)"
-        )
-    return every, features
-
-
-def prepare_inputs(images, labels, run_settings, log=print):
-    """The runs' `Inputs`: the first seed's (`seed_inputs`) now, every other seed's on first use."""
-    copies = run_settings["augment_copies"]
-    groups = run_settings["group_seeds"].values()
-    first = min({*run_settings["seeds"], *(seed for chosen in groups for seed in chosen)})
-    every, features = seed_inputs(images, run_settings, first, log)
-    labels = np.tile(np.asarray(labels), copies + 1)
-    draw = lambda seed: seed_inputs(images, run_settings, seed, log)  # noqa: E731
-    return Inputs(every, labels, len(images), copies, features, seed=first, draw=draw)
+# ----------------------------------------------------------------------------------------------------------------
+# Runs: each carries its own inputs (`experiment.Run.inputs`)
 
 
 def seeding(run_settings, weights):
@@ -811,90 +724,147 @@ def seeding(run_settings, weights):
     varies = ["split", "outlier forest", "initialisation", "data order", "dropout masks"]
     if run_settings["augment_copies"]:
         varies.append("augmented views")
+    varies.append("augmentation draws (our row)")
     drawn, pretrained = backbone_parts(weights)
     held = {"composition": "the images drawn from PBC (`load_data`, seed 0): one data set, cleaned once, for all seeds"}
     return seed_policy([*varies, *drawn], {**held, **pretrained})
 
 
-def trained_model(run, config, inputs, cache, run_settings, log=print):
-    """`run`'s model with its recorded weights, or trained again when they are missing (`experiment.trained_model`).
+def make_runs(configs, images, labels, splits, run_settings, data_hash, cache, large=None, log=print):
+    """The `experiment.Run`s, seed by seed, each with its own inputs (`experiment.run_all(runs, None, None, ...)`).
 
-    Rebuilt without the stage-one head a fine-tuning run starts from: the run's own weights replace it."""
-    from medcnn.experiment import trained_model as recorded_model
-
-    x = inputs.x(config, run.seed)
-    stats = inputs.head_stats(config, run.seed)
-    build = lambda: build_model(config, x.shape[1:], run_settings, stats=stats, seed=run.seed)  # noqa: E731
-    return recorded_model(run, x, inputs.labels, CLASS_NAMES, cache, log=log, build=build)
-
-
-def make_runs(configs, inputs, splits, run_settings, data_hash, cache, log=print):
-    """The `experiment.Run`s, seed by seed (each seed fixes the split, the initialisation, the augmented copies and
-    a random backbone's weights: `seeding`).
+    A seed draws its split, the offline augmented copies of every image (`augmented_images`, computed when its
+    first run trains) and a random backbone's weights. The frozen-backbone and fine-tuning runs read that seed's
+    features of the images and copies (`experiment.extract`, cached under `<out_dir>/cache/features/`); the custom
+    CNNs the images and copies; our row the originals at its size (`large`, `images_at`), augmented on every batch.
 
     Args:
         configs: `configurations(...)`, in training order.
-        inputs: `prepare_inputs(...)`.
+        images, labels: the cleaned originals at the scale's size and their labels.
         splits: {seed: split of the originals} (`make_protocol`); augmented copies join the training side.
         run_settings: the scale's settings, fingerprinted whole (a record is reused only under the same settings).
-        data_hash: `data_fingerprint(data)`, fingerprinted with the copies and the backbone's weights.
-        cache: the `RunCache`; a fine-tuning run reads its stage-one head's weights from it.
+        data_hash: `data_fingerprint(data)`, part of every digest.
+        cache: the `RunCache`; features go beside the runs, and a fine-tuning run reads its stage-one head there.
     """
     from medcnn.data.labels import class_weights
-    from medcnn.experiment import Run, seed_order
+    from medcnn.experiment import LazyInputs, Run, array_digest, extract, seed_order
+    from medcnn.experiment.features import view_rows
 
-    groups = {config.group for config in configs}
-    seeds_of = {group: run_settings["group_seeds"].get(group) or run_settings["seeds"] for group in groups}
-    epochs_of = {"fine_tune": "fine_tune_epochs", "custom": "custom_epochs"}
+    copies, n = run_settings["augment_copies"], len(images)
+    every_label = np.tile(np.asarray(labels), copies + 1)
+    drawn = {}  # the last seed's images and copies: runs go seed by seed
+
+    def images_of(seed):
+        if seed not in drawn:
+            drawn.clear()
+            drawn[seed] = augmented_images(images, copies, run_settings, seed=100 * seed)  # no two seeds share
+        return drawn[seed]
+
+    def digest(seed):
+        return {"files": data_hash, "copies": copies, "augmentation": run_settings["augmentation"], "seed": seed}
+
+    def features(spec, output):
+        def load():
+            return extract(spec, images_of(spec.seed), cache, digest(spec.seed), log).arrays[output], every_label
+
+        return LazyInputs(load, {"features": spec.key(digest(spec.seed)), "output": output,
+                                 "labels": array_digest(every_label)})  # fmt: skip
+
     by_label = {config.label: config for config in configs}
     runs, made = [], {}
-    for config, seed in seed_order(configs, seeds_of):
-        split = with_copies(splits[seed], inputs.n, inputs.copies)
-        x = inputs.x(config, seed)
-        # the data: its files, how many augmented copies join the training side, which weights made the features
-        data = {"files": data_hash, "copies": inputs.copies, "backbone_weights": None}
-        head_weights = first = None
-        if config.backbone:
-            data["backbone_weights"] = inputs.features[config.backbone]["weights"]
-            if run_settings["standardise_features"] and (config.backbone, seed) not in inputs.stats:
-                pooled = inputs.of_seed(seed)[1][config.backbone]["pooled"][split["train"]]
-                inputs.stats[(config.backbone, seed)] = feature_stats(pooled)
-        if config.stage_one:
-            first = made[(config.stage_one, seed)]
-            head_weights = _stage_one_weights(first, by_label[config.stage_one], inputs, cache, run_settings, log)
-        stats = inputs.head_stats(config, seed)
+    for config, seed in seed_order(configs, seeds_of(configs, run_settings)):
+        own = run_settings["ours"] if config.group == "ours" else run_settings  # our row's own schedule
+        split = dict(splits[seed])
+        if config.group != "ours":  # the copies of the training images join the training side
+            split["train"] = view_rows(split["train"], n, copies)
+        first = made.get((config.stage_one, seed))
+        stage_one = first and _stage_one_weights(first, by_label[config.stage_one], run_settings, cache, log)
+        if config.group == "ours":
+            inputs = LazyInputs(lambda: (large, np.asarray(labels)), {"files": data_hash, "size": own["image_size"]})
+        elif config.group == "custom":
+            inputs = LazyInputs(lambda seed=seed: (images_of(seed), every_label), digest(seed))
+        else:
+            spec = feature_spec(config.backbone, run_settings, seed)
+            inputs = features(spec, "stem" if config.group == "fine_tune" else "pooled")
         run = Run(
             label=config.label,
             seed=seed,
             split=split,
-            epochs=run_settings[epochs_of.get(config.group, "epochs")],
-            batch_size=run_settings["batch_size"],
+            epochs=epochs_of(config, run_settings),
+            batch_size=own["batch_size"],
             group=config.group,
             settings=config.settings(),
-            build_model=lambda c=config, shape=x.shape[1:], w=head_weights, stats=stats, seed=seed: build_model(
-                c, shape, run_settings, w() if w else None, stats, seed
-            ),
+            build_model=_builder(config, run_settings, seed, inputs, first and first.inputs, split["train"], stage_one),
             spec=run_settings,
-            data=data,
+            data={"files": data_hash, "copies": copies},
             starts_from=first,
             one_hot=False,
-            class_weight=class_weights(inputs.labels[splits[seed]["train"]]),
-            callbacks=callbacks(run_settings, _early_stopping_start(config, len(split["train"]), run_settings)),
+            augmentation=partial(online_augmentation, run_settings["augmentation"]) if config.group == "ours" else None,
+            class_weight=class_weights(np.asarray(labels)[splits[seed]["train"]]),
+            callbacks=callbacks(own, _early_stopping_start(config, len(split["train"]), run_settings)),
             predict_batch_size=run_settings["predict_batch_size"],
+            evaluate_train=config.group in ("fine_tune", "ours"),  # Table 3's train row, and ours
+            inputs=inputs,
         )
         made[(config.label, seed)] = run
         runs.append(run)
     return runs
 
 
-def _stage_one_weights(run, config, inputs, cache, run_settings, log):
+def _builder(config, run_settings, seed, inputs, pooled=None, train=None, head_weights=None):
+    """`() -> compiled model` of a run: its input shape from its own `inputs`, a head's statistics from the
+    training rows `train` of the pooled features (`pooled`: the stage-one run's inputs for a fine-tuning run),
+    and the stage-one head's weights (`head_weights`: `() -> path`) for a fine-tuning run."""
+
+    def build():
+        x = inputs()[0]
+        stats = None
+        if config.group in ("table2", "transfer", "fine_tune") and run_settings["standardise_features"]:
+            from medcnn.models.features import feature_stats
+
+            stats = feature_stats((pooled or inputs)()[0][np.asarray(train)])
+        weights = head_weights() if head_weights else None
+        return build_model(config, x.shape[1:], run_settings, weights, stats, seed)
+
+    return build
+
+
+def seeds_of(configs, run_settings):
+    """{group: [seeds]} of `configs`: the scale's `seeds`, or `group_seeds[group]` where set."""
+    return {c.group: run_settings["group_seeds"].get(c.group) or run_settings["seeds"] for c in configs}
+
+
+def epochs_of(config, run_settings):
+    """The epochs (at most: early stopping may end a run sooner) a configuration's runs train."""
+    if config.group == "ours":
+        return run_settings["ours"]["epochs"]
+    return run_settings[{"fine_tune": "fine_tune_epochs", "custom": "custom_epochs"}.get(config.group, "epochs")]
+
+
+def online_augmentation(augment_settings, seed):
+    """Our row's augmentation, drawn afresh for every batch: the study's operations (`augmentation`) seeded from the
+    run's seed (100 * seed + 50: apart from the offline copies' layer seeds)."""
+    return augmentation({"augmentation": augment_settings}, seed=100 * seed + 50)
+
+
+def trained_model(run, config, run_settings, cache, log=print):
+    """`run`'s model with its recorded weights, or trained again when they are missing (`experiment.trained_model`);
+    rebuilt without the stage-one head a fine-tuning run starts from (the run's own weights replace it)."""
+    from medcnn.experiment import trained_model as recorded_model
+
+    pooled = run.starts_from.inputs if run.starts_from else None
+    build = _builder(config, run_settings, run.seed, run.inputs, pooled, run.split["train"])
+    return recorded_model(run, None, None, CLASS_NAMES, cache, log=log, build=build)
+
+
+def _stage_one_weights(run, config, run_settings, cache, log):
     """`() -> path` of the stage-one head's weights (the head alone), training that run again if they are missing."""
 
     def resolve():
         import keras
 
         path = cache.out_dir / "cache" / "heads" / f"{run.key}.weights.h5"
-        model = trained_model(run, config, inputs, cache, run_settings, log)
+        model = trained_model(run, config, run_settings, cache, log)
         path.parent.mkdir(parents=True, exist_ok=True)
         model.save_weights(path)  # the stage-one model is the head alone
         keras.backend.clear_session()
@@ -903,20 +873,8 @@ def _stage_one_weights(run, config, inputs, cache, run_settings, log):
     return resolve
 
 
-def run_all(runs, configs, inputs, cache, verbose=2, log=print):
-    """Train (or reuse) every run in order, each on its own inputs; returns the records (see `complete`)."""
-    from medcnn.experiment import run_all as run_each
-
-    by_label = {config.label: config for config in configs}
-    records = []
-    for run in runs:
-        config = by_label[run.label]
-        records += run_each([run], inputs.x(config, run.seed), inputs.labels, CLASS_NAMES, cache, verbose, log)
-    return records
-
-
 # ----------------------------------------------------------------------------------------------------------------
-# What each record adds: the study's "maximum over epochs", the epoch chosen, training accuracy
+# What each record adds, and the exported model
 
 
 def complete(records, weights=None):
@@ -940,58 +898,29 @@ def complete(records, weights=None):
     return records
 
 
-def add_train_accuracy(runs, records, configs, inputs, cache, run_settings, groups=("fine_tune",), log=print):
-    """Accuracy of each chosen model on its own training images (originals, inference mode) for `groups` (Table 3's
-    "train" row); written back to the run's record file so a reuse pass has it."""
-    import keras
-
-    from medcnn.experiment import find_run
-
-    by_label = {config.label: config for config in configs}
-    for record in records:
-        if record.get("group") not in groups or "train_accuracy" in record:
-            continue
-        run = find_run(runs, record)
-        config = by_label[run.label]
-        model = trained_model(run, config, inputs, cache, run_settings, log)
-        train = np.asarray(run.split["train"])
-        train = train[train < inputs.n]
-        probabilities = model.predict(inputs.x(config, run.seed)[train], batch_size=run.predict_batch_size, verbose=0)
-        record["train_accuracy"] = float(np.mean(probabilities.argmax(axis=1) == inputs.labels[train]))
-        cache.save(run.key, record)
-        keras.backend.clear_session()
-    return records
-
-
 def full_model(config, model, run_settings, seed=0):
-    """The whole classifier of a trained run, from [0, 255] images at the scale's size to probabilities.
+    """The whole classifier of a trained run, from [0, 255] images at the scale's size to probabilities: custom CNNs
+    and our row are whole already; a frozen-backbone head (on pooled features) or a fine-tuned stage with its head
+    (on stem features) is put back on its backbone (`experiment.image_model`, the seed's weights)."""
+    from dataclasses import replace
 
-    Custom CNNs are whole already; a frozen-backbone row's head (trained on pooled features) is put on its backbone
-    (the same weights as the run of `seed`'s features came from); a fine-tuning model is its backbone (sharing
-    the trained last blocks) with its head.
-    """
-    import keras
+    from medcnn.experiment import image_model
 
-    if config.group == "custom":
+    if config.group in ("custom", "ours"):
         return model
-    if config.group == "fine_tune":
-        backbone = model.backbone
-        return keras.Model(backbone.input, model.get_layer("head")(backbone.output), name=f"{config.backbone}_an2dl")
-    backbone, _ = backbone_model(config.backbone, run_settings, seed)
-    standardise = model.get_layer("standardise") if any(layer.name == "standardise" for layer in model.layers) else None
-    stats = None if standardise is None else (standardise.input_mean, standardise.input_variance)
-    head = head_model(backbone.output.shape[1:], run_settings, stats)
-    head.set_weights(model.get_weights())
-    return keras.Model(backbone.input, head(backbone.output), name=f"{config.backbone}_an2dl")
+    spec = feature_spec(config.backbone, run_settings, seed)
+    tuned = config.group == "fine_tune"
+    spec = replace(spec, outputs=("stem",)) if tuned else replace(spec, outputs=("pooled",), stem_blocks=0)
+    return image_model(spec, model, name=f"{config.backbone}_an2dl")
 
 
-def export_best(run, configs, inputs, cache, path, run_settings, log=print):
-    """Save `run`'s whole classifier with its preprocessing (resize to the scale's size, RGB, [0, 255]) and class
-    names as `path`, so that `python -m medcnn predict` classifies raw image files of any size."""
+def export_best(run, configs, cache, path, run_settings, log=print):
+    """Save `run`'s whole classifier with its preprocessing (resize to the size it was trained at, RGB, [0, 255])
+    and class names as `path`, so that `python -m medcnn predict` classifies raw image files of any size."""
     from medcnn.experiment import export_model
 
     config = {c.label: c for c in configs}[run.label]
-    model = trained_model(run, config, inputs, cache, run_settings, log)
+    model = trained_model(run, config, run_settings, cache, log)
     return export_model(full_model(config, model, run_settings, run.seed), CLASS_NAMES, path, input_max=255.0)
 
 
@@ -1009,29 +938,76 @@ def percent(summary, keys):
     return scaled
 
 
+def table3_row(records, weights):
+    """The fine-tuned row Table 3 and the fine-tuning F1 report: the study's ResNet50 where it ran with ImageNet
+    weights, else MobileNetV2's last stage with its ImageNet weights (the stand-in offline)."""
+    ran = {record["configuration"] for record in records}
+    if FINE_TUNED in ran and (weights.get("resnet50") == "imagenet" or TRANSFER_FINE_TUNED not in ran):
+        return FINE_TUNED
+    return TRANSFER_FINE_TUNED
+
+
 def table3_summary(records, label=FINE_TUNED):
     """Table 3's rows (train, validation, external test) for the runs of `label`, shaped like a `summarise` output
     with `accuracy_mean` / `accuracy_std` in percent. Our "external test" is the untouched test split: the
     homework's external test set is not public."""
     from medcnn.experiment import summarise
 
-    chosen = [r for r in records if r["configuration"] == label]
-    rows = []
-    for record in chosen:
-        for name, key in (
-            ("train", "train_accuracy"),
-            ("validation", "val_accuracy"),
-            ("external test", "test_accuracy"),
-        ):
-            rows.append(
-                {
-                    "set": name,
-                    "seed": record["seed"],
-                    "accuracy": 100.0 * record.get(key, np.nan),
-                    "epochs": record["epochs"],
-                }
-            )
+    sides = {"train": "train_accuracy", "validation": "val_accuracy", "external test": "test_accuracy"}
+    rows = [
+        {"set": name, "seed": r["seed"], "accuracy": 100.0 * r.get(key, np.nan), "epochs": r["epochs"]}
+        for r in records
+        if r["configuration"] == label
+        for name, key in sides.items()
+    ]
     return summarise(rows, ["accuracy", "epochs"], by="set")
+
+
+def table3_title(records, weights):
+    """Table 3's heading: which model fills it and which test set each number comes from."""
+    row = table3_row(records, weights)
+    model = "the fine-tuned ResNet50" if row == FINE_TUNED else "MobileNetV2's last stage fine-tuned (the stand-in)"
+    return (
+        f"Table 3: {model}; the paper's test accuracy is on its own external test set (not public), ours on the "
+        "untouched test split of the same PBC images (in distribution)"
+    )
+
+
+def _with_row(paper, label):
+    """`paper` with an extra row `label` whose paper numbers are NaN (our stand-in), its attrs kept."""
+    import pandas as pd
+
+    extended = pd.concat([paper, pd.DataFrame(np.nan, index=[label], columns=paper.columns)])
+    extended.index.name, extended.attrs = paper.index.name, dict(paper.attrs)
+    return extended
+
+
+def comparisons(summary, records, info, weights):
+    """{"Table 2", "Fine-tuning F1", "Table 3"}: each published table beside ours (`experiment.compare`).
+
+    Table 2: the study backbones that had ImageNet weights beside the paper's numbers; a random-weight row keeps
+    the paper's numbers only, labelled (its run is in `appendix`), and MobileNetV2 with its ImageNet weights stands
+    in as a row of its own. The fine-tuning F1 and Table 3: `table3_row`'s runs, labelled when they stand in.
+    """
+    from medcnn.experiment import compare
+
+    random = [BACKBONE_ROWS[name] for name in BACKBONES if str(weights.get(name, "")).startswith("random")]
+    notes = {row: "random weights: not beside the paper, see the appendix" for row in random}
+    notes.update(row_notes({"mobilenet_v2": weights.get("mobilenet_v2")}))
+    notes.setdefault(TRANSFER, "stand-in with ImageNet weights, not in the study")
+    kept = summary.drop(index=[row for row in random if row in summary.index])
+    table2 = compare(_with_row(TABLE_2, TRANSFER), percent(kept, ["val_accuracy_max", "val_recall_max", "val_f1_max"]),
+                     info, METRIC_KEYS["Table 2"], row_notes=notes)  # fmt: skip
+    tuned = table3_row(records, weights)
+    stand_in = "stand-in: MobileNetV2's last stage, ImageNet weights" if tuned != FINE_TUNED else None
+    renamed = percent(summary.loc[[tuned]].rename(index={tuned: FINE_TUNED}), ["val_f1_max"])
+    fine_tuning = compare(FINE_TUNING, renamed, info, METRIC_KEYS["Fine-tuning F1"],
+                          row_notes={FINE_TUNED: stand_in or row_notes(weights).get(FINE_TUNED)})  # fmt: skip
+    test_note = "ours: the untouched in-distribution split; the paper: its own external set"
+    table3_notes = {"train": stand_in, "validation": stand_in, "external test": f"{stand_in}; {test_note}" if stand_in
+                    else test_note}  # fmt: skip
+    table3 = compare(TABLE_3, table3_summary(records, tuned), info, METRIC_KEYS["Table 3"], row_notes=table3_notes)
+    return {"Table 2": table2, "Fine-tuning F1": fine_tuning, "Table 3": table3}
 
 
 ROW_COLUMNS = {
@@ -1048,35 +1024,36 @@ ROW_COLUMNS = {
 def row_notes(weights, run_settings=None):
     """{row: "random weights"} for every row whose backbone loaded random weights ({backbone: weights used}, as
     `Inputs.weights()` returns and results.json's `backbone_weights` records): its Table 2 row, its fine-tuned row
-    and, for ResNet50, Table 3's rows (they are the fine-tuned ResNet50's)."""
+    and, for MobileNetV2, our row."""
     from medcnn.experiment.truth import weights_notes
 
-    weights = weights or {}
-    rows = {}
     transfer = (run_settings or {}).get("transfer_backbone", "mobilenet_v2")
-    for name, used in weights.items():
+    rows = {}
+    for name, used in (weights or {}).items():
         if name in BACKBONE_ROWS:
             rows[BACKBONE_ROWS[name]] = used
-        if name == transfer:
-            rows[TRANSFER], rows[TRANSFER_FINE_TUNED] = used, used
         if name == "resnet50":
             rows[FINE_TUNED] = used
-            rows.update({row: used for row in TABLE_3.index})
+        if name == transfer:
+            rows.update({TRANSFER: used, TRANSFER_FINE_TUNED: used, OURS: used})
     return weights_notes(rows)
 
 
-def results_table(summary, records, digits=3):
-    """Every row in order (Table 2, MobileNetV2, fine-tuning, custom CNNs) with its weights, the study's numbers
-    (maxima over validation epochs) beside the honest ones (test, the epoch chosen on validation), and the anchor."""
+def results_table(summary, records, digits=3, rows=None):
+    """Every row in order (Table 2, MobileNetV2, fine-tuning, ours, custom CNNs; or `rows`) with its weights, the
+    study's numbers (maxima over validation epochs) beside the honest ones (test, the epoch chosen on validation),
+    and the anchor."""
     import pandas as pd
 
     from medcnn.experiment import rows_table
 
-    order = [*TABLE_2.index, TRANSFER, FINE_TUNED, TRANSFER_FINE_TUNED, *CUSTOM_ROWS.values()]
-    rows = [label for label in order if label in summary.index]
-    table = rows_table(summary, ROW_COLUMNS, rows=rows, digits=digits)
+    order = rows if rows is not None else [*TABLE_2.index, TRANSFER, FINE_TUNED, TRANSFER_FINE_TUNED, OURS]
+    order = order if rows is not None else [*order, *CUSTOM_ROWS.values()]
+    table = rows_table(summary, ROW_COLUMNS, rows=[label for label in order if label in summary.index], digits=digits)
     weights = {r["configuration"]: r.get("weights", "") for r in records}
     table.insert(1, "weights", [weights.get(label, "") for label in table.index])
+    if rows is not None:
+        return table
     anchor = pd.DataFrame(
         {"test acc": [f"{ANCHOR['accuracy']:.3f}"], "test AUC": [f"{ANCHOR['auc']:.3f}"]},
         index=pd.Index([f"anchor: BloodMNIST {ANCHOR['model']} (its own 28x28 data and split)"]),
@@ -1084,59 +1061,11 @@ def results_table(summary, records, digits=3):
     return pd.concat([table, anchor]).fillna("")
 
 
-# ----------------------------------------------------------------------------------------------------------------
-# Figures
-
-
-def _show(ax, image, title):
-    ax.imshow(np.clip(np.asarray(image, dtype="float32") / 255.0, 0, 1))
-    ax.set_xticks([])
-    ax.set_yticks([])
-    ax.set_title(title, fontsize="small")
-
-
-def plot_pairs(images, pairs, path=None, max_pairs=6):
-    """Up to `max_pairs` duplicate pairs (`remove_duplicates`' table): kept image above, removed one below."""
-    from matplotlib.figure import Figure
-
-    from medcnn.plots import save_figure
-
-    shown = pairs.head(max_pairs)
-    figure = Figure(figsize=(2.0 * max(1, len(shown)), 4.4), layout="constrained")
-    axes = figure.subplots(2, max(1, len(shown)), squeeze=False)
-    if shown.empty:
-        for ax in axes.ravel():
-            ax.set_axis_off()
-        axes[0, 0].text(0.5, 0.5, "no duplicates found", ha="center", va="center")
-    for column, row in enumerate(shown.itertuples()):
-        _show(axes[0, column], images[row.kept_index], f"kept: {row.kept_class}")
-        _show(axes[1, column], images[row.removed_index], f"removed ({row.kind}): {row.removed_class}")
-    save_figure(figure, path)
-    return figure
-
-
-def plot_outliers(images, indices, labels, scores=None, path=None, max_images=12, columns=6):
-    """The images an isolation forest removed (most anomalous first), with their class and score."""
-    from matplotlib.figure import Figure
-
-    from medcnn.plots import save_figure
-
-    indices = np.asarray(indices, dtype=int)[:max_images]
-    count = max(1, len(indices))
-    columns = min(columns, count)
-    rows = -(-count // columns)
-    figure = Figure(figsize=(2.0 * columns, 2.2 * rows), layout="constrained")
-    axes = figure.subplots(rows, columns, squeeze=False).ravel()
-    for ax in axes:
-        ax.set_axis_off()
-    if not len(indices):
-        axes[0].text(0.5, 0.5, "no outliers removed", ha="center", va="center")
-    for position, index in enumerate(indices):
-        score = "" if scores is None else f" {scores[position]:.2f}"
-        axes[position].set_axis_on()
-        _show(axes[position], images[index], f"{CLASS_NAMES[labels[index]]}{score}")
-    save_figure(figure, path)
-    return figure
+def appendix(summary, records, weights):
+    """The study backbones' rows that ran with random weights (`results_table` columns), apart from the paper's
+    ImageNet numbers; empty when every study backbone had its ImageNet weights."""
+    random = [BACKBONE_ROWS[name] for name in BACKBONES if str(weights.get(name, "")).startswith("random")]
+    return results_table(summary, records, rows=random)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -1148,14 +1077,6 @@ def _value(summary, label, key, digits=3, scale=1.0):
 
     row = summary.loc[label]
     return mean_std(row[f"{key}_mean"] * scale, row[f"{key}_std"] * scale, digits)
-
-
-def honest_gap(summary, rows):
-    """Mean over `rows` of (validation accuracy maximised over epochs - test accuracy of the chosen epoch)."""
-    rows = [row for row in rows if row in summary.index]
-    return float(
-        np.mean([summary.loc[r, "val_accuracy_max_mean"] - summary.loc[r, "test_accuracy_mean"] for r in rows])
-    )
 
 
 def flagged_accuracy(record, labels, flagged):
@@ -1174,7 +1095,7 @@ def findings(summary, records, weights, best, cleaning, run_settings):
         summary: `experiment.summarise(records, SUMMARY_METRICS)`.
         records: every run record (after `complete`).
         weights: {backbone: weights used}.
-        best: the best run's record (by validation accuracy at its chosen epoch).
+        best: the best run's record (by validation accuracy at its chosen epoch): the exported model.
         cleaning: {"duplicates": n, "outliers": n (seed 0), "pool": n, "test_flagged": n, "flagged_accuracy":
             (on flagged, on the rest, n) of the best run}.
         run_settings: the scale's settings.
@@ -1182,15 +1103,70 @@ def findings(summary, records, weights, best, cleaning, run_settings):
     from medcnn.experiment import stuck_statement
     from medcnn.experiment import truth
 
-    sentences = []
+    def runs_of(label):
+        return [r for r in records if r.get("configuration") == label]
+
+    def value(label, key, digits=1, scale=100):
+        return _value(summary, label, key, digits, scale)
+
     study = [BACKBONE_ROWS[name] for name in BACKBONES if BACKBONE_ROWS[name] in summary.index]
-    random = [BACKBONE_ROWS[name] for name in BACKBONES if weights.get(name) == "random"]
-    seeds = int(summary["runs"].max())
+    random = [row for name, row in BACKBONE_ROWS.items() if row in study and weights.get(name) == "random"]
+    sentences = [*_backbone_sentences(summary, records, study, random, run_settings)]
+    sentences.append(_l2_sentence(records, run_settings))
+    if TRANSFER in summary.index:
+        sentences.append(
+            f"MobileNetV2 ({weights.get('mobilenet_v2')} weights, the staged file) stands in for the study's "
+            f"backbones with the same head and protocol: {value(TRANSFER, 'val_accuracy_max')} % on validation (max "
+            f"over epochs) and {value(TRANSFER, 'test_accuracy')} % on the untouched test split."
+        )
+    frozen = [r for row in (*study, TRANSFER) for r in runs_of(row) if "val_accuracy_max" in r and "test_accuracy" in r]
+    if frozen:
+        overstated = truth.compare_rows(
+            [r["val_accuracy_max"] for r in frozen], [r["test_accuracy"] for r in frozen],
+            "the maximum over epochs on the validation set that also picks the epoch (as the study reads it)",
+            "the chosen epoch's accuracy on the untouched test split", "accuracy", paired=True, pairs="runs",
+        )  # fmt: skip
+        sentences.append(f"Over the frozen-backbone runs, {overstated.sentence[0].lower()}{overstated.sentence[1:]}")
+    tuned = table3_row(records, weights)
+    if tuned in summary.index:
+        first = BACKBONE_ROWS["resnet50"] if tuned == FINE_TUNED else TRANSFER
+        name = "ResNet50" if tuned == FINE_TUNED else "MobileNetV2"
+        verdict = truth.compare_records(runs_of(tuned), runs_of(first), "val_f1_max", f"{name} with its last stage "
+                                        "unfrozen", f"{name} frozen", "validation F1 (max over epochs)")  # fmt: skip
+        sentences.append(f"{verdict.sentence.rstrip('.')}; the study: +{STUDY_GAIN:.2f} points, to "
+                         f"{FINE_TUNING.iloc[0, 0]:.2f} %.")  # fmt: skip
+        table3 = table3_summary(records, tuned)
+        sentences.append(
+            f"Table 3 for {tuned} (train / validation / untouched test accuracy): "
+            + " / ".join(f"{table3.loc[side, 'accuracy_mean']:.1f} %" for side in TABLE_3.index)
+            + f"; the study's {' / '.join(f'{v:.2f}' for v in TABLE_3.iloc[:, 0])} % came from its own external test "
+            "set, which is not public: our test split is in distribution, so the two test numbers measure different "
+            "things."
+        )
+    if OURS in summary.index:
+        sentences += _ours_sentences(summary, records, tuned, run_settings)
+    sentences += _custom_sentences(summary, records)
+    sentences.append(_cleaning_sentence(cleaning, best))
+    sentences.append(
+        f"The exported model is the best run on validation ('{best['configuration']}', seed {best['seed']}): test "
+        f"accuracy {best['test_accuracy']:.3f} on {best['sizes']['test']} untouched test images."
+    )
+    sentences.append(stuck_statement([r for r in records if "test_confusion" in r]))
+    return sentences
+
+
+def _backbone_sentences(summary, records, study, random, run_settings):
+    """Which study backbones had random weights and what that means; Table 2 beside the paper for the others."""
+    from medcnn.experiment import truth
+
+    sentences = []
     if random:
         sentences.append(
             f"{len(random)} of the {len(BACKBONES)} study backbones ran with random weights (their ImageNet files "
-            f"are not available here): {', '.join(random)}. Their rows show what the study's head learns from "
-            "frozen random features, not ImageNet transfer; on Colab the same code loads ImageNet weights."
+            f"are not available here): {', '.join(random)}. Their Table 2 rows are not set beside the paper's "
+            "ImageNet numbers; the appendix shows what the study's head learns from their frozen random features ("
+            + "; ".join(f"{row} {_value(summary, row, 'val_accuracy_max', 1, 100)} %" for row in random)
+            + ", max over epochs on validation). On Colab the same code loads ImageNet weights."
         )
     if run_settings["standardise_features"]:
         sentences.append(
@@ -1198,83 +1174,95 @@ def findings(summary, records, weights, best, cleaning, run_settings):
             "and variance before the study's head (ours, not the study's): random backbones give features of very "
             "different scales, which the study's head alone cannot learn from."
         )
-
-    def runs_of(label):
-        return [r for r in records if r.get("configuration") == label]
-
-    collapsed = [row for row in study if truth.all_collapsed(runs_of(row))]
-    learned = [row for row in study if row not in collapsed]
-    ranking = ""
+    pretrained = [row for row in study if row not in random]
+    runs_of = {row: [r for r in records if r.get("configuration") == row] for row in pretrained}
+    learned = [row for row in pretrained if not truth.all_collapsed(runs_of[row])]
+    if pretrained:
+        text = "; ".join(f"{row} {_value(summary, row, 'val_accuracy_max', 1, 100)} % vs "
+                         f"{TABLE_2.loc[row, 'accuracy %']:.2f} %" for row in learned)  # fmt: skip
+        gone = [row for row in pretrained if row not in learned]
+        collapsed = f"; every run of {', '.join(gone)} collapsed to one class" if gone else ""
+        sentences.append(f"Table 2 with ImageNet weights (maximum over epochs on validation): {text}{collapsed}.")
     if len(learned) > 1:
         first, second = sorted(learned, key=lambda row: summary.loc[row, "val_f1_max_mean"], reverse=True)[:2]
-        verdict = truth.compare_records(runs_of(first), runs_of(second), "val_f1_max", first, second,
+        verdict = truth.compare_records(runs_of[first], runs_of[second], "val_f1_max", first, second,
                                         "validation F1 (max over epochs)")  # fmt: skip
-        ranking = (
-            f" The highest mean validation F1 is {first}'s (the study's best: ResNet50, by F1 and confusion matrix); "
-            f"against the runner-up: {verdict.sentence}"
-        )
-    sentences.append(
-        "Table 2 as published (maximum over epochs on validation): "
-        + "; ".join(
-            f"{row} {_value(summary, row, 'val_accuracy_max', 1, 100)} % vs {TABLE_2.loc[row, 'accuracy %']:.2f} %"
-            for row in learned
-        )
-        + (f"; every run of {', '.join(collapsed)} collapsed to one class" if collapsed else "")
-        + "."
-        + ranking
+        sentences.append(f"The highest mean validation F1 is {first}'s (the study's best: ResNet50, by F1 and "
+                         f"confusion matrix); against the runner-up: {verdict.sentence}")  # fmt: skip
+    return sentences
+
+
+def _l2_sentence(records, run_settings):
+    """How much of the frozen heads' early loss is the study's L2, and what our row uses instead."""
+    heads = [r for r in records if r.get("group") in ("table2", "transfer") and (r.get("history") or {}).get("loss")]
+    width = 1280 if run_settings["transfer_backbone"] == "mobilenet_v2" else 2048
+    penalty = l2_penalty_at_start(run_settings, width)
+    first = float(np.mean([r["history"]["loss"][0] for r in heads])) if heads else float("nan")
+    return (
+        f"The study's head puts L2 {run_settings['l2']} on its two hidden layers (the report gives no factor; 0.01 is "
+        f"Keras' default): on {width} features the penalty alone is {penalty:.1f} at initialisation, against ln 8 = "
+        f"{np.log(K):.2f} for the cross-entropy of a uniform guess, and the frozen-backbone runs' first-epoch "
+        f"training loss averages {first:.1f}, so their first epochs mostly shrink weights. The study's rows keep it; "
+        f"our row's own head (pooling, dropout {run_settings['ours']['dropout']}, softmax) has no L2."
     )
-    if TRANSFER in summary.index:
-        sentences.append(
-            f"MobileNetV2 ({weights.get('mobilenet_v2')} weights, the staged file) with the same head reaches "
-            f"{_value(summary, TRANSFER, 'val_accuracy_max', 1, 100)} % (max over epochs) and "
-            f"{_value(summary, TRANSFER, 'test_accuracy', 1, 100)} % on the untouched test split."
-        )
-    frozen = [r for row in (*study, TRANSFER) for r in runs_of(row) if "val_accuracy_max" in r and "test_accuracy" in r]
-    overstated = truth.compare_rows(
-        [r["val_accuracy_max"] for r in frozen], [r["test_accuracy"] for r in frozen],
-        "the maximum over epochs on the validation set that also picks the epoch (as the study reads it)",
-        "the chosen epoch's accuracy on the untouched test split", "accuracy", paired=True, pairs="runs",
+
+
+def _ours_sentences(summary, records, tuned, run_settings):
+    """Our row against BloodMNIST's published level and against the study's fine-tuned model (or its stand-in)."""
+    from medcnn.experiment import truth
+
+    ours = [r for r in records if r.get("configuration") == OURS]
+    own = run_settings["ours"]
+    size = "{}x{} images, their central {}x{}".format(*own["image_size"], *own["crop"])
+    majority = truth.reference_value({"test": truth.references(ours, "test")}, "test_accuracy")
+    reached = truth.reaches_paper(
+        [r["test_accuracy"] for r in ours], ANCHOR["accuracy"], majority,
+        f"Our row (MobileNetV2, ImageNet weights, every block trained on {size}, its own head, Lion "
+        f"{own['learning_rate']:g}, the study's augmentation on every batch; BloodMNIST's ResNet-18 is the paper here)",
+        "test accuracy on the untouched split",
     )  # fmt: skip
-    sentences.append(
-        f"Over the frozen-backbone runs (seeds: {seeds}), {overstated.sentence[0].lower()}{overstated.sentence[1:]}"
-    )
-    if FINE_TUNED in summary.index:
-        first = BACKBONE_ROWS["resnet50"]
-        verdict = truth.compare_records(runs_of(FINE_TUNED), runs_of(first), "val_f1_max",
-                                        "ResNet50 with its last block unfrozen", "ResNet50 frozen",
-                                        "validation F1 (max over epochs)")  # fmt: skip
-        sentences.append(
-            f"{verdict.sentence.rstrip('.')}; the study: 87.33 % to {FINE_TUNING.iloc[0, 0]:.2f} %, +10.86 points."
-        )
-        table3 = table3_summary(records)
-        sentences.append(
-            "Table 3 for our fine-tuned ResNet50 (train / validation / untouched test accuracy): "
-            + " / ".join(
-                f"{table3.loc[name, 'accuracy_mean']:.1f} %" for name in ("train", "validation", "external test")
-            )
-            + f"; the study's {TABLE_3.iloc[0, 0]:.2f} / {TABLE_3.iloc[1, 0]:.2f} / {TABLE_3.iloc[2, 0]:.2f} % came "
-            "from its own external test set, which is not public."
-        )
-    if TRANSFER_FINE_TUNED in summary.index and TRANSFER in summary.index:
-        verdict = truth.compare_records(runs_of(TRANSFER_FINE_TUNED), runs_of(TRANSFER), "test_accuracy",
-                                        f"MobileNetV2 ({weights.get('mobilenet_v2')} weights) with its last block "
-                                        "unfrozen", "MobileNetV2 frozen", "test accuracy")  # fmt: skip
-        sentences.append(
-            f"{verdict.sentence.rstrip('.')} ({_value(summary, TRANSFER, 'test_accuracy', 1, 100)} % to "
-            f"{_value(summary, TRANSFER_FINE_TUNED, 'test_accuracy', 1, 100)} %)."
-        )
-    custom = [label for label in CUSTOM_ROWS.values() if label in summary.index]
-    gone = [label for label in custom if truth.all_collapsed(runs_of(label))]
-    if gone:
-        sentences.append(f"Every run of {', '.join(repr(label) for label in gone)} collapsed to one class.")
+    sentences = [
+        f"{reached.sentence} It aims at {TARGET_ACCURACY:.2f}; its AUC is "
+        f"{_value(summary, OURS, 'test_roc_auc', 3, 1)} (BloodMNIST: {ANCHOR['auc']:.3f}), on "
+        f"{ours[0]['sizes']['test']} test images drawn in the homework's proportions against BloodMNIST's "
+        f"{ANCHOR['protocol']}: different data, size and split, not comparable one to one."
+    ]
+    if tuned in summary.index:
+        verdict = truth.compare_records(ours, [r for r in records if r.get("configuration") == tuned],
+                                        "test_accuracy", "Our row", tuned, "test accuracy")  # fmt: skip
+        sentences.append(verdict.sentence)
+    return sentences
+
+
+def _custom_sentences(summary, records):
+    """Collapsed custom CNNs, and the best of the others once each ran at least 3 seeds."""
+    from medcnn.experiment import truth
+
+    runs_of = {label: [r for r in records if r.get("configuration") == label] for label in CUSTOM_ROWS.values()}
+    custom = [label for label, runs in runs_of.items() if runs]
+    gone = [label for label in custom if truth.all_collapsed(runs_of[label])]
+    sentences = [f"Every run of {', '.join(repr(label) for label in gone)} collapsed to one class."] if gone else []
     custom = [label for label in custom if label not in gone]
-    if custom:
-        top = max(custom, key=lambda row: summary.loc[row, "val_accuracy_mean"])
+    seeds = min((len(runs_of[label]) for label in custom), default=0)
+    if custom and seeds < 3:
+        sentences.append(f"The custom CNNs ran {seeds} seed(s) each: none is called best before 3 have run.")
+    elif custom:
+        ranked = sorted(custom, key=lambda row: summary.loc[row, "val_accuracy_mean"], reverse=True)
+        top = ranked[0]
         sentences.append(
-            f"The best custom CNN on validation is '{top}': test accuracy "
+            f"The custom CNN with the highest mean validation accuracy is '{top}': test accuracy "
             f"{_value(summary, top, 'test_accuracy', 1, 100)} % after {summary.loc[top, 'epochs_mean']:.0f} epochs "
             "(the study: about 94 % train and validation, 12 % on its test set)."
         )
+        if len(ranked) > 1:
+            verdict = truth.compare_records(runs_of[top], runs_of[ranked[1]], "val_accuracy", top, ranked[1],
+                                            "validation accuracy")  # fmt: skip
+            sentences.append(verdict.sentence)
+    return sentences
+
+
+def _cleaning_sentence(cleaning, best):
+    """What cleaning removed, and how the best run does on the test images the forest would have flagged."""
     on, off, count = cleaning["flagged_accuracy"]
     classes = cleaning.get("outlier_classes") or {}
     most = max(classes, key=classes.get) if classes and max(classes.values()) else None
@@ -1284,21 +1272,12 @@ def findings(summary, records, weights, best, cleaning, run_settings):
         if most and cleaning.get("pool_classes")
         else ""
     )
-    sentences.append(
+    return (
         f"Cleaning removed {cleaning['duplicates']} duplicate(s), then {cleaning['outliers']} of "
         f"{cleaning['pool']} training and validation images as isolation-forest outliers{share} (seed "
         f"{best['seed']}); the same forest would have flagged {count} test images, on which the best run is "
         + (f"{100 * on:.1f} % right against {100 * off:.1f} % on the rest." if count else "not measured.")
     )
-    sentences.append(
-        f"Anchor: BloodMNIST's {ANCHOR['model']} reports test accuracy {ANCHOR['accuracy']:.3f} and AUC "
-        f"{ANCHOR['auc']:.3f} with {ANCHOR['protocol']}. Our best run ('{best['configuration']}', seed {best['seed']}) "
-        f"reaches {best['test_accuracy']:.3f} and AUC {best['test_roc_auc']:.3f} on {best['sizes']['test']} untouched "
-        f"test images, trained on {best['sizes']['train']} images and copies at 96x96 drawn in the homework's class "
-        "proportions: different data, size and split, not comparable one to one."
-    )
-    sentences.append(stuck_statement([r for r in records if "test_confusion" in r]))
-    return sentences
 
 
 def readme_section(payload, scale="cpu"):
@@ -1311,9 +1290,10 @@ def readme_section(payload, scale="cpu"):
         {"accuracy %": "val accuracy % (max over epochs)", "F1 %": "val F1 % (max over epochs)"},
         "the study's head on each frozen backbone, Lion 1e-4, class weights, offline augmentation, 96x96 PBC images "
         "drawn in the homework's class proportions, duplicates and isolation-forest outliers removed, 80/20 split "
-        "as published, plus a test split held out before cleaning (the honest protocol). The study backbones' rows "
-        "say which weights they had. Table 3, fine-tuning, custom CNNs, MobileNetV2 and the BloodMNIST anchor: "
-        f"[results/an2dl/{scale}/report.md](results/an2dl/{scale}/report.md).",
+        "as published, plus a test split held out before cleaning (the honest protocol). A study backbone without "
+        "its ImageNet weights keeps the paper's numbers only (its random-weight run is in the report's appendix); "
+        "MobileNetV2 with its ImageNet weights stands in. Table 3, fine-tuning, custom CNNs, our row at BloodMNIST's "
+        f"level: [results/an2dl/{scale}/report.md](results/an2dl/{scale}/report.md).",
         row_notes=row_notes(payload.get("backbone_weights"), payload["run"].get("settings")),
     )
 
@@ -1323,7 +1303,7 @@ def readme_section(payload, scale="cpu"):
 
 PLAN_LEAVES_OUT = (
     "decoding the images, duplicate and outlier search, the offline augmented copies, the training-side accuracy "
-    "of the fine-tuned rows, evaluation and export"
+    "of the fine-tuned rows and ours, evaluation and export"
 )
 
 
@@ -1333,7 +1313,8 @@ def plan_runs(run_settings, data_dir=None):
     the homework's proportions (`draw_counts`; nothing decoded).
 
     Sizes are counted before duplicates and outliers are removed (so at most): the test part `test_fraction` of
-    the drawn images, the training side `split_ratios[0]` of the rest, times 1 + `augment_copies`.
+    the drawn images, the training side `split_ratios[0]` of the rest, times 1 + `augment_copies` (our row: the
+    originals only, augmented on the fly).
     """
     from medcnn.experiment import seed_order
     from medcnn.experiment.estimate import PlannedRun, count_files
@@ -1342,28 +1323,29 @@ def plan_runs(run_settings, data_dir=None):
     drawn = sum(draw_counts(available, run_settings["largest_class"]).values())
     copies = run_settings["augment_copies"]
     rest = drawn - round(run_settings["test_fraction"] * drawn)
-    train = round(run_settings["split_ratios"][0] * rest) * (copies + 1)
+    originals = round(run_settings["split_ratios"][0] * rest)
     size = tuple(run_settings["image_size"])
     configs = configurations(run_settings)
-    groups = {config.group for config in configs}
-    seeds_of = {group: run_settings["group_seeds"].get(group) or run_settings["seeds"] for group in groups}
-    epochs_of = {"fine_tune": "fine_tune_epochs", "custom": "custom_epochs"}
-    patience = run_settings["early_stopping"]["patience"]
-    backbones = (*run_settings["backbones"], run_settings["transfer_backbone"])
+    chosen = seeds_of(configs, run_settings)
     planned = [
         PlannedRun(f"{name} features of every image and copy", seed, "feature extraction", name, 1,
                    drawn * (copies + 1), size)
-        for seed in sorted({seed for chosen in seeds_of.values() for seed in chosen})
-        for name in backbones
+        for seed in sorted({seed for seeds in chosen.values() for seed in seeds})
+        for name in (*run_settings["backbones"], run_settings["transfer_backbone"])
     ]  # fmt: skip
-    for config, seed in seed_order(configs, seeds_of):
-        epochs = run_settings[epochs_of.get(config.group, "epochs")]
+    for config, seed in seed_order(configs, chosen):
+        own = run_settings["ours"] if config.group == "ours" else run_settings
+        train, at = originals * (copies + 1), size
         if config.group == "custom":
-            kind, model, at = "from scratch", f"an2dl_cnn:{config.model}", size
+            kind, model = "from scratch", f"an2dl_cnn:{config.model}"
+        elif config.group == "ours":
+            kind, model, train, at = "fine-tuning", f"{config.backbone} whole", originals, tuple(own["crop"])
         elif config.group == "fine_tune":
             blocks = "last block" if config.blocks == 1 else f"last {config.blocks} blocks"
-            kind, model, at = "fine-tuning", f"{config.backbone} {blocks}", size
+            kind, model = "fine-tuning", f"{config.backbone} {blocks}"
         else:
             kind, model, at = "frozen-feature head", "an2dl_head", None
-        planned.append(PlannedRun(config.label, seed, kind, model, epochs, train, at, patience < epochs))
+        epochs = epochs_of(config, run_settings)
+        planned.append(PlannedRun(config.label, seed, kind, model, epochs, train, at,
+                                  own["early_stopping"]["patience"] < epochs))  # fmt: skip
     return planned
