@@ -66,3 +66,19 @@ reproduce-all: setup
 
 benchmarks: setup
 	@for bench in benchmarks/*.py; do $(PY) $$bench || exit 1; done
+
+# Your own labelled images (notebooks/own_data.ipynb): `make own-data DATA_DIR=path/to/folder` (one sub-folder of
+# images per class) [CSV=table.csv of file,label,group] [OUTPUT_DIR=...] [SCALE=smoke|cpu|full]
+# [GROUP_PATTERN='^(P[0-9]+)_'] (its first group is the patient, case or slide id in a file name; write $ as $$).
+# Results, model.keras and the executed notebook go to OUTPUT_DIR, by default results/own_data/<folder name>/.
+OWN_DATA_NAME = $(if $(DATA_DIR),$(notdir $(abspath $(DATA_DIR))),$(basename $(notdir $(CSV))))
+OWN_DATA_OUT = $(abspath $(or $(OUTPUT_DIR),results/own_data/$(OWN_DATA_NAME)))
+.PHONY: own-data
+own-data: setup
+	@if [ -z "$(DATA_DIR)$(CSV)" ]; then echo "Pass DATA_DIR=path/to/folder (one sub-folder of images per class) or CSV=..."; exit 2; fi
+	mkdir -p "$(OWN_DATA_OUT)"
+	MEDCNN_PRECISION=$(PRECISION) $(PY) -m papermill notebooks/own_data.ipynb "$(OWN_DATA_OUT)/executed.ipynb" \
+		$(if $(DATA_DIR),-r DATA_DIR "$(abspath $(DATA_DIR))") $(if $(CSV),-r CSV "$(abspath $(CSV))") \
+		-r OUTPUT_DIR "$(OWN_DATA_OUT)" -p SCALE $(SCALE) -p REUSE_RUNS $(REUSE_RUNS) \
+		$(if $(GROUP_PATTERN),-r GROUP_PATTERN '$(GROUP_PATTERN)') --cwd notebooks --log-output --progress-bar
+	@echo "Results: $(OWN_DATA_OUT)/report.md; model: $(OWN_DATA_OUT)/model.keras"
