@@ -47,13 +47,11 @@ def test_every_study_declares_its_seeding():
     from medcnn.studies import allgray, chromosome
 
     random = {"InceptionV3": "random", "VGG19": "random", "ResNet101V2": "random", "MobileNetV2": "imagenet"}
-    smoke = cnmc.seeding(cnmc.settings("smoke"), random)
-    assert {"split", "initialisation", "augmented views", "random backbone weights"} <= set(smoke["seed_varies"])
-    assert list(smoke["held_fixed"]) == ["pretrained backbone weights (MobileNetV2)"]
-    cpu = cnmc.seeding(cnmc.settings("cpu"), random)  # the cpu scale holds the random backbones' features fixed
-    assert "augmented views (MobileNetV2)" in cpu["seed_varies"]
-    assert "augmented views (InceptionV3, VGG19, ResNet101V2)" in cpu["held_fixed"]
-    assert "random backbone weights" in cpu["held_fixed"]
+    for scale in ("smoke", "cpu"):  # every seed draws its views and random backbone weights (cnmc v3)
+        policy = cnmc.seeding(cnmc.settings(scale), random)
+        drawn = "random backbone weights (InceptionV3, VGG19, ResNet101V2)"
+        assert {"split", "initialisation", "augmented views", drawn} <= set(policy["seed_varies"])
+        assert list(policy["held_fixed"]) == ["pretrained backbone weights (MobileNetV2)"]
     policy = an2dl.seeding(an2dl.settings("smoke"), {"resnet50": "random", "mobilenet_v2": "imagenet"})
     assert {"split", "augmented views", "random backbone weights (resnet50)"} <= set(policy["seed_varies"])
     assert "pretrained backbone weights (mobilenet_v2)" in policy["held_fixed"]
@@ -71,40 +69,44 @@ def _cnmc_settings(**overrides):
 
 
 def test_cnmc_splits_views_and_random_backbones_vary_with_the_seed():
+    from medcnn.experiment.features import backbone_model
+
     labels = np.repeat([0, 1], 30)
     groups = np.array([f"p{k}" for k in range(12)]).repeat(5)
     first, second = (cnmc.make_splits(labels, groups, seed, folds=3) for seed in (0, 1))
     assert not np.array_equal(first["test"], second["test"])
     images = np.random.default_rng(0).random((4, 32, 32, 3)).astype("float32")
     run_settings = _cnmc_settings()
-    views = {seed: np.asarray(cnmc.view_augmentation(run_settings, seed)(images, training=True)) for seed in (0, 1)}
+    views = {
+        seed: np.asarray(cnmc.views_of(run_settings["augmentation"], seed)(images, training=True)) for seed in (0, 1)
+    }
     assert not np.allclose(views[0], views[1])
-    np.testing.assert_array_equal(views[0], np.asarray(cnmc.view_augmentation(run_settings, 0)(images, training=True)))
+    again = np.asarray(cnmc.views_of(run_settings["augmentation"], 0)(images, training=True))
+    np.testing.assert_array_equal(views[0], again)
     random_settings = {**run_settings, "weights": None}  # no pretrained weights: drawn from the seed
-    drawn = {seed: _weights(cnmc.backbone_model("mobilenet_v2", random_settings, seed)[0]) for seed in (0, 1)}
+    drawn = {
+        seed: _weights(backbone_model(cnmc.feature_spec("mobilenet_v2", random_settings, seed))) for seed in (0, 1)
+    }
     assert not _same(drawn[0], drawn[1])
-    assert _same(drawn[0], _weights(cnmc.backbone_model("mobilenet_v2", random_settings, 0)[0]))
-    fixed = {**random_settings, "feature_seed": {"mobilenet_v2": 0}}  # held fixed on purpose
-    assert _same(drawn[0], _weights(cnmc.backbone_model("mobilenet_v2", fixed, 1)[0]))
+    assert _same(drawn[0], _weights(backbone_model(cnmc.feature_spec("mobilenet_v2", random_settings, 0))))
     keras.backend.clear_session()
 
 
 def test_cnmc_imagenet_backbone_is_the_same_for_every_seed_and_features_are_cached_per_seed(tmp_path):
+    from medcnn.experiment.features import backbone_model
+
     run_settings = _cnmc_settings(augmented_copies=1)
-    first, _ = cnmc.backbone_model("mobilenet_v2", run_settings, 0)
-    second, _ = cnmc.backbone_model("mobilenet_v2", run_settings, 1)
+    specs = {seed: cnmc.feature_spec("mobilenet_v2", run_settings, seed) for seed in (0, 1)}
+    first, second = backbone_model(specs[0]), backbone_model(specs[1])
     assert first.weights_info.used == "imagenet" and _same(_weights(first), _weights(second))
     images = np.random.default_rng(1).random((4, 32, 32, 3)).astype("float32")
     quiet = lambda _: None  # noqa: E731
-    features = {
-        seed: cnmc.extract_features("mobilenet_v2", images, run_settings, "data", tmp_path, log=quiet, seed=seed)
-        for seed in (0, 1)
-    }
-    originals = features[0].copy == 0
+    features = {seed: experiment.extract(specs[seed], images, tmp_path, "seed images", log=quiet) for seed in (0, 1)}
+    originals = features[0].view == 0
     np.testing.assert_allclose(features[0].x[originals], features[1].x[originals], rtol=1e-5, atol=1e-6)
     assert not np.allclose(features[0].x[~originals], features[1].x[~originals])  # each seed's own views
-    assert len(list(tmp_path.glob("mobilenet_v2_*.npz"))) == 2 and features[1].info["feature_seed"] == 1
-    again = cnmc.extract_features("mobilenet_v2", images, run_settings, "data", tmp_path, True, lambda _: None, seed=1)
+    assert len(list(tmp_path.glob("mobilenet_v2_*.npz"))) == 2 and features[1].info["seed"] == 1
+    again = experiment.extract(specs[1], images, experiment.RunCache(tmp_path, reuse=True), "seed images", log=quiet)
     np.testing.assert_array_equal(again.x, features[1].x)
     keras.backend.clear_session()
 
@@ -124,34 +126,6 @@ def test_cnmc_head_initialisation_varies_with_the_seed():
 def _an2dl_settings(**overrides):
     tiny = {"image_size": (32, 32), "backbones": (), "augment_copies": 1, "predict_batch_size": 8}
     return an2dl.settings("smoke", **{**tiny, **overrides})
-
-
-def test_an2dl_splits_copies_and_random_backbones_vary_with_the_seed():
-    labels = np.tile(np.arange(an2dl.K), 10)
-    features = np.random.default_rng(2).normal(size=(len(labels), 6))
-    splits = {seed: an2dl.make_protocol(labels, features, seed, _an2dl_settings())[0] for seed in (0, 1)}
-    assert not np.array_equal(splits[0]["train"], splits[1]["train"])
-    images = np.random.default_rng(3).random((4, 32, 32, 3)).astype("float32") * 255
-    run_settings = {**_an2dl_settings(), "weights": None}  # no pretrained weights: drawn from the seed
-    drawn = {seed: an2dl.seed_inputs(images, run_settings, seed, log=lambda _: None) for seed in (0, 1)}
-    np.testing.assert_array_equal(drawn[0][0][:4], drawn[1][0][:4])  # the originals
-    assert not np.allclose(drawn[0][0][4:], drawn[1][0][4:])  # each seed's augmented copies
-    pooled = {seed: drawn[seed][1]["mobilenet_v2"]["pooled"] for seed in (0, 1)}
-    assert drawn[0][1]["mobilenet_v2"]["weights"] == "random" and not np.array_equal(pooled[0][:4], pooled[1][:4])
-    keras.backend.clear_session()
-
-
-def test_an2dl_imagenet_backbone_is_the_same_for_every_seed_and_inputs_are_drawn_per_seed():
-    images = np.random.default_rng(4).random((4, 32, 32, 3)).astype("float32") * 255
-    run_settings = _an2dl_settings(seeds=[0, 1])
-    inputs = an2dl.prepare_inputs(images, np.arange(4), run_settings, log=lambda _: None)
-    config = an2dl.Configuration(an2dl.TRANSFER, "transfer", backbone="mobilenet_v2")
-    assert inputs.weights() == {"mobilenet_v2": "imagenet"} and inputs.seed == 0
-    first, second = inputs.x(config, 0), inputs.x(config, 1)
-    np.testing.assert_allclose(first[:4], second[:4], rtol=1e-5, atol=1e-6)  # the same weights on the originals
-    assert not np.allclose(first[4:], second[4:])  # features of each seed's own copies
-    assert list(inputs.drawn) == [1] and inputs.x(config, 1) is second  # drawn once, then kept
-    keras.backend.clear_session()
 
 
 def test_an2dl_head_initialisation_and_dropout_vary_with_the_seed():

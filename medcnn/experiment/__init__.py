@@ -37,6 +37,7 @@ from medcnn.experiment.outputs import (
 from medcnn.experiment.plan import find_run, run_all, run_counts, seed_order
 from medcnn.experiment.runs import Run, evaluate_sides, slugify, train_and_evaluate
 from medcnn.experiment.seeding import SEED_PARTS, backbone_parts, for_models, seed_policy
+from medcnn.experiment.session import Session, repository_root
 from medcnn.experiment.summary import (
     best_run,
     majority_share,
@@ -60,6 +61,8 @@ from medcnn.experiment.truth import (
 )
 
 __all__ = [
+    "Session",
+    "repository_root",
     "REFERENCE_ROWS",
     "Verdict",
     "compare_means",
@@ -120,4 +123,31 @@ __all__ = [
     "trained_model",
     "update_readme",
     "write_outputs",
+]
+
+# The frozen-features workflow (`medcnn.experiment.features`) and runs that carry their own inputs (`Run.inputs`).
+from medcnn.experiment.features import (  # noqa: E402
+    Features,
+    FeatureSpec,
+    export_head,
+    extract,
+    feature_inputs,
+    image_model,
+    standardised_head,
+    view_rows,
+)
+from medcnn.experiment.runs import LazyInputs, array_digest, run_data  # noqa: E402
+
+__all__ += [
+    "FeatureSpec",
+    "Features",
+    "LazyInputs",
+    "array_digest",
+    "export_head",
+    "extract",
+    "feature_inputs",
+    "image_model",
+    "run_data",
+    "standardised_head",
+    "view_rows",
 ]

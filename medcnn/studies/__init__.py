@@ -73,6 +73,12 @@ def copy_tables(tables):
     return copies
 
 
+PREDATES_V3 = (
+    "*This committed run predates the library's v3 protocol. Where the sentence on the protocol below differs from its "
+    "report, the report says what this run did; the sentence describes today's code, which the study's re-run uses.*"
+)
+
+
 def update_readme(readme="README.md", results="results"):
     """Regenerate each `<!-- <study>-<scale>-table -->` section of the README from the committed `results.json`.
 
@@ -90,7 +96,10 @@ def update_readme(readme="README.md", results="results"):
             marker = f"{study}-{scale}-table"
             path = Path(results) / study / scale / "results.json"
             if f"<!-- {marker} -->" in text and path.is_file():
-                section = get_study(study).readme_section(json.loads(path.read_text()), scale)
+                payload = json.loads(path.read_text())
+                section = get_study(study).readme_section(payload, scale)
+                if "seed_varies" not in payload:  # written before `experiment.seeding` (library v3) recorded it
+                    section = f"{PREDATES_V3}\n\n{section}"
                 replace_section(readme, marker, section)
                 written.append(marker)
     return written
