@@ -18,34 +18,36 @@ def test_ci_runs_the_readme_test_command():
 
 
 def test_allgray_section_in_readme_is_generated_from_the_committed_full_run():
-    from medcnn.studies import allgray
+    from medcnn.studies import readme_text
 
     results = json.loads((ROOT / "results" / "allgray" / "full" / "results.json").read_text())
     section = README.split("<!-- allgray-full-table -->")[1].split("<!-- /allgray-full-table -->")[0]
-    assert section.strip() == allgray.readme_section(results, "full").strip(), "run `make readme`"
+    assert section.strip() == readme_text("allgray", "full", results).strip(), "run `make readme`"
     for label, row in results["tables"]["Table 1"].items():
         line = next(line for line in section.splitlines() if line.startswith(f"| {label} |"))
         assert f"{row['test acc']['ours']:.3f}" in line and f"{row['test acc']['paper']:.2f}" in line
 
 
 def test_chromosome_section_in_readme_is_generated_from_the_committed_cpu_run():
-    from medcnn.studies import chromosome
+    from medcnn.studies import PREDATES_V3, readme_text
 
     results = json.loads((ROOT / "results" / "chromosome" / "cpu" / "results.json").read_text())
     section = README.split("<!-- chromosome-cpu-table -->")[1].split("<!-- /chromosome-cpu-table -->")[0]
-    assert section.strip() == chromosome.readme_section(results, "cpu").strip(), "run `make readme`"
-    assert section.lstrip().startswith("CPU scale on") and "seeds 0, 1, 2" in section
+    assert section.strip() == readme_text("chromosome", "cpu", results).strip(), "run `make readme`"
+    body = section.strip().removeprefix(PREDATES_V3).lstrip()
+    assert body.startswith("CPU scale on") and "seeds 0, 1, 2" in section
+    assert section.strip().startswith(PREDATES_V3) == ("seed_varies" not in results)
 
 
 def test_every_generated_section_matches_its_committed_results():
     import re
 
-    from medcnn.studies import get_study
+    from medcnn.studies import readme_text
 
     markers = re.findall(r"<!-- (\w+)-(smoke|cpu|full)-table -->", README)
     assert ("kth", "cpu") in markers and ("chromosome", "cpu") in markers
     for study, scale in markers:
         results = json.loads((ROOT / "results" / study / scale / "results.json").read_text())
         section = README.split(f"<!-- {study}-{scale}-table -->")[1].split(f"<!-- /{study}-{scale}-table -->")[0]
-        expected = get_study(study).readme_section(results, scale).strip()
+        expected = readme_text(study, scale, results).strip()
         assert section.strip() == expected, f"{study}-{scale}: run `make readme`"

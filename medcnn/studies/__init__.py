@@ -79,6 +79,14 @@ PREDATES_V3 = (
 )
 
 
+def readme_text(study, scale, payload):
+    """The README section of `study` at `scale` from its `results.json` payload, marked when the run predates v3."""
+    section = get_study(study).readme_section(payload, scale)
+    if "seed_varies" not in payload:  # written before `experiment.seeding` (library v3) recorded it
+        section = f"{PREDATES_V3}\n\n{section}"
+    return section
+
+
 def update_readme(readme="README.md", results="results"):
     """Regenerate each `<!-- <study>-<scale>-table -->` section of the README from the committed `results.json`.
 
@@ -96,10 +104,6 @@ def update_readme(readme="README.md", results="results"):
             marker = f"{study}-{scale}-table"
             path = Path(results) / study / scale / "results.json"
             if f"<!-- {marker} -->" in text and path.is_file():
-                payload = json.loads(path.read_text())
-                section = get_study(study).readme_section(payload, scale)
-                if "seed_varies" not in payload:  # written before `experiment.seeding` (library v3) recorded it
-                    section = f"{PREDATES_V3}\n\n{section}"
-                replace_section(readme, marker, section)
+                replace_section(readme, marker, readme_text(study, scale, json.loads(path.read_text())))
                 written.append(marker)
     return written
