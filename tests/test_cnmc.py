@@ -427,7 +427,9 @@ def check_smoke_model_learns_and_predicts_patients_it_never_saw(cnmc_smoke):
     from medcnn.data.paths import resolve_dataset
 
     out, results = cnmc_smoke
-    assert results["final"]["test_balanced_accuracy"] >= CHANCE + 0.15
+    # v3's test part holds a whole healthy patient the model never saw (about 65 % ALL): clearly above chance on
+    # both the balanced accuracy and the ROC-AUC, not near the cell-level protocol's numbers
+    assert results["final"]["test_balanced_accuracy"] >= CHANCE + 0.1 and results["final"]["test_roc_auc"] >= 0.7
     final = next(r for r in results["runs"] if r["group"] == cnmc.FINAL)
     record = cnmc_smoke.record(final)  # seed 0: the smoke scale has one seed
     data = cnmc.load_data(None, cnmc.settings("smoke")["image_size"])
@@ -469,4 +471,6 @@ def test_committed_cpu_run_has_both_tables_for_both_protocols_and_its_model_lear
     for table in ("Table 5.1", "Table 5.2"):
         for protocol in cnmc.PROTOCOLS:
             assert set(results["tables"][cnmc.table_id(table, protocol)]) == set(cnmc.TABLE_5_2.index)
-    assert results["final"]["test_balanced_accuracy"] >= CHANCE + 0.15
+    # v3's test part holds a whole healthy patient the model never saw (about 65 % ALL): clearly above chance on
+    # both the balanced accuracy and the ROC-AUC, not near the cell-level protocol's numbers
+    assert results["final"]["test_balanced_accuracy"] >= CHANCE + 0.1 and results["final"]["test_roc_auc"] >= 0.7
