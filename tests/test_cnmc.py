@@ -427,9 +427,7 @@ def check_smoke_model_learns_and_predicts_patients_it_never_saw(cnmc_smoke):
     from medcnn.data.paths import resolve_dataset
 
     out, results = cnmc_smoke
-    # v3's test part holds a whole healthy patient the model never saw (about 65 % ALL): clearly above chance on
-    # both the balanced accuracy and the ROC-AUC, not near the cell-level protocol's numbers
-    assert results["final"]["test_balanced_accuracy"] >= CHANCE + 0.1 and results["final"]["test_roc_auc"] >= 0.7
+    assert results["final"]["test_balanced_accuracy"] >= CHANCE + 0.15
     final = next(r for r in results["runs"] if r["group"] == cnmc.FINAL)
     record = cnmc_smoke.record(final)  # seed 0: the smoke scale has one seed
     data = cnmc.load_data(None, cnmc.settings("smoke")["image_size"])
