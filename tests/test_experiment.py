@@ -6,6 +6,7 @@ import functools
 import json
 import subprocess
 import sys
+import types
 from dataclasses import replace
 
 import keras
@@ -249,8 +250,9 @@ def test_outputs_hold_every_row_and_the_run_counts(tmp_path):
     ]
     summary = experiment.summarise(records, ["test_accuracy"])
     table = experiment.compare(paper, summary, {"scale": "smoke", "seeds": [0]}, {"test acc": "test_accuracy"})
+    info = {"scale": "smoke", "seeds": [0], "elapsed_s": 55.0}
     payload = experiment.results_payload(
-        "s", {"title": "t"}, {"scale": "smoke", "seeds": [0]}, {"Table 1": table}, summary, records, ["one finding"]
+        "s", {"title": "t"}, info, {"Table 1": table}, summary, records, ["one finding"]
     )
     assert set(payload["tables"]["Table 1"]) == {"a", "b"}
     assert (
@@ -263,7 +265,8 @@ def test_outputs_hold_every_row_and_the_run_counts(tmp_path):
     )
     assert json.loads(results.read_text())["tables"]["Table 1"]["a"]["test acc"]["paper"] == 0.82
     text = markdown.read_text()
-    assert "| runs | 2 (1 trained now, 1 reused) |" in text and "| elapsed | 40.0 s |" in text
+    assert "| runs | 2 (1 trained now, 1 reused) |" in text and "| elapsed | 55.0 s |" in text
+    assert "| training | 40.0 s, summed over the runs (10.0 s of it trained in this pass) |" in text
     assert experiment.readme_table(json.loads(results.read_text()), "Table 1") == experiment.comparison_markdown(table)
     readme = tmp_path / "README.md"
     readme.write_text("top\n<!-- t -->\nold\n<!-- /t -->\nbottom\n")
@@ -274,6 +277,50 @@ def test_outputs_hold_every_row_and_the_run_counts(tmp_path):
     assert readme.read_text() == "top\n<!-- t -->\nfirst table\n<!-- /t -->\n<!-- u -->\nkeep\n<!-- /u -->\n"
     with pytest.raises(ValueError, match="has no '<!-- v -->'"):
         experiment.update_readme(readme, "v", "x")
+
+
+def fake_study(name="s"):
+    """A study module as `Session` reads it: `STUDY`, `CITATION` and `settings(scale, **overrides)`."""
+
+    def settings(scale="smoke", **overrides):
+        return {"scale": scale, "seeds": [0], "epochs": 2, **{k: v for k, v in overrides.items() if v is not None}}
+
+    return types.SimpleNamespace(STUDY=name, CITATION={"title": "t"}, settings=settings)
+
+
+def test_session_sets_up_settings_output_folder_cache_and_figures(tmp_path):
+    session = experiment.Session(fake_study(), "smoke", tmp_path / "out", True, seeds=[3], epochs=None)
+    assert session.settings == {"scale": "smoke", "seeds": [3], "epochs": 2}
+    assert session.out_dir == tmp_path / "out" and session.out_dir.is_dir()
+    assert session.cache.reuse and session.precision in ("float32", "mixed_float16")
+    assert session.figure("roc_grouped") == tmp_path / "out" / "roc_grouped.png"
+    assert list(session.settings_frame()["value"]) == ["smoke", "[3]", "2"]
+    assert repr(session).startswith("s smoke run on ")
+
+
+def test_session_records_the_wall_time_to_its_outputs_and_the_training_apart(tmp_path):
+    session = experiment.Session(fake_study(), "smoke", tmp_path)
+    session.started -= 30  # as if the notebook had run for 30 s before its tables
+    info = session.run_info("data", {"a": 2}, "none", [0], extra={"note": "x"})
+    assert info["elapsed_s"] == pytest.approx(30, abs=5) and info["settings"]["epochs"] == 2 and info["note"] == "x"
+    session.started -= 60  # then 60 s more (export, figures) before its outputs
+    records = [{"configuration": "a", "group": "t", "seed": 0, "test_accuracy": 0.6, "train_s": 12.0, "cached": False}]
+    summary = experiment.summarise(records, ["test_accuracy"])
+    plt = pytest.importorskip("matplotlib.pyplot")
+    figure = plt.figure()
+    figure.savefig(session.figure("drawn"))
+    plt.close(figure)
+    session.figure("never_drawn")
+    results, markdown = session.write(info, {}, summary, records, ["one"], [("Findings", "- one")], "title")
+    run = json.loads(results.read_text())["run"]
+    assert run["elapsed_s"] == pytest.approx(90, abs=5) and run["training_s_all_runs"] == 12.0
+    assert run["precision"] == session.precision
+    text = markdown.read_text()
+    assert f"| elapsed | {run['elapsed_s']:.1f} s |" in text and "| training | 12.0 s, summed over the runs" in text
+    assert "![drawn](drawn.png)" in text and "never_drawn" not in text
+    given = session.run_info("data", {"a": 2}, "none", [0], elapsed_s=7.0)  # a value of the notebook's own is kept
+    results, _ = session.write(given, {}, summary, records, [], [], "title")
+    assert json.loads(results.read_text())["run"]["elapsed_s"] == 7.0
 
 
 def test_exported_model_classifies_raw_files_with_predict(easy, tmp_path):

@@ -4,12 +4,16 @@
 the PNGs it will list in the report; `write` records the run (hardware, software, data, weights, seeds, run counts)
 in `results.json` and `report.md`. The README section is generated from that `results.json` (`make readme`).
 
+Time: the run's `elapsed_s` is the notebook's wall time from the session's start to `write` (data, features,
+training, evaluation and export alike); the runs' own training time is recorded apart, as `training_s_all_runs` and
+`training_s_now` (from the records), and the report shows both.
+
 Example (a notebook's setup and outputs cells):
     >>> session = experiment.Session(allgray, SCALE, OUTPUT_DIR, REUSE_RUNS, seeds=SEEDS)
     >>> session.settings["image_size"]
     (64, 64)
     >>> ...
-    >>> info = session.run_info(data_name, counts, weights, seeds=[0])
+    >>> info = session.run_info(data_name, counts, weights, seeds=[0])  # elapsed: the notebook's wall time
     >>> session.write(info, {"Table 1": table1}, summary, records, findings, sections, title)
 """
 
@@ -38,7 +42,8 @@ class Session:
         **overrides: settings to change (None values are ignored), e.g. `seeds=SEEDS`.
 
     Attributes:
-        settings, out_dir, cache, precision, repository, started (a `time.time()`), figures ({name: path}).
+        settings, out_dir, cache, precision, repository, started (a `time.time()`, the start of the run's
+        `elapsed_s`), figures ({name: path}).
     """
 
     def __init__(self, study, scale, output_dir=None, reuse=False, **overrides):
@@ -55,6 +60,7 @@ class Session:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.cache = RunCache(self.out_dir, reuse=reuse)
         self.figures = {}
+        self._clock_reading = None  # the wall time `run_info` recorded, which `write` takes again
 
     def __repr__(self):
         return (
@@ -78,10 +84,15 @@ class Session:
         return time.time() - self.started
 
     def run_info(self, data_name, data_counts, weights, seeds, elapsed_s=None, extra=None):
-        """`report.run_info` of this run, with the settings and precision recorded in it."""
+        """`report.run_info` of this run, with the settings and precision recorded in it.
+
+        `elapsed_s`: None (the default) records the session's wall time, which `write` then takes again, so that it
+        covers the notebook up to its outputs. Leave it None: the runs' training time is recorded apart by `write`.
+        """
+        if elapsed_s is None:
+            elapsed_s = self._clock_reading = self.elapsed()
         return report.run_info(
-            self.settings["scale"], data_name, data_counts, weights, seeds,
-            self.elapsed() if elapsed_s is None else elapsed_s,
+            self.settings["scale"], data_name, data_counts, weights, seeds, elapsed_s,
             extra={"settings": self.settings, "precision": self.precision, **(extra or {})},
         )  # fmt: skip
 
@@ -89,7 +100,10 @@ class Session:
         """Write `results.json` and `report.md`; returns their paths, relative to the repository where they lie in it.
 
         `sections` are (heading, DataFrame or markdown) pairs; the figures asked for with `figure` that exist follow.
+        An `info` from `run_info` with the session's clock gets the wall time up to now as its `elapsed_s`.
         """
+        if info.get("elapsed_s") is not None and info.get("elapsed_s") == self._clock_reading:
+            info = {**info, "elapsed_s": self.elapsed()}
         payload = results_payload(
             self.study.STUDY, self.study.CITATION, info, tables, summary, records, findings, extra, record_keys
         )

@@ -122,10 +122,20 @@ def _weights_text(weights):
 
 
 def run_summary(info):
-    """The run's description as short strings: scale, hardware, data, weights, seeds, elapsed, date, versions."""
+    """The run's description as short strings: scale, hardware, data, weights, seeds, elapsed, date, versions.
+
+    `elapsed` is the whole run's `elapsed_s`; where the info holds the runs' training time (`training_s_all_runs`,
+    `training_s_now`, from `experiment.run_counts`), a `training` line follows it.
+    """
     data = info.get("data") or {}
     versions = info.get("versions") or {}
     elapsed = info.get("elapsed_s")
+    training = {}
+    if info.get("training_s_all_runs") is not None:
+        now = info.get("training_s_now")
+        training["training"] = f"{info['training_s_all_runs']:.1f} s, summed over the runs" + (
+            "" if now is None else f" ({now:.1f} s of it trained in this pass)"
+        )
     return {
         "scale": str(info.get("scale", "")),
         "hardware": _hardware_text(info.get("hardware")),
@@ -133,6 +143,7 @@ def run_summary(info):
         "weights": _weights_text(info.get("weights")),
         "seeds": ", ".join(str(seed) for seed in info.get("seeds", [])),
         "elapsed": "" if elapsed is None else f"{elapsed:.1f} s",
+        **training,
         "runs": str(info.get("runs", "")),
         "date (UTC)": str(info.get("timestamp_utc", "")),
         "software": ", ".join(f"{name} {value}" for name, value in versions.items() if value),
