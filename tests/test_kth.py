@@ -10,6 +10,9 @@ import pytest
 from PIL import Image
 
 from medcnn import experiment
+from medcnn.data import karyogram_pool
+from medcnn.experiment.protocols import compare_rows_learned
+from medcnn.experiment.referral import best_learned_rows, wrong_test_cases
 from medcnn.models.heads import HeadSpec, build_head
 from medcnn.studies import kth
 
@@ -89,152 +92,30 @@ def test_table_ids_and_our_rows():
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Augmentation and the pool
+# The pool of a user's folders (`medcnn.data.karyogram_pool`, tested in test_karyogram_pool.py)
 
 
-def _karyogram_like(count, size=32, seed=0):
-    """White images with a few dark bars in fixed places, like a karyogram's rows."""
-    rng = np.random.default_rng(seed)
-    images = np.full((count, size, size, 1), 255, np.uint8)
-    for image in images:
+def _karyogram_folder(root):
+    """A user's karyogram folders (normal/, abnormal/) of 25 tiny white images with dark bars."""
+    rng = np.random.default_rng(3)
+    for index in range(25):
+        image = np.full((32, 32), 255, np.uint8)
         for row in (4, 14, 24):
             start = int(rng.integers(2, 8))
             image[row : row + 5, start : start + 20] = int(rng.integers(20, 90))
-    return images
-
-
-def test_augment_to_counts_grows_each_class_with_copies_of_its_own_images():
-    images, labels = _karyogram_like(7), np.array([0, 0, 0, 0, 1, 1, 1])
-    augmentation = kth.settings()["augmentation"]
-    copies, copy_labels, sources = kth.augment_to_counts(images, labels, {"normal": 10, "abnormal": 8}, augmentation)
-    assert copies.shape == (11, 32, 32, 1) and copies.dtype == np.uint8
-    assert np.bincount(copy_labels).tolist() == [6, 5]
-    np.testing.assert_array_equal(labels[sources], copy_labels)
-    assert np.bincount(sources, minlength=7).tolist() == [2, 2, 1, 1, 2, 2, 1]  # copy 1 of each, then copy 2
-    # order-preserving: a copy stays close to its source (no flip or rotation), yet is not the same image
-    for copy, source in zip(copies.astype(float), sources):
-        original = images[source].astype(float)
-        assert np.corrcoef(copy.ravel(), original.ravel())[0, 1] > 0.8
-    again = kth.augment_to_counts(images, labels, {"normal": 10, "abnormal": 8}, augmentation)[0]
-    np.testing.assert_array_equal(copies, again)  # the same seed gives the same copies
-
-
-def test_augment_to_counts_below_the_originals_incorrect():
-    with pytest.raises(ValueError, match="at least the originals of each class"):
-        kth.augment_to_counts(_karyogram_like(3), np.array([0, 0, 1]), {"normal": 1, "abnormal": 1}, {})
-
-
-def test_scaled_counts_round_each_class():
-    assert kth.scaled_counts({"normal": 376, "abnormal": 316}, 0.64) == {"normal": 241, "abnormal": 202}
-
-
-def _tiny_settings(**overrides):
-    tiny = {
-        "source_size": (32, 32),
-        "original_counts": {"normal": 15, "abnormal": 10},
-        "augmented_counts": {"normal": 25, "abnormal": 25},
-    }
-    return kth.settings("smoke", **{**tiny, **overrides})
+        name = "abnormal" if index < 10 else "normal"
+        (root / name).mkdir(exist_ok=True)
+        Image.fromarray(image).save(root / name / f"k{index:02d}.png")
+    return root
 
 
 @pytest.fixture(scope="module")
 def folder_pool(tmp_path_factory):
-    """A user's karyogram folders (normal/, abnormal/) of 25 tiny images, loaded and pooled."""
-    root = tmp_path_factory.mktemp("karyograms")
-    for index, image in enumerate(_karyogram_like(25, seed=3)):
-        name = "abnormal" if index < 10 else "normal"
-        (root / name).mkdir(exist_ok=True)
-        Image.fromarray(image[..., 0]).save(root / name / f"k{index:02d}.png")
-    source = kth.load_source(root, (32, 32))
-    return source, kth.build_pool(source, _tiny_settings(), seed=0)
-
-
-def test_user_folders_replace_the_stand_in(folder_pool):
-    source, pool = folder_pool
-    assert source.kind == "folders" and len(source.labels) == 25 and source.images.shape == (25, 32, 32, 1)
-    assert np.bincount(source.labels).tolist() == [15, 10]  # class order: normal, abnormal
-
-
-def test_pool_protocols_split_and_augment_as_described(folder_pool):
-    _, pool = folder_pool
-    counts = kth.pool_counts(pool)
-    assert counts.loc["published original"].to_dict() == {"normal": 15, "abnormal": 10}
-    assert counts.loc["published copy"].to_dict() == {"normal": 10, "abnormal": 15}
-    published, honest = pool.splits["published"], pool.splits["honest"]
-    for split in (*published.values(), *honest.values()):
-        sides = [set(split[side].tolist()) for side in ("train", "val", "test")]
-        assert not (sides[0] & sides[1] or sides[0] & sides[2] or sides[1] & sides[2])
-    assert sum(len(published["augmented"][side]) for side in ("train", "val", "test")) == 50
-    # honest: the copies are made from training karyograms only, and only training holds copies
-    copies = pool.table["part"].eq("honest copy").to_numpy()
-    honest_train = set(honest["original"]["train"].tolist())
-    assert set(pool.table.loc[copies, "source"]) <= honest_train
-    assert set(np.flatnonzero(copies)) == set(honest["augmented"]["train"].tolist()) - honest_train
-    for side in ("val", "test"):
-        np.testing.assert_array_equal(honest["augmented"][side], honest["original"][side])
-    leaks = kth.leakage_table(pool)
-    assert leaks.loc[("honest", "augmented"), "copies of a training karyogram"] == 0
-    assert leaks.loc[("published", "augmented"), "copies of a training karyogram"] > 0
-
-
-@pytest.fixture(scope="module")
-def composed_pool(shared_data):
-    source = kth.load_source(shared_data, (64, 64))
-    return source, kth.build_pool(source, _tiny_settings(source_size=(64, 64)), seed=0)
-
-
-def test_composed_pool_keeps_metaphases_apart_under_the_honest_protocol(composed_pool):
-    source, pool = composed_pool
-    assert source.kind == "composed" and pool.images.shape[1:] == (64, 64, 1)
-    leaks = kth.leakage_table(pool)
-    kinds = [
-        "copies of a training karyogram", "share a metaphase with training", "share a chromosome image with training"
-    ]  # fmt: skip
-    for data in ("original", "augmented"):
-        assert leaks.loc[("honest", data), kinds].sum() == 0
-    published = leaks.loc[("published", "original")]
-    assert published["share a metaphase with training"] > 0  # one metaphase hosts several karyograms
-    honest = pool.splits["honest"]["augmented"]
-    cases = [set(pool.table["host_case"].to_numpy()[honest[side]]) for side in ("train", "test")]
-    assert not cases[0] & cases[1]
-    assert set(pool.table["aberration"]) - {"normal"} and (pool.table["aberration"] == "normal").any()
-
-
-def test_leakage_counts_copies_metaphases_and_files():
-    table = pd.DataFrame(
-        {
-            "source": [0, 1, 2, 0, 4],
-            "metaphases": [("a",), ("b",), ("c",), ("a",), ("c", "d")],
-            "files": [("f1",), ("f2",), ("f3",), ("f1",), ("f5",)],
-        }
-    )
-    pool = kth.Pool(np.zeros((5, 2, 2, 1), np.uint8), np.zeros(5, int), table, {}, 0)
-    counts = kth.leakage(pool, {"train": [0, 2], "test": [1, 3, 4]})
-    assert counts == {
-        "test images": 3,
-        "copies of a training karyogram": 1,
-        "share a metaphase with training": 2,
-        "share a chromosome image with training": 1,
-    }
-
-
-def test_brightness_baseline_finds_a_grey_background_and_copy_shares(folder_pool):
-    _, pool = folder_pool
-    darker = pool.images.copy()
-    darker[pool.labels == 1] = (darker[pool.labels == 1] * 0.75).astype(np.uint8)
-    shaded = kth.Pool(darker, pool.labels, pool.table, pool.splits, pool.seed)
-    assert kth.brightness_baseline(shaded, "published")["balanced_accuracy"] == 1.0
-    shares = kth.copy_shares(pool)
-    assert set(shares) == {"train", "test"} and all(0 <= v <= 1 for v in shares["train"].values())
-
-
-def test_write_karyograms_as_class_folders(folder_pool, tmp_path):
-    _, pool = folder_pool
-    paths = kth.write_karyograms(pool, [0, 12], tmp_path)
-    assert [p.parent.name for p in paths] == [kth.CLASS_NAMES[pool.labels[0]], kth.CLASS_NAMES[pool.labels[12]]]
-    np.testing.assert_array_equal(np.asarray(Image.open(paths[1])), pool.images[12][..., 0])
-    again = kth.write_karyograms(pool, [12], tmp_path)  # a second run replaces the first run's files
-    assert sorted(tmp_path.glob("*/*.png")) == again
+    """The pool of a user's karyogram folders at tiny counts."""
+    tiny = {"source_size": (32, 32), "original_counts": {"normal": 15, "abnormal": 10},
+            "augmented_counts": {"normal": 25, "abnormal": 25}}  # fmt: skip
+    source = karyogram_pool.load_source(_karyogram_folder(tmp_path_factory.mktemp("karyograms")), (32, 32))
+    return source, karyogram_pool.build_pool(source, kth.settings("smoke", **tiny), seed=0)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -410,12 +291,12 @@ def test_mc_choices_take_each_backbones_best_learned_row_with_every_seed_that_le
     records = [_record(row, "honest", 0, 0.70 + 0.01 * i) for i, row in enumerate(kth.OUR_ROWS)]
     records += [_record(kth.STAND_IN_ROWS[1], "honest", 1, 0.99), _record(kth.STAND_IN_ROWS[1], "honest", 2, 0.55)]
     records += [_record(kth.STAND_IN_ROWS[4], "honest", 1, 0.50), _record(kth.GAP_ROW, "published", 0, 0.99)]
-    picks = kth.mc_choices(records, "honest")
+    picks = best_learned_rows([r for r in records if r["group"] == "honest"], kth.BACKBONE_NAMES)
     assert set(picks) == {"MobileNetV2", "small CNN"}  # no VGG16 or InceptionV3 run
     row, chosen = picks["MobileNetV2"]  # seed 1's 0.99 makes the augmented row's learned mean the best
     assert row == kth.STAND_IN_ROWS[1] and [r["seed"] for r in chosen] == [0, 1]  # seed 2 did not learn
     assert picks["small CNN"][0] == kth.RESOLUTION_ROW
-    assert kth.mc_choices([_record(kth.GAP_ROW, "honest", 0, 0.5)], "honest") == {}
+    assert best_learned_rows([_record(kth.GAP_ROW, "honest", 0, 0.5)], kth.BACKBONE_NAMES) == {}
 
 
 def test_search_choice_uses_the_search_only_where_it_beats_the_thesis_and_says_when_within_noise():
@@ -447,13 +328,14 @@ def _passes(votes_for_abnormal, passes=10):
 def _fake_pool(labels, aberrations, metaphases):
     table = pd.DataFrame({"aberration": aberrations, "karyotype": [f"k{i}" for i in range(len(labels))],
                           "host_metaphase": metaphases, "host_case": [m[0] for m in metaphases]})  # fmt: skip
-    return kth.Pool(np.zeros((len(labels), 2, 2, 1), np.uint8), np.asarray(labels), table, {}, 0)
+    return karyogram_pool.Pool(np.zeros((len(labels), 2, 2, 1), np.uint8), np.asarray(labels), table, {}, 0)
 
 
 def test_mc_wrong_cases_name_the_pool_image_and_its_aberration():
     pool = _fake_pool([0, 1, 1, 0], ["normal", "deletion", "trisomy_21", "normal"], ["a1", "a2", "b1", "b2"])
     index = np.array([3, 1, 2])
-    wrong = kth.mc_wrong_cases(_passes([10, 0, 9]), pool.labels[index], index, pool)
+    wrong = wrong_test_cases(_passes([10, 0, 9]), pool.labels[index], index, kth.CLASS_NAMES, 0.8, pool.table,
+                             ("aberration", "karyotype"), item="pool image")
     assert wrong["pool image"].tolist() == [3, 1]  # image 2 (trisomy_21, 9 votes) is right
     assert wrong["mean_softmax"].tolist() == pytest.approx([0.9, 0.1])
     assert wrong["aberration"].tolist() == ["normal", "deletion"]
@@ -510,9 +392,9 @@ def test_leakage_is_judged_per_row_on_the_runs_that_learned():
     assert f"'{kth.FLATTEN_ROW}' +0.200" in text and "(above)" in text and "(within noise)" in text
     assert "beyond two standard errors for 1 of 2 row(s)" in text
     assert f"so not compared: '{kth.GAP_ROW}'" in text
-    said = kth._compare(records, kth.FLATTEN_ROW, kth.GAP_ROW, "published", 0.05)
+    said = compare_rows_learned(records, kth.FLATTEN_ROW, kth.GAP_ROW, "published", 0.05)
     assert said == f"no run of '{kth.GAP_ROW}' learned, so the two are not compared."
-    assert "is above" in kth._compare(records, kth.FLATTEN_ROW, kth.GAP_ROW, "honest", 0.05)
+    assert "is above" in compare_rows_learned(records, kth.FLATTEN_ROW, kth.GAP_ROW, "honest", 0.05)
 
 
 def test_table_marks_collapsed_rows_the_missing_weights_and_the_reference_rows():

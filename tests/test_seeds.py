@@ -6,6 +6,8 @@ import pytest
 from PIL import Image
 
 from medcnn import experiment
+from medcnn.data import karyogram_pool
+from medcnn.experiment.features import backbone_model
 from medcnn.studies import an2dl, cnmc, kth
 
 
@@ -148,16 +150,17 @@ def test_kth_pool_splits_and_random_backbones_vary_with_the_seed(tmp_path):
         name = "abnormal" if index < 10 else "normal"
         (tmp_path / name).mkdir(exist_ok=True)
         Image.fromarray(rng.integers(0, 255, (32, 32), dtype=np.uint8)).save(tmp_path / name / f"k{index:02d}.png")
-    source = kth.load_source(tmp_path, (32, 32))
+    source = karyogram_pool.load_source(tmp_path, (32, 32))
     tiny = {"source_size": (32, 32), "original_counts": {"normal": 15, "abnormal": 10},
             "augmented_counts": {"normal": 25, "abnormal": 25}}  # fmt: skip
     run_settings = kth.settings("smoke", **tiny)
-    pools = {seed: kth.build_pool(source, run_settings, seed) for seed in (0, 1)}
+    pools = {seed: karyogram_pool.build_pool(source, run_settings, seed) for seed in (0, 1)}
     assert not np.array_equal(pools[0].splits["published"]["original"]["train"],
                               pools[1].splits["published"]["original"]["train"])  # fmt: skip
     assert not np.allclose(pools[0].images[25:], pools[1].images[25:])  # each seed's augmented copies
-    random = {seed: _weights(kth.feature_extractor("vgg16", (32, 32, 1), run_settings, seed)[0]) for seed in (0, 1)}
+    sized = {**run_settings, "image_size": (32, 32), "transfer_size": (96, 96)}
+    random = {seed: _weights(backbone_model(kth.feature_spec("vgg16", sized, seed))) for seed in (0, 1)}
     assert not _same(random[0], random[1])
-    imagenet = [kth.feature_extractor("mobilenet_v2", (96, 96, 1), run_settings, seed) for seed in (0, 1)]
-    assert imagenet[0][1] == "imagenet" and _same(_weights(imagenet[0][0]), _weights(imagenet[1][0]))
+    imagenet = [backbone_model(kth.feature_spec("mobilenet_v2", sized, seed)) for seed in (0, 1)]
+    assert imagenet[0].weights_info.used == "imagenet" and _same(_weights(imagenet[0]), _weights(imagenet[1]))
     keras.backend.clear_session()

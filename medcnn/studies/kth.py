@@ -14,7 +14,6 @@ come from `medcnn.experiment`; MC dropout and referral from `medcnn.uncertainty`
 metaphases and recall per aberration from `medcnn.significance`.
 """
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -228,351 +227,6 @@ def table_with_our_rows():
     combined.index.name, combined.attrs = table.index.name, dict(table.attrs)
     return combined
 
-
-# ----------------------------------------------------------------------------------------------------------------
-# Data: the source (composed stand-in or a user's karyograms), and the pool of one seed
-
-
-@dataclass(repr=False)
-class Source:
-    """Where karyograms come from: a chromosome bank to compose them from, or a user's own karyogram files.
-
-    `kind` is "composed" (`bank` set) or "folders" (`images` (N, H, W, 1) uint8 at the source size, `labels`,
-    `paths`); `name` names the data by its id and relative path.
-    """
-
-    kind: str
-    name: str
-    bank: object = None
-    images: np.ndarray = None
-    labels: np.ndarray = None
-    paths: list = None
-
-
-def load_source(data_dir=None, source_size=(416, 416)):
-    """The karyograms' source: `<data root>/kth/normal|abnormal/` when it exists, else the composed stand-in.
-
-    A user with karyograms of their own points `data_dir` at a folder holding `normal/` and `abnormal/` (or at a
-    data root holding `kth/` with them); every file is read as grayscale at `source_size`. Otherwise the staged
-    `chromosomes` crops are trimmed into a bank (`medcnn.data.karyogram.chromosome_bank`) to compose from.
-    """
-    from medcnn.data.chromosomes import load_chromosomes
-    from medcnn.data.karyogram import chromosome_bank
-    from medcnn.data.loaders import load_folders
-    from medcnn.data.paths import data_root
-
-    root = data_root(data_dir)
-    for folder in ([Path(data_dir)] if data_dir is not None else []) + ([root / "kth"] if root is not None else []):
-        if all((folder / name).is_dir() for name in CLASS_NAMES):
-            data = load_folders(folder, tuple(source_size), "grayscale", class_order=CLASS_NAMES)
-            images = np.clip(np.rint(data.images), 0, 255).astype(np.uint8)
-            return Source("folders", f"{folder.name} (your karyograms)", images=images, labels=data.labels,
-                          paths=list(data.paths))  # fmt: skip
-    data = load_chromosomes(data_dir, image_size=None, color_mode="grayscale")
-    return Source("composed", f"karyograms composed from {DATASET_ID}", bank=chromosome_bank(data))
-
-
-@dataclass(repr=False)
-class Pool:
-    """Every karyogram of one seed, both protocols, and the splits into it.
-
-    images: uint8 (N, H, W, 1) at the source size. labels: int (N,), 0 normal, 1 abnormal.
-    table: one row per image: part ("published original", "published copy", "honest train", "honest copy",
-        "honest val", "honest test"), label, aberration, karyotype, source (the index of the original karyogram an
-        image was made from; an original is its own source), host_metaphase, host_case, metaphases, files.
-    splits: {protocol: {"original" | "augmented": {"train", "val", "test": index arrays into the pool}}}.
-    seed: the seed that composed, augmented and split it.
-    """
-
-    images: np.ndarray
-    labels: np.ndarray
-    table: pd.DataFrame
-    splits: dict
-    seed: int
-
-    def __len__(self):
-        return len(self.labels)
-
-
-def scaled_counts(counts, share):
-    """{class: round(count * share)}, e.g. the training side's share of the thesis' counts."""
-    return {name: int(round(count * share)) for name, count in counts.items()}
-
-
-def augment_to_counts(images, labels, counts, augmentation, seed=0):
-    """Offline augmentation up to `counts` images per class: the originals, then copy 1 of each, copy 2, ...
-
-    Args:
-        images: uint8 (N, H, W, 1). labels: int (N,).
-        counts: {class name: images wanted}, at least the originals of that class.
-        augmentation: {"brightness", "pixel_noise", "blur_probability"} for `medcnn.augment.order_preserving`.
-        seed: int; the same seed gives the same copies.
-
-    Returns:
-        (copies uint8 (M, H, W, 1), their labels (M,), their sources (M,) = indices into `images`); the originals
-        are not repeated in the result.
-    """
-    from medcnn.augment import order_preserving
-    from medcnn.data.loaders import ImageSet
-    from medcnn.data.offline_augment import expand
-
-    images, labels = np.asarray(images), np.asarray(labels)
-    made, made_labels, sources = [], [], []
-    for label, name in enumerate(CLASS_NAMES):
-        members = np.flatnonzero(labels == label)
-        wanted = counts[name] - len(members)
-        if wanted < 0 or (wanted and not len(members)):
-            raise ValueError(
-                f"`counts` must be at least the originals of each class ({name}: {len(members)}). "
-                f"Received: counts={counts}"
-            )
-        if wanted == 0:
-            continue
-        copies = math.ceil(wanted / len(members))
-        part = ImageSet(labels=labels[members], class_names=CLASS_NAMES, images=images[members])
-        grown = expand(part, copies, order_preserving(**augmentation, seed=seed + label), seed + label, False)
-        made.append(grown.images[:wanted])
-        made_labels.append(np.full(wanted, label))
-        sources.append(members[grown.groups[:wanted]])
-    if not made:
-        return images[:0], labels[:0], np.zeros(0, int)
-    return np.concatenate(made), np.concatenate(made_labels), np.concatenate(sources)
-
-
-def _records(info, part):
-    """The pool table's rows for composed karyograms (`compose_karyograms`' info)."""
-    frame = info[["label", "aberration", "karyotype", "host_metaphase", "host_case", "metaphases", "files"]].copy()
-    frame.insert(0, "part", part)
-    return frame
-
-
-def _user_records(count, part, paths):
-    """Pool rows for a user's karyograms: every file its own source; no metaphases or aberration types known."""
-    names = [Path(path).name for path in paths]
-    return pd.DataFrame(
-        {"part": part, "aberration": "unknown", "karyotype": "", "host_metaphase": names, "host_case": names,
-         "metaphases": [(name,) for name in names], "files": [(name,) for name in names]},
-        index=range(count),
-    )  # fmt: skip
-
-
-class _PoolBuilder:
-    """Collects the parts of a pool; `add` returns the new images' indices."""
-
-    def __init__(self):
-        self.images, self.labels, self.frames, self.sources, self.size = [], [], [], [], 0
-
-    def add(self, images, labels, frame, sources=None):
-        index = np.arange(self.size, self.size + len(labels))
-        frame = frame.reset_index(drop=True).assign(label=np.asarray(labels, int))
-        frame["source"] = index if sources is None else np.asarray(sources)
-        self.images.append(np.asarray(images, np.uint8))
-        self.labels.append(np.asarray(labels, int))
-        self.frames.append(frame)
-        self.size += len(labels)
-        return index
-
-    def add_copies(self, originals, settings, counts, part, seed):
-        """Augmented copies of the pool images `originals` up to `counts`; returns their indices."""
-        images = np.concatenate(self.images)[originals]
-        labels = np.concatenate(self.labels)[originals]
-        copies, copy_labels, sources = augment_to_counts(images, labels, counts, settings["augmentation"], seed)
-        table = pd.concat(self.frames, ignore_index=True).iloc[originals[sources]].drop(columns="source")
-        return self.add(copies, copy_labels, table.assign(part=part), originals[sources])
-
-    def build(self, splits, seed):
-        table = pd.concat(self.frames, ignore_index=True)
-        return Pool(np.concatenate(self.images), np.concatenate(self.labels), table, splits, seed)
-
-
-def _random_split(indices, labels, ratios, seed):
-    """A stratified random split of pool `indices`: {"train", "val", "test"}."""
-    from medcnn.data.splits import train_val_test_split
-
-    parts = train_val_test_split(labels[indices], ratios, seed)
-    return {side: indices[part] for side, part in zip(("train", "val", "test"), parts)}
-
-
-def metaphase_sides(bank, ratios, seed):
-    """{"train", "val", "test": metaphase ids}: whole cases on one side, stratified by sex (XX / XY)."""
-    import warnings
-
-    from medcnn.data.karyogram import metaphase_table
-    from medcnn.data.splits import train_val_test_split
-
-    cells = metaphase_table(bank)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # a lopsided sex ratio on a side does not matter here
-        parts = train_val_test_split(cells["sex"].eq("XY").to_numpy(int), ratios, seed, groups=cells["case"].to_numpy())
-    return {side: cells["metaphase"].iloc[part].tolist() for side, part in zip(("train", "val", "test"), parts)}
-
-
-def build_pool(source, settings, seed=0):
-    """Both protocols' karyograms for one seed, and their splits (see `Pool`).
-
-    Published: the thesis' original counts composed from every metaphase, augmented to the augmented counts
-    (originals included), then random 64/16/20 splits of the originals ("original" rows) and of everything
-    ("augmented" rows). Honest: the metaphases split by case first; the training side composed with the training
-    share of the original counts and augmented to the training share of the augmented counts; validation and test
-    composed (never augmented) with the published augmented split's val / test sizes, so both protocols are scored
-    on as many images. With a user's karyograms (no metaphases), the honest split is by file.
-    """
-    from medcnn.data.karyogram import compose_karyograms
-
-    ratios, size = settings["split_ratios"], tuple(settings["source_size"])
-    original, augmented = settings["original_counts"], settings["augmented_counts"]
-    builder, seeds = _PoolBuilder(), np.random.SeedSequence(seed).generate_state(6)
-    if source.kind == "composed":
-        everything = sorted(source.bank.table["metaphase"].unique())
-        images, labels, info = compose_karyograms(
-            source.bank, everything, original["normal"], original["abnormal"], size, int(seeds[0])
-        )
-        published = builder.add(images, labels, _records(info, "published original"))
-    else:
-        published = builder.add(source.images, source.labels, _user_records(len(source.labels), "published original",
-                                                                            source.paths))  # fmt: skip
-    labels_so_far = np.concatenate(builder.labels)
-    copies = builder.add_copies(published, settings, augmented, "published copy", int(seeds[1]))
-    all_labels = np.concatenate(builder.labels)
-    splits = {
-        "published": {
-            "original": _random_split(published, labels_so_far, ratios, seed),
-            "augmented": _random_split(np.concatenate([published, copies]), all_labels, ratios, seed),
-        }
-    }
-    val_test = {side: len(splits["published"]["augmented"][side]) for side in ("val", "test")}
-    if source.kind == "composed":
-        sides = metaphase_sides(source.bank, ratios, seed)
-        honest = {}
-        plan = {
-            "train": scaled_counts(original, ratios[0]),
-            "val": scaled_counts(augmented, val_test["val"] / sum(augmented.values())),
-            "test": scaled_counts(augmented, val_test["test"] / sum(augmented.values())),
-        }
-        for position, (side, counts) in enumerate(plan.items(), start=2):
-            images, labels, info = compose_karyograms(
-                source.bank, sides[side], counts["normal"], counts["abnormal"], size, int(seeds[position])
-            )
-            honest[side] = builder.add(images, labels, _records(info, f"honest {side}"))
-    else:  # a user's files: no metaphases to split by, so the originals' own random split
-        honest = dict(splits["published"]["original"])
-    honest_copies = builder.add_copies(
-        honest["train"], settings, scaled_counts(augmented, ratios[0]), "honest copy", int(seeds[5])
-    )
-    splits["honest"] = {
-        "original": dict(honest),
-        "augmented": {**honest, "train": np.concatenate([honest["train"], honest_copies])},
-    }
-    return builder.build(splits, seed)
-
-
-def leakage(pool, split):
-    """How the test side of `split` touches its training side, counted in test images.
-
-    Returns:
-        {"test images", "copies of a training karyogram" (same source karyogram), "share a metaphase with training"
-        (host or donor), "share a chromosome image with training" (the same crop file)}.
-    """
-    table = pool.table
-    train, test = table.iloc[np.asarray(split["train"])], table.iloc[np.asarray(split["test"])]
-    metaphases = set().union(*map(set, train["metaphases"]))
-    files = set().union(*map(set, train["files"]))
-    return {
-        "test images": len(test),
-        "copies of a training karyogram": int(test["source"].isin(set(train["source"])).sum()),
-        "share a metaphase with training": int(sum(bool(set(m) & metaphases) for m in test["metaphases"])),
-        "share a chromosome image with training": int(sum(bool(set(f) & files) for f in test["files"])),
-    }
-
-
-def leakage_table(pool):
-    """`leakage` of every protocol and data set of one pool, one row each."""
-    rows = {
-        (protocol, data): {**{side: len(index) for side, index in split.items()}, **leakage(pool, split)}
-        for protocol, by_data in pool.splits.items()
-        for data, split in by_data.items()
-    }
-    frame = pd.DataFrame.from_dict(rows, orient="index")
-    frame.index.names = ["protocol", "data"]
-    return frame.drop(columns="test images")
-
-
-def pool_counts(pool):
-    """Images per part of the pool and class."""
-    frame = pool.table.assign(**{"class": np.array(CLASS_NAMES)[pool.labels]})
-    return frame.groupby(["part", "class"], sort=False).size().unstack(fill_value=0)
-
-
-def write_karyograms(pool, index, folder):
-    """Write pool images `index` as PNG files `<folder>/<class>/karyogram_<index>.png`; returns their paths.
-
-    Karyograms an earlier run left in `<folder>/<class>/` are removed first, so the folder holds this run's only.
-    """
-    from PIL import Image
-
-    for name in CLASS_NAMES:
-        for stale in (Path(folder) / name).glob("karyogram_*.png"):
-            stale.unlink()
-    paths = []
-    for position in np.asarray(index):
-        path = Path(folder) / CLASS_NAMES[pool.labels[position]] / f"karyogram_{position:05d}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(pool.images[position][..., 0]).save(path)
-        paths.append(path)
-    return paths
-
-
-def plot_karyograms(pool, path=None):
-    """A normal karyogram and one of each aberration in the pool (originals first), titled by karyotype."""
-    from matplotlib.figure import Figure
-
-    from medcnn.data.karyogram import ABERRATIONS
-    from medcnn.plots import save_figure
-
-    table = pool.table[~pool.table["part"].str.endswith("copy")]
-    kinds = [kind for kind in ("normal", *ABERRATIONS) if (table["aberration"] == kind).any()]
-    columns = 3
-    figure = Figure(figsize=(4.2 * columns, 4.4 * math.ceil(len(kinds) / columns)), layout="constrained")
-    axes = figure.subplots(math.ceil(len(kinds) / columns), columns, squeeze=False).ravel()
-    for ax, kind in zip(axes, kinds):
-        row = table.index[table["aberration"] == kind][0]
-        ax.imshow(pool.images[row][..., 0], cmap="gray", vmin=0, vmax=255)
-        ax.set_title(f"{kind}: {table.at[row, 'karyotype']}", fontsize="small")
-    for ax in axes:
-        ax.set_xticks([])
-        ax.set_yticks([])
-    for ax in axes[len(kinds) :]:
-        ax.set_axis_off()
-    save_figure(figure, path)
-    return figure
-
-
-def plot_augmented(pool, path=None, copies=3):
-    """One original karyogram beside `copies` of its augmented copies (a corner enlarged below to show the noise)."""
-    from matplotlib.figure import Figure
-
-    from medcnn.plots import save_figure
-
-    table = pool.table
-    copied = table.loc[table["part"].str.endswith("copy"), "source"]
-    source = int(copied.value_counts().index[0])
-    shown = [source, *copied.index[copied == source][:copies]]
-    figure = Figure(figsize=(3.2 * len(shown), 6.4), layout="constrained")
-    axes = figure.subplots(2, len(shown), squeeze=False)
-    height, width = pool.images.shape[1:3]
-    for column, index in enumerate(shown):
-        image = pool.images[index][..., 0]
-        axes[0, column].imshow(image, cmap="gray", vmin=0, vmax=255)
-        axes[0, column].set_title("original" if column == 0 else f"copy {column}", fontsize="small")
-        axes[1, column].imshow(image[: height // 4, : width // 4], cmap="gray", vmin=0, vmax=255)
-        for ax in axes[:, column]:
-            ax.set_xticks([])
-            ax.set_yticks([])
-    axes[1, 0].set_ylabel("top-left corner")
-    save_figure(figure, path)
-    return figure
-
-
 # ----------------------------------------------------------------------------------------------------------------
 # Configurations and models
 
@@ -711,16 +365,6 @@ def feature_spec(backbone, run_settings, seed=0, stem_blocks=0):
         outputs=("stem",) if stem_blocks else ("map",), stem_blocks=stem_blocks,
         batch_size=run_settings["predict_batch_size"],
     )  # fmt: skip
-
-
-def feature_extractor(backbone, input_shape, run_settings, seed=0):
-    """(the frozen backbone on [0, 1] inputs of `input_shape`, the weights it loaded): random weights (no ImageNet
-    file) are drawn from `seed`, the same on every build (`experiment.features.backbone_model`)."""
-    from medcnn.experiment.features import backbone_model
-
-    spec = feature_spec(backbone, {**run_settings, SIZE_KEYS[backbone]: tuple(input_shape[:2])}, seed)
-    model = backbone_model(spec)
-    return model, model.weights_info.used
 
 
 def seeding(run_settings, weights=None):
@@ -941,14 +585,6 @@ def run_rows(configurations, pools, inputs, run_settings, cache, data_fingerprin
     return runs, run_all(runs, None, None, CLASS_NAMES, cache, verbose, log)
 
 
-def protocol_summary(records, protocol):
-    """`experiment.summarise` of one protocol's records, indexed by the Table 5.1 row (protocol dropped)."""
-    from medcnn.experiment import summarise
-
-    chosen = [record for record in records if record["group"] == protocol]
-    return summarise(chosen, SUMMARY_METRICS).rename(index=lambda label: label.rsplit(" | ", 1)[0])
-
-
 def row_notes(weights, ran=()):
     """{row: note}: "needs ImageNet weights" for the rows of a backbone without them (`weights`: {backbone: weights
     used}, display names such as "VGG16" understood too), or "random weights" where such a row ran anyway (its row
@@ -966,18 +602,6 @@ def _ran(records):
     return {record["configuration"].rsplit(" | ", 1)[0] for record in records}
 
 
-def comparisons(records, info, weights, protocols=tuple(PROTOCOLS)):
-    """{table_id(protocol): `experiment.compare` of Table 5.1 and our rows with that protocol's runs}; rows that need
-    ImageNet weights which are not here say so, beside the thesis' numbers."""
-    from medcnn.experiment import compare
-
-    notes, paper = row_notes(weights, _ran(records)), _shown_rows(records, weights)
-    return {
-        table_id(protocol): compare(paper, protocol_summary(records, protocol), info, METRIC_KEYS["Table 5.1"], notes)
-        for protocol in protocols
-    }
-
-
 def _shown_rows(records, weights):
     """Table 5.1 and our rows less those that did not run at this scale and need no weights (the resolution row at
     smoke scale): a row missing for want of ImageNet weights stays, beside the thesis, and says so."""
@@ -985,29 +609,29 @@ def _shown_rows(records, weights):
     return paper.loc[[row for row in paper.index if row in shown]]
 
 
-def table(records, weights, protocols=tuple(PROTOCOLS), digits=2):
-    """Table 5.1 as we read it: per metric the thesis' value, then ours under each protocol (mean ± std of the runs
-    that learned; "collapsed" where all collapsed), a note per row ("needs ImageNet weights"), the collapsed
-    counts and the majority-class and chance reference rows. Rows that did not run at this scale and need no
-    weights (the resolution row at smoke scale) are left out."""
-    from medcnn.experiment import collapsed_cells, reference_cells, summary_cells
+def comparisons(records, info, weights, protocols=tuple(PROTOCOLS)):
+    """{table_id(protocol): `experiment.compare` of Table 5.1 and our rows with that protocol's runs}; rows that need
+    ImageNet weights which are not here say so, beside the thesis' numbers."""
+    from medcnn.experiment import compare
+    from medcnn.experiment.protocols import protocol_summary
 
     notes, paper = row_notes(weights, _ran(records)), _shown_rows(records, weights)
-    summaries = {protocol: protocol_summary(records, protocol) for protocol in protocols}
-    frame = pd.DataFrame({"note": [notes.get(row, "") for row in paper.index]}, index=paper.index)
-    references = {}
-    for title, key in METRIC_KEYS["Table 5.1"].items():
-        frame[f"{title}: thesis"] = ["" if np.isnan(v) else f"{v:.2f}" for v in paper[title]]
-        for protocol, summary in summaries.items():
-            frame[f"{title}: {protocol}"] = summary_cells(summary, key, paper.index, digits)
-            for label, cell in reference_cells(summary, key, paper.index, digits).items():
-                references.setdefault(label, {})[f"{title}: {protocol}"] = cell
-    for protocol, summary in summaries.items():
-        frame[f"collapsed: {protocol}"] = collapsed_cells(summary, paper.index)
-    frame = pd.concat([frame, pd.DataFrame.from_dict(references, orient="index")]).fillna("")
-    frame.index.name = paper.index.name
-    return frame
+    return {
+        table_id(protocol): compare(paper, protocol_summary(records, protocol, SUMMARY_METRICS), info,
+                                    METRIC_KEYS["Table 5.1"], notes)  # fmt: skip
+        for protocol in protocols
+    }
 
+
+def table(records, weights, protocols=tuple(PROTOCOLS), digits=2):
+    """Table 5.1 as we read it (`experiment.protocols.protocols_table`): the thesis' value, then ours under each
+    protocol, a note per row ("needs ImageNet weights"), the collapsed counts and the reference rows. Rows that did
+    not run at this scale and need no weights (the resolution row at smoke scale) are left out."""
+    from medcnn.experiment.protocols import protocol_summary, protocols_table
+
+    summaries = {protocol: protocol_summary(records, protocol, SUMMARY_METRICS) for protocol in protocols}
+    notes = row_notes(weights, _ran(records))
+    return protocols_table(_shown_rows(records, weights), summaries, METRIC_KEYS["Table 5.1"], notes, digits)
 
 def best_run(records, protocol="honest"):
     """The run with the best validation AUC under `protocol` (the honest validation side is free of leaks)."""
@@ -1100,232 +724,82 @@ def search_choice(trials, best, thesis_score, val_labels, run_settings, backbone
     }
 
 
+
 # ----------------------------------------------------------------------------------------------------------------
-# Which models learned; Monte Carlo dropout on them
-
-
-def mc_choices(records, protocol, alpha=0.05):
-    """{model name: (row, [records])} for MC dropout under `protocol`: per backbone (the thesis' Tables 4.1 / 4.2
-    are one model of each), the row whose runs that learned have the best mean validation AUC, with those runs
-    (`experiment.learned.best_learned`); a backbone none of whose runs learned gets none."""
-    from medcnn.experiment.learned import best_learned
-
-    picks = {}
-    for backbone, name in BACKBONE_NAMES.items():
-        mine = [r for r in records if r["group"] == protocol and r["settings"]["backbone"] == backbone]
-        best = best_learned([{**r, "row": r["settings"]["row"]} for r in mine], "row", alpha=alpha)
-        if best:
-            picks[name] = best
-    return picks
+# Monte Carlo dropout on the models that learned (`experiment.referral`)
 
 
 def mc_dropout(records, runs, pools, run_settings, cache, log=print):
-    """Monte Carlo dropout on the test side of each `mc_choices` run of each protocol (`medcnn.uncertainty`).
+    """Monte Carlo dropout on the test side of each protocol's chosen runs: per backbone, the row whose runs that
+    learned have the best validation AUC, every such run (`experiment.referral.best_learned_rows`). Entries are
+    `referral.mc_dropout_entry`'s with "protocol", "model" and "row"; "groups" is the voted recall per aberration."""
+    from medcnn.experiment import find_run
+    from medcnn.experiment.referral import best_learned_rows, mc_dropout_entry
 
-    Returns:
-        [{"protocol", "model", "row", "seed", "path" (the predictor's), "summary" (`uncertainty.referral_summary`),
-        "wrong" (`mc_wrong_cases`), "aberrations" (`significance.called_positive_by_group` of the vote),
-        "passes" (T, N, 2), "labels", "index"}, ...].
-    """
-    from medcnn.experiment import find_run, run_data
-    from medcnn.significance import called_positive_by_group
-    from medcnn.uncertainty import MCDropoutPredictor, referral_summary, summarise_passes
-
-    entries, threshold = [], run_settings["refer_below"]
+    entries = []
     for protocol in run_settings["protocols"]:
-        for name, (row, chosen) in mc_choices(records, protocol, run_settings["learned_alpha"]).items():
+        mine = [record for record in records if record["group"] == protocol]
+        for name, (row, chosen) in best_learned_rows(mine, BACKBONE_NAMES, alpha=run_settings["learned_alpha"]).items():
             for record in chosen:
                 run, pool = find_run(runs, record), pools[record["seed"]]
-                x = run_data(run, None, pool.labels)[0]
-                index = np.asarray(run.split["test"])
-                predictor = MCDropoutPredictor(rebuild(run, cache, log))
-                passes = predictor.predict(x[index], run_settings["mc_passes"], seed=record["seed"])
-                labels = pool.labels[index]
-                vote = summarise_passes(passes, threshold)["vote"].to_numpy()
-                aberrations = pool.table["aberration"].to_numpy()[index]
-                entries.append({
-                    "protocol": protocol, "model": name, "row": row, "seed": record["seed"],
-                    "path": predictor.description, "summary": referral_summary(passes, labels, threshold),
-                    "wrong": mc_wrong_cases(passes, labels, index, pool, threshold),
-                    "aberrations": called_positive_by_group(vote, aberrations, first=["normal"]),
-                    "passes": passes, "labels": labels, "index": index,
-                })  # fmt: skip
+                entry = mc_dropout_entry(run, rebuild(run, cache, log), pool.labels, run_settings["mc_passes"],
+                                         run_settings["refer_below"], CLASS_NAMES, pool.table, "aberration",
+                                         ["normal"], ("aberration", "karyotype"), "pool image")  # fmt: skip
+                entries.append({"protocol": protocol, "model": name, "row": row, **entry})
     return entries
-
-
-def mc_wrong_cases(passes, labels, index, pool, threshold=0.8):
-    """Tables 4.1 / 4.2: the test images the majority vote gets wrong, with mean softmax (of the abnormal class,
-    as the thesis prints it), confidence (share of votes), referral, and what each karyogram is."""
-    from medcnn.uncertainty import summarise_passes, wrong_cases
-
-    summary = summarise_passes(passes, threshold, CLASS_NAMES)
-    wrong = wrong_cases(summary, labels, CLASS_NAMES)
-    within = wrong["image"].to_numpy(dtype=int)  # positions on the test side
-    wrong["image"] = np.asarray(index)[within]
-    wrong["mean_softmax"] = summary["mean_abnormal"].to_numpy()[within]
-    for column in ("aberration", "karyotype"):
-        wrong[column] = pool.table[column].to_numpy()[wrong["image"].to_numpy(dtype=int)]
-    return wrong.rename(columns={"image": "pool image"})
-
-
-def mc_table(entries):
-    """One row per protocol, model and seed: the referral numbers (`uncertainty.referral_table`)."""
-    from medcnn.uncertainty import referral_table
-
-    if not entries:
-        return pd.DataFrame()
-    summaries = {(e["protocol"], e["model"], e["seed"]): {"row": e["row"], **e["summary"]} for e in entries}
-    return referral_table(summaries, ["protocol", "model", "seed"])
 
 
 def mc_payload(entries):
     """`mc_dropout` entries for results.json: summaries, wrong cases and recall per aberration (no passes)."""
-    return [
-        {**{key: entry[key] for key in ("protocol", "model", "row", "seed", "path")}, **entry["summary"],
-         "wrong_cases": entry["wrong"].to_dict("records"),
-         "aberration_recall": entry["aberrations"].reset_index().to_dict("records")}
-        for entry in entries
-    ]  # fmt: skip
+    from medcnn.experiment.referral import entries_payload
+
+    return entries_payload(entries, groups_key="aberration_recall")
 
 
 def referral_statement(entries, protocol, model):
-    """Whether referring the unsure karyograms helps one model: accuracy on the retained karyograms against
-    accuracy on all, paired by seed (`experiment.compare_rows`)."""
-    from medcnn.experiment import compare_rows
+    """Whether referring the unsure karyograms helps one model (`experiment.referral.referral_statement`)."""
+    from medcnn.experiment.referral import referral_statement as statement
 
-    chosen = [e for e in entries if e["protocol"] == protocol and e["model"] == model]
-    seeds = [e["seed"] for e in chosen]
-    retained = [e["summary"]["accuracy_retained"] for e in chosen]
-    every = [e["summary"]["accuracy_all"] for e in chosen]
-    labels = ("the karyograms it keeps", "all its test karyograms", "majority-vote accuracy")
-    sentence = compare_rows(retained, every, *labels, paired=True, seeds_a=seeds, seeds_b=seeds).sentence
-    return sentence[0].upper() + sentence[1:]
+    return statement([e for e in entries if e["protocol"] == protocol and e["model"] == model], "karyograms")
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # What the run shows
 
 
-def brightness_baseline(pool, protocol, data="augmented"):
-    """A logistic regression on each image's mean grey level alone, trained and tested on one protocol's split.
-
-    Augmenting the classes to the thesis' counts copies abnormal karyograms about twice as often as normal ones
-    (7.7 vs 3.6 times at full scale), and a copy's brightness shift greys the white background: a model can learn
-    "looks augmented" as "abnormal". This baseline measures how far that cue alone goes. Returns {balanced_accuracy,
-    roc_auc} on the test side.
-    """
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import balanced_accuracy_score, roc_auc_score
-
-    split = pool.splits[protocol][data]
-    grey = pool.images.reshape(len(pool), -1).mean(axis=1, keepdims=True)
-    train, test = np.asarray(split["train"]), np.asarray(split["test"])
-    model = LogisticRegression().fit(grey[train], pool.labels[train])
-    truth = pool.labels[test]
-    return {
-        "balanced_accuracy": float(balanced_accuracy_score(truth, model.predict(grey[test]))),
-        "roc_auc": float(roc_auc_score(truth, model.predict_proba(grey[test])[:, 1])),
-    }
-
-
-def copy_shares(pool, protocol="published"):
-    """{class: share of the augmented training side that are copies}, and the same for the test side."""
-    split = pool.splits[protocol]["augmented"]
-    copies = pool.table["part"].str.endswith("copy").to_numpy()
-    shares = {}
-    for side in ("train", "test"):
-        index = np.asarray(split[side])
-        shares[side] = {
-            name: float(copies[index][pool.labels[index] == label].mean()) for label, name in enumerate(CLASS_NAMES)
-        }
-    return shares
-
-
-def _row_records(records, row, protocol):
-    """The run records of row `row` under `protocol`."""
-    return [r for r in records if r.get("group") == protocol and r["configuration"] == f"{row} | {protocol}"]
-
-
-def _compare(records, a_row, b_row, protocol, alpha, a_label=None, b_label=None):
-    """`experiment.learned.compare_learned` of two rows under `protocol` on test AUC: its sentence, or None when
-    either row did not run."""
-    from medcnn.experiment.learned import compare_learned
-
-    a, b = _row_records(records, a_row, protocol), _row_records(records, b_row, protocol)
-    if a and b:
-        return compare_learned(a, b, a_label or f"'{a_row}'", b_label or f"'{b_row}'", alpha=alpha).sentence
-    return None
-
-
 def leakage_statement(records, alpha=0.05):
     """Test AUC as published minus honestly, row by row (paired by seed), on the runs that learned
-    (`experiment.learned`); rows without such runs under a protocol are named, not compared."""
-    from medcnn.experiment.learned import compare_learned
+    (`experiment.protocols.protocol_effect`), with the thesis' AUC range beside it."""
+    from medcnn.experiment.protocols import protocol_effect
 
-    parts, skipped, above = [], [], []
-    for row in ROWS + OUR_ROWS:
-        published, honest = (_row_records(records, row, protocol) for protocol in ("published", "honest"))
-        if not published or not honest:
-            continue
-        verdict = compare_learned(published, honest, "published", "honest", alpha=alpha)
-        if not np.isfinite(verdict.difference):
-            skipped.append(f"'{row}'")
-            continue
-        above += [f"'{row}'"] if verdict.verdict == "above" else []
-        spread = "" if not np.isfinite(verdict.standard_error) else f", standard error {verdict.standard_error:.3f}"
-        parts.append(f"'{row}' {verdict.difference:+.3f}{spread} ({verdict.verdict})")
-    text = "Leakage effect, test AUC published minus honest, per row on the runs that learned (paired by seed): "
-    text += "; ".join(parts) + "." if parts else "no row learned under both protocols."
-    if parts:
-        text += f" Above beyond two standard errors for {len(above)} of {len(parts)} row(s)"
-        text += f" ({', '.join(above)})." if above else "."
-    if skipped:
-        text += f" No run learned under a protocol, so not compared: {', '.join(skipped)}."
     low, high = TABLE_5_1["AUC"].min(), TABLE_5_1["AUC"].max()
+    text = protocol_effect(records, ROWS + OUR_ROWS, "published", "honest", alpha)
     return text + f" The thesis' AUCs, on its published protocol: {low:.2f}-{high:.2f}."
 
 
 def aberration_table(records, pools, rows, protocol="honest", alpha=0.05):
     """Share of the test karyograms of each aberration called abnormal, per row, over its runs that learned (every
-    seed's, pooled; a collapsed run calls everything one class): "k/n" cells, normal first (for it the share is
-    false alarms). Rows without a run that learned are left out."""
-    from medcnn.experiment.learned import learned
-    from medcnn.significance import called_positive_by_group
+    seed's, pooled): "k/n" cells, normal first (for it the share is false alarms)."""
+    from medcnn.experiment.protocols import called_positive_table
 
-    columns = {}
-    for row in rows:
-        chosen = [record for record in _row_records(records, row, protocol) if learned(record, alpha)]
-        if not chosen:
-            continue
-        predicted = np.concatenate([np.argmax(r["test_probabilities"], axis=1) for r in chosen])
-        kinds = np.concatenate([pools[r["seed"]].table["aberration"].to_numpy()[r["test_indices"]] for r in chosen])
-        counts = called_positive_by_group(predicted, kinds, first=["normal"])
-        columns[row] = [f"{k}/{n}" for k, n in zip(counts["called positive"], counts["images"])]
-        columns[row] = pd.Series(columns[row], index=counts.index)
-    return pd.DataFrame(columns).fillna("").rename_axis("aberration")
+    def kinds(record):
+        return pools[record["seed"]].table["aberration"].to_numpy()[record["test_indices"]]
+
+    return called_positive_table(records, rows, kinds, protocol, alpha, ["normal"]).rename_axis("aberration")
 
 
 def metaphase_intervals(records, pools, run_settings, protocol="honest"):
     """Test AUC of each run that learned under `protocol`, with a 95 % interval from a bootstrap over the test
-    side's metaphases (`significance.bootstrap_by_group`: the karyograms of one metaphase are resampled together)."""
-    from medcnn.experiment.learned import learned
-    from medcnn.significance import bootstrap_by_group
+    side's metaphases (`experiment.protocols.grouped_intervals`)."""
+    from medcnn.experiment.protocols import grouped_intervals
 
-    rows = []
-    for record in records:
-        if record["group"] != protocol or not learned(record, run_settings["learned_alpha"]):
-            continue
+    def test_side(record):
         pool, index = pools[record["seed"]], np.asarray(record["test_indices"])
-        scores = np.asarray(record["test_probabilities"])[:, 1]
         hosts = pool.table["host_metaphase"].to_numpy()[index]
-        interval = bootstrap_by_group(pool.labels[index], scores, hosts, "roc_auc",
-                                      run_settings["bootstrap_resamples"], seed=record["seed"])  # fmt: skip
-        rows.append({"row": record["configuration"].rsplit(" | ", 1)[0], "seed": record["seed"],
-                     "test AUC": interval["estimate"], "low": interval["low"], "high": interval["high"],
-                     "metaphases": interval["groups"], "cases": pool.table["host_case"].iloc[index].nunique(),
-                     "karyograms": interval["items"]})  # fmt: skip
-    return pd.DataFrame(rows)
+        return pool.labels[index], hosts, {"cases": pool.table["host_case"].iloc[index].nunique()}
 
+    return grouped_intervals(records, protocol, test_side, run_settings["bootstrap_resamples"],
+                             run_settings["learned_alpha"], ("metaphases", "karyograms"))  # fmt: skip
 
 def _search_sentence(search, run_settings):
     if not search or not search["search"]:
@@ -1356,6 +830,7 @@ def findings(records, context, run_settings):
         run_settings: the scale's settings.
     """
     from medcnn.experiment import stuck_statement
+    from medcnn.experiment.protocols import compare_rows_learned as compare
 
     alpha, leaks, sentences = run_settings["learned_alpha"], context["leaks"], []
     published, honest = leaks.loc[("published", "augmented")], leaks.loc[("honest", "augmented")]
@@ -1377,7 +852,7 @@ def findings(records, context, run_settings):
     for protocol in run_settings["protocols"]:
         pairs = [(STAND_IN_ROWS[1], STAND_IN_ROWS[0])] + [(row, STAND_IN_ROWS[1]) for row in STAND_IN_ROWS[2:]]
         pairs += [(ROWS[2], ROWS[0]), (ROWS[4], ROWS[2]), (ROWS[5], ROWS[2]), (ROWS[3], ROWS[1]), (ROWS[6], ROWS[3])]
-        said = [_compare(records, a_row, b_row, protocol, alpha) for a_row, b_row in pairs]
+        said = [compare(records, a_row, b_row, protocol, alpha) for a_row, b_row in pairs]
         compared = [sentence for sentence in said if sentence and not sentence.startswith("no run")]
         skipped = [f"'{a}' vs '{b}'" for (a, b), sentence in zip(pairs, said) if sentence and sentence.startswith("no")]
         sentences += [f"{protocol.capitalize()} protocol: {sentence}" for sentence in compared]
@@ -1399,11 +874,11 @@ def findings(records, context, run_settings):
     )
     sentences.append(_search_sentence(context["search"], run_settings))
     for protocol in run_settings["protocols"]:
-        said = _compare(records, FLATTEN_ROW, GAP_ROW, protocol, alpha, "the small CNN with Flatten",
+        said = compare(records, FLATTEN_ROW, GAP_ROW, protocol, alpha, "the small CNN with Flatten",
                         "the same CNN with GAP in place of Flatten")  # fmt: skip
         if said:
             sentences.append(f"Position control, {protocol} protocol: {said}")
-    said = _compare(records, RESOLUTION_ROW, FLATTEN_ROW, "honest", alpha)
+    said = compare(records, RESOLUTION_ROW, FLATTEN_ROW, "honest", alpha)
     if said:
         size = "x".join(map(str, run_settings["resolution_size"]))
         sentences.append(
