@@ -2,16 +2,18 @@
 
 The thesis' 146 karyograms (the private "alpha-dataset") are not public, so the notebook runs on a synthetic
 stand-in composed from real chromosomes (`medcnn.data.karyogram`, CIR-Net G-band crops) and says so; a user with
-karyograms of their own points `DATA_DIR` at a folder holding `normal/` and `abnormal/` (see `load_source`).
+karyograms of their own points `DATA_DIR` at a folder holding `normal/` and `abnormal/`
+(`medcnn.data.karyogram_pool.load_source`).
 
-This module holds the study's content: its citation, Table 5.1 as data, the settings per scale, the karyogram pool
-of both protocols (augment-then-split as published, split-by-case-then-augment as the honest one) with their
-leakage counts, the configurations (Table 5.1's rows; MobileNetV2, whose ImageNet weights are staged, standing in
-for each of them; a small CNN with Flatten, with GAP and at a higher resolution), which models learned, and the
-sentences only this study prints. VGG16 and InceptionV3 rows run only where their ImageNet weights can be had
-(Colab); elsewhere they say "needs ImageNet weights". Runs, frozen features, caching, summaries, export and outputs
-come from `medcnn.experiment`; MC dropout and referral from `medcnn.uncertainty`; AUC noise, the bootstrap over
-metaphases and recall per aberration from `medcnn.significance`.
+This module holds the study's content: its citation, Table 5.1 as data, the settings per scale, the configurations
+(Table 5.1's rows; MobileNetV2, whose ImageNet weights are staged, standing in for each of them; a small CNN with
+Flatten, with GAP and at a higher resolution), which models learned, and the sentences only this study prints. VGG16
+and InceptionV3 rows run only where their ImageNet weights can be had (Colab); elsewhere they say "needs ImageNet
+weights". Runs, frozen features, caching, summaries, export and outputs come from `medcnn.experiment`; the karyogram
+pool of both protocols (augment-then-split as published, split-by-case-then-augment as the honest one) and its
+leakage counts from `medcnn.data.karyogram_pool`; tables and comparisons across protocols from
+`medcnn.experiment.protocols`; MC dropout on the models that learned from `medcnn.experiment.referral` and
+`medcnn.uncertainty`.
 """
 
 from dataclasses import dataclass
@@ -369,9 +371,9 @@ def feature_spec(backbone, run_settings, seed=0, stem_blocks=0):
 
 def seeding(run_settings, weights=None):
     """What each seed varies and what is held fixed, for results.json (`experiment.seed_policy`): every seed
-    composes and augments its own pool (`build_pool`), splits it, initialises the heads and the small CNNs and
-    draws the dropout and MC-dropout masks; the search runs once. `weights`: {backbone: weights} of the backbones
-    that ran (ImageNet weights are loaded, not drawn)."""
+    composes and augments its own pool (`karyogram_pool.build_pool`), splits it, initialises the heads and the small
+    CNNs and draws the dropout and MC-dropout masks; the search runs once. `weights`: {backbone: weights} of the
+    backbones that ran (ImageNet weights are loaded, not drawn)."""
     from medcnn.experiment import backbone_parts, seed_policy
 
     drawn, pretrained = backbone_parts(weights) if weights else ([], {})
@@ -824,9 +826,10 @@ def findings(records, context, run_settings):
 
     Args:
         records: every run record.
-        context: {"leaks": `leakage_table` of the first seed's pool, "weights": `backbone_weights`, "search":
-            `search_choice`, "mc": `mc_dropout` entries, "baselines": {protocol: `brightness_baseline`}, "shares":
-            `copy_shares`, "intervals": `metaphase_intervals`, "aberrations": `aberration_table` (honest)}.
+        context: {"leaks": `karyogram_pool.leakage_table` of the first seed's pool, "weights": `backbone_weights`,
+            "search": `search_choice`, "mc": `mc_dropout` entries, "baselines": {protocol:
+            `classical.mean_grey_baseline` of its augmented split}, "shares": `karyogram_pool.copy_shares`,
+            "intervals": `metaphase_intervals`, "aberrations": `aberration_table` (honest)}.
         run_settings: the scale's settings.
     """
     from medcnn.experiment import stuck_statement
