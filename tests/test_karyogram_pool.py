@@ -151,3 +151,13 @@ def test_write_karyograms_as_class_folders(folder_pool, tmp_path):
     np.testing.assert_array_equal(np.asarray(Image.open(paths[1])), pool.images[12][..., 0])
     again = karyogram_pool.write_karyograms(pool, [12], tmp_path)  # a second run replaces the first run's files
     assert sorted(tmp_path.glob("*/*.png")) == again
+
+
+def test_leakage_sentence_counts_the_test_karyograms_that_touch_training():
+    index = pd.MultiIndex.from_tuples([("published", "augmented"), ("honest", "augmented")], names=["protocol", "data"])
+    leaks = pd.DataFrame({"test": [55, 30], "copies of a training karyogram": [40, 0],
+                          "share a metaphase with training": [50, 0]}, index=index)  # fmt: skip
+    assert karyogram_pool.leakage_sentence(leaks) == (
+        "Leakage, augmented data: as published, 40 of 55 test karyograms are copies of a training karyogram and 50 "
+        "share a metaphase with training; honestly 0 and 0."
+    )

@@ -341,16 +341,6 @@ def test_mc_wrong_cases_name_the_pool_image_and_its_aberration():
     assert wrong["aberration"].tolist() == ["normal", "deletion"]
 
 
-def test_referral_statement_pairs_the_seeds():
-    entries = [{"protocol": "honest", "model": "small CNN", "seed": seed,
-                "summary": {"accuracy_retained": 0.8 + d, "accuracy_all": 0.7 + d / 2}}
-               for seed, d in enumerate((0.0, 0.02, 0.04))]  # fmt: skip
-    said = kth.referral_statement(entries, "honest", "small CNN")
-    assert said.startswith("The karyograms it keeps is above all its test karyograms on majority-vote accuracy")
-    assert "paired over 3" in said
-    assert "single run" in kth.referral_statement(entries[:1], "honest", "small CNN")
-
-
 def test_aberration_table_and_metaphase_intervals_read_the_test_predictions():
     labels = np.r_[np.zeros(8, int), np.ones(8, int)]
     kinds = ["normal"] * 8 + ["deletion"] * 4 + ["trisomy_21"] * 4

@@ -58,3 +58,43 @@ def test_called_positive_table_and_grouped_intervals_read_test_predictions():
     row = intervals.iloc[0]
     assert list(intervals) == ["row", "seed", "test AUC", "low", "high", "metaphases", "cases", "karyograms"]
     assert (row["metaphases"], row["karyograms"]) == (4, 16) and row["low"] <= row["test AUC"] <= row["high"]
+
+
+def test_compare_pairs_names_the_pairs_without_learned_runs():
+    records = [_record("a", "honest", s, 0.8 + s / 100) for s in range(3)]
+    records += [_record("b", "honest", s, 0.6 + s / 100) for s in range(3)]
+    records += [_record("c", "honest", s, 0.5, collapsed=True) for s in range(3)]
+    said = protocols.compare_pairs(records, [("a", "b"), ("a", "c"), ("a", "missing")], "honest")
+    assert said[0].startswith("Honest protocol: ") and "'a'" in said[0] and "'b'" in said[0]
+    assert said[-1] == "Honest protocol, not compared (a row without a run that learned): 'a' vs 'c'."
+    assert len(said) == 2
+
+
+def test_best_run_sentence_adds_the_interval_of_its_row_and_seed():
+    best = {"configuration": "a | honest", "seed": 1, "test_accuracy": 0.8, "test_balanced_accuracy": 0.75,
+            "test_roc_auc": 0.85}  # fmt: skip
+    intervals = pd.DataFrame([{"row": "a", "seed": 0, "low": 0.1, "high": 0.2, "metaphases": 9, "cases": 3},
+                              {"row": "a", "seed": 1, "low": 0.7, "high": 0.9, "metaphases": 12, "cases": 4}])
+    said = protocols.best_run_sentence(best, intervals, counts=("metaphases", "cases"), unseen="unseen cases")
+    assert said == ("Best run on the honest validation AUC: 'a | honest' (seed 1): test accuracy 0.800, balanced "
+                    "0.750, AUC 0.850; 95 % interval over its 12 test metaphases (4 cases): 0.700-0.900, on unseen "
+                    "cases; this is the exported model.")  # fmt: skip
+    assert "interval" not in protocols.best_run_sentence(best, pd.DataFrame())
+
+
+def test_protocols_readme_section_shows_every_protocols_table_before_the_findings(monkeypatch):
+    from medcnn.experiment import outputs
+
+    seen = {}
+
+    def section(payload, table, headers, intro, row_notes=None):
+        seen["counts"] = payload["run"]["data"]["counts"]
+        return f"intro {table} {intro}\nWhat the run shows: x"
+
+    monkeypatch.setattr(outputs, "readme_section", section)
+    monkeypatch.setattr(outputs, "readme_table", lambda payload, table, headers, row_notes=None: f"[{table}]")
+    payload = {"run": {"data": {"counts": {"train": {"n": 2, "y": 1}, "test": {"n": 1}}}}}
+    tables = {"published": "T (p)", "honest": "T (h)"}
+    text = protocols.protocols_readme_section(payload, tables, {}, "text", ["n", "y"])
+    assert text == "intro T (p) text\nHonest protocol:\n\n[T (h)]\n\nWhat the run shows: x"
+    assert seen["counts"] == {"n": 3, "y": 1}

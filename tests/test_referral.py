@@ -45,3 +45,28 @@ def test_referral_statement_pairs_the_seeds():
                for s, d in enumerate((0.0, 0.02, 0.04))]  # fmt: skip
     said = referral.referral_statement(entries, "cells")
     assert said.startswith("The cells it keeps is above all its test cells") and "paired over 3" in said
+
+
+def _summary(seed, d):
+    return {"seed": seed, "summary": {"accuracy_retained": 0.8 + d, "accuracy_all": 0.7 + d / 2, "referred": 3,
+                                      "images": 20, "ece": 0.1, "passes": 10}}  # fmt: skip
+
+
+def test_mc_dropout_entries_run_each_groups_chosen_runs_that_learned():
+    records = [{**_record("b", "cnn", seed, 0.8), "group": group} for group in ("g", "h") for seed in (0, 1)]
+    records.append({**_record("a", "cnn", 0, 0.6), "group": "g"})
+    runs = [experiment.Run(r["configuration"], r["seed"], None, {"test": [0]}, 1, 1) for r in records[:2]]
+    entries = referral.mc_dropout_entries(records[:2] + records[4:], runs, {"cnn": "CNN"}, ("g", "h"),
+                                          lambda run: {"seed": run.seed, "label": run.label})  # fmt: skip
+    assert [(e["protocol"], e["model"], e["row"], e["seed"]) for e in entries] == [("g", "CNN", "b", 0),
+                                                                                 ("g", "CNN", "b", 1)]  # fmt: skip
+
+
+def test_mc_dropout_sentences_give_the_numbers_seed_by_seed_and_say_when_none_learned():
+    entries = [{"protocol": "honest", "model": "CNN", "row": "b", **_summary(s, d)} for s, d in ((0, 0.0), (1, 0.02))]
+    said = referral.mc_dropout_sentences(entries, ("published", "honest"), 0.8, "cells")
+    assert said[0] == ("MC dropout, published protocol: no model learned (validation AUC clearly above 0.5), so none "
+                       "was run.")  # fmt: skip
+    assert said[1].startswith("MC dropout, honest, CNN ('b', 10 passes, referral below 80%): seed 0: 3 of 20 "
+                              "referred, accuracy 0.700 on all, 0.800 on the rest, ECE 0.100; seed 1:")  # fmt: skip
+    assert "The cells it keeps" in said[1] and len(said) == 2

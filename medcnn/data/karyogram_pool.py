@@ -290,6 +290,18 @@ def leakage_table(pool):
     return frame.drop(columns="test images")
 
 
+def leakage_sentence(leaks, data="augmented"):
+    """`leakage_table`'s `data` rows as a sentence: how many test karyograms are copies of a training karyogram or
+    share a metaphase with training, as published and honestly."""
+    published, honest = leaks.loc[("published", data)], leaks.loc[("honest", data)]
+    copies, shared = "copies of a training karyogram", "share a metaphase with training"
+    return (
+        f"Leakage, {data} data: as published, {published[copies]} of {published['test']} test karyograms are "
+        f"copies of a training karyogram and {published[shared]} share a metaphase with training; honestly "
+        f"{honest[copies]} and {honest[shared]}."
+    )
+
+
 def pool_counts(pool):
     """Images per part of the pool and class."""
     frame = pool.table.assign(**{"class": np.array(CLASS_NAMES)[pool.labels]})

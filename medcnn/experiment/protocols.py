@@ -130,3 +130,58 @@ def grouped_intervals(records, protocol, test_side, resamples, alpha=0.05, names
                      "low": interval["low"], "high": interval["high"], names[0]: interval["groups"], **extra,
                      names[1]: interval["items"]})  # fmt: skip
     return pd.DataFrame(rows)
+
+
+def compare_pairs(records, pairs, protocol, alpha=0.05):
+    """`compare_rows_learned` of each (a_row, b_row) of `pairs` under `protocol`, each sentence prefixed with the
+    protocol; the pairs with a row without a run that learned are named in one sentence. Pairs with a row that did
+    not run are left out."""
+    said = [compare_rows_learned(records, a, b, protocol, alpha) for a, b in pairs]
+    title = protocol.capitalize()
+    sentences = [f"{title} protocol: {s}" for s in said if s and not s.startswith("no run")]
+    skipped = [f"'{a}' vs '{b}'" for (a, b), s in zip(pairs, said) if s and s.startswith("no")]
+    if skipped:
+        sentences.append(f"{title} protocol, not compared (a row without a run that learned): {', '.join(skipped)}.")
+    return sentences
+
+
+def best_run_sentence(best, intervals, protocol="honest", counts=("groups",), unseen="cases it never saw"):
+    """The run chosen on `protocol`'s validation AUC (`summary.best_run`) with its test numbers and, where
+    `intervals` (`grouped_intervals`) has its row and seed, the 95 % interval over its test groups: `counts` name
+    the columns counted, the first the resampled groups (e.g. ("metaphases", "cases"))."""
+    row, seed = row_of(best["configuration"]), best["seed"]
+    mine = intervals[(intervals["row"] == row) & (intervals["seed"] == seed)] if len(intervals) else []
+    spread = ""
+    if len(mine):
+        first = mine.iloc[0]
+        spread = f"; 95 % interval over its {first[counts[0]]} test {counts[0]}"
+        spread += "".join(f" ({first[column]} {column})" for column in counts[1:])
+        spread += f": {first['low']:.3f}-{first['high']:.3f}"
+    return (
+        f"Best run on the {protocol} validation AUC: '{best['configuration']}' (seed {seed}): test accuracy "
+        f"{best['test_accuracy']:.3f}, balanced {best['test_balanced_accuracy']:.3f}, AUC {best['test_roc_auc']:.3f}"
+        f"{spread}, on {unseen}; this is the exported model."
+    )
+
+
+def protocols_readme_section(payload, tables, headers, intro, class_names, notes=None):
+    """The README section of a run under several protocols: `outputs.readme_section` with the first protocol's
+    table, then each other protocol's table ("<Protocol> protocol:") before its findings.
+
+    Args:
+        payload: the run's results.json. tables: {protocol: table id}, the first shown first.
+        headers, notes: as `readme_table` takes them (`notes` as `row_notes`). intro: the text after the table.
+        class_names: counts given per part of the data ({part: {class: n}}) are summed per class.
+    """
+    from medcnn.experiment.outputs import readme_section, readme_table
+
+    counts = payload["run"]["data"]["counts"]
+    if any(isinstance(value, dict) for value in counts.values()):
+        totals = {name: sum(part.get(name, 0) for part in counts.values()) for name in class_names}
+        payload = {**payload, "run": {**payload["run"], "data": {**payload["run"]["data"], "counts": totals}}}
+    first, *others = tables.items()
+    text, findings_start = readme_section(payload, first[1], headers, intro, row_notes=notes), "What the run shows"
+    before, after = text.split(findings_start, 1)
+    shown = "".join(f"{protocol.capitalize()} protocol:\n\n{readme_table(payload, table, headers, row_notes=notes)}"
+                    "\n\n" for protocol, table in others)  # fmt: skip
+    return f"{before}{shown}{findings_start}{after}"

@@ -114,3 +114,42 @@ def referral_statement(entries, items="images"):
     labels = (f"the {items} it keeps", f"all its test {items}", "majority-vote accuracy")
     sentence = compare_rows(retained, every, *labels, paired=True, seeds_a=seeds, seeds_b=seeds).sentence
     return sentence[0].upper() + sentence[1:]
+
+
+def mc_dropout_entries(records, runs, names, groups, entry_of, alpha=0.05):
+    """MC dropout on each group's chosen runs (`best_learned_rows` of the group's records, every run that learned
+    of the chosen row): `entry_of(run)` (e.g. a `mc_dropout_entry`) with "protocol" (the group), "model" (the name
+    of `names`) and "row" added. `runs`: the `Run`s the records came from (`plan.find_run`)."""
+    from medcnn.experiment.plan import find_run
+
+    entries = []
+    for group in groups:
+        mine = [record for record in records if record["group"] == group]
+        for name, (row, chosen) in best_learned_rows(mine, names, alpha=alpha).items():
+            entries += [{"protocol": group, "model": name, "row": row, **entry_of(find_run(runs, record))}
+                        for record in chosen]  # fmt: skip
+    return entries
+
+
+def mc_dropout_sentences(entries, groups, threshold, items="images"):
+    """Per group and model of `mc_dropout_entries`: the referral numbers seed by seed and `referral_statement`; a
+    group without entries says no model learned."""
+    sentences = []
+    for group in groups:
+        names = dict.fromkeys(e["model"] for e in entries if e["protocol"] == group)
+        if not names:
+            sentences.append(f"MC dropout, {group} protocol: no model learned (validation AUC clearly above 0.5), so "
+                             "none was run.")  # fmt: skip
+        for name in names:
+            chosen = [e for e in entries if e["protocol"] == group and e["model"] == name]
+            numbers = "; ".join(
+                f"seed {e['seed']}: {e['summary']['referred']} of {e['summary']['images']} referred, accuracy "
+                f"{e['summary']['accuracy_all']:.3f} on all, {e['summary']['accuracy_retained']:.3f} on the rest, "
+                f"ECE {e['summary']['ece']:.3f}"
+                for e in chosen
+            )
+            sentences.append(
+                f"MC dropout, {group}, {name} ('{chosen[0]['row']}', {chosen[0]['summary']['passes']} passes, "
+                f"referral below {threshold:.0%}): {numbers}. {referral_statement(chosen, items)}"
+            )
+    return sentences

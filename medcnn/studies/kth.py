@@ -670,61 +670,35 @@ def export(run, model, inputs, path):
 
 
 def tune_head(features, labels, split, run_settings, directory, overwrite=True, seed=0, verbose=2):
-    """KerasTuner's Bayesian search over the learning rate and batch size of the kth head on frozen features.
-
-    Trains on `split["train"]`, scores validation AUC on `split["val"]` (never the test side); the dropout stays at
-    the scale's setting. Then the thesis' setting (learning rate and batch size) trains on the same split for the
-    same epochs and is scored the same way. Returns (trials table, best hyper-parameters, the thesis' score).
-    """
-    import keras
-
+    """KerasTuner's Bayesian search of the kth head's learning rate and batch size on frozen features (dropout
+    fixed), against the thesis' setting on the same split (`experiment.search.search_against_default`): (trials
+    table, best hyper-parameters, the thesis' validation AUC)."""
     from medcnn import tune
+    from medcnn.experiment.search import search_against_default
     from medcnn.models.heads import build_head
 
-    space = run_settings["tuner"]
-    rate = float(run_settings["dropout"])
+    space, rate = run_settings["tuner"], float(run_settings["dropout"])
     hypermodel = tune.ClassifierHyperModel(
         lambda dropout: build_head(head_spec(run_settings, dropout), features.shape[1:], name="head"),
         learning_rate=space["learning_rate"], batch_sizes=space["batch_sizes"], dropout=(rate, rate), head_units=(),
         loss="categorical_crossentropy", metrics=kth_metrics,
     )  # fmt: skip
-    keras.utils.set_random_seed(seed)
-    tuner = tune.make_tuner(
-        hypermodel, directory, space["objective"], run_settings["tuner_trials"], seed=seed, overwrite=overwrite
-    )
     onehot = np.eye(len(CLASS_NAMES), dtype="float32")[labels]
     train, val = ((features[split[side]], onehot[split[side]]) for side in ("train", "val"))
-    trials, best = tune.search(tuner, train, val, run_settings["tuner_epochs"], verbose=verbose)
-    keras.utils.set_random_seed(seed)
-    thesis = head_model(features.shape[1:], run_settings)
-    history = thesis.fit(*train, batch_size=run_settings["batch_size"], epochs=run_settings["tuner_epochs"],
-                         validation_data=val, verbose=0).history  # fmt: skip
-    return trials, best, float(max(history["val_auc"]))
+    return search_against_default(hypermodel, train, val, lambda: head_model(features.shape[1:], run_settings),
+                                  run_settings["batch_size"], directory, space["objective"],
+                                  run_settings["tuner_trials"], run_settings["tuner_epochs"], seed, overwrite,
+                                  verbose)  # fmt: skip
 
 
 def search_choice(trials, best, thesis_score, val_labels, run_settings, backbone):
-    """Whether the search's choice beats the thesis' setting on validation AUC, and whether that margin and the
-    trials' spread are beyond the noise of a validation AUC (`significance.beats_default`).
+    """`experiment.search.search_verdict` against the thesis' learning rate and batch size ("thesis"), with
+    "rows": the rows the search tuned (the searched backbone's augmented-data head)."""
+    from medcnn.experiment.search import search_verdict
 
-    Returns `beats_default`'s numbers (the thesis' setting as the default: "thesis_score") with "search" and
-    "thesis" ({learning_rate, batch_size}), "used" ("search" when it beats the thesis' setting, else "thesis") and
-    "rows" (the rows it tuned: the searched backbone's augmented-data head).
-    """
-    from medcnn.significance import beats_default
-
-    scores = pd.to_numeric(trials["score"], errors="coerce") if "score" in trials else []
-    chosen = {key: best[key] for key in ("learning_rate", "batch_size") if key in best}
-    negatives, positives = (int(n) for n in np.bincount(np.asarray(val_labels), minlength=2))
-    verdict = beats_default(scores if chosen else [], thesis_score, positives, negatives)
-    return {
-        **{key: value for key, value in verdict.items() if key != "default_score"},
-        "thesis_score": verdict["default_score"],
-        "search": chosen,
-        "thesis": {"learning_rate": run_settings["learning_rate"], "batch_size": run_settings["batch_size"]},
-        "used": "search" if verdict["beats"] else "thesis",
-        "rows": [c.row for c in STAGE_ONE if c.backbone == backbone and c.data == "augmented"],
-    }
-
+    thesis = {key: run_settings[key] for key in ("learning_rate", "batch_size")}
+    rows = [c.row for c in STAGE_ONE if c.backbone == backbone and c.data == "augmented"]
+    return {**search_verdict(trials, best, thesis_score, val_labels, thesis, "thesis"), "rows": rows}
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -732,37 +706,19 @@ def search_choice(trials, best, thesis_score, val_labels, run_settings, backbone
 
 
 def mc_dropout(records, runs, pools, run_settings, cache, log=print):
-    """Monte Carlo dropout on the test side of each protocol's chosen runs: per backbone, the row whose runs that
-    learned have the best validation AUC, every such run (`experiment.referral.best_learned_rows`). Entries are
-    `referral.mc_dropout_entry`'s with "protocol", "model" and "row"; "groups" is the voted recall per aberration."""
-    from medcnn.experiment import find_run
-    from medcnn.experiment.referral import best_learned_rows, mc_dropout_entry
+    """Monte Carlo dropout on the test side of each protocol's chosen runs (`experiment.referral.mc_dropout_entries`:
+    per backbone, the row whose runs that learned have the best validation AUC, every such run); "groups" is the
+    voted recall per aberration."""
+    from medcnn.experiment.referral import mc_dropout_entries, mc_dropout_entry
 
-    entries = []
-    for protocol in run_settings["protocols"]:
-        mine = [record for record in records if record["group"] == protocol]
-        for name, (row, chosen) in best_learned_rows(mine, BACKBONE_NAMES, alpha=run_settings["learned_alpha"]).items():
-            for record in chosen:
-                run, pool = find_run(runs, record), pools[record["seed"]]
-                entry = mc_dropout_entry(run, rebuild(run, cache, log), pool.labels, run_settings["mc_passes"],
-                                         run_settings["refer_below"], CLASS_NAMES, pool.table, "aberration",
-                                         ["normal"], ("aberration", "karyotype"), "pool image")  # fmt: skip
-                entries.append({"protocol": protocol, "model": name, "row": row, **entry})
-    return entries
+    def entry(run):
+        pool = pools[run.seed]
+        return mc_dropout_entry(run, rebuild(run, cache, log), pool.labels, run_settings["mc_passes"],
+                                run_settings["refer_below"], CLASS_NAMES, pool.table, "aberration", ["normal"],
+                                ("aberration", "karyotype"), "pool image")  # fmt: skip
 
-
-def mc_payload(entries):
-    """`mc_dropout` entries for results.json: summaries, wrong cases and recall per aberration (no passes)."""
-    from medcnn.experiment.referral import entries_payload
-
-    return entries_payload(entries, groups_key="aberration_recall")
-
-
-def referral_statement(entries, protocol, model):
-    """Whether referring the unsure karyograms helps one model (`experiment.referral.referral_statement`)."""
-    from medcnn.experiment.referral import referral_statement as statement
-
-    return statement([e for e in entries if e["protocol"] == protocol and e["model"] == model], "karyograms")
+    return mc_dropout_entries(records, runs, BACKBONE_NAMES, run_settings["protocols"], entry,
+                              run_settings["learned_alpha"])  # fmt: skip
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -803,24 +759,6 @@ def metaphase_intervals(records, pools, run_settings, protocol="honest"):
     return grouped_intervals(records, protocol, test_side, run_settings["bootstrap_resamples"],
                              run_settings["learned_alpha"], ("metaphases", "karyograms"))  # fmt: skip
 
-def _search_sentence(search, run_settings):
-    if not search or not search["search"]:
-        return "The Bayesian search finished no trial."
-    chosen = ", ".join(f"{key} {value:.3g}" for key, value in search["search"].items())
-    low, high = search["trials_range"]
-    noise = 2 * search["standard_error"]
-    used = "its choice" if search["used"] == "search" else "the thesis' setting"
-    return (
-        f"The Bayesian search ({run_settings['tuner_trials']} trials on the honest training side, validation AUC) "
-        f"chose {chosen}: validation AUC {search['search_score']:.3f} against {search['thesis_score']:.3f} for the "
-        f"thesis' learning rate {search['thesis']['learning_rate']:g} and batch {search['thesis']['batch_size']} "
-        f"under the same budget, {'within' if search['within_noise'] else 'beyond'} two standard errors of a "
-        f"validation AUC here ({noise:.3f}); its trials span {low:.3f}-{high:.3f}"
-        f"{', within that noise' if search['trials_within_noise'] else ''}. {', '.join(map(repr, search['rows']))} "
-        f"use{'s' if len(search['rows']) == 1 else ''} {used}."
-    )
-
-
 def findings(records, context, run_settings):
     """The sentences only this study prints, each computed from this run's numbers.
 
@@ -833,16 +771,14 @@ def findings(records, context, run_settings):
         run_settings: the scale's settings.
     """
     from medcnn.experiment import stuck_statement
+    from medcnn.experiment.protocols import best_run_sentence, compare_pairs
     from medcnn.experiment.protocols import compare_rows_learned as compare
+    from medcnn.experiment.referral import mc_dropout_sentences
+    from medcnn.experiment.search import search_sentence
 
-    alpha, leaks, sentences = run_settings["learned_alpha"], context["leaks"], []
-    published, honest = leaks.loc[("published", "augmented")], leaks.loc[("honest", "augmented")]
-    sentences.append(
-        f"Leakage, augmented data: as published, {published['copies of a training karyogram']} of "
-        f"{published['test']} test karyograms are augmented copies of a training karyogram and "
-        f"{published['share a metaphase with training']} share a metaphase with training; honestly "
-        f"{honest['copies of a training karyogram']} and {honest['share a metaphase with training']}."
-    )
+    from medcnn.data.karyogram_pool import leakage_sentence
+
+    alpha, sentences = run_settings["learned_alpha"], [leakage_sentence(context["leaks"])]
     missing = [BACKBONE_NAMES[name] for name, used in context["weights"].items() if used != "imagenet"]
     if missing:
         sentences.append(
@@ -852,16 +788,10 @@ def findings(records, context, run_settings):
             "blocks and the whole network trained (BatchNorm in inference mode)."
         )
     sentences.append(leakage_statement(records, alpha))
+    pairs = [(STAND_IN_ROWS[1], STAND_IN_ROWS[0])] + [(row, STAND_IN_ROWS[1]) for row in STAND_IN_ROWS[2:]]
+    pairs += [(ROWS[2], ROWS[0]), (ROWS[4], ROWS[2]), (ROWS[5], ROWS[2]), (ROWS[3], ROWS[1]), (ROWS[6], ROWS[3])]
     for protocol in run_settings["protocols"]:
-        pairs = [(STAND_IN_ROWS[1], STAND_IN_ROWS[0])] + [(row, STAND_IN_ROWS[1]) for row in STAND_IN_ROWS[2:]]
-        pairs += [(ROWS[2], ROWS[0]), (ROWS[4], ROWS[2]), (ROWS[5], ROWS[2]), (ROWS[3], ROWS[1]), (ROWS[6], ROWS[3])]
-        said = [compare(records, a_row, b_row, protocol, alpha) for a_row, b_row in pairs]
-        compared = [sentence for sentence in said if sentence and not sentence.startswith("no run")]
-        skipped = [f"'{a}' vs '{b}'" for (a, b), sentence in zip(pairs, said) if sentence and sentence.startswith("no")]
-        sentences += [f"{protocol.capitalize()} protocol: {sentence}" for sentence in compared]
-        if skipped:
-            sentences.append(f"{protocol.capitalize()} protocol, not compared (a row without a run that learned): "
-                             f"{', '.join(skipped)}.")  # fmt: skip
+        sentences += compare_pairs(records, pairs, protocol, alpha)
     baselines, shares = context["baselines"], context["shares"]["train"]
     grey = {protocol: baselines[protocol]["balanced_accuracy"] for protocol in ("published", "honest")}
     meaning = (
@@ -875,7 +805,8 @@ def findings(records, context, run_settings):
         f"mean grey level alone reaches balanced test accuracy {grey['published']:.3f} as published and "
         f"{grey['honest']:.3f} honestly: {meaning}."
     )
-    sentences.append(_search_sentence(context["search"], run_settings))
+    sentences.append(search_sentence(context["search"], run_settings["tuner_trials"], "thesis", "the thesis'",
+                                     "on the honest training side"))
     for protocol in run_settings["protocols"]:
         said = compare(records, FLATTEN_ROW, GAP_ROW, protocol, alpha, "the small CNN with Flatten",
                         "the same CNN with GAP in place of Flatten")  # fmt: skip
@@ -892,66 +823,28 @@ def findings(records, context, run_settings):
         if kind in found.index:
             cells = ", ".join(f"'{row}' {cell}" for row, cell in found.loc[kind].items() if cell)
             sentences.append(f"Honest test {kind}s called abnormal (every seed): {cells}.")
-    entries = context["mc"]
-    for protocol in run_settings["protocols"]:
-        names = dict.fromkeys(e["model"] for e in entries if e["protocol"] == protocol)
-        if not names:
-            sentences.append(f"MC dropout, {protocol} protocol: no model learned (validation AUC clearly above 0.5), "
-                             "so none was run.")  # fmt: skip
-        for name in names:
-            chosen = [e for e in entries if e["protocol"] == protocol and e["model"] == name]
-            numbers = "; ".join(
-                f"seed {e['seed']}: {e['summary']['referred']} of {e['summary']['images']} referred, accuracy "
-                f"{e['summary']['accuracy_all']:.3f} on all, {e['summary']['accuracy_retained']:.3f} on the rest, "
-                f"ECE {e['summary']['ece']:.3f}"
-                for e in chosen
-            )
-            sentences.append(
-                f"MC dropout, {protocol}, {name} ('{chosen[0]['row']}', {chosen[0]['summary']['passes']} passes, "
-                f"referral below {run_settings['refer_below']:.0%}): {numbers}. "
-                + referral_statement(entries, protocol, name)
-            )
-    best = best_run(records, "honest")
-    intervals = context["intervals"]
-    row = best["configuration"].rsplit(" | ", 1)[0]
-    mine = intervals[(intervals["row"] == row) & (intervals["seed"] == best["seed"])] if len(intervals) else []
-    spread = "" if not len(mine) else (
-        f"; 95 % interval over its {mine['metaphases'].iloc[0]} test metaphases ({mine['cases'].iloc[0]} cases): "
-        f"{mine['low'].iloc[0]:.3f}-{mine['high'].iloc[0]:.3f}"
-    )  # fmt: skip
-    sentences.append(
-        f"Best run on the honest validation AUC: '{best['configuration']}' (seed {best['seed']}): test accuracy "
-        f"{best['test_accuracy']:.3f}, balanced {best['test_balanced_accuracy']:.3f}, AUC {best['test_roc_auc']:.3f}"
-        f"{spread}, on karyograms of cases it never saw; this is the exported model."
-    )
+    sentences += mc_dropout_sentences(context["mc"], run_settings["protocols"], run_settings["refer_below"],
+                                      "karyograms")  # fmt: skip
+    sentences.append(best_run_sentence(best_run(records, "honest"), context["intervals"], "honest",
+                                       ("metaphases", "cases"), "karyograms of cases it never saw"))  # fmt: skip
     sentences.append(stuck_statement(records))
     return sentences
 
 
 def readme_section(payload, scale="cpu"):
     """The README's section on a committed run, generated from its `results.json` payload: both protocols."""
-    from medcnn.experiment import readme_section as section
-    from medcnn.experiment import readme_table
+    from medcnn.experiment.protocols import protocols_readme_section
 
-    headers = {"accuracy": "accuracy", "recall": "recall", "AUC": "AUC"}
-    counts = payload["run"]["data"]["counts"]
-    if any(isinstance(value, dict) for value in counts.values()):  # counts per part of the pool: per class
-        totals = {name: sum(part.get(name, 0) for part in counts.values()) for name in CLASS_NAMES}
-        payload = {**payload, "run": {**payload["run"], "data": {**payload["run"]["data"], "counts": totals}}}
     ran = {run["configuration"].rsplit(" | ", 1)[0] for run in payload.get("runs", [])}
     notes = row_notes(payload.get("weights") or payload["run"].get("weights"), ran)
-    text = section(
-        payload,
-        table_id("published"),
-        headers,
+    intro = (
         f"as published, {PROTOCOLS['published']}; below it the honest protocol ({PROTOCOLS['honest']}). Data: a "
         "synthetic stand-in, karyograms composed from real CIR-Net chromosomes (the thesis' are private). MC dropout, "
-        f"leakage counts and recall per aberration: [results/kth/{scale}/report.md](results/kth/{scale}/report.md).",
-        row_notes=notes,
+        f"leakage counts and recall per aberration: [results/kth/{scale}/report.md](results/kth/{scale}/report.md)."
     )
-    table, findings_start = readme_table(payload, table_id("honest"), headers, row_notes=notes), "What the run shows"
-    before, after = text.split(findings_start, 1)
-    return f"{before}Honest protocol:\n\n{table}\n\n{findings_start}{after}"
+    tables = {protocol: table_id(protocol) for protocol in ("published", "honest")}
+    headers = {"accuracy": "accuracy", "recall": "recall", "AUC": "AUC"}
+    return protocols_readme_section(payload, tables, headers, intro, CLASS_NAMES, notes)
 
 
 # ----------------------------------------------------------------------------------------------------------------
