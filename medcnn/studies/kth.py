@@ -457,34 +457,21 @@ def small_cnn(input_shape, run_settings, pooling="flatten", seed=0):
     return compiled(model, run_settings["learning_rate"])
 
 
-def model_inputs(pool, image_size):
-    """The pool as a saved model sees it: `ImagePreprocessing(image_size, "grayscale", 1 / 255)`, float32 [0, 1]."""
-    from medcnn.preprocessing import ImagePreprocessing, preprocess_images
-
-    layer = ImagePreprocessing(tuple(image_size), "grayscale", 1.0 / 255.0)
-    return preprocess_images(pool.images, layer, batch_size=64)
-
-
 def prepare_inputs(pool, run_settings, configurations, cache, log=print):
-    """What the runs of one pool read: {"images": {size: [0, 1] array}, "features": {(backbone, "map" or "stem"):
-    `experiment.feature_inputs`}, "specs": {(backbone, "map" or "stem"): FeatureSpec}}. Features are extracted (and
-    cached) when a run first needs them: the map stage one trains on, the stem of the last blocks (`stem_blocks`)."""
-    from medcnn.experiment import feature_inputs
+    """What the runs of one pool read (`experiment.sized_inputs`): its [0, 1] grayscale images at each input size;
+    for stage one and the last blocks, the keys (backbone, "map" or "stem") of the features they train on (the
+    unpooled map; the input of the last `stem_blocks`), cached and extracted when a run first needs them."""
+    from medcnn.experiment.sized_inputs import images_at, sized_inputs
 
-    inputs = {"images": {}, "features": {}, "specs": {}}
-    for config in configurations:
-        size = config.input_size(run_settings)
-        if size not in inputs["images"]:
-            inputs["images"][size] = model_inputs(pool, size)
-        if config.stage and config.trainable != "all":
-            key = (config.backbone, "stem" if config.stage == 2 else "map")
-            blocks = stem_blocks(config.backbone) if config.stage == 2 else 0
-            spec = feature_spec(config.backbone, run_settings, pool.seed, stem_blocks=blocks)
-            inputs["specs"][key] = spec
-            images = inputs["images"][size]
-            output = spec.outputs[0]
-            inputs["features"][key] = feature_inputs(spec, images, pool.labels, cache, output=output, log=log)
-    return inputs
+    def wanted(config):
+        if not config.stage or config.trainable == "all":
+            return config.input_size(run_settings), None, None
+        blocks = stem_blocks(config.backbone) if config.stage == 2 else 0
+        spec = feature_spec(config.backbone, run_settings, pool.seed, stem_blocks=blocks)
+        return config.input_size(run_settings), (config.backbone, "stem" if blocks else "map"), spec
+
+    return sized_inputs(lambda size: images_at(pool.images, size), pool.labels, map(wanted, configurations), cache,
+                        log)  # fmt: skip
 
 
 # ----------------------------------------------------------------------------------------------------------------
