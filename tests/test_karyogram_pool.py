@@ -161,3 +161,24 @@ def test_leakage_sentence_counts_the_test_karyograms_that_touch_training():
         "Leakage, augmented data: as published, 40 of 55 test karyograms are copies of a training karyogram and 50 "
         "share a metaphase with training; honestly 0 and 0."
     )
+
+
+def test_copies_sentence_reads_the_grey_level_baseline_against_the_copies():
+    shares = {"abnormal": 0.6, "normal": 0.3}
+    said = karyogram_pool.copies_sentence(shares, {"published": {"balanced_accuracy": 0.8},
+                                                   "honest": {"balanced_accuracy": 0.5}})  # fmt: skip
+    assert said.startswith("Augmenting to the thesis' counts makes copies 60% of the abnormal and 30% of the normal")
+    assert "0.800 as published and 0.500 honestly: copies look different" in said
+    same = karyogram_pool.copies_sentence(shares, {"published": {"balanced_accuracy": 0.52},
+                                                   "honest": {"balanced_accuracy": 0.5}})  # fmt: skip
+    assert same.endswith("at this scale the copies' grey level does not give the classes away.")
+
+
+def test_test_column_and_test_metaphases_read_a_records_test_side_in_its_seeds_pool():
+    table = pd.DataFrame({"aberration": ["normal", "deletion", "normal", "trisomy_21"],
+                          "host_metaphase": ["a1", "a1", "b1", "b2"], "host_case": ["a", "a", "b", "b"]})  # fmt: skip
+    pool = karyogram_pool.Pool(np.zeros((4, 2, 2, 1), np.uint8), np.array([0, 1, 0, 1]), table, {}, 3)
+    record = {"seed": 3, "test_indices": [1, 3]}
+    assert karyogram_pool.test_column({3: pool}, "aberration")(record).tolist() == ["deletion", "trisomy_21"]
+    labels, hosts, extra = karyogram_pool.test_metaphases({3: pool})(record)
+    assert labels.tolist() == [1, 1] and hosts.tolist() == ["a1", "b2"] and extra == {"cases": 2}

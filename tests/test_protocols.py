@@ -98,3 +98,11 @@ def test_protocols_readme_section_shows_every_protocols_table_before_the_finding
     text = protocols.protocols_readme_section(payload, tables, {}, "text", ["n", "y"])
     assert text == "intro T (p) text\nHonest protocol:\n\n[T (h)]\n\nWhat the run shows: x"
     assert seen["counts"] == {"n": 3, "y": 1}
+
+
+def test_shown_rows_keep_the_rows_that_ran_or_carry_a_note_in_the_papers_order():
+    paper = pd.DataFrame({"AUC": [0.9, 0.8, 0.7]}, index=["a", "b", "c"])
+    records = [_record("c", "honest", 0, 0.7), _record("a", "published", 0, 0.8)]
+    assert protocols.ran_rows(records) == {"a", "c"}
+    assert list(protocols.shown_rows(paper, records).index) == ["a", "c"]
+    assert list(protocols.shown_rows(paper, records, {"b": "needs ImageNet weights"}).index) == ["a", "b", "c"]

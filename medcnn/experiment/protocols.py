@@ -25,6 +25,18 @@ def row_records(records, row, protocol):
     return [r for r in records if r.get("group") == protocol and r["configuration"] == f"{row} | {protocol}"]
 
 
+def ran_rows(records):
+    """The rows of `records`' run labels "<row> | <protocol>"."""
+    return {row_of(record["configuration"]) for record in records}
+
+
+def shown_rows(paper, records, notes=()):
+    """`paper`'s rows that ran in `records` or carry a note (e.g. "needs ImageNet weights": a row that could not run
+    here stays beside the paper and says so), in the paper's order."""
+    shown = ran_rows(records) | set(notes)
+    return paper.loc[[row for row in paper.index if row in shown]]
+
+
 def protocol_summary(records, protocol, metrics):
     """`experiment.summarise` of one protocol's records over `metrics`, indexed by row (the protocol dropped)."""
     from medcnn.experiment.summary import summarise

@@ -587,24 +587,20 @@ def row_notes(weights, ran=()):
     }
 
 
-def _ran(records):
-    return {record["configuration"].rsplit(" | ", 1)[0] for record in records}
+def _paper_and_notes(records, weights):
+    """Table 5.1 and our rows that ran or need weights absent here (`protocols.shown_rows`), and `row_notes`."""
+    from medcnn.experiment.protocols import ran_rows, shown_rows
 
-
-def _shown_rows(records, weights):
-    """Table 5.1 and our rows less those that did not run at this scale and need no weights (the resolution row at
-    smoke scale): a row missing for want of ImageNet weights stays, beside the thesis, and says so."""
-    paper, shown = table_with_our_rows(), _ran(records) | set(row_notes(weights))
-    return paper.loc[[row for row in paper.index if row in shown]]
+    notes = row_notes(weights, ran_rows(records))
+    return shown_rows(table_with_our_rows(), records, notes), notes
 
 
 def comparisons(records, info, weights, protocols=tuple(PROTOCOLS)):
-    """{table_id(protocol): `experiment.compare` of Table 5.1 and our rows with that protocol's runs}; rows that need
-    ImageNet weights which are not here say so, beside the thesis' numbers."""
+    """{table_id(protocol): `experiment.compare` of Table 5.1 and our rows with that protocol's runs}."""
     from medcnn.experiment import compare
     from medcnn.experiment.protocols import protocol_summary
 
-    notes, paper = row_notes(weights, _ran(records)), _shown_rows(records, weights)
+    paper, notes = _paper_and_notes(records, weights)
     return {
         table_id(protocol): compare(paper, protocol_summary(records, protocol, SUMMARY_METRICS), info,
                                     METRIC_KEYS["Table 5.1"], notes)  # fmt: skip
@@ -614,13 +610,13 @@ def comparisons(records, info, weights, protocols=tuple(PROTOCOLS)):
 
 def table(records, weights, protocols=tuple(PROTOCOLS), digits=2):
     """Table 5.1 as we read it (`experiment.protocols.protocols_table`): the thesis' value, then ours under each
-    protocol, a note per row ("needs ImageNet weights"), the collapsed counts and the reference rows. Rows that did
-    not run at this scale and need no weights (the resolution row at smoke scale) are left out."""
+    protocol, a note per row, the collapsed counts and the reference rows."""
     from medcnn.experiment.protocols import protocol_summary, protocols_table
 
+    paper, notes = _paper_and_notes(records, weights)
     summaries = {protocol: protocol_summary(records, protocol, SUMMARY_METRICS) for protocol in protocols}
-    notes = row_notes(weights, _ran(records))
-    return protocols_table(_shown_rows(records, weights), summaries, METRIC_KEYS["Table 5.1"], notes, digits)
+    return protocols_table(paper, summaries, METRIC_KEYS["Table 5.1"], notes, digits)
+
 
 def best_run(records, protocol="honest"):
     """The run with the best validation AUC under `protocol` (the honest validation side is free of leaks)."""
@@ -725,26 +721,22 @@ def leakage_statement(records, alpha=0.05):
 def aberration_table(records, pools, rows, protocol="honest", alpha=0.05):
     """Share of the test karyograms of each aberration called abnormal, per row, over its runs that learned (every
     seed's, pooled): "k/n" cells, normal first (for it the share is false alarms)."""
+    from medcnn.data.karyogram_pool import test_column
     from medcnn.experiment.protocols import called_positive_table
 
-    def kinds(record):
-        return pools[record["seed"]].table["aberration"].to_numpy()[record["test_indices"]]
-
+    kinds = test_column(pools, "aberration")
     return called_positive_table(records, rows, kinds, protocol, alpha, ["normal"]).rename_axis("aberration")
 
 
 def metaphase_intervals(records, pools, run_settings, protocol="honest"):
     """Test AUC of each run that learned under `protocol`, with a 95 % interval from a bootstrap over the test
     side's metaphases (`experiment.protocols.grouped_intervals`)."""
+    from medcnn.data.karyogram_pool import test_metaphases
     from medcnn.experiment.protocols import grouped_intervals
 
-    def test_side(record):
-        pool, index = pools[record["seed"]], np.asarray(record["test_indices"])
-        hosts = pool.table["host_metaphase"].to_numpy()[index]
-        return pool.labels[index], hosts, {"cases": pool.table["host_case"].iloc[index].nunique()}
-
-    return grouped_intervals(records, protocol, test_side, run_settings["bootstrap_resamples"],
+    return grouped_intervals(records, protocol, test_metaphases(pools), run_settings["bootstrap_resamples"],
                              run_settings["learned_alpha"], ("metaphases", "karyograms"))  # fmt: skip
+
 
 def findings(records, context, run_settings):
     """The sentences only this study prints, each computed from this run's numbers.
@@ -763,7 +755,7 @@ def findings(records, context, run_settings):
     from medcnn.experiment.referral import mc_dropout_sentences
     from medcnn.experiment.search import search_sentence
 
-    from medcnn.data.karyogram_pool import leakage_sentence
+    from medcnn.data.karyogram_pool import copies_sentence, leakage_sentence
 
     alpha, sentences = run_settings["learned_alpha"], [leakage_sentence(context["leaks"])]
     missing = [BACKBONE_NAMES[name] for name, used in context["weights"].items() if used != "imagenet"]
@@ -779,19 +771,7 @@ def findings(records, context, run_settings):
     pairs += [(ROWS[2], ROWS[0]), (ROWS[4], ROWS[2]), (ROWS[5], ROWS[2]), (ROWS[3], ROWS[1]), (ROWS[6], ROWS[3])]
     for protocol in run_settings["protocols"]:
         sentences += compare_pairs(records, pairs, protocol, alpha)
-    baselines, shares = context["baselines"], context["shares"]["train"]
-    grey = {protocol: baselines[protocol]["balanced_accuracy"] for protocol in ("published", "honest")}
-    meaning = (
-        "copies look different, and the published test side is full of them"
-        if grey["published"] - grey["honest"] >= 0.05
-        else "at this scale the copies' grey level does not give the classes away"
-    )
-    sentences.append(
-        f"Augmenting to the thesis' counts makes copies {shares['abnormal']:.0%} of the abnormal and "
-        f"{shares['normal']:.0%} of the normal training karyograms (published split); a logistic regression on the "
-        f"mean grey level alone reaches balanced test accuracy {grey['published']:.3f} as published and "
-        f"{grey['honest']:.3f} honestly: {meaning}."
-    )
+    sentences.append(copies_sentence(context["shares"]["train"], context["baselines"]))
     sentences.append(search_sentence(context["search"], run_settings["tuner_trials"], "thesis", "the thesis'",
                                      "on the honest training side"))
     for protocol in run_settings["protocols"]:
