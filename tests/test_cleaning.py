@@ -125,3 +125,38 @@ def test_threshold_incorrect(threshold):
 def test_contamination_incorrect():
     with pytest.raises(ValueError, match="Received: contamination=0.7"):
         remove_outliers(image_set([blob((5, 5))]), contamination=0.7)
+
+
+def test_remove_duplicates_indexes_exact_then_near_copies_into_the_original_set():
+    from medcnn.data.cleaning import remove_duplicates
+
+    base = blob((12, 14))
+    noisy = (base.astype(int) + RNG.integers(-3, 4, base.shape)).clip(0, 255).astype(np.uint8)
+    data = image_set([blob((8, 24)), base, blob((8, 24)), noisy, blob((24, 8))])
+    cleaned, pairs = remove_duplicates(data, {"threshold": 0.97})
+    assert len(cleaned) == 3
+    assert pairs[["kept_index", "removed_index", "kind"]].values.tolist() == [[0, 2, "exact"], [1, 3, "near"]]
+    assert remove_duplicates(data)[1]["kind"].tolist() == ["exact"]
+
+
+def test_split_test_first_keeps_the_test_split_out_of_the_forest():
+    from medcnn.data.cleaning import split_test_first, split_test_first_by_seed
+
+    labels = np.repeat(np.arange(4), 25)
+    features = RNG.normal(size=(len(labels), 6))
+    planted = np.array([3, 30, 60, 90])
+    features[planted] += 40.0  # far from everything
+    split, info = split_test_first(labels, features, seed=0)
+    test, train, val = (set(split[side].tolist()) for side in ("test", "train", "val"))
+    assert not (test & train or test & val or train & val)
+    assert len(test) == 20 and np.bincount(labels[split["test"]]).tolist() == [5] * 4  # stratified, 20 %
+    outliers = set(info["outliers"].tolist())
+    assert outliers.isdisjoint(train | val | test) and len(outliers | train | val | test) == len(labels)
+    assert {int(i) for i in planted} - test <= outliers  # the planted outliers the forest can see
+    assert set(info["test_flagged"].tolist()) <= test and {int(i) for i in planted} & test <= set(info["test_flagged"])
+    assert abs(len(val) / (len(val) + len(train)) - 0.2) < 0.03
+    images = RNG.uniform(0, 255, (len(labels), 8, 8, 3))
+    splits, infos = split_test_first_by_seed(images, labels, [0, 1], val_fraction=0.25)
+    assert sorted(splits) == sorted(infos) == [0, 1] and not np.array_equal(splits[0]["test"], splits[1]["test"])
+    again, _ = split_test_first_by_seed(images, labels, [0], val_fraction=0.25)
+    assert np.array_equal(again[0]["val"], splits[0]["val"])

@@ -57,3 +57,17 @@ def test_as_files_names_the_sources_or_writes_pngs(tmp_path):
     from PIL import Image
 
     assert np.asarray(Image.open(files[0])).max() == 255  # clipped to uint8
+
+
+def test_image_set_digest_names_the_files_or_the_pixels(tmp_path):
+    from PIL import Image
+
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        Image.fromarray(np.full((4, 4, 3), 7 if name == "a" else 9, np.uint8)).save(tmp_path / name / "x.png")
+    files = load_folders(tmp_path, decode=False)
+    assert image_sets.image_set_digest(files) == image_sets.image_set_digest(load_folders(tmp_path, decode=False))
+    pixels = ImageSet(labels=np.array([0, 1]), class_names=["a", "b"], images=np.zeros((2, 4, 4, 3), np.uint8))
+    changed = ImageSet(labels=np.array([0, 1]), class_names=["a", "b"], images=np.ones((2, 4, 4, 3), np.uint8))
+    assert image_sets.image_set_digest(pixels) != image_sets.image_set_digest(changed)
+    assert len({image_sets.image_set_digest(files), image_sets.image_set_digest(pixels)}) == 2

@@ -193,3 +193,60 @@ def remove_outliers(data, contamination=0.01, seed=0):
         }
     )
     return _without(data, outliers), removed
+
+
+def remove_duplicates(data, near_duplicates=None):
+    """Exact copies removed, then near copies (`remove_near_duplicates(**near_duplicates)`; None: exact copies only).
+
+    Returns:
+        (cleaned ImageSet, DataFrame of kept / removed pairs, indices into `data`, with `kind` "exact" or "near").
+    """
+    cleaned, exact = remove_exact_duplicates(data)
+    exact["kind"] = "exact"
+    if not near_duplicates:
+        return cleaned, exact
+    kept = np.setdiff1d(np.arange(len(data)), exact["removed_index"].to_numpy(dtype=int))
+    cleaned_near, near = remove_near_duplicates(cleaned, **near_duplicates)
+    for column in ("kept_index", "removed_index"):  # indices into `data`, as for the exact copies
+        near[column] = kept[near[column].to_numpy(dtype=int)]
+    near["kind"] = "near"
+    return cleaned_near, pd.concat([exact, near], ignore_index=True)
+
+
+def split_test_first(labels, features, seed, test_fraction=0.2, val_fraction=0.2, contamination="auto"):
+    """A stratified test split held out first and left untouched; then isolation-forest outliers (fitted on the
+    rest only) removed from the rest, and a stratified train / validation split of what is left.
+
+    Args:
+        labels: (N,) integer labels.
+        features: (N, F) `image_features` of the same images.
+        seed: fixes the test split, the forest and the train / validation split.
+        test_fraction, val_fraction: the test share of all images, the validation share of what is left.
+        contamination: as `fit_outlier_forest` takes it.
+
+    Returns:
+        (split {"train", "val", "test"} of sorted indices, info {"outliers": indices removed from train /
+        validation, lowest score first, "outlier_scores", "test_flagged": test indices the forest would flag}).
+    """
+    from sklearn.model_selection import train_test_split
+
+    labels = np.asarray(labels)
+    pool, test = train_test_split(np.arange(len(labels)), test_size=test_fraction, stratify=labels, random_state=seed)
+    forest = fit_outlier_forest(None, contamination, seed, features=features[pool])
+    flagged = forest.predict(features) == -1
+    scores = forest.score_samples(features)
+    outliers = pool[flagged[pool]]
+    outliers = outliers[np.argsort(scores[outliers])]
+    kept = np.setdiff1d(pool, outliers)
+    train, val = train_test_split(kept, test_size=val_fraction, stratify=labels[kept], random_state=seed)
+    split = {"train": np.sort(train), "val": np.sort(val), "test": np.sort(test)}
+    info = {"outliers": outliers, "outlier_scores": scores[outliers], "test_flagged": np.sort(test[flagged[test]])}
+    return split, info
+
+
+def split_test_first_by_seed(images, labels, seeds, **options):
+    """`split_test_first` for every seed, the image features computed once: ({seed: split}, {seed: info}).
+    `options`: its `test_fraction`, `val_fraction` and `contamination`."""
+    features = image_features(images)
+    made = {seed: split_test_first(labels, features, seed, **options) for seed in seeds}
+    return {seed: split for seed, (split, _) in made.items()}, {seed: info for seed, (_, info) in made.items()}

@@ -52,3 +52,15 @@ def as_files(data, indices, folder):
         Image.fromarray(np.clip(np.rint(data.images[index]), 0, 255).astype(np.uint8)).save(path)
         files.append(str(path))
     return files
+
+
+def image_set_digest(data):
+    """A hash of what `data` holds, for a run's fingerprint: its files' relative paths and sizes
+    (`report.file_list_hash`), or the sha256 of its in-memory images' bytes when there are no files (an npz)."""
+    import hashlib
+
+    from medcnn.report import file_list_hash
+
+    if data.paths is not None:
+        return file_list_hash(data.paths)
+    return hashlib.sha256(np.ascontiguousarray(data.images).tobytes()).hexdigest()
