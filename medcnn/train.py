@@ -240,3 +240,25 @@ class SparseF1Score(keras.metrics.F1Score):
 
     def get_config(self):
         return {**super().get_config(), "num_classes": self.num_classes}
+
+
+def plateau_callbacks(reduce_lr, early_stopping, start_from_epoch=0):
+    """`() -> [ReduceLROnPlateau(**reduce_lr), EarlyStopping(**early_stopping)]`, each in the mode its monitor needs
+    (`monitor_mode`), for `experiment.Run.callbacks`.
+
+    Args:
+        reduce_lr, early_stopping: the callbacks' keyword arguments, with "monitor", e.g.
+            `{"monitor": "val_loss", "patience": 15, "restore_best_weights": True}`.
+        start_from_epoch: the epoch (0-based) early stopping starts to watch, e.g. `bn_warmup_epochs(...)`.
+    """
+
+    def make():
+        reduce, stop = dict(reduce_lr), dict(early_stopping)
+        return [
+            keras.callbacks.ReduceLROnPlateau(mode=monitor_mode(reduce["monitor"]), verbose=1, **reduce),
+            keras.callbacks.EarlyStopping(
+                mode=monitor_mode(stop["monitor"]), start_from_epoch=start_from_epoch, verbose=1, **stop
+            ),
+        ]
+
+    return make

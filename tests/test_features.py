@@ -301,3 +301,72 @@ def test_run_inputs_are_checked():
         runs.run_data(run, None, np.zeros(2))
     with pytest.raises(ValueError, match="no shared `x` was given"):
         runs.run_data(experiment.Run(**base), None, None)
+
+
+def test_tail_model_and_single_output_rebuild_the_backbone_from_its_stem():
+    images = np.random.default_rng(3).uniform(0, 255, (4, 32, 32, 3)).astype("float32")
+    spec = workflow.FeatureSpec("mobilenet_v2", (32, 32, 3), weights=None, outputs=("pooled", "stem"), stem_blocks=2)
+    stem = workflow.extract(spec, images, log=lambda _: None).arrays["stem"]
+
+    def head(width):
+        return keras.Sequential([keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(2, activation="softmax")])
+
+    tail = workflow.tail_model(spec, head)
+    assert tail.input_shape[1:] == stem.shape[1:] and tail.name == "mobilenet_v2_fine_tune"
+    trainable = {w.path.split("/")[0] for w in tail.trainable_weights}
+    assert "Conv_1" in trainable and not any("BN" in name for name in trainable)
+    whole = workflow.image_model(workflow.single_output(spec, "stem"), tail)
+    np.testing.assert_allclose(whole.predict(images, verbose=0), tail.predict(stem, verbose=0), atol=1e-5)
+    assert workflow.single_output(spec, "pooled").stem_blocks == 0
+    keras.backend.clear_session()
+
+
+def test_cropped_backbone_model_sees_only_the_centre():
+    from medcnn.models.heads import HeadSpec
+
+    spec = workflow.FeatureSpec("mobilenet_v2", (32, 32, 3), weights=None)
+    model = workflow.cropped_backbone_model(spec, (48, 48, 3), HeadSpec(3, "gap"), blocks="all")
+    assert model.get_layer("centre").output.shape[1:] == (32, 32, 3) and model.get_layer("head").output.shape[-1] == 3
+    image = np.random.default_rng(4).uniform(0, 255, (1, 48, 48, 3)).astype("float32")
+    border = image.copy()
+    border[:, :8] = 0.0  # outside the central 32x32
+    np.testing.assert_allclose(model.predict(border, verbose=0), model.predict(image, verbose=0), atol=1e-6)
+    keras.backend.clear_session()
+
+
+def test_offline_copies_draw_once_per_seed_and_name_their_inputs(tmp_path):
+    calls = []
+
+    def draw(seed):
+        calls.append(seed)
+        return np.full((4, 32, 32, 3), float(seed), "float32")  # 2 images, 1 copy each
+
+    copies = workflow.OfflineCopies(np.array([0, 1]), 1, draw, {"files": "abc"}, cache=experiment.RunCache(tmp_path))
+    x, labels = copies.image_inputs(3)()
+    assert x.shape == (4, 32, 32, 3) and labels.tolist() == [0, 1, 0, 1]
+    assert copies.images(3) is x and calls == [3] and copies.image_inputs(3).digest == {"files": "abc", "seed": 3}
+    copies.images(4)
+    assert calls == [3, 4]  # only the last seed's draw is kept
+    spec = workflow.FeatureSpec("mobilenet_v2", (32, 32, 3), seed=4, weights=None, batch_size=4)
+    inputs = copies.feature_inputs(spec, "pooled")
+    assert inputs.digest["features"] == spec.key({"files": "abc", "seed": 4}) and inputs.digest["output"] == "pooled"
+    features, feature_labels = inputs()
+    assert features.shape == (4, 1, 1, 1280) and feature_labels.tolist() == [0, 1, 0, 1] and calls == [3, 4]
+    keras.backend.clear_session()
+
+
+def test_lazy_builder_reads_shape_statistics_and_weights_when_called():
+    x = np.arange(12.0).reshape(6, 1, 1, 2)
+    seen = {}
+
+    def build(shape, stats, weights):
+        seen.update(shape=shape, stats=stats, weights=weights)
+        return "model"
+
+    inputs = runs.LazyInputs(lambda: (x, np.zeros(6)), "x")
+    assert workflow.lazy_builder(build, inputs)() == "model" and seen["stats"] is None and seen["weights"] is None
+    assert seen["shape"] == (1, 1, 2)
+    other = runs.LazyInputs(lambda: (x * 10, np.zeros(6)), "y")
+    workflow.lazy_builder(build, inputs, [0, 1], stats_inputs=other, head_weights=lambda: "head.h5")()
+    np.testing.assert_allclose(seen["stats"][0], [10.0, 20.0])  # the mean of rows 0 and 1 of `other`
+    assert seen["weights"] == "head.h5"

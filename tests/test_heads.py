@@ -115,3 +115,17 @@ def test_invalid_dense_layer():
         DenseLayer(0)
     with pytest.raises(ValueError, match="`l2` must be a float >= 0"):
         DenseLayer(8, l2=-1.0)
+
+
+def test_penalty_at_start_is_the_l2_of_the_initial_kernels():
+    from medcnn.models.heads import penalty_at_start
+
+    def build():
+        dense = keras.layers.Dense(3, kernel_regularizer=keras.regularizers.L2(0.5))
+        return keras.Sequential([keras.Input((4,)), dense])
+
+    penalty = penalty_at_start(build, (4,), seed=1)
+    keras.utils.set_random_seed(1)
+    kernel = keras.ops.convert_to_numpy(build().layers[0].kernel)
+    assert penalty == pytest.approx(0.5 * float((kernel**2).sum()), rel=1e-5) and penalty > 0
+    assert penalty_at_start(lambda: keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)]), (4,)) == 0.0

@@ -236,3 +236,12 @@ def test_results_dir(tmp_path):
 def test_hardware_label_counts_identical_gpus():
     hardware = {"accelerators": [{"name": "NVIDIA H100", "kind": "gpu"}, {"name": "NVIDIA H100", "kind": "gpu"}]}
     assert report.run_summary({"hardware": hardware})["hardware"] == "2 x NVIDIA H100 (gpu)"
+
+
+def test_with_extra_row_adds_a_row_of_ours_without_paper_numbers():
+    from medcnn.report.published import with_extra_row
+
+    paper = report.paper_table("demo", "Table 1", "caption", ["accuracy %"], [("A", 90.0)], "model", percent=True)
+    extended = with_extra_row(paper, "ours")
+    assert list(extended.index) == ["A", "ours"] and np.isnan(extended.loc["ours", "accuracy %"])
+    assert extended.index.name == "model" and extended.attrs == paper.attrs and list(paper.index) == ["A"]

@@ -178,3 +178,13 @@ def test_fit_refuses_reduce_lr_on_a_schedule_and_uncompiled_models():
     model = train.compile_model(dense_model(), learning_rate=train.cosine_restarts(0.01, 10))
     with pytest.raises(ValueError, match="ReduceLROnPlateau cannot change a learning rate that follows a schedule"):
         train.fit(model, (features, labels), epochs=1, callbacks=[keras.callbacks.ReduceLROnPlateau()])
+
+
+def test_plateau_callbacks_pick_each_monitors_mode():
+    reduce_lr = {"monitor": "val_accuracy", "factor": 0.5, "patience": 5}
+    make = train.plateau_callbacks(reduce_lr, {"monitor": "val_loss", "patience": 15, "restore_best_weights": True}, 3)
+    reduce, stop = make()
+    assert isinstance(reduce, keras.callbacks.ReduceLROnPlateau) and reduce.mode == "max" and reduce.patience == 5
+    assert isinstance(stop, keras.callbacks.EarlyStopping) and stop.monitor == "val_loss"
+    assert stop.start_from_epoch == 3
+    assert stop.restore_best_weights and stop.patience == 15 and make()[1] is not stop  # fresh callbacks every call

@@ -261,3 +261,31 @@ def test_a_standard_error_of_zero_is_not_judged():
     flat = experiment.reaches_paper([0.8, 0.8, 0.8], 0.85, 0.3)
     assert flat.verdict == "not judged" and "over 3 runs" in flat.sentence
     assert experiment.reaches_paper([0.9, 0.9], 0.85, 0.3).verdict == "reaches the paper"
+
+
+def _rows(values, confusion=((5, 1), (1, 5)), row="A"):
+    return [{"configuration": row, "seed": seed, "val_accuracy": v, "test_accuracy": v, "test_confusion": confusion}
+            for seed, v in enumerate(values)]  # fmt: skip
+
+
+def test_best_row_best_after_and_collapsed_rows():
+    stuck = ((6, 0), (6, 0))  # one class for every image
+    records = _rows([0.9, 0.92, 0.91]) + _rows([0.6, 0.65, 0.61], row="B") + _rows([0.5, 0.5, 0.5], stuck, "C")
+    summary = experiment.summarise(records, ["val_accuracy"])
+    assert truth.collapsed_rows(records, ["A", "B", "C"]) == ["C"]
+    best, verdict = truth.best_row(summary, records, ["B", "A"], "val_accuracy", "validation accuracy")
+    assert best == "A" and verdict.verdict == "above"
+    assert truth.best_row(summary, records, ["B"], "val_accuracy", "validation accuracy") == ("B", None)
+    chosen = truth.best_after(summary, records, ["A", "B", "C", "D"], "val_accuracy", "validation accuracy")
+    assert chosen["collapsed"] == ["C"] and chosen["rows"] == ["A", "B"] and chosen["runs"] == 3
+    assert chosen["best"] == "A" and chosen["verdict"].verdict == "above"
+    early = truth.best_after(summary, records, ["A", "B"], "val_accuracy", "validation accuracy", min_runs=4)
+    assert early["best"] is None and early["verdict"] is None and early["runs"] == 3
+
+
+def test_record_reaches_paper_uses_the_rows_own_majority_reference():
+    records = _rows([0.95, 0.96, 0.97], confusion=((9, 1), (1, 9)))
+    verdict = truth.record_reaches_paper(records, "test_accuracy", 0.9, "A", "test accuracy")
+    assert verdict.verdict == "reaches the paper"
+    low = truth.record_reaches_paper(_rows([0.5, 0.52, 0.51]), "test_accuracy", 0.9, "B", "test accuracy")
+    assert low.verdict == "not above the majority class"  # a 6/6 test side: always one class scores 0.5

@@ -138,3 +138,21 @@ def export_run(
         log(f"No model exported: {error}")
         return None
     return export_model(model, class_names, path, input_max, preprocessing)
+
+
+def weights_file(run, class_names, cache, folder, build=None, log=print):
+    """`() -> path`: `run`'s trained weights (`trained_model`'s policy: recorded, or the run trained again), saved
+    alone when called as `<out_dir>/cache/<folder>/<run key>.weights.h5`, e.g. the stage-one head a fine-tuning
+    run loads before it trains. `build`: as `trained_model` takes it."""
+
+    def resolve():
+        import keras
+
+        path = cache.out_dir / "cache" / folder / f"{run.key}.weights.h5"
+        model = trained_model(run, None, None, class_names, cache, log=log, build=build)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        model.save_weights(path)
+        keras.backend.clear_session()
+        return path
+
+    return resolve

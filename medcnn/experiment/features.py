@@ -417,3 +417,106 @@ def export_head(run, spec, class_names, cache, path, log=print, preprocessing=No
     head = trained_model(run, None, None, class_names, cache, log=log)
     model = image_model(spec, head, name)
     return export_model(model, class_names, path, input_max=spec.input_max, preprocessing=preprocessing)
+
+
+def single_output(spec, output):
+    """The spec with `output` ("pooled", "map" or "stem") as its only output, e.g. for `image_model` of a head (or
+    a fine-tuned tail) trained on that output; the same backbone and weights."""
+    from dataclasses import replace
+
+    return replace(spec, outputs=(output,), stem_blocks=spec.stem_blocks if output == "stem" else 0)
+
+
+def tail_model(spec, make_head, head_weights=None, name=None):
+    """Fine-tuning on features computed once: the last `spec.stem_blocks` blocks of the spec's backbone, trainable
+    (BatchNormalization frozen, `unfreeze_last_blocks`), on its "stem" features, then `make_head(channels)` with the
+    weights file `head_weights` loaded into it when given (e.g. the head trained on the frozen backbone).
+
+    `image_model(single_output(spec, "stem"), model)` puts the trained model back on the blocks before it.
+    """
+    from medcnn.models.backbones import unfreeze_last_blocks
+    from medcnn.models.transfer import split_backbone
+
+    backbone = backbone_model(spec)
+    _, tail = split_backbone(backbone, spec.stem_blocks, spec.backbone)
+    unfreeze_last_blocks(backbone, spec.stem_blocks, spec.backbone)
+    head = make_head(int(tail.output.shape[-1]))
+    if head_weights is not None:
+        head.load_weights(head_weights)
+    inputs = keras.Input(tuple(tail.input.shape[1:]), name="stem_features")
+    return keras.Model(inputs, head(tail(inputs)), name=name or f"{spec.backbone}_fine_tune")
+
+
+def cropped_backbone_model(spec, input_shape, head_spec, blocks="all", name=None):
+    """A whole model trained end to end on larger images: images of `input_shape` cut to their centre at the spec's
+    image size (a `CenterCrop` named "centre"), the spec's backbone with its last `blocks` trainable
+    (BatchNormalization frozen), then `build_head(head_spec)` named "head"."""
+    from medcnn.models.backbones import unfreeze_last_blocks
+    from medcnn.models.heads import build_head
+
+    backbone = backbone_model(spec)
+    unfreeze_last_blocks(backbone, blocks, spec.backbone)
+    head = build_head(head_spec, backbone.output.shape[1:], name="head")
+    inputs = keras.Input(tuple(input_shape), name="image")
+    centre = keras.layers.CenterCrop(*spec.image_shape[:2], name="centre")(inputs)
+    return keras.Model(inputs, head(backbone(centre)), name=name or f"{spec.backbone}_cropped")
+
+
+class OfflineCopies:
+    """Images and `copies` offline augmented copies of each, drawn per seed, as runs' own inputs (`Run.inputs`):
+    the images and copies themselves (`image_inputs`) or a backbone's features of them (`feature_inputs`, through
+    `extract` and its cache). Runs go seed by seed, so only the last seed's draw is kept in memory.
+
+    Args:
+        labels: (N,) labels of the originals; every copy has its image's label.
+        copies: augmented copies per image (0: the originals only).
+        draw: `seed -> (N * (1 + copies), H, W, C)` images, then copy k of image i at row k * N + i (`view_rows`).
+        digest: a JSON-able dict of what the images and the draw are (e.g. the files' hash and the augmentation
+            settings); with the seed, it names the inputs in every run's fingerprint.
+        cache, log: as `extract` takes them.
+    """
+
+    def __init__(self, labels, copies, draw, digest, cache=None, log=print):
+        self.labels = np.tile(np.asarray(labels), int(copies) + 1)
+        self.draw, self.digest, self.cache, self.log = draw, dict(digest), cache, log
+        self._drawn = {}
+
+    def images(self, seed):
+        """The originals and copies of `seed`, drawn on the first call for that seed."""
+        if seed not in self._drawn:
+            self._drawn.clear()
+            self._drawn[seed] = self.draw(seed)
+        return self._drawn[seed]
+
+    def seed_digest(self, seed):
+        """`digest` with the seed: what the images of `seed` are."""
+        return {**self.digest, "seed": seed}
+
+    def image_inputs(self, seed):
+        """`LazyInputs` of the images and copies of `seed` with their labels."""
+        return LazyInputs(lambda: (self.images(seed), self.labels), self.seed_digest(seed))
+
+    def feature_inputs(self, spec, output):
+        """`LazyInputs` of the spec's `output` features of the images and copies of `spec.seed`, with their labels."""
+        data = self.seed_digest(spec.seed)
+
+        def load():
+            return extract(spec, self.images(spec.seed), self.cache, data, self.log).arrays[output], self.labels
+
+        return LazyInputs(load, {"features": spec.key(data), "output": output, "labels": array_digest(self.labels)})
+
+
+def lazy_builder(build, inputs, train_rows=None, stats_inputs=None, head_weights=None):
+    """A run's `build_model` on its own `inputs` (`Run.inputs`), which are loaded only when it is called:
+    `build(input_shape, stats, weights_path)` with the shape of one row of `inputs`, the (mean, variance) of the
+    `train_rows` of `stats_inputs` (default `inputs`; e.g. the pooled features of a fine-tuning run's stage one),
+    or None without `train_rows`, and the path `head_weights()` returns (None without `head_weights`)."""
+
+    def built():
+        from medcnn.models.features import feature_stats
+
+        x = inputs()[0]
+        stats = None if train_rows is None else feature_stats((stats_inputs or inputs)()[0][np.asarray(train_rows)])
+        return build(x.shape[1:], stats, head_weights() if head_weights else None)
+
+    return built

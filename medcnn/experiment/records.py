@@ -97,3 +97,16 @@ def convergence_statement(summary, records):
         "convergence."
     )  # fmt: skip
     return f"Epochs to the lowest validation loss (mean per row): {epochs}. {ending}"
+
+
+def history_maxima(records, keys):
+    """Add to every record (in place) the maximum over epochs of history metrics, {history key: record key, or a
+    tuple of keys that all get it}, e.g. {"val_accuracy": "val_accuracy_max"} for a study that reports its best
+    epoch. Returns `records`."""
+    for record in records:
+        history = record.get("history") or {}
+        for key, names in keys.items():
+            if key in history:
+                best = float(np.nanmax(history[key]))
+                record.update(dict.fromkeys([names] if isinstance(names, str) else names, best))
+    return records

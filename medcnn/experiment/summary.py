@@ -141,3 +141,51 @@ def sample_predictions(record, labels, per_class=3):
         "predicted": predicted[chosen],
         "confidence": confidence[chosen],
     }
+
+
+SUMMARY_STATS = ("mean", "std", "learned_mean", "learned_std", "reference_majority", "reference_chance")
+
+
+def scaled(summary, keys, factor=100.0):
+    """A copy of a `summarise` output with every statistic of `keys` (mean, std, learned, references) times
+    `factor`, e.g. in percent for a paper that printed percentages."""
+    scaled_copy = summary.copy()
+    for key in keys:
+        for stat in SUMMARY_STATS:
+            if f"{key}_{stat}" in scaled_copy:
+                scaled_copy[f"{key}_{stat}"] = scaled_copy[f"{key}_{stat}"] * factor
+    return scaled_copy
+
+
+def sides_summary(records, row, sides, metric="accuracy", index_name="set", factor=100.0):
+    """One `summarise` row per side of the runs of `row` (their `configuration`), e.g. a paper's train /
+    validation / test table of its final model.
+
+    Args:
+        sides: {row name: record key}, e.g. {"train": "train_accuracy", "validation": "val_accuracy"}.
+        metric: the summary's column stem (`<metric>_mean`, `<metric>_std`), beside `epochs`.
+        factor: times the values, e.g. 100 for percent.
+    """
+    rows = [
+        {index_name: name, "seed": r["seed"], metric: factor * r.get(key, np.nan), "epochs": r["epochs"]}
+        for r in records
+        if r["configuration"] == row
+        for name, key in sides.items()
+    ]
+    return summarise(rows, [metric, "epochs"], by=index_name)
+
+
+def row_mean_std(summary, row, key, digits=3, factor=1.0):
+    """'mean ± std' of `key` in a `summarise` row, times `factor` (`mean_std`)."""
+    values = summary.loc[row]
+    return mean_std(values[f"{key}_mean"] * factor, values[f"{key}_std"] * factor, digits)
+
+
+def subset_accuracy(record, labels, subset):
+    """(accuracy on the test items of a record that are in `subset`, on the other test items, how many are in it);
+    NaN for a part with no item."""
+    index = np.asarray(record["test_indices"])
+    right = np.asarray(record["test_probabilities"]).argmax(axis=1) == np.asarray(labels)[index]
+    mask = np.isin(index, np.asarray(subset, dtype=int))
+    on = float(right[mask].mean()) if mask.any() else float("nan")
+    return on, float(right[~mask].mean()) if (~mask).any() else float("nan"), int(mask.sum())

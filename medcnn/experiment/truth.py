@@ -441,3 +441,39 @@ def compare_records(a_records, b_records, key, a_label, b_label, metric_label, l
 def weights_notes(rows_weights):
     """{row: "random weights"} for the rows whose backbone loaded random weights, from {row: weights used}."""
     return {row: "random weights" for row, used in rows_weights.items() if str(used).startswith("random")}
+
+
+def collapsed_rows(records, rows, by="configuration"):
+    """The rows of `rows` whose runs (records with `by` == row) all collapsed (`all_collapsed`)."""
+    return [row for row in rows if all_collapsed([record for record in records if record.get(by) == row])]
+
+
+def best_row(summary, records, rows, key, metric_label, by="configuration"):
+    """(the row of `rows` with the highest `<key>_mean` in a `summarise` output, its `compare_records` against the
+    runner-up on `key`, or None for a single row). Choose on a validation metric, never on test."""
+    ranked = sorted(rows, key=lambda row: summary.loc[row, f"{key}_mean"], reverse=True)
+    if len(ranked) < 2:
+        return ranked[0], None
+    (first, second), runs_of = ranked[:2], lambda row: [record for record in records if record.get(by) == row]
+    return first, compare_records(runs_of(first), runs_of(second), key, first, second, metric_label)
+
+
+def best_after(summary, records, rows, key, metric_label, min_runs=3, by="configuration"):
+    """Which of `rows` (those with runs) is best on `key` (a validation metric), said only once every row that
+    learned has `min_runs` runs: {"collapsed": rows whose every run collapsed, "rows": the others, "runs": their
+    fewest runs, "best": the best of them or None (too few runs, or none left), "verdict": `best_row`'s comparison
+    with the runner-up or None}."""
+    present = [row for row in rows if any(record.get(by) == row for record in records)]
+    gone = collapsed_rows(records, present, by)
+    left = [row for row in present if row not in gone]
+    runs = min((sum(record.get(by) == row for record in records) for row in left), default=0)
+    judged = bool(left) and runs >= min_runs
+    best, verdict = best_row(summary, records, left, key, metric_label, by) if judged else (None, None)
+    return {"collapsed": gone, "runs": runs, "rows": left, "best": best, "verdict": verdict}
+
+
+def record_reaches_paper(records, key, paper_value, label, metric_label):
+    """`reaches_paper` of a row's runs on `key`, against the majority-class reference of their own sides."""
+    kind = metric_kind(key)
+    majority = reference_value({kind[0]: references(records, kind[0])}, key) if kind else np.nan
+    return reaches_paper([record[key] for record in records], paper_value, majority, label, metric_label)

@@ -154,3 +154,15 @@ def an2dl_head(num_classes=8, l2=0.01, dropout=0.5, units=(512, 256), seed=None)
     The report gives no L2 factor; 0.01 is what Keras' `kernel_regularizer="l2"` means.
     """
     return HeadSpec(num_classes, "gap", dense=tuple(DenseLayer(width, dropout, l2) for width in units), seed=seed)
+
+
+def penalty_at_start(build, input_shape, seed=0):
+    """The regularisation penalty (the sum of `model.losses`, e.g. L2 on its kernels) a freshly built model adds to
+    the loss before its first step: `build()` under `keras.utils.set_random_seed(seed)`, called once on zeros of
+    `input_shape` (without the batch axis)."""
+    keras.utils.set_random_seed(seed)
+    model = build()
+    model(keras.ops.zeros((1, *input_shape)))
+    penalty = float(sum(keras.ops.convert_to_numpy(loss) for loss in model.losses))
+    keras.backend.clear_session()
+    return penalty

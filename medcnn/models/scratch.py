@@ -190,3 +190,6 @@ def an2dl_inception_cnn(
         InceptionModule, "inception", branch_filters, input_shape, num_classes, stem_filters, dense_units, None,
         input_max, name,
     )  # fmt: skip
+
+
+AN2DL_CNNS = {"plain": an2dl_plain_cnn, "residual": an2dl_residual_cnn, "inception": an2dl_inception_cnn}

@@ -70,3 +70,11 @@ def table_from_metrics(metrics_by_row, columns, percent=False, index_name=None):
         dtype="float64",
     )
     return as_percent(frame) if percent else frame
+
+
+def with_extra_row(paper, label):
+    """A copy of a published table with a row `label` appended whose numbers are NaN (a row of ours only, e.g. a
+    stand-in model set beside the paper's rows), its attrs kept."""
+    extended = pd.concat([paper, pd.DataFrame(np.nan, index=[label], columns=paper.columns)])
+    extended.index.name, extended.attrs = paper.index.name, dict(paper.attrs)
+    return extended
