@@ -1,19 +1,10 @@
 """kth: karyogram abnormality detection with VGG16 / InceptionV3 transfer learning and MC dropout (KTH, 2020).
 
-The thesis' 146 karyograms (the private "alpha-dataset") are not public, so the notebook runs on a synthetic
-stand-in composed from real chromosomes (`medcnn.data.karyogram`, CIR-Net G-band crops) and says so; a user with
-karyograms of their own points `DATA_DIR` at a folder holding `normal/` and `abnormal/`
-(`medcnn.data.karyogram_pool.load_source`).
-
-This module holds the study's content: its citation, Table 5.1 as data, the settings per scale, the configurations
-(Table 5.1's rows; MobileNetV2, whose ImageNet weights are staged, standing in for each of them; a small CNN with
-Flatten, with GAP and at a higher resolution), which models learned, and the sentences only this study prints. VGG16
-and InceptionV3 rows run only where their ImageNet weights can be had (Colab); elsewhere they say "needs ImageNet
-weights". Runs, frozen features, caching, summaries, export and outputs come from `medcnn.experiment`; the karyogram
-pool of both protocols (augment-then-split as published, split-by-case-then-augment as the honest one) and its
-leakage counts from `medcnn.data.karyogram_pool`; tables and comparisons across protocols from
-`medcnn.experiment.protocols`; MC dropout on the models that learned from `medcnn.experiment.referral` and
-`medcnn.uncertainty`.
+The thesis' 146 karyograms are private, so the notebook runs on a synthetic stand-in composed from real CIR-Net
+chromosomes, and says so (`medcnn.data.karyogram_pool`: the pool under both protocols, its leakage). This module holds
+the citation, Table 5.1, settings, configurations (Table 5.1's rows; MobileNetV2, whose ImageNet weights are staged,
+in place of each; a small CNN with Flatten, with GAP, at a higher resolution) and findings; VGG16 and InceptionV3 run
+only with ImageNet weights (Colab). The machinery: `medcnn.experiment` (`protocols`, `referral`, `search`, ...).
 """
 
 from dataclasses import dataclass
@@ -28,8 +19,7 @@ from medcnn.studies import copy_tables, select_settings
 STUDY = "kth"
 DATASET_ID = "chromosomes"  # stand-in: the staged CIR-Net G-band chromosome crops (the alpha-dataset is private)
 CITATION = {
-    # The seed text starts at the abstract: it has no title page, so the title below is descriptive and the
-    # author is not named. `evidence` quotes the seed text verbatim (the tests check that it does).
+    # The seed text has no title page (the title is descriptive); `evidence` quotes it verbatim (tests check it).
     "title": "Abnormality detection on karyograms with transfer learning and Monte Carlo dropout "
     "(descriptive title; the seed text has no title page)",
     "authors": "not named in the seed text",
@@ -63,31 +53,19 @@ TABLE_5_1.attrs["notes"] = (
     "in train and test. Precision and recall are those of the abnormal (positive) class."
 )
 # Which run-record key fills each column (test side; precision and recall of the abnormal class).
-METRIC_KEYS = {
-    "Table 5.1": {
-        "accuracy": "test_accuracy",
-        "precision": "test_precision",
-        "recall": "test_recall",
-        "AUC": "test_roc_auc",
-    }
-}
+METRIC_KEYS = {"Table 5.1": {"accuracy": "test_accuracy", "precision": "test_precision", "recall": "test_recall",
+                              "AUC": "test_roc_auc"}}  # fmt: skip
 
 ROWS = list(TABLE_5_1.index)
 SMALL_CNN = "small_cnn"
 BACKBONE_NAMES = {"vgg16": "VGG16", "inception_v3": "InceptionV3", "mobilenet_v2": "MobileNetV2",
                   SMALL_CNN: "small CNN"}  # fmt: skip
 STAND_IN = "mobilenet_v2"  # the one backbone whose ImageNet weights are staged offline (`../shared/weights`)
-# MobileNetV2's rows: Table 5.1's protocol (data, then how much of the network trains) on a backbone that has its
-# ImageNet weights. MobileNetV2's named blocks (`medcnn.models.backbones`) end with block_16 and Conv_1.
-STAND_IN_ROWS = [
-    "original data, MobileNetV2",
-    "augmented data, MobileNetV2",
-    "MobileNetV2, last block trained",
-    "MobileNetV2, last two blocks trained",
-    "MobileNetV2, whole network trained",
-]
-# The small CNN from scratch: Flatten keeps where each chromosome sits; the same CNN with GAP in place of Flatten
-# is the position control; the same Flatten CNN at `resolution_size` asks whether a deleted band needs pixels.
+# MobileNetV2's rows: Table 5.1's protocol on a backbone with ImageNet weights (its last blocks: block_16, Conv_1).
+STAND_IN_ROWS = ["original data, MobileNetV2", "augmented data, MobileNetV2", "MobileNetV2, last block trained",
+                 "MobileNetV2, last two blocks trained", "MobileNetV2, whole network trained"]  # fmt: skip
+# The small CNN: Flatten keeps where each chromosome sits; GAP in its place is the position control; Flatten at
+# `resolution_size` asks whether a deleted band needs pixels.
 FLATTEN_ROW = "augmented data, small CNN, Flatten (keeps position)"
 GAP_ROW = "augmented data, small CNN, GAP (position control)"
 RESOLUTION_ROW = "augmented data, small CNN, Flatten, higher resolution"
@@ -98,35 +76,19 @@ PROTOCOLS = {
     "honest": "split the metaphases by case first, compose each side from its own metaphases (donors included), "
     "augment the training side only",
 }
-SUMMARY_METRICS = [
-    "val_roc_auc",
-    "val_accuracy",
-    "test_accuracy",
-    "test_balanced_accuracy",
-    "test_precision",
-    "test_recall",
-    "test_roc_auc",
-    "epochs",
-    "train_images_per_s",
-]
+SUMMARY_METRICS = ["val_roc_auc", "val_accuracy", "test_accuracy", "test_balanced_accuracy", "test_precision",
+                   "test_recall", "test_roc_auc", "epochs", "train_images_per_s"]  # fmt: skip
 
 _COMMON = {
-    "dataset_id": DATASET_ID,
-    "class_names": CLASS_NAMES,
-    "positive_class": "abnormal",
+    "dataset_id": DATASET_ID, "class_names": CLASS_NAMES, "positive_class": "abnormal",
     "source_size": (416, 416),  # the karyogram files: the thesis resized every karyogram to 416 x 416 first
-    "original_counts": {"normal": 105, "abnormal": 41},  # the alpha-dataset
-    "split_ratios": (0.64, 0.16, 0.20),  # train / val / test
+    "original_counts": {"normal": 105, "abnormal": 41}, "split_ratios": (0.64, 0.16, 0.20),  # train / val / test
     "protocols": tuple(PROTOCOLS),
-    # Offline and order-preserving only (`medcnn.augment.order_preserving`): brightness +-25 %, noise on up to 5 %
-    # of the pixels, Gaussian blur; no flips or rotations, a karyogram's layout means something.
+    # Offline, order-preserving (`augment.order_preserving`): no flips or rotations, a karyogram's layout matters.
     "augmentation": {"brightness": 0.25, "pixel_noise": 0.05, "blur_probability": 0.5},
-    "weights": "imagenet",
-    "head": "kth",  # GAP -> BN -> Dropout -> Dense -> Dropout -> Dense softmax, the same on every backbone
-    "head_units": 256,  # not printed in the thesis
-    "dropout": 0.5,  # not printed in the thesis
-    # The head's BatchNormalization: Keras' 0.99 leaves its moving statistics far from the data after the few steps
-    # an epoch has here (14 at smoke scale), so the epoch kept for its validation AUC predicted one class.
+    "weights": "imagenet", "head": "kth",  # GAP -> BN -> Dropout -> Dense -> Dropout -> softmax, on every backbone
+    "head_units": 256, "dropout": 0.5,  # neither printed in the thesis
+    # Keras' 0.99 left the head's BN statistics far from the data after 14 steps an epoch: one class predicted.
     "batch_norm_momentum": 0.9,
     "learning_rate": 1e-3,  # chosen by the thesis' Bayesian search (good range 7e-4 .. 3e-2)
     "batch_size": 16,  # chosen by the same search (batch >= 512 ran out of memory)
@@ -135,11 +97,9 @@ _COMMON = {
     "tuner": {"objective": "val_auc", "learning_rate": (1e-4, 1e-1), "batch_sizes": (8, 16, 32, 64)},
     "tuner_backbone": STAND_IN,  # offline only MobileNetV2 has ImageNet weights: search where features mean something
     "refer_below": 0.8,  # MC-dropout confidence under which the case goes to a human
-    # A model learned when it did not collapse and its validation AUC is above 0.5 by a one-sided rank test at this
-    # level (`significance.auc_above_chance`): about 0.65 on 44 validation karyograms. Only those get MC dropout.
-    "learned_alpha": 0.05,
-    "predict_batch_size": 32,
-}
+    # A model learned: not collapsed, validation AUC above 0.5 at this level (about 0.65 on 44). Only those get MC.
+    "learned_alpha": 0.05, "predict_batch_size": 32,
+}  # fmt: skip
 
 SETTINGS = {
     "smoke": {
@@ -149,59 +109,31 @@ SETTINGS = {
         "scratch_size": (75, 75),  # the small CNN's rows (at 64 px seed 0's honest run predicted one class)
         "resolution_size": None,  # the higher-resolution row runs from the cpu scale on (minutes per run)
         "augmented_counts": {"normal": 150, "abnormal": 126},  # 0.4 of the thesis' 376 / 316
-        "epochs": 8,  # stage one: the head on frozen features (seconds per epoch)
-        "fine_tune_epochs": 1,  # stage two: blocks unfrozen (the last blocks on cached stem features)
-        # the small CNN learns from random weights: 10 epochs of ~11 steps leave it at chance; seed 0's honest run
-        # peaks on validation at epoch 21 (AUC 0.76), the published one climbs to the end
+        "epochs": 8, "fine_tune_epochs": 1,  # stage one (the head: seconds an epoch), stage two (blocks unfrozen)
+        # 10 epochs of ~11 steps left the small CNN at chance; seed 0's honest run peaks at epoch 21 (val AUC 0.76)
         "scratch_epochs": 25,
         "early_stopping_patience": None,  # None: every run trains all its epochs (the best val-AUC epoch is kept)
-        "tuner_trials": 2,
-        "tuner_epochs": 2,
-        "mc_passes": 20,
-        "bootstrap_resamples": 200,
-        "seeds": [0],
+        "tuner_trials": 2, "tuner_epochs": 2, "mc_passes": 20, "bootstrap_resamples": 200, "seeds": [0],
         "allow_random_weights": True,  # only for `feature_extractor`; rows never run on random backbone weights
     },
     "full": {
         **_COMMON,
-        "image_size": (416, 416),
-        "transfer_size": (224, 224),
-        "scratch_size": (416, 416),
+        "image_size": (416, 416), "transfer_size": (224, 224), "scratch_size": (416, 416),
         "resolution_size": None,  # the small CNN already runs at the thesis' 416 px
         "augmented_counts": {"normal": 376, "abnormal": 316},
         "epochs": 30,  # not stated; the thesis' training curves span about 25-30 epochs
-        "fine_tune_epochs": 30,
-        "scratch_epochs": 30,
-        "early_stopping_patience": 10,
+        "fine_tune_epochs": 30, "scratch_epochs": 30, "early_stopping_patience": 10,
         "tuner_backbone": "vgg16",  # the thesis searched for its VGG16 model (MobileNetV2 where VGG16 has no weights)
-        "tuner_trials": 20,
-        "tuner_epochs": 10,
-        "mc_passes": 100,
-        "bootstrap_resamples": 1000,
-        "seeds": [0, 1, 2],
+        "tuner_trials": 20, "tuner_epochs": 10, "mc_passes": 100, "bootstrap_resamples": 1000, "seeds": [0, 1, 2],
         "allow_random_weights": False,
     },
-}
-# The largest protocol that fits about 2 hours on 2 CPU cores (`make plan-kth SCALE=cpu` prints the estimate): the
-# thesis' counts (105 / 41 karyograms, augmented to 376 / 316), both protocols, 3 seeds; MobileNetV2 at its own
-# 224 px (stage two's last blocks on cached stem features, the whole network on images, 20 epochs), the small CNN at
-# 150 px and, for the resolution row (honest protocol only), at 300 px. The plan: about 87 minutes of training and
-# feature passes, plus composing, MC dropout, the bootstrap and export (about 10 more).
+}  # fmt: skip
+# About 2 hours on 2 CPU cores (`make plan-kth SCALE=cpu`): the thesis' counts, both protocols, 3 seeds; MobileNetV2
+# at 224 px, the small CNN at 150 px and, for the resolution row (honest only), 300 px.
 SETTINGS["cpu"] = {
-    **SETTINGS["full"],
-    "image_size": (150, 150),
-    "transfer_size": (224, 224),  # MobileNetV2's own input size
-    "scratch_size": (150, 150),
-    "resolution_size": (300, 300),
-    "epochs": 30,
-    "fine_tune_epochs": 20,
-    "scratch_epochs": 30,
-    "early_stopping_patience": 10,
-    "tuner_backbone": STAND_IN,
-    "tuner_trials": 10,
-    "tuner_epochs": 10,
-    "allow_random_weights": True,
-}
+    **SETTINGS["full"], "image_size": (150, 150), "scratch_size": (150, 150), "resolution_size": (300, 300),
+    "fine_tune_epochs": 20, "tuner_backbone": STAND_IN, "tuner_trials": 10, "allow_random_weights": True,
+}  # fmt: skip
 
 
 def settings(scale="smoke", **overrides):
@@ -224,10 +156,7 @@ def table_id(protocol):
 def table_with_our_rows():
     """Table 5.1 with our rows appended (MobileNetV2's, the small CNN's; the thesis has no value for them: NaN)."""
     table = paper_tables()["Table 5.1"]
-    extra = pd.DataFrame([[np.nan] * len(table.columns)] * len(OUR_ROWS), index=OUR_ROWS, columns=table.columns)
-    combined = pd.concat([table, extra])
-    combined.index.name, combined.attrs = table.index.name, dict(table.attrs)
-    return combined
+    return table.reindex(pd.Index([*table.index, *OUR_ROWS], name=table.index.name))
 
 # ----------------------------------------------------------------------------------------------------------------
 # Configurations and models
@@ -237,31 +166,28 @@ SIZE_KEYS = {"vgg16": "image_size", "inception_v3": "image_size", STAND_IN: "tra
 
 @dataclass(frozen=True)
 class Configuration:
-    """One row of Table 5.1 (or ours). `trainable` is what stage two unfreezes: 0 for a stage-one row (the kth head
-    on frozen features), N (the last N named blocks, trained on the cached features of the rest) or "all" (the whole
-    network, on images); a stage-two row starts from the head its backbone's augmented stage-one row trained. A
-    `SMALL_CNN` row (stage 0) trains a whole small CNN from random weights, with `pooling` "flatten" or "gap";
-    `size` names the setting of its input size (default: its backbone's, `SIZE_KEYS`); `protocol` limits a row to
-    one protocol."""
+    """One row of Table 5.1 (or ours). `trainable`: 0 (stage one: the head on frozen features), N (the last N blocks,
+    on cached stem features) or "all" (on images). A `SMALL_CNN` row (stage 0) trains from scratch with `pooling`
+    "flatten" or "gap". `size`: its input size's setting (default `SIZE_KEYS`); `protocol`: the one it runs under."""
 
     row: str
     backbone: str
-    data: str = "augmented"  # "original" or "augmented"
+    data: str = "augmented"
     trainable: object = 0
     pooling: str = "flatten"
     size: str = None
-    protocol: str = None  # the one protocol it runs under; None: both
+    protocol: str = None
 
     @property
     def stage(self):
-        """0: a CNN trained from scratch on images; 1: the head on frozen features; 2: blocks unfrozen."""
+        """0: from scratch; 1: the head on frozen features; 2: blocks unfrozen."""
         return 0 if self.backbone == SMALL_CNN else 1 if self.trainable == 0 else 2
 
     def input_size(self, run_settings):
         return tuple(run_settings[self.size or SIZE_KEYS[self.backbone]])
 
     def label(self, protocol):
-        """The run's label: the row and the protocol, e.g. "augmented data, VGG16 | honest"."""
+        """E.g. "augmented data, VGG16 | honest"."""
         return f"{self.row} | {protocol}"
 
     def settings(self, protocol):
@@ -270,23 +196,17 @@ class Configuration:
 
 
 CONFIGURATIONS = [
-    Configuration(ROWS[0], "vgg16", "original"),
-    Configuration(ROWS[1], "inception_v3", "original"),
-    Configuration(ROWS[2], "vgg16"),
-    Configuration(ROWS[3], "inception_v3"),
-    Configuration(ROWS[4], "vgg16", trainable=1),
-    Configuration(ROWS[5], "vgg16", trainable=2),
+    Configuration(ROWS[0], "vgg16", "original"), Configuration(ROWS[1], "inception_v3", "original"),
+    Configuration(ROWS[2], "vgg16"), Configuration(ROWS[3], "inception_v3"),
+    Configuration(ROWS[4], "vgg16", trainable=1), Configuration(ROWS[5], "vgg16", trainable=2),
     Configuration(ROWS[6], "inception_v3", trainable="all"),
-    Configuration(STAND_IN_ROWS[0], STAND_IN, "original"),
-    Configuration(STAND_IN_ROWS[1], STAND_IN),
-    Configuration(STAND_IN_ROWS[2], STAND_IN, trainable=1),
-    Configuration(STAND_IN_ROWS[3], STAND_IN, trainable=2),
+    Configuration(STAND_IN_ROWS[0], STAND_IN, "original"), Configuration(STAND_IN_ROWS[1], STAND_IN),
+    Configuration(STAND_IN_ROWS[2], STAND_IN, trainable=1), Configuration(STAND_IN_ROWS[3], STAND_IN, trainable=2),
     Configuration(STAND_IN_ROWS[4], STAND_IN, trainable="all"),
-    Configuration(FLATTEN_ROW, SMALL_CNN),
-    Configuration(GAP_ROW, SMALL_CNN, pooling="gap"),
+    Configuration(FLATTEN_ROW, SMALL_CNN), Configuration(GAP_ROW, SMALL_CNN, pooling="gap"),
     # honest only: whether deletions and translocations of unseen cases need pixels (the cpu plan's largest item)
     Configuration(RESOLUTION_ROW, SMALL_CNN, size="resolution_size", protocol="honest"),
-]
+]  # fmt: skip
 BY_ROW = {config.row: config for config in CONFIGURATIONS}
 STAGE_ONE = [config for config in CONFIGURATIONS if config.stage == 1]
 STAGE_TWO = [config for config in CONFIGURATIONS if config.stage == 2]
@@ -299,36 +219,25 @@ def stage_one_of(config):
 
 
 def backbone_weights(run_settings):
-    """{backbone: "imagenet" or "random"}: what VGG16, InceptionV3 and MobileNetV2 would load at their input sizes
-    (a local file or a download; nothing is built)."""
+    """{backbone: "imagenet" or "random"}: what each pretrained backbone would load at its input size."""
     return {name: feature_spec(name, run_settings).weights_info().used for name in BACKBONE_NAMES if name != SMALL_CNN}
 
 
 def configurations_to_run(run_settings, weights):
-    """The rows a scale trains, in table order: a pretrained backbone's rows only where it has ImageNet weights
-    (`weights`, from `backbone_weights`), the small CNN's always, the resolution row where `resolution_size` is set."""
-    return [
-        config
-        for config in CONFIGURATIONS
-        if (config.backbone == SMALL_CNN or weights.get(config.backbone) == "imagenet")
-        and (config.size != "resolution_size" or run_settings["resolution_size"])
-    ]
+    """The rows a scale trains, in table order: a pretrained backbone's only with ImageNet weights (`weights`), the
+    small CNN's always, the resolution row where `resolution_size` is set."""
+    return [config for config in CONFIGURATIONS
+            if (config.backbone == SMALL_CNN or weights.get(config.backbone) == "imagenet")
+            and (config.size != "resolution_size" or run_settings["resolution_size"])]  # fmt: skip
 
 
 def kth_metrics():
-    """Fresh metric objects: accuracy, AUC, precision and recall of the abnormal class (column 1 of one-hot labels).
-
-    AUC with `multi_label=True` over both softmax columns is the abnormal column's AUC: column 0 is one minus
-    column 1 and its labels the complement, which ranks every pair the same way.
-    """
+    """Fresh metrics: accuracy, AUC (over both softmax columns: the abnormal column's), precision and recall of the
+    abnormal class."""
     import keras
 
-    return [
-        "accuracy",
-        keras.metrics.AUC(name="auc", multi_label=True, num_labels=2),
-        keras.metrics.Precision(class_id=1, name="precision"),
-        keras.metrics.Recall(class_id=1, name="recall"),
-    ]
+    return ["accuracy", keras.metrics.AUC(name="auc", multi_label=True, num_labels=2),
+            keras.metrics.Precision(class_id=1, name="precision"), keras.metrics.Recall(class_id=1, name="recall")]
 
 
 def head_spec(run_settings, dropout=None):
@@ -356,8 +265,8 @@ def head_model(feature_shape, run_settings, learning_rate=None, dropout=None):
 
 
 def feature_spec(backbone, run_settings, seed=0, stem_blocks=0):
-    """The `experiment.FeatureSpec` of a backbone's frozen features of [0, 1] karyograms at its input size: the
-    unpooled map (the thesis' head pools it itself), or the input of its last `stem_blocks` blocks."""
+    """The `FeatureSpec` of a backbone's frozen features of [0, 1] karyograms: the unpooled map (the head pools it),
+    or the input of its last `stem_blocks` blocks."""
     from medcnn.experiment import FeatureSpec
 
     size = tuple(run_settings[SIZE_KEYS[backbone]])
@@ -370,10 +279,7 @@ def feature_spec(backbone, run_settings, seed=0, stem_blocks=0):
 
 
 def seeding(run_settings, weights=None):
-    """What each seed varies and what is held fixed, for results.json (`experiment.seed_policy`): every seed
-    composes and augments its own pool (`karyogram_pool.build_pool`), splits it, initialises the heads and the small
-    CNNs and draws the dropout and MC-dropout masks; the search runs once. `weights`: {backbone: weights} of the
-    backbones that ran (ImageNet weights are loaded, not drawn)."""
+    """What each seed varies and holds fixed (`experiment.seed_policy`); `weights`: {backbone: weights} that ran."""
     from medcnn.experiment import backbone_parts, seed_policy
 
     drawn, pretrained = backbone_parts(weights) if weights else ([], {})
@@ -395,17 +301,13 @@ def transfer(backbone, input_shape, run_settings, seed=0):
 
 
 def stem_blocks(backbone):
-    """How many last blocks a backbone's cached stem leaves out: the most any of its stage-two rows trains (VGG16's
-    and MobileNetV2's last two), so one extraction serves the last block and the last two blocks."""
+    """How many last blocks a backbone's cached stem leaves out: the most any of its stage-two rows trains."""
     return max(c.trainable for c in STAGE_TWO if c.backbone == backbone and c.trainable != "all")
 
 
 def fine_tune_model(config, run_settings, seed=0, head_weights=None):
-    """Stage two, compiled at the fine-tuning learning rate, the head's weights from stage one (`head_weights`: its
-    weights file; None leaves the head new). The last N blocks train on the cached stem features (`stem_blocks`):
-    the blocks the stem leaves out, cut from the backbone, the last N of them trainable, then the head; "all" trains
-    the whole backbone + head on images. BatchNormalization layers stay in inference mode either way
-    (`medcnn.models.backbones.unfreeze_last_blocks`)."""
+    """Stage two at the fine-tuning learning rate, the head from stage one's `head_weights` file (None: new): the
+    last N blocks on cached stem features, or "all" on images; BatchNormalization stays in inference mode."""
     import keras
 
     from medcnn.experiment.features import backbone_model
@@ -435,9 +337,8 @@ def fine_tune_model(config, run_settings, seed=0, head_weights=None):
 
 
 def small_cnn(input_shape, run_settings, pooling="flatten", seed=0):
-    """Our small CNN (`medcnn.models.scratch.position_cnn`: three 3x3 conv blocks with batch normalisation, then
-    Flatten, dropout and a softmax) on [0, 1] karyograms, compiled like the thesis' rows. `pooling="gap"` puts
-    global average pooling in place of Flatten, the rest the same: the position control."""
+    """Our small CNN (`models.scratch.position_cnn`) on [0, 1] karyograms, compiled like the thesis' rows;
+    `pooling="gap"` puts global average pooling in place of Flatten (the position control)."""
     import keras
 
     from medcnn.models.scratch import position_cnn
@@ -458,9 +359,8 @@ def small_cnn(input_shape, run_settings, pooling="flatten", seed=0):
 
 
 def prepare_inputs(pool, run_settings, configurations, cache, log=print):
-    """What the runs of one pool read (`experiment.sized_inputs`): its [0, 1] grayscale images at each input size;
-    for stage one and the last blocks, the keys (backbone, "map" or "stem") of the features they train on (the
-    unpooled map; the input of the last `stem_blocks`), cached and extracted when a run first needs them."""
+    """What the runs of one pool read (`experiment.sized_inputs`): [0, 1] grayscale images per input size, and
+    features under (backbone, "map") for stage one and (backbone, "stem") for the last blocks."""
     from medcnn.experiment.sized_inputs import images_at, sized_inputs
 
     def wanted(config):
@@ -479,8 +379,7 @@ def prepare_inputs(pool, run_settings, configurations, cache, log=print):
 
 
 def _callbacks(run_settings, epochs):
-    """Keep the weights of the epoch with the best validation AUC (the thesis' monitor); stop early when the
-    scale sets a patience."""
+    """Keep the best validation-AUC epoch's weights; stop early where the scale sets a patience."""
     patience = run_settings["early_stopping_patience"] or epochs
 
     def make():
@@ -493,8 +392,7 @@ def _callbacks(run_settings, epochs):
 
 
 def stage_one_weights(first, cache):
-    """The weights file of stage-one run `first` in `cache`, saved under `first.fingerprint` and the current
-    precision; FileNotFoundError when they are missing or were trained under other settings."""
+    """Stage-one run `first`'s weights file, saved under its fingerprint and this precision; else FileNotFoundError."""
     import keras
 
     precision = keras.config.dtype_policy().name
@@ -509,21 +407,15 @@ def stage_one_weights(first, cache):
 
 
 def settings_for(config, run_settings, search=None):
-    """The settings a row trains with: the search's learning rate and batch size for the rows it tuned when it beat
-    the thesis' setting on validation (`search_choice`), else the thesis' (`run_settings`)."""
+    """The search's learning rate and batch size for the rows it tuned where it beat the thesis', else the thesis'."""
     if search and search["used"] == "search" and config.row in search["rows"]:
         return {**run_settings, **search["search"]}
     return run_settings
 
 
 def make_run(config, protocol, pool, inputs, run_settings, data_fingerprint, cache, search=None):
-    """The `experiment.Run` of one configuration under one protocol, carrying its own inputs.
-
-    Stage one trains the head on the backbone's cached features; stage two loads the head stage one trained (its
-    run must come first; the weights count only under its fingerprint, `stage_one_weights`) and trains the last
-    blocks on cached stem features, or the whole network on images; the small CNN trains on images for
-    `scratch_epochs`. The run carries the whole settings (`settings_for`), `data_fingerprint` and its stage-one run.
-    """
+    """(the `experiment.Run` of one configuration under one protocol, its own inputs); a stage-two run starts from
+    its stage-one run, whose head it loads (`stage_one_weights`)."""
     from medcnn.experiment import Run
 
     run_settings = settings_for(config, run_settings, search)
@@ -554,37 +446,23 @@ def make_run(config, protocol, pool, inputs, run_settings, data_fingerprint, cac
 
 
 def run_rows(configurations, pools, inputs, run_settings, cache, data_fingerprint, search=None, verbose=2, log=print):
-    """Train (or reuse) `configurations` under every protocol, seed by seed: one `experiment.run_all` over runs that
-    carry their own inputs. Returns (runs, records).
-
-    Args:
-        configurations: in order (stage-two rows after the stage-one rows they start from).
-        pools: {seed: Pool}. inputs: {seed: `prepare_inputs(...)`}. cache: an `experiment.RunCache`.
-        search: `search_choice` (the rows it tuned use its setting when it beat the thesis'), or None.
-    """
+    """Train (or reuse) `configurations` (stage two after stage one) under every protocol, seed by seed: (runs,
+    records). `pools`: {seed: Pool}; `inputs`: {seed: `prepare_inputs`}; `search`: `search_choice` or None."""
     from medcnn.experiment import run_all
 
-    runs = [
-        make_run(config, protocol, pool, inputs[seed], run_settings, data_fingerprint, cache, search)[0]
-        for seed, pool in pools.items()
-        for config in configurations
-        for protocol in run_settings["protocols"]
-        if config.protocol in (None, protocol)
-    ]
+    runs = [make_run(config, protocol, pool, inputs[seed], run_settings, data_fingerprint, cache, search)[0]
+            for seed, pool in pools.items() for config in configurations
+            for protocol in run_settings["protocols"] if config.protocol in (None, protocol)]  # fmt: skip
     return runs, run_all(runs, None, None, CLASS_NAMES, cache, verbose, log)
 
 
 def row_notes(weights, ran=()):
-    """{row: note}: "needs ImageNet weights" for the rows of a backbone without them (`weights`: {backbone: weights
-    used}, display names such as "VGG16" understood too), or "random weights" where such a row ran anyway (its row
-    in `ran`, e.g. in a run made before v3)."""
+    """{row: "needs ImageNet weights"} for a backbone without them (`weights`: {backbone or display name: weights
+    used}), "random weights" where such a row ran anyway (in `ran`, e.g. before v3)."""
     names = {shown: name for name, shown in BACKBONE_NAMES.items()}
     used = {names.get(name, name): value for name, value in (weights or {}).items()}
-    return {
-        config.row: "random weights" if config.row in set(ran) else NEEDS_WEIGHTS
-        for config in CONFIGURATIONS
-        if config.backbone in used and used[config.backbone] != "imagenet"
-    }
+    return {config.row: "random weights" if config.row in set(ran) else NEEDS_WEIGHTS for config in CONFIGURATIONS
+            if config.backbone in used and used[config.backbone] != "imagenet"}  # fmt: skip
 
 
 def _paper_and_notes(records, weights):
@@ -601,11 +479,8 @@ def comparisons(records, info, weights, protocols=tuple(PROTOCOLS)):
     from medcnn.experiment.protocols import protocol_summary
 
     paper, notes = _paper_and_notes(records, weights)
-    return {
-        table_id(protocol): compare(paper, protocol_summary(records, protocol, SUMMARY_METRICS), info,
-                                    METRIC_KEYS["Table 5.1"], notes)  # fmt: skip
-        for protocol in protocols
-    }
+    return {table_id(protocol): compare(paper, protocol_summary(records, protocol, SUMMARY_METRICS), info,
+                                        METRIC_KEYS["Table 5.1"], notes) for protocol in protocols}  # fmt: skip
 
 
 def table(records, weights, protocols=tuple(PROTOCOLS), digits=2):
@@ -625,37 +500,28 @@ def best_run(records, protocol="honest"):
     return best(records, "val_roc_auc", group=protocol)
 
 
-def configuration_of(run):
-    """The `Configuration` a run (or record) was made from."""
-    settings = run.settings if hasattr(run, "settings") else run["settings"]
-    return BY_ROW[settings["row"]]
-
-
 def rebuild(run, cache, log=print):
-    """`run`'s model with its recorded weights, or trained again on its own inputs when they are missing
-    (`experiment.trained_model`); stage two is rebuilt without stage one's head (the run's own weights replace it)."""
+    """`run`'s model with its recorded weights, or trained again (`experiment.trained_model`)."""
     from medcnn.experiment import trained_model
 
-    config = configuration_of(run)
+    config = BY_ROW[run.settings["row"]]
     build = (lambda: fine_tune_model(config, run.spec, run.seed)) if config.stage == 2 else None
     return trained_model(run, None, None, CLASS_NAMES, cache, log=log, build=build)
 
 
 def export(run, model, inputs, path):
-    """Save `run`'s model as one model on karyogram files (resize, grayscale, [0, 1] inside; class names stored):
-    a head or the last blocks put back on their backbone (`experiment.image_model`), the others as they are."""
+    """Save `run`'s model as one model on karyogram files, a head or the last blocks on their backbone."""
     from medcnn.experiment import export_model, image_model
 
-    config = configuration_of(run)
+    config = BY_ROW[run.settings["row"]]
     if config.stage and config.trainable != "all":
         model = image_model(inputs["specs"][(config.backbone, "map" if config.stage == 1 else "stem")], model)
     return export_model(model, CLASS_NAMES, path, input_max=1.0)
 
 
 def tune_head(features, labels, split, run_settings, directory, overwrite=True, seed=0, verbose=2):
-    """KerasTuner's Bayesian search of the kth head's learning rate and batch size on frozen features (dropout
-    fixed), against the thesis' setting on the same split (`experiment.search.search_against_default`): (trials
-    table, best hyper-parameters, the thesis' validation AUC)."""
+    """The Bayesian search of the head's learning rate and batch size on frozen features against the thesis'
+    setting (`experiment.search.search_against_default`): (trials, best values, the thesis' validation AUC)."""
     from medcnn import tune
     from medcnn.experiment.search import search_against_default
     from medcnn.models.heads import build_head
@@ -675,8 +541,7 @@ def tune_head(features, labels, split, run_settings, directory, overwrite=True, 
 
 
 def search_choice(trials, best, thesis_score, val_labels, run_settings, backbone):
-    """`experiment.search.search_verdict` against the thesis' learning rate and batch size ("thesis"), with
-    "rows": the rows the search tuned (the searched backbone's augmented-data head)."""
+    """`search.search_verdict` against the thesis' learning rate and batch size; "rows": the rows it tuned."""
     from medcnn.experiment.search import search_verdict
 
     thesis = {key: run_settings[key] for key in ("learning_rate", "batch_size")}
@@ -684,14 +549,8 @@ def search_choice(trials, best, thesis_score, val_labels, run_settings, backbone
     return {**search_verdict(trials, best, thesis_score, val_labels, thesis, "thesis"), "rows": rows}
 
 
-# ----------------------------------------------------------------------------------------------------------------
-# Monte Carlo dropout on the models that learned (`experiment.referral`)
-
-
 def mc_dropout(records, runs, pools, run_settings, cache, log=print):
-    """Monte Carlo dropout on the test side of each protocol's chosen runs (`experiment.referral.mc_dropout_entries`:
-    per backbone, the row whose runs that learned have the best validation AUC, every such run); "groups" is the
-    voted recall per aberration."""
+    """MC dropout on each protocol's chosen runs (`referral.mc_dropout_entries`), voted recall per aberration."""
     from medcnn.experiment.referral import mc_dropout_entries, mc_dropout_entry
 
     def entry(run):
@@ -709,8 +568,7 @@ def mc_dropout(records, runs, pools, run_settings, cache, log=print):
 
 
 def leakage_statement(records, alpha=0.05):
-    """Test AUC as published minus honestly, row by row (paired by seed), on the runs that learned
-    (`experiment.protocols.protocol_effect`), with the thesis' AUC range beside it."""
+    """`experiment.protocols.protocol_effect` (published minus honest), with the thesis' AUC range beside it."""
     from medcnn.experiment.protocols import protocol_effect
 
     low, high = TABLE_5_1["AUC"].min(), TABLE_5_1["AUC"].max()
@@ -719,8 +577,7 @@ def leakage_statement(records, alpha=0.05):
 
 
 def aberration_table(records, pools, rows, protocol="honest", alpha=0.05):
-    """Share of the test karyograms of each aberration called abnormal, per row, over its runs that learned (every
-    seed's, pooled): "k/n" cells, normal first (for it the share is false alarms)."""
+    """Test karyograms of each aberration called abnormal, per row, over its runs that learned: "k/n", normal first."""
     from medcnn.data.karyogram_pool import test_column
     from medcnn.experiment.protocols import called_positive_table
 
@@ -729,8 +586,7 @@ def aberration_table(records, pools, rows, protocol="honest", alpha=0.05):
 
 
 def metaphase_intervals(records, pools, run_settings, protocol="honest"):
-    """Test AUC of each run that learned under `protocol`, with a 95 % interval from a bootstrap over the test
-    side's metaphases (`experiment.protocols.grouped_intervals`)."""
+    """Test AUC of each run that learned, 95 % interval over its test metaphases (`protocols.grouped_intervals`)."""
     from medcnn.data.karyogram_pool import test_metaphases
     from medcnn.experiment.protocols import grouped_intervals
 
@@ -739,33 +595,22 @@ def metaphase_intervals(records, pools, run_settings, protocol="honest"):
 
 
 def findings(records, context, run_settings):
-    """The sentences only this study prints, each computed from this run's numbers.
-
-    Args:
-        records: every run record.
-        context: {"leaks": `karyogram_pool.leakage_table` of the first seed's pool, "weights": `backbone_weights`,
-            "search": `search_choice`, "mc": `mc_dropout` entries, "baselines": {protocol:
-            `classical.mean_grey_baseline` of its augmented split}, "shares": `karyogram_pool.copy_shares`,
-            "intervals": `metaphase_intervals`, "aberrations": `aberration_table` (honest)}.
-        run_settings: the scale's settings.
-    """
+    """The sentences only this study prints. `context`: {"leaks": `leakage_table`, "weights": `backbone_weights`,
+    "search": `search_choice`, "mc": `mc_dropout`, "baselines": {protocol: `mean_grey_baseline`}, "shares":
+    `copy_shares`, "intervals": `metaphase_intervals`, "aberrations": `aberration_table`}."""
+    from medcnn.data.karyogram_pool import copies_sentence, leakage_sentence
     from medcnn.experiment import stuck_statement
     from medcnn.experiment.protocols import best_run_sentence, compare_pairs
     from medcnn.experiment.protocols import compare_rows_learned as compare
     from medcnn.experiment.referral import mc_dropout_sentences
     from medcnn.experiment.search import search_sentence
 
-    from medcnn.data.karyogram_pool import copies_sentence, leakage_sentence
-
     alpha, sentences = run_settings["learned_alpha"], [leakage_sentence(context["leaks"])]
     missing = [BACKBONE_NAMES[name] for name, used in context["weights"].items() if used != "imagenet"]
     if missing:
-        sentences.append(
-            f"{' and '.join(missing)} have no ImageNet weights here (offline; on Colab they download): their rows show "
-            f"'{NEEDS_WEIGHTS}' beside the thesis and did not run. MobileNetV2, whose ImageNet weights are staged, "
-            "runs Table 5.1's protocol in their place: original vs augmented data, the last block, the last two "
-            "blocks and the whole network trained (BatchNorm in inference mode)."
-        )
+        sentences.append(f"{' and '.join(missing)} have no ImageNet weights here (offline; on Colab they download): "
+                         f"their rows show '{NEEDS_WEIGHTS}' beside the thesis and did not run. MobileNetV2, whose "
+                         "ImageNet weights are staged, runs Table 5.1's protocol in their place.")  # fmt: skip
     sentences.append(leakage_statement(records, alpha))
     pairs = [(STAND_IN_ROWS[1], STAND_IN_ROWS[0])] + [(row, STAND_IN_ROWS[1]) for row in STAND_IN_ROWS[2:]]
     pairs += [(ROWS[2], ROWS[0]), (ROWS[4], ROWS[2]), (ROWS[5], ROWS[2]), (ROWS[3], ROWS[1]), (ROWS[6], ROWS[3])]
@@ -782,14 +627,12 @@ def findings(records, context, run_settings):
     said = compare(records, RESOLUTION_ROW, FLATTEN_ROW, "honest", alpha)
     if said:
         size = "x".join(map(str, run_settings["resolution_size"]))
-        sentences.append(
-            f"Resolution, honest protocol ({size} px against {run_settings['scratch_size'][0]} px): {said}"
-        )
+        scratch = run_settings["scratch_size"][0]
+        sentences.append(f"Resolution, honest protocol ({size} px against {scratch} px): {said}")
     found = context["aberrations"]
-    for kind in ("deletion", "translocation"):
-        if kind in found.index:
-            cells = ", ".join(f"'{row}' {cell}" for row, cell in found.loc[kind].items() if cell)
-            sentences.append(f"Honest test {kind}s called abnormal (every seed): {cells}.")
+    sentences += [f"Honest test {kind}s called abnormal (every seed): "
+                  + ", ".join(f"'{row}' {cell}" for row, cell in found.loc[kind].items() if cell) + "."
+                  for kind in ("deletion", "translocation") if kind in found.index]  # fmt: skip
     sentences += mc_dropout_sentences(context["mc"], run_settings["protocols"], run_settings["refer_below"],
                                       "karyograms")  # fmt: skip
     sentences.append(best_run_sentence(best_run(records, "honest"), context["intervals"], "honest",
@@ -800,10 +643,9 @@ def findings(records, context, run_settings):
 
 def readme_section(payload, scale="cpu"):
     """The README's section on a committed run, generated from its `results.json` payload: both protocols."""
-    from medcnn.experiment.protocols import protocols_readme_section
+    from medcnn.experiment.protocols import protocols_readme_section, ran_rows
 
-    ran = {run["configuration"].rsplit(" | ", 1)[0] for run in payload.get("runs", [])}
-    notes = row_notes(payload.get("weights") or payload["run"].get("weights"), ran)
+    notes = row_notes(payload.get("weights") or payload["run"].get("weights"), ran_rows(payload.get("runs", [])))
     intro = (
         f"as published, {PROTOCOLS['published']}; below it the honest protocol ({PROTOCOLS['honest']}). Data: a "
         "synthetic stand-in, karyograms composed from real CIR-Net chromosomes (the thesis' are private). MC dropout, "
@@ -821,52 +663,38 @@ PLAN_LEAVES_OUT = (
     "composing and augmenting the karyograms, Monte Carlo dropout (`mc_passes` passes over the test side of the "
     "models that learned), the bootstrap, evaluation and export"
 )
+# (kind, model) of each stage as `experiment.estimate.RATES` knows them; stage two's by the blocks it trains
+PLAN_MODELS = {1: ("frozen-feature head", "kth_head:{}"), 0: ("from scratch", "kth_scratch_cnn"),
+               2: ("fine-tuning", "{} {}")}  # fmt: skip
 FINE_TUNED_MODELS = {1: "last block", 2: "last two blocks", "all": "whole"}
 
 
 def plan_runs(run_settings, data_dir=None):
-    """Per seed, the backbone features of the pool, then the search (once) and the rows the notebook trains
-    (stage one, the small CNN, stage two) under both protocols, as `experiment.estimate.PlannedRun`s.
-
-    The karyograms are composed in the settings' counts, so the counts come from the settings (`data_dir` is not
-    read): a pool holds about twice the augmented count, a training side `split_ratios[0]` of the original or
-    augmented count. VGG16's and InceptionV3's rows are planned where weights are required (`allow_random_weights`
-    False: the full scale, on Colab, where they download); offline they do not run.
-    """
+    """Per seed the pool's features, the search (first seed) and the rows under each protocol, as `PlannedRun`s;
+    counts come from the settings (`data_dir` is not read), VGG16 and InceptionV3 only where weights are required."""
     from medcnn.experiment.estimate import PlannedRun
 
-    augmented = sum(run_settings["augmented_counts"].values())
-    train = {data: round(run_settings["split_ratios"][0] * sum(run_settings[f"{data}_counts"].values()))
+    s, patience = run_settings, run_settings["early_stopping_patience"]
+    train = {data: round(s["split_ratios"][0] * sum(s[f"{data}_counts"].values()))
              for data in ("original", "augmented")}  # fmt: skip
-    thesis = "random" if run_settings["allow_random_weights"] else "imagenet"
-    configurations = configurations_to_run(
-        run_settings, {"vgg16": thesis, "inception_v3": thesis, STAND_IN: "imagenet"}
-    )
-    patience = run_settings["early_stopping_patience"]
-    epochs_of = {1: run_settings["epochs"], 0: run_settings["scratch_epochs"], 2: run_settings["fine_tune_epochs"]}
-    planned = []
-    for seed in run_settings["seeds"]:
+    thesis = "random" if s["allow_random_weights"] else "imagenet"
+    configurations = configurations_to_run(s, {"vgg16": thesis, "inception_v3": thesis, STAND_IN: "imagenet"})
+    epochs_of = {1: s["epochs"], 0: s["scratch_epochs"], 2: s["fine_tune_epochs"]}
+    searched, trials, planned = s["tuner_backbone"], s["tuner_trials"], []
+    for seed in s["seeds"]:
         passes = dict.fromkeys((c.backbone, c.stage) for c in configurations if c.stage and c.trainable != "all")
-        planned += [
-            PlannedRun(f"{BACKBONE_NAMES[name]} {'stem' if stage == 2 else 'features'} of the pool", seed,
-                       "feature extraction", name, 1, 2 * augmented, tuple(run_settings[SIZE_KEYS[name]]))
-            for name, stage in passes
-        ]  # fmt: skip
-        if seed == run_settings["seeds"][0]:
-            searched, trials = run_settings["tuner_backbone"], run_settings["tuner_trials"] + 1
-            planned.append(PlannedRun(f"search: {trials - 1} trials and the thesis' setting x "
-                                      f"{run_settings['tuner_epochs']} epochs, {BACKBONE_NAMES[searched]} head", seed,
-                                      "frozen-feature head", f"kth_head:{searched}",
-                                      trials * run_settings["tuner_epochs"], train["augmented"]))  # fmt: skip
-        for stage in (1, 0, 2):
-            for config in (c for c in configurations if c.stage == stage):
-                for protocol in [p for p in run_settings["protocols"] if config.protocol in (None, p)]:
-                    epochs = epochs_of[stage]
-                    stops = bool(patience) and patience < epochs
-                    size = None if stage == 1 else config.input_size(run_settings)
-                    kind, model = ("frozen-feature head", f"kth_head:{config.backbone}") if stage == 1 else (
-                        ("from scratch", "kth_scratch_cnn") if stage == 0 else
-                        ("fine-tuning", f"{config.backbone} {FINE_TUNED_MODELS.get(config.trainable)}"))  # fmt: skip
-                    planned.append(PlannedRun(config.label(protocol), seed, kind, model, epochs, train[config.data],
-                                              size, stops))  # fmt: skip
+        planned += [PlannedRun(f"{BACKBONE_NAMES[name]} {'stem' if stage == 2 else 'features'} of the pool", seed,
+                               "feature extraction", name, 1, 2 * sum(s["augmented_counts"].values()),
+                               tuple(s[SIZE_KEYS[name]])) for name, stage in passes]  # fmt: skip
+        if seed == s["seeds"][0]:
+            planned.append(PlannedRun(f"search: {trials} trials and the thesis' setting x {s['tuner_epochs']} epochs, "
+                                      f"{BACKBONE_NAMES[searched]} head", seed, "frozen-feature head",
+                                      f"kth_head:{searched}", (trials + 1) * s["tuner_epochs"], train["augmented"]))
+        for config in sorted(configurations, key=lambda c: (1, 0, 2).index(c.stage)):
+            kind, model, epochs = *PLAN_MODELS[config.stage], epochs_of[config.stage]
+            model = model.format(config.backbone, FINE_TUNED_MODELS.get(config.trainable))
+            size = None if config.stage == 1 else config.input_size(s)
+            planned += [PlannedRun(config.label(protocol), seed, kind, model, epochs, train[config.data], size,
+                                   bool(patience) and patience < epochs)
+                        for protocol in s["protocols"] if config.protocol in (None, protocol)]  # fmt: skip
     return planned
