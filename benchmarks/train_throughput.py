@@ -91,11 +91,10 @@ def kth_case():
 
 
 def an2dl_case():
-    from medcnn.models.scratch import an2dl_plain_cnn
     from medcnn.studies import an2dl
 
     def build(shape, run_settings):
-        return an2dl.compile_for_study(an2dl_plain_cnn(shape, len(an2dl.CLASS_NAMES)), run_settings["learning_rate"])
+        return an2dl.build_model(an2dl.Configuration("plain", "custom", model="plain"), run_settings, shape)
 
     return smoke_case("an2dl", 3, build, one_hot=False)
 

@@ -2,13 +2,13 @@
 the library pieces it added, and the notebook end to end at smoke scale."""
 
 import math
-import zipfile
 
 import keras
 import numpy as np
 import pytest
 
 from medcnn import experiment
+from medcnn.data import cleaning, pbc
 from medcnn.studies import an2dl
 
 K = len(an2dl.CLASS_NAMES)
@@ -45,17 +45,17 @@ def test_homework_counts_keep_the_printed_ones_and_pbc_proportions():
     assert counts["neutrophil"] == 2280 and counts["basophil"] == 817
     assert max(counts, key=counts.get) == "neutrophil" and min(counts, key=counts.get) == "basophil"
     assert counts["eosinophil"] == round(3117 * 2280 / 3330) == 2134
-    assert round(an2dl.PBC_COUNTS["basophil"] * 2280 / 3330) == 834  # the module's note on PBC's proportions
+    assert round(pbc.PBC_COUNTS["basophil"] * 2280 / 3330) == 834  # the module's note on PBC's proportions
 
 
 def test_draw_counts_follow_the_proportions_within_what_is_there():
-    available = {name: 324 for name in an2dl.CLASS_NAMES}
-    every = an2dl.draw_counts(available)
+    available, target = {name: 324 for name in an2dl.CLASS_NAMES}, an2dl.homework_counts()
+    every = pbc.draw_counts(available, target=target)
     assert every["neutrophil"] == 324 and every["basophil"] == round(817 * 324 / 2280) == 116
     assert all(every[name] <= 324 for name in every)
-    smaller = an2dl.draw_counts(available, largest_class=120)
+    smaller = pbc.draw_counts(available, largest_class=120, target=target)
     assert smaller["neutrophil"] == 120 and smaller["basophil"] == round(817 * 120 / 2280)
-    few = an2dl.draw_counts({**available, "basophil": 50})  # a scarce class limits every class
+    few = pbc.draw_counts({**available, "basophil": 50}, target=target)  # a scarce class limits every class
     assert few["basophil"] == 50 and few["neutrophil"] == round(2280 * 50 / 817)
 
 
@@ -82,23 +82,11 @@ def test_the_rows_in_training_order():
 
 
 def test_load_data_draws_the_staged_pbc_in_the_homework_proportions(shared_data):
-    data, info = an2dl.load_data(image_size=(96, 96), largest_class=8, seed=1)
-    expected = an2dl.draw_counts(info["available"], largest_class=8)
-    assert data.class_counts() == expected == info["drawn"]
+    target = an2dl.homework_counts()
+    data, info = pbc.load_data(image_size=(96, 96), largest_class=8, seed=1, target=target)
+    expected = pbc.draw_counts(info["available"], largest_class=8, target=target)
+    assert data.class_counts() == expected == info["drawn"] and info["target"] == target
     assert data.images.shape == (sum(expected.values()), 96, 96, 3) and data.class_names == an2dl.CLASS_NAMES
-    assert all(info["not drawn"][n] == info["available"][n] - expected[n] for n in an2dl.CLASS_NAMES)
-    again, _ = an2dl.load_data(image_size=(96, 96), largest_class=8, seed=1)
-    assert again.paths == data.paths  # the seed fixes the draw
-
-
-def test_load_data_reads_the_homework_npz(tmp_path):
-    rng = np.random.default_rng(0)
-    labels = np.repeat(np.arange(K), 6)
-    path = tmp_path / "training_set.npz"
-    np.savez(path, images=rng.integers(0, 255, (len(labels), 64, 64, 3), dtype=np.uint8), labels=labels[:, None])
-    data, info = an2dl.load_data(npz=path, image_size=(96, 96))
-    assert info["source"] == "npz" and data.images.shape == (len(labels), 96, 96, 3) and data.paths is None
-    assert data.class_counts() == {name: 6 for name in an2dl.CLASS_NAMES}
 
 
 def _cell(background, color=(180, 60, 160), size=48, center=(24, 24)):
@@ -123,63 +111,37 @@ def test_remove_duplicates_finds_copies_and_cells_on_other_backgrounds():
         _cell(flat, color=(90, 90, 220), center=(30, 16)),
     ]
     data = ImageSet(labels=np.array([0, 1, 0, 0, 2]), class_names=an2dl.CLASS_NAMES, images=np.stack(cells))
-    cleaned, pairs = an2dl.remove_duplicates(data, {"threshold": 0.97, "center_fraction": 0.5})
+    cleaned, pairs = cleaning.remove_duplicates(data, an2dl.settings("smoke")["near_duplicates"])
     assert len(cleaned) == 3
     assert pairs[["kept_index", "removed_index", "kind"]].values.tolist() == [[0, 2, "exact"], [0, 3, "near"]]
-    _, exact_only = an2dl.remove_duplicates(data, None)
+    _, exact_only = cleaning.remove_duplicates(data, None)
     assert exact_only["kind"].tolist() == ["exact"]
 
 
-def test_make_protocol_holds_out_test_first_and_cleans_only_the_rest():
+def test_make_splits_hold_out_test_first_for_every_seed_the_scale_runs():
+    from medcnn.data.loaders import ImageSet
+
     rng = np.random.default_rng(0)
     labels = np.repeat(np.arange(K), 25)
-    features = rng.normal(size=(len(labels), 6))
-    planted = np.array([3, 60, 120, 190])
-    features[planted] += 40.0  # far from everything
-    run_settings = an2dl.settings("smoke")
-    split, info = an2dl.make_protocol(labels, features, seed=0, run_settings=run_settings)
-    test, train, val = (set(split[side].tolist()) for side in ("test", "train", "val"))
-    assert not (test & train or test & val or train & val)
-    assert len(test) == 40 and np.bincount(labels[split["test"]]).tolist() == [5] * K  # stratified, 20 %
-    outliers = set(info["outliers"].tolist())
-    assert outliers.isdisjoint(train | val | test) and len(outliers | train | val | test) == len(labels)
-    pool_planted = {int(i) for i in planted} - test
-    assert pool_planted <= outliers  # the forest removes the planted outliers it can see
-    assert set(info["test_flagged"].tolist()) <= test and ({int(i) for i in planted} & test) <= set(
-        info["test_flagged"]
-    )
-    assert abs(len(val) / (len(val) + len(train)) - 0.2) < 0.02
-    again, _ = an2dl.make_protocol(labels, features, seed=0, run_settings=run_settings)
-    other, _ = an2dl.make_protocol(labels, features, seed=1, run_settings=run_settings)
-    assert np.array_equal(again["test"], split["test"]) and not np.array_equal(other["test"], split["test"])
+    data = ImageSet(labels=labels, class_names=an2dl.CLASS_NAMES, images=rng.uniform(0, 255, (len(labels), 8, 8, 3)))
+    splits, infos = an2dl.make_splits(data, an2dl.settings("smoke", seeds=[0], group_seeds={"custom": [2]}))
+    assert sorted(splits) == sorted(infos) == [0, 2]
+    assert len(splits[0]["test"]) == 40 and np.bincount(labels[splits[0]["test"]]).tolist() == [5] * K  # 20 %
+    assert not np.array_equal(splits[0]["test"], splits[2]["test"])
 
 
 def test_augmented_copies_sit_after_the_originals_and_join_training_only():
+    from medcnn.data.image_sets import images_with_copies
     from medcnn.experiment.features import view_rows
 
     rng = np.random.default_rng(1)
     images = rng.uniform(0, 255, (4, 16, 16, 3)).astype("float32")
-    every = an2dl.augmented_images(images, 2, an2dl.settings("smoke"), seed=0)
+    every = images_with_copies(images, 2, an2dl.augmentation(an2dl.settings("smoke")), seed=0)
     assert every.shape == (12, 16, 16, 3)
     np.testing.assert_array_equal(every[:4], images)
     assert not np.allclose(every[4:8], images) and every.min() >= 0 and every.max() <= 255
     assert view_rows(np.array([0, 2]), 4, 2).tolist() == [0, 2, 4, 6, 8, 10]  # a split's training side with copies
-    assert an2dl.augmented_images(images, 0, an2dl.settings("smoke")).shape == images.shape
-
-
-def test_fetch_pbc_opens_zips_inside_zips(tmp_path):
-    inner = tmp_path / "PBC_dataset_normal_DIB.zip"
-    with zipfile.ZipFile(inner, "w") as archive:
-        for name in an2dl.CLASS_NAMES:
-            archive.writestr(f"PBC_dataset_normal_DIB/{name}/{name[:2].upper()}_1.jpg", b"jpeg bytes")
-    outer = tmp_path / "snkd93bnjr-1.zip"
-    with zipfile.ZipFile(outer, "w") as archive:
-        archive.write(inner, "PBC_dataset_normal_DIB.zip")
-    folder = an2dl.fetch_pbc(tmp_path / "data", archive=outer)
-    assert folder == tmp_path / "data" / "pbc"
-    assert sorted(p.name for p in folder.iterdir()) == sorted(an2dl.CLASS_NAMES)
-    assert (folder / "ig" / "IG_1.jpg").read_bytes() == b"jpeg bytes"
-    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["pbc"]
+    assert images_with_copies(images, 0, an2dl.augmentation(an2dl.settings("smoke"))).shape == images.shape
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -204,7 +166,7 @@ def test_head_standardises_and_runs_on_the_pooled_or_the_whole_map():
 
 
 def test_features_and_fine_tuning_model_agree_with_the_backbone():
-    from medcnn.experiment.features import backbone_model
+    from medcnn.experiment.features import backbone_model, single_output
     from medcnn.models.features import feature_stats
 
     run_settings = an2dl.settings("smoke", image_size=(32, 32))
@@ -217,16 +179,16 @@ def test_features_and_fine_tuning_model_agree_with_the_backbone():
     np.testing.assert_allclose(features.arrays["pooled"], direct, rtol=1e-4, atol=1e-4)
     config = next(c for c in an2dl.configurations(run_settings) if c.label == an2dl.TRANSFER_FINE_TUNED)
     stats = feature_stats(features.arrays["pooled"])
-    model = an2dl.build_model(config, (2, 2, 96), run_settings, stats=stats)
+    model = an2dl.build_model(config, run_settings, (2, 2, 96), stats=stats)
     trainable = {w.path.split("/")[0] for w in model.trainable_weights}
     assert {"Conv_1", "block_13_expand", "block_16_project"} <= trainable
     assert not any(name.startswith("block_12") for name in trainable) and not any("BN" in n for n in trainable)
-    full = an2dl.full_model(config, model, run_settings)
+    full = experiment.image_model(single_output(spec, "stem"), model)  # the fine-tuned stage back on its backbone
     stem = features.arrays["stem"]
     np.testing.assert_allclose(full.predict(images, verbose=0), model.predict(stem, verbose=0), atol=1e-4)
     frozen = next(c for c in an2dl.configurations(run_settings) if c.label == an2dl.TRANSFER)
-    head = an2dl.build_model(frozen, (1, 1, 1280), run_settings, stats=stats)
-    whole = an2dl.full_model(frozen, head, run_settings)  # the head back on its backbone: one image model
+    head = an2dl.build_model(frozen, run_settings, (1, 1, 1280), stats=stats)
+    whole = experiment.image_model(single_output(spec, "pooled"), head)  # the head back on its backbone
     np.testing.assert_allclose(whole.predict(images, verbose=0), head.predict(features.x, verbose=0), atol=1e-4)
     keras.backend.clear_session()
 
@@ -235,13 +197,12 @@ def test_our_row_trains_every_block_on_the_centre_of_larger_images():
     run_settings = an2dl.settings("smoke")
     run_settings["ours"] = {**run_settings["ours"], "image_size": (48, 48), "crop": (32, 32)}
     config = next(c for c in an2dl.configurations(run_settings) if c.group == "ours")
-    model = an2dl.build_model(config, (48, 48, 3), run_settings)
+    model = an2dl.build_model(config, run_settings, (48, 48, 3))
     assert model.get_layer("centre").output.shape[1:] == (32, 32, 3)
     trainable = {w.path.split("/")[0] for w in model.trainable_weights}
     assert {"Conv1", "block_1_expand", "Conv_1"} <= trainable and not any("BN" in n for n in trainable)
     dense = [layer for layer in model.get_layer("head").layers if hasattr(layer, "units")]
     assert [layer.units for layer in dense] == [K] and dense[0].kernel_regularizer is None  # its own head, no L2
-    assert an2dl.full_model(config, model, run_settings) is model  # whole already: exported as it is
     image = np.random.default_rng(7).uniform(0, 255, (1, 48, 48, 3)).astype("float32")
     border, centre = image.copy(), image.copy()
     border[:, :8] = 0.0  # outside the central 32x32
@@ -385,7 +346,7 @@ def test_frozen_head_then_its_last_stage_train_on_cached_features_and_export(tmp
     assert "train_accuracy" in records[1] and "train_accuracy" not in records[0]
     assert records[1]["weights"] == "imagenet" and len(list((tmp_path / "cache" / "features").glob("*.npz"))) == 1
     assert len(list((tmp_path / "cache" / "heads").glob("*.weights.h5"))) == 1  # the stage-one head
-    path = an2dl.export_best(runs[1], configs, cache, tmp_path / "model.keras", run_settings, log=lambda _: None)
+    path = an2dl.export_best(runs[1], cache, tmp_path / "model.keras", run_settings, log=lambda _: None)
     model = keras.saving.load_model(path)
     test = np.asarray(records[1]["test_indices"])
     np.testing.assert_allclose(model.predict(images[test], verbose=0), records[1]["test_probabilities"], atol=2e-3)
@@ -440,7 +401,7 @@ def test_table3_and_the_results_table_from_records():
     assert an2dl.table3_row(records, OFFLINE) == an2dl.TRANSFER_FINE_TUNED  # the stand-in
     assert an2dl.table3_row([*records, _fake(an2dl.FINE_TUNED, "fine_tune", 0, 0.9, 0.8)],
                             {**OFFLINE, "resnet50": "imagenet"}) == an2dl.FINE_TUNED  # fmt: skip
-    table3 = an2dl.table3_summary(records, an2dl.TRANSFER_FINE_TUNED)
+    table3 = experiment.summary.sides_summary(records, an2dl.TRANSFER_FINE_TUNED, an2dl.TABLE_3_SIDES)
     assert list(table3.index) == ["train", "validation", "external test"]
     assert table3.loc["train", "accuracy_mean"] == pytest.approx(97.0)
     assert table3.loc["validation", "accuracy_mean"] == pytest.approx(91.0)  # 0.90, 0.92 chosen-epoch val
@@ -522,29 +483,17 @@ def test_findings_call_a_collapsed_row_collapsed_and_noise_noise():
     assert an2dl.TRANSFER not in an2dl.row_notes(OFFLINE)
 
 
-def test_flagged_accuracy_splits_the_test_side():
-    record = {"test_indices": [5, 6, 7, 8], "test_probabilities": np.eye(K)[[0, 1, 1, 3]].tolist()}
-    labels = np.zeros(10, int)
-    labels[[5, 6, 7, 8]] = [0, 1, 2, 3]
-    assert an2dl.flagged_accuracy(record, labels, [7, 8]) == (0.5, 1.0, 2)
-    on, off, count = an2dl.flagged_accuracy(record, labels, [])
-    assert math.isnan(on) and off == 0.75 and count == 0
-
-
-def test_early_stopping_waits_for_the_residual_cnns_batch_norm_statistics():
+def test_early_stopping_waits_for_the_residual_cnns_batch_norm_statistics(tmp_path):
     """Only the residual CNN trains BatchNormalization from scratch; its early stopping starts once the moving
-    statistics have settled (`medcnn.train.bn_warmup_epochs`, momentum 0.9: 29 steps; 10 steps an epoch here)."""
-    run_settings = an2dl.settings("cpu")
-    n_train = 10 * run_settings["batch_size"]
-    residual = an2dl.Configuration("residual", "custom", model="residual")
-    assert an2dl._early_stopping_start(residual, n_train, run_settings) == 3
-    plain = an2dl.Configuration("plain", "custom", model="plain")
-    frozen = an2dl.Configuration("ResNet50", "table2", backbone="resnet50")
-    assert an2dl._early_stopping_start(plain, n_train, run_settings) == 0
-    assert an2dl._early_stopping_start(frozen, n_train, run_settings) == 0
-    reduce, stopping = an2dl.callbacks(run_settings, 3)()
-    assert stopping.start_from_epoch == 3 and stopping.restore_best_weights and stopping.monitor == "val_loss"
-    assert an2dl.callbacks(run_settings)()[1].start_from_epoch == 0
+    statistics have settled (`medcnn.train.bn_warmup_epochs`, momentum 0.9: 29 steps; 1 step an epoch here)."""
+    images, labels, splits, run_settings = _tiny(seeds=[0])
+    runs = an2dl.make_runs(an2dl.configurations(run_settings), images, labels, splits, run_settings, "h",
+                           experiment.RunCache(tmp_path))  # fmt: skip
+    starts = {run.label: run.callbacks()[1].start_from_epoch for run in runs}
+    assert starts[an2dl.CUSTOM_ROWS["residual"]] == 29
+    assert starts[CUSTOM_PLAIN] == starts[an2dl.TRANSFER] == 0
+    reduce, stopping = next(run for run in runs if run.label == an2dl.TRANSFER).callbacks()
+    assert stopping.restore_best_weights and stopping.monitor == "val_loss" and reduce.monitor == "val_accuracy"
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -658,8 +607,9 @@ def check_smoke_model_learns_and_predicts_raw_pbc_jpegs(an2dl_smoke):
     assert best["test_balanced_accuracy"] >= CHANCE + 0.15
     record = an2dl_smoke.record(best)
     smoke = an2dl.settings("smoke")
-    data, _ = an2dl.load_data(None, None, smoke["image_size"], smoke["largest_class"], seed=0)
-    clean, _ = an2dl.remove_duplicates(data, smoke["near_duplicates"])
+    target = an2dl.homework_counts()
+    data, _ = pbc.load_data(None, None, smoke["image_size"], smoke["largest_class"], seed=0, target=target)
+    clean, _ = cleaning.remove_duplicates(data, smoke["near_duplicates"])
     test = np.asarray(record["test_indices"])
     predicted = an2dl_smoke.predict([clean.paths[i] for i in test])
     assert predicted.names == an2dl.CLASS_NAMES
