@@ -35,9 +35,3 @@ def test_no_weights_and_unknown_weighting():
 def test_a_class_without_items_is_named():
     with pytest.raises(ValueError, match=r"Classes \[1\] have none among 3 labels \(num_classes=2\)"):
         class_weights([0, 0, 0], num_classes=2)
-
-
-def test_cleaning_exports_the_same_function():
-    from medcnn.data import cleaning
-
-    assert cleaning.class_weights is class_weights

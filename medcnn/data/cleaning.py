@@ -1,14 +1,13 @@
 """Removal of exact duplicates, near duplicates and outliers (the an2dl cleaning).
 
 Each removal returns the cleaned `ImageSet` and a pandas DataFrame of what it removed, so a notebook can show it.
-Nothing is deleted from disk. Class weights are `medcnn.data.labels.class_weights`, importable from here too.
+Nothing is deleted from disk. Class weights live in `medcnn.data.labels`.
 """
 
 import numpy as np
 import pandas as pd
 
 from medcnn.errors import DataError
-from medcnn.data.labels import class_weights as class_weights  # exported here too (an2dl imports it from here)
 from medcnn.data.splits import image_fingerprints
 
 
