@@ -13,11 +13,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from medcnn.data import karyogram_pool
 from medcnn.report import paper_table
 from medcnn.studies import copy_tables, select_settings
 
 STUDY = "kth"
-DATASET_ID = "chromosomes"  # stand-in: the staged CIR-Net G-band chromosome crops (the alpha-dataset is private)
+DATASET_ID = karyogram_pool.DATASET_ID  # stand-in: the staged CIR-Net G-band crops (the alpha-dataset is private)
 CITATION = {
     # The seed text has no title page (the title is descriptive); `evidence` quotes it verbatim (tests check it).
     "title": "Abnormality detection on karyograms with transfer learning and Monte Carlo dropout "
@@ -28,7 +29,7 @@ CITATION = {
     "seed_file": "001_83ee75ddb235a881.txt",
     "evidence": ["TRITA-EECS-EX-2020:832", "www.kth.se", "Table 5.1: Comparison of Different Networks and Conditions"],
 }
-CLASS_NAMES = ["normal", "abnormal"]  # abnormal is the positive class: a missed abnormal case is unacceptable
+CLASS_NAMES = karyogram_pool.CLASS_NAMES  # abnormal is the positive class: a missed abnormal case is unacceptable
 
 # Table 5.1 exactly as printed (the thesis prints the last precision as "1").
 TABLE_5_1 = paper_table(
@@ -224,8 +225,7 @@ def backbone_weights(run_settings):
 
 
 def configurations_to_run(run_settings, weights):
-    """The rows a scale trains, in table order: a pretrained backbone's only with ImageNet weights (`weights`), the
-    small CNN's always, the resolution row where `resolution_size` is set."""
+    """The rows a scale trains, in table order (a pretrained backbone's only with ImageNet weights, `weights`)."""
     return [config for config in CONFIGURATIONS
             if (config.backbone == SMALL_CNN or weights.get(config.backbone) == "imagenet")
             and (config.size != "resolution_size" or run_settings["resolution_size"])]  # fmt: skip
@@ -578,19 +578,18 @@ def leakage_statement(records, alpha=0.05):
 
 def aberration_table(records, pools, rows, protocol="honest", alpha=0.05):
     """Test karyograms of each aberration called abnormal, per row, over its runs that learned: "k/n", normal first."""
-    from medcnn.data.karyogram_pool import test_column
     from medcnn.experiment.protocols import called_positive_table
 
-    kinds = test_column(pools, "aberration")
+    kinds = karyogram_pool.test_column(pools, "aberration")
     return called_positive_table(records, rows, kinds, protocol, alpha, ["normal"]).rename_axis("aberration")
 
 
 def metaphase_intervals(records, pools, run_settings, protocol="honest"):
     """Test AUC of each run that learned, 95 % interval over its test metaphases (`protocols.grouped_intervals`)."""
-    from medcnn.data.karyogram_pool import test_metaphases
     from medcnn.experiment.protocols import grouped_intervals
 
-    return grouped_intervals(records, protocol, test_metaphases(pools), run_settings["bootstrap_resamples"],
+    test_side = karyogram_pool.test_metaphases(pools)
+    return grouped_intervals(records, protocol, test_side, run_settings["bootstrap_resamples"],
                              run_settings["learned_alpha"], ("metaphases", "karyograms"))  # fmt: skip
 
 
@@ -598,25 +597,26 @@ def findings(records, context, run_settings):
     """The sentences only this study prints. `context`: {"leaks": `leakage_table`, "weights": `backbone_weights`,
     "search": `search_choice`, "mc": `mc_dropout`, "baselines": {protocol: `mean_grey_baseline`}, "shares":
     `copy_shares`, "intervals": `metaphase_intervals`, "aberrations": `aberration_table`}."""
-    from medcnn.data.karyogram_pool import copies_sentence, leakage_sentence
     from medcnn.experiment import stuck_statement
     from medcnn.experiment.protocols import best_run_sentence, compare_pairs
     from medcnn.experiment.protocols import compare_rows_learned as compare
     from medcnn.experiment.referral import mc_dropout_sentences
     from medcnn.experiment.search import search_sentence
 
-    alpha, sentences = run_settings["learned_alpha"], [leakage_sentence(context["leaks"])]
+    alpha, sentences = run_settings["learned_alpha"], [karyogram_pool.leakage_sentence(context["leaks"])]
     missing = [BACKBONE_NAMES[name] for name, used in context["weights"].items() if used != "imagenet"]
     if missing:
         sentences.append(f"{' and '.join(missing)} have no ImageNet weights here (offline; on Colab they download): "
                          f"their rows show '{NEEDS_WEIGHTS}' beside the thesis and did not run. MobileNetV2, whose "
-                         "ImageNet weights are staged, runs Table 5.1's protocol in their place.")  # fmt: skip
+                         "ImageNet weights are staged, runs Table 5.1's protocol in their place: original vs "
+                         "augmented data, the last block, the last two blocks and the whole network trained "
+                         "(BatchNorm in inference mode).")  # fmt: skip
     sentences.append(leakage_statement(records, alpha))
     pairs = [(STAND_IN_ROWS[1], STAND_IN_ROWS[0])] + [(row, STAND_IN_ROWS[1]) for row in STAND_IN_ROWS[2:]]
     pairs += [(ROWS[2], ROWS[0]), (ROWS[4], ROWS[2]), (ROWS[5], ROWS[2]), (ROWS[3], ROWS[1]), (ROWS[6], ROWS[3])]
     for protocol in run_settings["protocols"]:
         sentences += compare_pairs(records, pairs, protocol, alpha)
-    sentences.append(copies_sentence(context["shares"]["train"], context["baselines"]))
+    sentences.append(karyogram_pool.copies_sentence(context["shares"]["train"], context["baselines"]))
     sentences.append(search_sentence(context["search"], run_settings["tuner_trials"], "thesis", "the thesis'",
                                      "on the honest training side"))
     for protocol in run_settings["protocols"]:
