@@ -27,9 +27,23 @@ def test_protocols_table_puts_the_paper_beside_each_protocol_with_references():
     paper = pd.DataFrame({"AUC": [0.9, np.nan]}, index=pd.Index(["a", "b"], name="row"))
     summaries = {"honest": protocols.protocol_summary(records, "honest", ["test_roc_auc", "test_accuracy"])}
     frame = protocols.protocols_table(paper, summaries, {"AUC": "test_roc_auc"}, {"b": "note"})
-    assert frame.loc["a", "AUC: thesis"] == "0.90" and frame.loc["a", "AUC: honest"] == "0.71 ± 0.01"
+    assert frame.loc["a", "AUC: paper"] == "0.90" and frame.loc["a", "AUC: honest"] == "0.71 ± 0.01"
     assert frame.loc["b", "AUC: honest"] == "collapsed" and frame.loc["b", "note"] == "note"
     assert "reference: chance" in frame.index and frame.index.name == "row"
+    thesis = protocols.protocols_table(paper, summaries, {"AUC": "test_roc_auc"}, paper_label="thesis")
+    assert list(thesis.columns[:2]) == ["note", "AUC: thesis"] and "AUC: paper" not in thesis
+
+
+def test_summaries_and_intervals_leave_out_records_without_a_group():
+    ungrouped = {key: value for key, value in _record("a", "honest", 1, 0.8).items() if key != "group"}
+    records = [_record("a", "honest", 0, 0.7), ungrouped]
+    summary = protocols.protocol_summary(records, "honest", ["test_roc_auc"])
+    assert summary.loc["a", "test_roc_auc_mean"] == 0.7
+    labels = np.r_[np.zeros(4, int), np.ones(4, int)]
+    records = [{**record, "test_indices": list(range(8)), "test_probabilities": [[0.6, 0.4]] * 4 + [[0.3, 0.7]] * 4}
+               for record in records]  # fmt: skip
+    intervals = protocols.grouped_intervals(records, "honest", lambda r: (labels, np.arange(8) % 4, {}), 20)
+    assert intervals["seed"].tolist() == [0]
 
 
 def test_protocol_effect_pairs_seeds_and_names_rows_without_learned_runs():

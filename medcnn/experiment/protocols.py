@@ -41,10 +41,10 @@ def protocol_summary(records, protocol, metrics):
     """`experiment.summarise` of one protocol's records over `metrics`, indexed by row (the protocol dropped)."""
     from medcnn.experiment.summary import summarise
 
-    return summarise([r for r in records if r["group"] == protocol], metrics).rename(index=row_of)
+    return summarise([r for r in records if r.get("group") == protocol], metrics).rename(index=row_of)
 
 
-def protocols_table(paper, summaries, metric_keys, notes=None, digits=2):
+def protocols_table(paper, summaries, metric_keys, notes=None, digits=2, paper_label="paper"):
     """Per metric the paper's value, then ours under each protocol (mean ± std of the runs that learned,
     "collapsed" where all collapsed), a note per row, the collapsed counts and the reference rows.
 
@@ -52,13 +52,14 @@ def protocols_table(paper, summaries, metric_keys, notes=None, digits=2):
         paper: the paper's table (rows x metric titles; NaN where the paper has no value), in the order shown.
         summaries: {protocol: `protocol_summary`}. metric_keys: {metric title: record key}.
         notes: {row: note} (e.g. "needs ImageNet weights"). digits: decimals of our cells.
+        paper_label: what the paper's columns are called, "<metric title>: <paper_label>" (e.g. "thesis").
     """
     from medcnn.experiment.outputs import collapsed_cells, reference_cells, summary_cells
 
     frame = pd.DataFrame({"note": [(notes or {}).get(row, "") for row in paper.index]}, index=paper.index)
     references = {}
     for title, key in metric_keys.items():
-        frame[f"{title}: thesis"] = ["" if np.isnan(v) else f"{v:.2f}" for v in paper[title]]
+        frame[f"{title}: {paper_label}"] = ["" if np.isnan(v) else f"{v:.2f}" for v in paper[title]]
         for protocol, summary in summaries.items():
             frame[f"{title}: {protocol}"] = summary_cells(summary, key, paper.index, digits)
             for label, cell in reference_cells(summary, key, paper.index, digits).items():
@@ -133,7 +134,7 @@ def grouped_intervals(records, protocol, test_side, resamples, alpha=0.05, names
 
     rows = []
     for record in records:
-        if record["group"] != protocol or not learned(record, alpha):
+        if record.get("group") != protocol or not learned(record, alpha):
             continue
         labels, groups, extra = test_side(record)
         scores = np.asarray(record["test_probabilities"])[:, 1]

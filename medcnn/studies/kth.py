@@ -490,7 +490,7 @@ def table(records, weights, protocols=tuple(PROTOCOLS), digits=2):
 
     paper, notes = _paper_and_notes(records, weights)
     summaries = {protocol: protocol_summary(records, protocol, SUMMARY_METRICS) for protocol in protocols}
-    return protocols_table(paper, summaries, METRIC_KEYS["Table 5.1"], notes, digits)
+    return protocols_table(paper, summaries, METRIC_KEYS["Table 5.1"], notes, digits, paper_label="thesis")
 
 
 def best_run(records, protocol="honest"):
