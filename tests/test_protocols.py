@@ -84,6 +84,15 @@ def test_compare_pairs_names_the_pairs_without_learned_runs():
     assert len(said) == 2
 
 
+def test_compare_pairs_keeps_a_pair_compared_on_one_run_a_side():
+    records = [_record("no a", "honest", 0, 0.8), _record("no b", "honest", 0, 0.6)]
+    records += [_record("no c", "honest", 0, 0.5, collapsed=True)]
+    said = protocols.compare_pairs(records, [("no a", "no b"), ("no a", "no c")], "honest")
+    assert said[0].startswith("Honest protocol: 'no a' vs 'no b' on test AUC: +0.200 (1 vs 1 runs)")
+    assert said[1] == "Honest protocol, not compared (a row without a run that learned): 'no a' vs 'no c'."
+    assert len(said) == 2
+
+
 def test_best_run_sentence_adds_the_interval_of_its_row_and_seed():
     best = {"configuration": "a | honest", "seed": 1, "test_accuracy": 0.8, "test_balanced_accuracy": 0.75,
             "test_roc_auc": 0.85}  # fmt: skip

@@ -43,7 +43,7 @@ def best_learned(records, by="configuration", key="val_roc_auc", alpha=0.05):
 
 def compare_learned(a_records, b_records, a_label, b_label, key="test_roc_auc", metric_label="test AUC", alpha=0.05):
     """`truth.compare_records` of two rows on their runs that learned (paired by seed where they share seeds); a
-    "not judged" `truth.Verdict` naming the row(s) with no run that learned otherwise."""
+    "not judged" `truth.Verdict` naming the row(s) with no run that learned otherwise (`none_learned`)."""
     a, b = ([r for r in records if learned(r, alpha)] for records in (a_records, b_records))
     missing = [label for label, runs in ((a_label, a), (b_label, b)) if not runs]
     if missing:
@@ -51,3 +51,9 @@ def compare_learned(a_records, b_records, a_label, b_label, key="test_roc_auc", 
         sentence = f"no run of {' and '.join(missing)} learned, so the two are not compared."
         return truth.Verdict(np.nan, np.nan, "not judged", sentence, runs)
     return truth.compare_records(a, b, key, a_label, b_label, metric_label)
+
+
+def none_learned(verdict):
+    """True for a `compare_learned` verdict on which a row had no run that learned (nothing was compared); False for
+    a comparison, judged or not (e.g. "not judged" with one run a side)."""
+    return verdict.verdict == "not judged" and 0 in verdict.runs

@@ -12,7 +12,7 @@ to the runs that learned (`learned.compare_learned`); every comparative sentence
 import numpy as np
 import pandas as pd
 
-from medcnn.experiment.learned import compare_learned, learned
+from medcnn.experiment.learned import compare_learned, learned, none_learned
 
 
 def row_of(label):
@@ -74,9 +74,15 @@ def protocols_table(paper, summaries, metric_keys, notes=None, digits=2, paper_l
 def compare_rows_learned(records, a_row, b_row, protocol, alpha=0.05, a_label=None, b_label=None):
     """`learned.compare_learned` of two rows under `protocol` on test AUC: its sentence, or None when either row
     did not run."""
+    verdict = _rows_verdict(records, a_row, b_row, protocol, alpha, a_label, b_label)
+    return None if verdict is None else verdict.sentence
+
+
+def _rows_verdict(records, a_row, b_row, protocol, alpha=0.05, a_label=None, b_label=None):
+    """`compare_rows_learned`'s `truth.Verdict`, or None when either row did not run."""
     a, b = row_records(records, a_row, protocol), row_records(records, b_row, protocol)
     if a and b:
-        return compare_learned(a, b, a_label or f"'{a_row}'", b_label or f"'{b_row}'", alpha=alpha).sentence
+        return compare_learned(a, b, a_label or f"'{a_row}'", b_label or f"'{b_row}'", alpha=alpha)
     return None
 
 
@@ -149,10 +155,11 @@ def compare_pairs(records, pairs, protocol, alpha=0.05):
     """`compare_rows_learned` of each (a_row, b_row) of `pairs` under `protocol`, each sentence prefixed with the
     protocol; the pairs with a row without a run that learned are named in one sentence. Pairs with a row that did
     not run are left out."""
-    said = [compare_rows_learned(records, a, b, protocol, alpha) for a, b in pairs]
+    verdicts = [(pair, _rows_verdict(records, *pair, protocol, alpha)) for pair in pairs]
+    verdicts = [(pair, verdict) for pair, verdict in verdicts if verdict is not None]
     title = protocol.capitalize()
-    sentences = [f"{title} protocol: {s}" for s in said if s and not s.startswith("no run")]
-    skipped = [f"'{a}' vs '{b}'" for (a, b), s in zip(pairs, said) if s and s.startswith("no")]
+    sentences = [f"{title} protocol: {verdict.sentence}" for _, verdict in verdicts if not none_learned(verdict)]
+    skipped = [f"'{a}' vs '{b}'" for (a, b), verdict in verdicts if none_learned(verdict)]
     if skipped:
         sentences.append(f"{title} protocol, not compared (a row without a run that learned): {', '.join(skipped)}.")
     return sentences
