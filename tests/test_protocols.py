@@ -110,17 +110,33 @@ def test_protocols_readme_section_shows_every_protocols_table_before_the_finding
 
     seen = {}
 
-    def section(payload, table, headers, intro, row_notes=None):
+    def intro(payload, text):
         seen["counts"] = payload["run"]["data"]["counts"]
-        return f"intro {table} {intro}\nWhat the run shows: x"
+        return f"intro {text}"
 
-    monkeypatch.setattr(outputs, "readme_section", section)
+    monkeypatch.setattr(outputs, "readme_intro", intro)
     monkeypatch.setattr(outputs, "readme_table", lambda payload, table, headers, row_notes=None: f"[{table}]")
+    findings = ["What the run shows: x", "", "- What the run shows"]  # the heading's words again: no split on them
+    monkeypatch.setattr(outputs, "readme_findings", lambda payload: findings)
     payload = {"run": {"data": {"counts": {"train": {"n": 2, "y": 1}, "test": {"n": 1}}}}}
     tables = {"published": "T (p)", "honest": "T (h)"}
     text = protocols.protocols_readme_section(payload, tables, {}, "text", ["n", "y"])
-    assert text == "intro T (p) text\nHonest protocol:\n\n[T (h)]\n\nWhat the run shows: x"
+    assert text == ("intro text\n\n[T (p)]\n\nHonest protocol:\n\n[T (h)]\n\nWhat the run shows: x\n\n"
+                    "- What the run shows")  # fmt: skip
     assert seen["counts"] == {"n": 3, "y": 1}
+
+
+def test_protocols_readme_section_with_one_protocol_is_the_plain_readme_section(monkeypatch):
+    from medcnn.experiment import outputs
+
+    monkeypatch.setattr(outputs, "readme_table", lambda payload, table, headers, row_notes=None: f"[{table}]")
+    payload = {"run": {"scale": "smoke", "hardware": {"cpu": "a CPU"}, "data": {"counts": {"n": 3, "y": 1}},
+                       "training_s_all_runs": 60, "runs": 2, "trained_now": 2, "reused": 0, "seeds": [0]},
+               "seed_varies": ["split"], "findings": ["A sentence."]}  # fmt: skip
+    plain = outputs.readme_section(payload, "T", {}, "text")
+    assert protocols.protocols_readme_section(payload, {"published": "T"}, {}, "text", ["n", "y"]) == plain
+    assert plain.startswith("Smoke scale on ") and plain.endswith("What the run shows (printed by the notebook from "
+                                                                   "the same results):\n\n- A sentence.")  # fmt: skip
 
 
 def test_shown_rows_keep_the_rows_that_ran_or_carry_a_note_in_the_papers_order():

@@ -607,6 +607,13 @@ def readme_section(payload, table, headers, protocol, row_notes=None):
         protocol: one sentence on the protocol and where the full report is.
         row_notes: {row: note} for `readme_table`, e.g. {"ResNet50": "random weights"}.
     """
+    parts = [readme_intro(payload, protocol), "", readme_table(payload, table, headers, row_notes=row_notes), ""]
+    return "\n".join([*parts, *readme_findings(payload)])
+
+
+def readme_intro(payload, protocol):
+    """The paragraph that opens `readme_section`: scale, hardware, images per class, seeds, training time and runs,
+    then "Protocol: " and `protocol`."""
     run, described = payload["run"], report.run_summary(payload["run"])
     counts = ", ".join(f"{name} {count}" for name, count in run["data"]["counts"].items())
     minutes = run["training_s_all_runs"] / 60
@@ -615,15 +622,12 @@ def readme_section(payload, table, headers, protocol, row_notes=None):
         seeds_fix = "each fixes the split and the initialisation"
     else:
         seeds_fix = f"each draws anew: {', '.join(varies)}" if varies else "each draws nothing anew"
-    intro = (
+    return (
         f"{scale_title(run['scale'])} scale on {described['hardware']} "
         f"({run.get('precision', 'precision not recorded')}), {sum(run['data']['counts'].values()):,} images "
         f"({counts}), seeds {described['seeds']} ({seeds_fix}); mean ± std over seeds. Training took {minutes:.0f} "
         f"min over {run['runs']} runs ({run['trained_now']} trained in the last pass, {run['reused']} reused from "
         f"`runs/`). Protocol: {protocol}"
-    )
-    return "\n".join(
-        [intro, "", readme_table(payload, table, headers, row_notes=row_notes), "", *readme_findings(payload)]
     )
 
 

@@ -185,23 +185,22 @@ def best_run_sentence(best, intervals, protocol="honest", counts=("groups",), un
 
 
 def protocols_readme_section(payload, tables, headers, intro, class_names, notes=None):
-    """The README section of a run under several protocols: `outputs.readme_section` with the first protocol's
-    table, then each other protocol's table ("<Protocol> protocol:") before its findings.
+    """The README section of a run under several protocols: as `outputs.readme_section` (its intro, the first
+    protocol's table, its findings), with each other protocol's table ("<Protocol> protocol:") before the findings.
 
     Args:
         payload: the run's results.json. tables: {protocol: table id}, the first shown first.
         headers, notes: as `readme_table` takes them (`notes` as `row_notes`). intro: the text after the table.
         class_names: counts given per part of the data ({part: {class: n}}) are summed per class.
     """
-    from medcnn.experiment.outputs import readme_section, readme_table
+    from medcnn.experiment.outputs import readme_findings, readme_intro, readme_table
 
     counts = payload["run"]["data"]["counts"]
     if any(isinstance(value, dict) for value in counts.values()):
         totals = {name: sum(part.get(name, 0) for part in counts.values()) for name in class_names}
         payload = {**payload, "run": {**payload["run"], "data": {**payload["run"]["data"], "counts": totals}}}
-    first, *others = tables.items()
-    text, findings_start = readme_section(payload, first[1], headers, intro, row_notes=notes), "What the run shows"
-    before, after = text.split(findings_start, 1)
-    shown = "".join(f"{protocol.capitalize()} protocol:\n\n{readme_table(payload, table, headers, row_notes=notes)}"
-                    "\n\n" for protocol, table in others)  # fmt: skip
-    return f"{before}{shown}{findings_start}{after}"
+    (_, first), *others = tables.items()
+    parts = [readme_intro(payload, intro), "", readme_table(payload, first, headers, row_notes=notes), ""]
+    for protocol, table in others:
+        parts += [f"{protocol.capitalize()} protocol:", "", readme_table(payload, table, headers, row_notes=notes), ""]
+    return "\n".join([*parts, *readme_findings(payload)])
