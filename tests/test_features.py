@@ -370,3 +370,19 @@ def test_lazy_builder_reads_shape_statistics_and_weights_when_called():
     workflow.lazy_builder(build, inputs, [0, 1], stats_inputs=other, head_weights=lambda: "head.h5")()
     np.testing.assert_allclose(seen["stats"][0], [10.0, 20.0])  # the mean of rows 0 and 1 of `other`
     assert seen["weights"] == "head.h5"
+
+
+def test_lazy_builder_reads_inputs_that_are_arrays_or_return_one():
+    x = np.arange(12.0).reshape(6, 1, 1, 2)
+    seen = {}
+
+    def build(shape, stats, weights):
+        seen.update(shape=shape, stats=stats)
+
+    for inputs in (runs.LazyInputs(lambda: x, "x"), x, (x, np.zeros(6))):
+        seen.clear()
+        workflow.lazy_builder(build, inputs, [0, 1])()
+        assert seen["shape"] == (1, 1, 2)  # one row's shape, not one row's first item's
+        np.testing.assert_allclose(seen["stats"][0], [1.0, 2.0])  # the mean of rows 0 and 1
+    workflow.lazy_builder(build, runs.LazyInputs(lambda: x, "x"), [0, 1], stats_inputs=x * 10)()
+    np.testing.assert_allclose(seen["stats"][0], [10.0, 20.0])

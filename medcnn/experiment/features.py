@@ -510,13 +510,21 @@ def lazy_builder(build, inputs, train_rows=None, stats_inputs=None, head_weights
     """A run's `build_model` on its own `inputs` (`Run.inputs`), which are loaded only when it is called:
     `build(input_shape, stats, weights_path)` with the shape of one row of `inputs`, the (mean, variance) of the
     `train_rows` of `stats_inputs` (default `inputs`; e.g. the pooled features of a fine-tuning run's stage one),
-    or None without `train_rows`, and the path `head_weights()` returns (None without `head_weights`)."""
+    or None without `train_rows`, and the path `head_weights()` returns (None without `head_weights`).
+
+    `inputs` and `stats_inputs` are read as `runs.run_data` reads a run's `inputs`: an array, an (x, labels) pair,
+    or a callable (e.g. a `LazyInputs`) returning either."""
+
+    def rows(given):  # the x of `given`, loaded
+        loaded = given() if callable(given) and not hasattr(given, "shape") else given
+        return loaded[0] if isinstance(loaded, tuple) else loaded
 
     def built():
         from medcnn.models.features import feature_stats
 
-        x = inputs()[0]
-        stats = None if train_rows is None else feature_stats((stats_inputs or inputs)()[0][np.asarray(train_rows)])
+        x = rows(inputs)
+        chosen = inputs if stats_inputs is None else stats_inputs
+        stats = None if train_rows is None else feature_stats(rows(chosen)[np.asarray(train_rows)])
         return build(x.shape[1:], stats, head_weights() if head_weights else None)
 
     return built
