@@ -19,12 +19,21 @@ from medcnn.experiment.runs import run_data
 
 def best_learned_rows(records, names, by="backbone", alpha=0.05):
     """{name: (row, [its runs that learned])}: for each value of the configuration setting `by` (the keys of
-    `names`, reported under its values), the row (`settings["row"]`) whose runs that learned have the best mean
-    validation AUC (`learned.best_learned`); a value none of whose runs learned gets no entry."""
+    `names`, reported under its values), the row whose runs that learned have the best mean validation AUC
+    (`learned.best_learned`); a value none of whose runs learned gets no entry.
+
+    Each record needs `settings[by]`, "configuration" and what `learned.learned` reads ("val_confusion",
+    "val_roc_auc"). Its row is `settings["row"]` where recorded (kth), else its "configuration" label without the
+    protocol (`protocols.row_of`: "<row> | <protocol>")."""
+    from medcnn.experiment.protocols import row_of
+
+    def row(record):
+        return record["settings"].get("row") or row_of(record["configuration"])
+
     picks = {}
     for value, name in names.items():
         mine = [record for record in records if record["settings"][by] == value]
-        best = best_learned([{**record, "row": record["settings"]["row"]} for record in mine], "row", alpha=alpha)
+        best = best_learned([{**record, "row": row(record)} for record in mine], "row", alpha=alpha)
         if best:
             picks[name] = best
     return picks
