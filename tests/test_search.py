@@ -24,6 +24,13 @@ def test_search_verdict_uses_the_search_only_where_it_beats_the_default_and_says
     assert empty["search"] == {} and empty["used"] == "default" and empty["trials_range"] == []
 
 
+@pytest.mark.parametrize("labels", [np.r_[LABELS, 2], np.eye(2, dtype=int)[LABELS]])
+def test_search_verdict_rejects_labels_that_are_not_binary(labels):
+    trials = pd.DataFrame({"score": [0.60, 0.66]})
+    with pytest.raises(ValueError, match=r"binary labels \(0/1, one per item\).*Received labels of shape"):
+        search.search_verdict(trials, {"learning_rate": 0.002, "batch_size": 8}, 0.62, labels, PAPER)
+
+
 def test_search_sentence_names_both_settings_the_noise_and_the_rows():
     trials = pd.DataFrame({"score": [0.60, 0.66, 0.63]})
     choice = {**search.search_verdict(trials, {"learning_rate": 0.002, "batch_size": 8}, 0.62, LABELS, PAPER,

@@ -1,9 +1,10 @@
-"""A KerasTuner search judged against the paper's own setting on the validation side.
+"""A KerasTuner search judged against the paper's own setting on the validation side (binary, validation AUC).
 
 Papers often give the hyper-parameters their own search chose. Ours (`medcnn.tune`) trains on the training side and
 scores the validation side; the paper's setting then trains on the same split for the same epochs and is scored the
 same way. The search's choice is used only where it beats the paper's setting, and the sentence says whether that
-margin, and the spread of the trials, are within the noise of a validation AUC (`significance.beats_default`).
+margin, and the spread of the trials, are within the noise of a validation AUC (`significance.beats_default`). The
+verdict is for binary labels and a validation-AUC objective: its noise comes from the two classes' counts.
 
     trials, best, paper_score = search_against_default(hypermodel, train, val, paper_model, 16, folder, "val_auc")
     choice = search_verdict(trials, best, paper_score, val_labels, {"learning_rate": 1e-3, "batch_size": 16})
@@ -50,7 +51,8 @@ def search_verdict(trials, best, default_score, val_labels, default, name="defau
 
     Args:
         trials: the trials table (`tune.trials_table`; its "score" column). best: the best hyper-parameters.
-        default_score: the default setting's validation AUC. val_labels: the validation side's 0/1 labels.
+        default_score: the default setting's validation AUC. val_labels: the validation side's 0/1 labels (other
+            labels raise a ValueError).
         default: {hyper-parameter: value} of the default setting; only these are taken from `best`.
         name: what the default is called in the result's keys (e.g. "thesis").
 
@@ -61,9 +63,16 @@ def search_verdict(trials, best, default_score, val_labels, default, name="defau
     """
     from medcnn.significance import beats_default
 
+    val_labels = np.asarray(val_labels)
+    if val_labels.ndim != 1 or not np.isin(val_labels, (0, 1)).all():
+        raise ValueError(
+            "`val_labels` must be the validation side's binary labels (0/1, one per item): the verdict reads the noise "
+            f"of a binary validation AUC. Received labels of shape {val_labels.shape} with values "
+            f"{np.unique(val_labels)[:10].tolist()}."
+        )
     scores = pd.to_numeric(trials["score"], errors="coerce") if "score" in trials else []
     chosen = {key: best[key] for key in default if key in best}
-    negatives, positives = (int(n) for n in np.bincount(np.asarray(val_labels), minlength=2))
+    negatives, positives = (int(n) for n in np.bincount(val_labels.astype(int), minlength=2))
     verdict = beats_default(scores if chosen else [], default_score, positives, negatives)
     return {
         **{key: value for key, value in verdict.items() if key != "default_score"},
