@@ -153,6 +153,27 @@ def test_write_karyograms_as_class_folders(folder_pool, tmp_path):
     assert sorted(tmp_path.glob("*/*.png")) == again
 
 
+def test_metaphase_sides_silence_only_the_lopsided_split_warning(monkeypatch):
+    import warnings
+
+    from medcnn.data import karyogram, splits
+
+    cells = pd.DataFrame({"metaphase": ["m0", "m1", "m2"], "sex": ["XX", "XY", "XX"], "case": ["a", "b", "c"]})
+
+    def split(labels, ratios, seed, groups=None):
+        lopsided = "The grouped split (0.6, 0.2, 0.2) leaves a class nearly absent"
+        warnings.warn(lopsided, splits.LopsidedSplitWarning, stacklevel=2)
+        warnings.warn("something else went wrong", UserWarning, stacklevel=2)
+        return [np.array([0]), np.array([1]), np.array([2])]
+
+    monkeypatch.setattr(karyogram, "metaphase_table", lambda bank: cells)
+    monkeypatch.setattr(splits, "train_val_test_split", split)
+    with pytest.warns(UserWarning, match="something else went wrong") as caught:
+        sides = karyogram_pool.metaphase_sides(None, (0.6, 0.2, 0.2), 0)
+    assert sides == {"train": ["m0"], "val": ["m1"], "test": ["m2"]}
+    assert [str(w.message) for w in caught] == ["something else went wrong"]
+
+
 def test_leakage_sentence_counts_the_test_karyograms_that_touch_training():
     index = pd.MultiIndex.from_tuples([("published", "augmented"), ("honest", "augmented")], names=["protocol", "data"])
     leaks = pd.DataFrame({"test": [55, 30], "copies of a training karyogram": [40, 0],

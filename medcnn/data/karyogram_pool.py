@@ -191,11 +191,11 @@ def metaphase_sides(bank, ratios, seed):
     import warnings
 
     from medcnn.data.karyogram import metaphase_table
-    from medcnn.data.splits import train_val_test_split
+    from medcnn.data.splits import LopsidedSplitWarning, train_val_test_split
 
     cells = metaphase_table(bank)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # a lopsided sex ratio on a side does not matter here
+    with warnings.catch_warnings():  # a lopsided sex ratio on a side does not matter here; other warnings do
+        warnings.filterwarnings("ignore", "The grouped split", LopsidedSplitWarning)
         parts = train_val_test_split(cells["sex"].eq("XY").to_numpy(int), ratios, seed, groups=cells["case"].to_numpy())
     return {side: cells["metaphase"].iloc[part].tolist() for side, part in zip(("train", "val", "test"), parts)}
 
