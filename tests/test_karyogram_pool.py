@@ -138,10 +138,25 @@ def test_leakage_counts_copies_metaphases_and_files():
     }
 
 
-def test_copy_shares_of_each_side(folder_pool):
+def test_copy_shares_of_each_side():
+    # train: normal 0 (original), 1, 2 (copies); abnormal 3 (original), 4 (copy). test: normal 5, abnormal 6, 7 (copy)
+    parts = ["published original", "published copy", "published copy", "published original", "published copy",
+             "published original", "published original", "published copy"]  # fmt: skip
+    labels = np.array([0, 0, 0, 1, 1, 0, 1, 1])
+    splits = {"published": {"augmented": {"train": [0, 1, 2, 3, 4], "val": [], "test": [5, 6, 7]}}}
+    pool = karyogram_pool.Pool(np.zeros((8, 2, 2, 1), np.uint8), labels, pd.DataFrame({"part": parts}), splits, 0)
+    assert karyogram_pool.copy_shares(pool) == {"train": {"normal": 2 / 3, "abnormal": 1 / 2},
+                                                "test": {"normal": 0.0, "abnormal": 1 / 2}}  # fmt: skip
+
+
+def test_copy_shares_of_a_built_pool_count_its_published_copies(folder_pool):
     _, pool = folder_pool
-    shares = karyogram_pool.copy_shares(pool)
-    assert set(shares) == {"train", "test"} and all(0 <= v <= 1 for v in shares["train"].values())
+    shares, split = karyogram_pool.copy_shares(pool), pool.splits["published"]["augmented"]
+    for side in ("train", "test"):
+        index = np.asarray(split[side])
+        for label, name in enumerate(karyogram_pool.CLASS_NAMES):
+            mine = pool.table["part"].to_numpy()[index[pool.labels[index] == label]]
+            assert shares[side][name] == np.mean(mine == "published copy") and 0 < len(mine)
 
 def test_write_karyograms_as_class_folders(folder_pool, tmp_path):
     _, pool = folder_pool
