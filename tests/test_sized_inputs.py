@@ -4,14 +4,17 @@ import numpy as np
 
 from medcnn import experiment
 from medcnn.experiment.runs import array_digest
-from medcnn.experiment.sized_inputs import images_at, sized_inputs
+from medcnn.experiment.sized_inputs import preprocessed_at, sized_inputs
 
 
-def test_images_at_resizes_to_grayscale_in_0_1():
+def test_preprocessed_at_resizes_to_the_color_mode_and_scale_asked():
     images = np.full((3, 20, 30, 3), 255, np.uint8)
-    scaled = images_at(images, (10, 12))
+    scaled = preprocessed_at(images, (10, 12), "grayscale", 1 / 255)
     assert scaled.shape == (3, 10, 12, 1) and scaled.dtype == np.float32
     np.testing.assert_allclose(scaled, 1.0, atol=1e-3)  # grayscale weights sum to 0.9999
+    kept = preprocessed_at(images, (10, 12), "rgb", 1.0)
+    assert kept.shape == (3, 10, 12, 3)
+    np.testing.assert_allclose(kept, 255.0, atol=1e-2)
 
 
 def test_sized_inputs_make_each_size_once_and_features_only_where_asked():

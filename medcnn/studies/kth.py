@@ -361,7 +361,7 @@ def small_cnn(input_shape, run_settings, pooling="flatten", seed=0):
 def prepare_inputs(pool, run_settings, configurations, cache, log=print):
     """What the runs of one pool read (`experiment.sized_inputs`): [0, 1] grayscale images per input size, and
     features under (backbone, "map") for stage one and (backbone, "stem") for the last blocks."""
-    from medcnn.experiment.sized_inputs import images_at, sized_inputs
+    from medcnn.experiment.sized_inputs import preprocessed_at, sized_inputs
 
     def wanted(config):
         if not config.stage or config.trainable == "all":
@@ -370,8 +370,8 @@ def prepare_inputs(pool, run_settings, configurations, cache, log=print):
         spec = feature_spec(config.backbone, run_settings, pool.seed, stem_blocks=blocks)
         return config.input_size(run_settings), (config.backbone, "stem" if blocks else "map"), spec
 
-    return sized_inputs(lambda size: images_at(pool.images, size), pool.labels, map(wanted, configurations), cache,
-                        log)  # fmt: skip
+    return sized_inputs(lambda size: preprocessed_at(pool.images, size, "grayscale", 1 / 255), pool.labels,
+                        map(wanted, configurations), cache, log)  # fmt: skip
 
 
 # ----------------------------------------------------------------------------------------------------------------
