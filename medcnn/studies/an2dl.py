@@ -519,9 +519,9 @@ def appendix(summary, records, weights):
 
 def findings(summary, records, weights, best, cleaning, run_settings):
     """The sentences only this study prints, from the `summary` of `SUMMARY_METRICS`, the records (`complete`d), the
-    backbones' weights, the best run's record, `experiment.cleaned.cleaning_summary(...)` and the settings."""
+    backbones' weights, the best run's record, `experiment.cleaning_report.cleaning_summary(...)` and the settings."""
     from medcnn.experiment import stuck_statement, truth
-    from medcnn.experiment.cleaned import cleaning_sentence
+    from medcnn.experiment.cleaning_report import cleaning_sentence
     from medcnn.experiment.crossval import rows_of
     from medcnn.experiment.summary import row_mean_std, sides_summary
 

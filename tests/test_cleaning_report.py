@@ -1,9 +1,9 @@
-"""medcnn.experiment.cleaned: what a test-first cleaning removed, and the sentence that says it."""
+"""medcnn.experiment.cleaning_report: what a test-first cleaning removed, and the sentence that says it."""
 
 import numpy as np
 import pandas as pd
 
-from medcnn.experiment.cleaned import cleaning_sentence, cleaning_summary
+from medcnn.experiment.cleaning_report import cleaning_sentence, cleaning_summary
 
 
 def test_cleaning_summary_and_sentence():
