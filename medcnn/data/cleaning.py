@@ -1,7 +1,10 @@
-"""Removal of exact duplicates, near duplicates and outliers (the an2dl cleaning).
+"""Removal of exact duplicates, near duplicates and outliers, and a split that holds the test side out first.
 
-Each removal returns the cleaned `ImageSet` and a pandas DataFrame of what it removed, so a notebook can show it.
-Nothing is deleted from disk. Class weights live in `medcnn.data.labels`.
+Each removal returns the cleaned `ImageSet` and a pandas DataFrame of what it removed, so a notebook can show it
+(`remove_duplicates`: exact copies, then near ones). `split_test_first` (per seed: `split_test_first_by_seed`) is a
+split, not a removal: a stratified test side held out untouched, then isolation-forest outliers removed from the rest
+only, then train / validation (an2dl uses both). Nothing is deleted from disk. Class weights live in
+`medcnn.data.labels`; the report of a cleaning in `medcnn.experiment.cleaning_report`.
 """
 
 import numpy as np

@@ -4,6 +4,8 @@ The saved model holds its preprocessing (resize, colour mode, scaling) and its c
 come from the model's input; the scaling from the range the model was trained on (`input_max`): 1.0 for a CNN
 trained on [0, 1] inputs, 255.0 for a transfer model whose backbone preprocessing sits inside it (read from
 `model.transfer_info` when the model was built by `medcnn.models.transfer.transfer_model`).
+
+`weights_file` saves a run's trained weights alone, when called (e.g. a stage-one head that a fine-tuning run loads).
 """
 
 from pathlib import Path

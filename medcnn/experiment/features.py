@@ -1,7 +1,7 @@
-"""Frozen-backbone features, computed once and cached beside the runs; a head on them, put back on its backbone.
+"""Frozen-backbone features, computed once and cached beside the runs; a head on them, put back on its backbone;
+and the models and inputs of the studies that go on to fine-tune that backbone.
 
-Studies that train only a head on a frozen backbone (cnmc, an2dl, kth) describe the features with a `FeatureSpec`
-and call four functions:
+Studies that train a head on a frozen backbone (cnmc, an2dl, kth) describe the features with a `FeatureSpec`:
 
     spec = FeatureSpec("mobilenet_v2", (224, 224, 3), seed=seed, allow_random=True, input_max=1.0, views=4,
                        augmentation=lambda seed: with_seed(layer, 100 * seed), view_settings=settings["augmentation"])
@@ -20,6 +20,11 @@ and call four functions:
   matches and the cache reuses runs, or when this process wrote it (features computed once within a run).
 - `feature_inputs` gives the same features as a run's own `inputs` (`Run.inputs`): made only when the run trains,
   fingerprinted by their key, so `run_all` serves runs of several backbones and seeds without per-study loops.
+
+Beyond the head (an2dl): `tail_model` fine-tunes the backbone's last blocks on its cached "stem" features (with
+`single_output` and `image_model` it goes back on the blocks before them); `cropped_backbone_model` trains the whole
+backbone end to end on larger images cut to its input size; `OfflineCopies` gives per-seed offline augmented copies
+(or their features) as runs' own inputs; `lazy_builder` builds a run's model from those inputs only when it trains.
 """
 
 import json

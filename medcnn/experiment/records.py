@@ -1,5 +1,6 @@
 """What a study adds to its run records after training: parameters per row, inference rate, how each run ended
-(the epoch of its lowest validation loss, early stopping or the epoch cap), and why a collapsed run collapsed.
+(the epoch of its lowest validation loss, early stopping or the epoch cap), why a collapsed run collapsed, and the
+best value over epochs of history metrics (`history_maxima`, for a paper that reports its best epoch).
 
     records = run_all(runs, ...)
     complete(records, parameter_counts(runs))

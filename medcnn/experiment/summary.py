@@ -1,4 +1,9 @@
-"""Summaries of run records: mean ± std over seeds or folds, the best run, collapsed runs."""
+"""Summaries of run records: mean ± std over seeds or folds, the best run, collapsed runs.
+
+Also the pieces of a paper-shaped table: a summary's statistics in percent (`scaled`), one row per side (train /
+validation / test) of a row's runs (`sides_summary`), one "mean ± std" cell (`row_mean_std`), and a run's test
+accuracy on a subset of its test items against the rest (`subset_accuracy`).
+"""
 
 import numpy as np
 import pandas as pd
