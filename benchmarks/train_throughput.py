@@ -59,13 +59,14 @@ def allgray_case(config_name):
     }
 
 
-def smoke_case(name, channels, build, one_hot=True):
-    """A study's model at its smoke input shape and batch size: `build(shape, run_settings)` compiles it."""
+def smoke_case(name, channels, build, one_hot=True, size_key="image_size"):
+    """A study's model at its smoke input shape (`run_settings[size_key]`) and batch size: `build(shape,
+    run_settings)` compiles it."""
     from medcnn.studies import get_study
 
     study = get_study(name)
     run_settings = study.settings("smoke")
-    shape = (*run_settings["image_size"], channels)
+    shape = (*run_settings[size_key], channels)
     return {
         "shape": shape,
         "classes": len(study.CLASS_NAMES),
@@ -87,7 +88,7 @@ def chromosome_case():
 def kth_case():
     from medcnn.studies import kth
 
-    return smoke_case("kth", 1, kth.scratch_model)
+    return smoke_case("kth", 1, kth.small_cnn, size_key="scratch_size")
 
 
 def an2dl_case():
