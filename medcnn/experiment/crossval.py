@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from medcnn.experiment import truth
+from medcnn.experiment.truth import rows_of as rows_of  # used by the studies through crossval too
 
 UNIT = ("seed", "fold", "protocol")  # what identifies one test side: the folds' seed, the fold and the protocol
 
@@ -211,11 +212,6 @@ def fold_table(
     frame["collapsed"] = collapsed_cells(summary, rows)
     reference = pd.DataFrame.from_dict({**references, **(extra_rows or {})}, orient="index")
     return pd.concat([frame, reference.rename_axis(frame.index.name)]).fillna("")
-
-
-def rows_of(records, row, by="row"):
-    """The records of one table row (`by`, default the record's `row` field)."""
-    return [record for record in records if record.get(by) == row]
 
 
 def beyond_noise(records, rows, reference, key, metric_label):

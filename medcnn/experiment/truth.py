@@ -443,9 +443,14 @@ def weights_notes(rows_weights):
     return {row: "random weights" for row, used in rows_weights.items() if str(used).startswith("random")}
 
 
+def rows_of(records, row, by="row"):
+    """The records of one table row (`by`, default the record's `row` field)."""
+    return [record for record in records if record.get(by) == row]
+
+
 def collapsed_rows(records, rows, by="configuration"):
     """The rows of `rows` whose runs (records with `by` == row) all collapsed (`all_collapsed`)."""
-    return [row for row in rows if all_collapsed([record for record in records if record.get(by) == row])]
+    return [row for row in rows if all_collapsed(rows_of(records, row, by))]
 
 
 def best_row(summary, records, rows, key, metric_label, by="configuration"):
@@ -454,8 +459,9 @@ def best_row(summary, records, rows, key, metric_label, by="configuration"):
     ranked = sorted(rows, key=lambda row: summary.loc[row, f"{key}_mean"], reverse=True)
     if len(ranked) < 2:
         return ranked[0], None
-    (first, second), runs_of = ranked[:2], lambda row: [record for record in records if record.get(by) == row]
-    return first, compare_records(runs_of(first), runs_of(second), key, first, second, metric_label)
+    first, second = ranked[:2]
+    return first, compare_records(rows_of(records, first, by), rows_of(records, second, by), key, first, second,
+                                  metric_label)  # fmt: skip
 
 
 def best_after(summary, records, rows, key, metric_label, min_runs=3, by="configuration"):
@@ -463,10 +469,10 @@ def best_after(summary, records, rows, key, metric_label, min_runs=3, by="config
     learned has `min_runs` runs: {"collapsed": rows whose every run collapsed, "rows": the others, "runs": their
     fewest runs, "best": the best of them or None (too few runs, or none left), "verdict": `best_row`'s comparison
     with the runner-up or None}."""
-    present = [row for row in rows if any(record.get(by) == row for record in records)]
+    present = [row for row in rows if rows_of(records, row, by)]
     gone = collapsed_rows(records, present, by)
     left = [row for row in present if row not in gone]
-    runs = min((sum(record.get(by) == row for record in records) for row in left), default=0)
+    runs = min((len(rows_of(records, row, by)) for row in left), default=0)
     judged = bool(left) and runs >= min_runs
     best, verdict = best_row(summary, records, left, key, metric_label, by) if judged else (None, None)
     return {"collapsed": gone, "runs": runs, "rows": left, "best": best, "verdict": verdict}
