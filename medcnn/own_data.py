@@ -1,8 +1,9 @@
 """own_data: any labelled folder of images -> an honest baseline table, MC dropout referral and a saved model.
 
-A study on the `medcnn.studies` contract whose data are the user's: class names and groups come from the folder
-(`load_data`), and there is no published table. Rows, each over every seed: a small CNN from scratch, a linear head
-on frozen MobileNetV2 features, MobileNetV2 with its last blocks fine-tuned; the majority-class reference beside them.
+A workflow on the `medcnn.studies` contract whose data are the user's (no published study, hence outside
+`medcnn/studies/`): class names and groups come from the folder (`load_data`), and there is no published table.
+Rows, each over every seed: a small CNN from scratch, a linear head on frozen MobileNetV2 features, MobileNetV2 with
+its last blocks fine-tuned; the majority-class reference beside them.
 """
 
 import itertools
@@ -30,7 +31,7 @@ from medcnn.models.features import feature_stats, seeded_backbone, standardise
 from medcnn.models.scratch import position_cnn
 from medcnn.models.transfer import split_backbone
 from medcnn.report import file_list_hash
-from medcnn.studies import select_settings
+from medcnn.settings import select_settings
 from medcnn.train import compile_model
 from medcnn.uncertainty import mc_dropout_predict, summarise_passes
 

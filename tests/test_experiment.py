@@ -279,6 +279,21 @@ def test_outputs_hold_every_row_and_the_run_counts(tmp_path):
         experiment.update_readme(readme, "v", "x")
 
 
+def test_update_readme_sections_writes_each_committed_section_marked_when_it_predates_v3(tmp_path):
+    from medcnn.experiment.outputs import PREDATES_V3, marked_section, update_readme_sections
+
+    assert marked_section("text", {"seed_varies": []}) == "text"
+    assert marked_section("text", {}) == f"{PREDATES_V3}\n\ntext"
+    for study, scale in (("a", "cpu"), ("b", "full")):
+        (tmp_path / "results" / study / scale).mkdir(parents=True)
+        (tmp_path / "results" / study / scale / "results.json").write_text(json.dumps({"n": study}))
+    readme = tmp_path / "README.md"
+    readme.write_text("<!-- a-cpu-table -->\nold\n<!-- /a-cpu-table -->\n<!-- c-cpu-table -->\n<!-- /c-cpu-table -->\n")
+    written = update_readme_sections(readme, tmp_path / "results", ["a", "b", "c"], lambda s, k, p: f"{s} {k} {p['n']}")
+    assert written == ["a-cpu-table"]  # b has no section, c no results
+    assert readme.read_text().startswith("<!-- a-cpu-table -->\na cpu a\n<!-- /a-cpu-table -->")
+
+
 def fake_study(name="s"):
     """A study module as `Session` reads it: `STUDY`, `CITATION` and `settings(scale, **overrides)`."""
 

@@ -1,4 +1,4 @@
-"""medcnn.studies.own_data and notebooks/own_data.ipynb: a user's labelled folder -> checked data, honest table, model.
+"""medcnn.own_data and notebooks/own_data.ipynb: a user's labelled folder -> checked data, honest table, model.
 
 Fast tests use tiny synthetic images in `tmp_path`; the slow ones run the notebook through papermill on 3 classes of
 the staged PBC cells (60 each, copied into `tmp_path`), with and without a group pattern, and on a folder with one
@@ -19,7 +19,7 @@ from PIL import Image
 from medcnn.errors import DataError
 from medcnn.experiment import summarise
 from medcnn.studies import CONTRACT, SCALES
-from medcnn.studies import own_data
+from medcnn import own_data
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 # No published study: no plan over a staged data set id (`make plan-<study>` takes those), no README section.

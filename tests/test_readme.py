@@ -29,7 +29,8 @@ def test_allgray_section_in_readme_is_generated_from_the_committed_full_run():
 
 
 def test_chromosome_section_in_readme_is_generated_from_the_committed_cpu_run():
-    from medcnn.studies import PREDATES_V3, readme_text
+    from medcnn.experiment.outputs import PREDATES_V3
+    from medcnn.studies import readme_text
 
     results = json.loads((ROOT / "results" / "chromosome" / "cpu" / "results.json").read_text())
     section = README.split("<!-- chromosome-cpu-table -->")[1].split("<!-- /chromosome-cpu-table -->")[0]

@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from medcnn.data.paths import SHARED
-from medcnn.studies import SCALES, STUDIES, get_study, select_settings
+from medcnn.settings import select_settings
+from medcnn.studies import SCALES, STUDIES, get_study
 
 STUDIES_MD = SHARED / "studies.md"
 SEEDS = SHARED / "seeds"
@@ -218,6 +219,23 @@ def test_select_settings_checks_overrides_then_the_scale():
         select_settings(by_scale, "huge", {})
     aliased = select_settings({**by_scale, "cpu": "full"}, "cpu", {"epochs": 4})  # cpu is the full run
     assert aliased == {"epochs": 4, "seeds": [0, 1, 2], "scale": "full"}
+
+
+def test_settings_function_and_tables_function_give_a_study_its_accessors():
+    from medcnn.report.published import tables_function
+    from medcnn.settings import settings_function
+
+    by_scale = {"smoke": {"epochs": 2, "seeds": [0]}, "cpu": "full", "full": {"epochs": 9, "seeds": [1]}}
+    settings = settings_function(by_scale)
+    assert settings() == {"epochs": 2, "seeds": [0], "scale": "smoke"}
+    assert settings("cpu", epochs=3, seeds=None) == {"epochs": 3, "seeds": [1], "scale": "full"}
+    table = pd.DataFrame({"acc": [0.8]}, index=["row"])
+    table.attrs["notes"] = ["as printed"]
+    paper_tables = tables_function({"Table 1": table})
+    first = paper_tables()["Table 1"]
+    first.loc["row", "acc"] = 0.1
+    first.attrs["notes"].append("changed")
+    assert paper_tables()["Table 1"].loc["row", "acc"] == 0.8 and table.attrs["notes"] == ["as printed"]
 
 
 def test_study_settings_do_not_import_keras(fresh_python):

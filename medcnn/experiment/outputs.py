@@ -5,6 +5,7 @@ Every study calls the same four: `compare` (a published table beside our summary
 """
 
 import copy
+import json
 import re
 from pathlib import Path
 
@@ -497,6 +498,33 @@ def update_readme(readme, marker, text):
         raise ValueError(f"{readme} has no '<!-- {marker} -->' ... '<!-- /{marker} -->' section.")
     readme.write_text(pattern.sub(lambda match: f"{match.group(1)}\n{text.strip()}\n{match.group(2)}", content))
     return readme
+
+
+PREDATES_V3 = (
+    "*This committed run predates the library's v3 protocol. Where the sentence on the protocol below differs from its "
+    "report, the report says what this run did; the sentence describes today's code, which the study's re-run uses.*"
+)
+
+
+def marked_section(section, payload):
+    """A README `section` made from a `results.json` `payload`, marked `PREDATES_V3` when the run predates v3."""
+    if "seed_varies" not in payload:  # written before `experiment.seeding` (library v3) recorded it
+        return f"{PREDATES_V3}\n\n{section}"
+    return section
+
+
+def update_readme_sections(readme, results, studies, section_of, scales=("full", "cpu", "smoke")):
+    """Regenerate each `<!-- <study>-<scale>-table -->` section of `readme` that has a committed
+    `<results>/<study>/<scale>/results.json`, as `section_of(study, scale, payload)`; returns the markers written."""
+    written = []
+    text = Path(readme).read_text()
+    for study in studies:
+        for scale in scales:
+            marker, path = f"{study}-{scale}-table", Path(results) / study / scale / "results.json"
+            if f"<!-- {marker} -->" in text and path.is_file():
+                update_readme(readme, marker, section_of(study, scale, json.loads(path.read_text())))
+                written.append(marker)
+    return written
 
 
 def data_label(path, data_dir=None):

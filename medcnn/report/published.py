@@ -10,6 +10,8 @@ Our results are compared in the paper's units: when `attrs["percent"]` is True, 
 (`as_percent`).
 """
 
+import copy
+
 import numpy as np
 import pandas as pd
 
@@ -78,3 +80,23 @@ def with_extra_row(paper, label):
     extended = pd.concat([paper, pd.DataFrame(np.nan, index=[label], columns=paper.columns)])
     extended.index.name, extended.attrs = paper.index.name, dict(paper.attrs)
     return extended
+
+
+def copy_tables(tables):
+    """Deep copies of published tables (with their attrs), so that callers cannot change the module's data."""
+    copies = {}
+    for name, frame in tables.items():
+        duplicate = frame.copy(deep=True)
+        duplicate.attrs = copy.deepcopy(frame.attrs)
+        copies[name] = duplicate
+    return copies
+
+
+def tables_function(tables):
+    """A study's `paper_tables()`: `copy_tables(tables)`, fresh copies each call."""
+
+    def paper_tables():
+        """{table id: DataFrame}, the published numbers exactly as printed; fresh copies each call."""
+        return copy_tables(tables)
+
+    return paper_tables

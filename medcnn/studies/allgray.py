@@ -10,8 +10,8 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
-from medcnn.report import paper_table
-from medcnn.studies import copy_tables, select_settings
+from medcnn.report.published import paper_table, tables_function
+from medcnn.settings import settings_function
 
 STUDY = "allgray"
 DATASET_ID = "all4"
@@ -177,20 +177,14 @@ SETTINGS = {
 }
 
 
-def settings(scale="smoke", **overrides):
-    """The settings of `scale` ("smoke", "full"; "cpu" is "full") with the non-None `overrides` applied."""
-    return select_settings(SETTINGS, scale, overrides)
-
-
+settings = settings_function(SETTINGS)
 def configurations(groups=GROUPS):
     """Every configuration of `groups`, in table order."""
     every = [*TABLE1, *CONV_LAYER_VARIANTS, HONEST, CURE, BEYOND, OURS, TRANSFER]
     return [c for c in every if c.group in groups]
 
 
-def paper_tables():
-    """{"Table 1": DataFrame}, a fresh copy each call."""
-    return copy_tables({"Table 1": PAPER_TABLE1})
+paper_tables = tables_function({"Table 1": PAPER_TABLE1})
 
 
 def load_data(data_dir=None, load_size=(224, 224), max_images=None, seed=0):

@@ -16,8 +16,8 @@ from functools import partial
 import numpy as np
 
 from medcnn.data import pbc
-from medcnn.report import paper_table
-from medcnn.studies import copy_tables, select_settings
+from medcnn.report.published import paper_table, tables_function
+from medcnn.settings import settings_function
 
 STUDY = "an2dl"
 DATASET_ID = pbc.DATASET_ID
@@ -172,14 +172,8 @@ SETTINGS["cpu"] = {
 }  # fmt: skip
 
 
-def settings(scale="smoke", **overrides):
-    """The study's settings for `scale` ("smoke", "cpu" or "full"), with the non-None `overrides` applied."""
-    return select_settings(SETTINGS, scale, overrides)
-
-
-def paper_tables():
-    """{"Table 2", "Table 3", "Fine-tuning F1"}: DataFrames, fresh copies each call."""
-    return copy_tables({"Table 2": TABLE_2, "Table 3": TABLE_3, "Fine-tuning F1": FINE_TUNING})
+settings = settings_function(SETTINGS)
+paper_tables = tables_function({"Table 2": TABLE_2, "Table 3": TABLE_3, "Fine-tuning F1": FINE_TUNING})
 
 
 def homework_counts():

@@ -16,8 +16,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from medcnn.report import paper_table
-from medcnn.studies import copy_tables, select_settings
+from medcnn.report.published import paper_table, tables_function
+from medcnn.settings import settings_function
 
 STUDY = "chromosome"
 DATASET_ID = "chromosomes"
@@ -132,14 +132,8 @@ SETTINGS["cpu"] = {
 # fmt: on
 
 
-def settings(scale="smoke", **overrides):
-    """The settings of `scale` ("smoke", "cpu" or "full") with the non-None `overrides` applied."""
-    return select_settings(SETTINGS, scale, overrides)
-
-
-def paper_tables():
-    """{"Ablation": DataFrame}: the intended rows and columns, every published value NaN."""
-    return copy_tables({"Ablation": ABLATION})
+settings = settings_function(SETTINGS)
+paper_tables = tables_function({"Ablation": ABLATION})
 
 
 def load_data(data_dir=None):

@@ -8,8 +8,8 @@ sides do; the notebook runs those folds and patient-grouped ones, and tests both
 
 import numpy as np
 
-from medcnn.report import paper_table
-from medcnn.studies import copy_tables, select_settings
+from medcnn.report.published import paper_table, tables_function
+from medcnn.settings import settings_function
 
 STUDY = "cnmc"
 DATASET_ID = "cnmc"
@@ -121,14 +121,8 @@ SETTINGS = {
 SETTINGS["cpu"] = {**SETTINGS["full"], "allow_random_weights": True, "augmented_copies": 4}
 
 
-def settings(scale="smoke", **overrides):
-    """The settings of `scale` ("smoke", "cpu" or "full") with the non-None `overrides` applied."""
-    return select_settings(SETTINGS, scale, overrides)
-
-
-def paper_tables():
-    """{"Table 5.1": DataFrame, "Table 5.2": DataFrame}, fresh copies each call."""
-    return copy_tables({"Table 5.1": TABLE_5_1, "Table 5.2": TABLE_5_2})
+settings = settings_function(SETTINGS)
+paper_tables = tables_function({"Table 5.1": TABLE_5_1, "Table 5.2": TABLE_5_2})
 
 
 def table_id(table, protocol):

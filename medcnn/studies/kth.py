@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 
 from medcnn.data import karyogram_pool
-from medcnn.report import paper_table
-from medcnn.studies import copy_tables, select_settings
+from medcnn.report.published import paper_table, tables_function
+from medcnn.settings import settings_function
 
 STUDY = "kth"
 DATASET_ID = karyogram_pool.DATASET_ID  # stand-in: the staged CIR-Net G-band crops (the alpha-dataset is private)
@@ -137,14 +137,8 @@ SETTINGS["cpu"] = {
 }  # fmt: skip
 
 
-def settings(scale="smoke", **overrides):
-    """The settings of `scale` ("smoke", "cpu" or "full") with the non-None `overrides` applied."""
-    return select_settings(SETTINGS, scale, overrides)
-
-
-def paper_tables():
-    """{"Table 5.1": DataFrame}, a fresh copy each call."""
-    return copy_tables({"Table 5.1": TABLE_5_1})
+settings = settings_function(SETTINGS)
+paper_tables = tables_function({"Table 5.1": TABLE_5_1})
 
 
 def table_id(protocol):
