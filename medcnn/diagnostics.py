@@ -89,6 +89,13 @@ def worst_dead_share(record, epoch=1):
     return max(shares.values()) if shares else float("nan")
 
 
+def dead_share_note(records, epoch=1):
+    """' (worst layer's dead ReLU share after epoch 1: 0.84)', the mean of `worst_dead_share` over the runs that
+    logged it; '' where none did."""
+    shares = [share for share in (worst_dead_share(record, epoch) for record in records) if np.isfinite(share)]
+    return f" (worst layer's dead ReLU share after epoch {epoch}: {np.mean(shares):.2f})" if shares else ""
+
+
 def failed_start_table(records, rows=None, key="test_accuracy", epoch=1):
     """One row per configuration: how many seeds never left the majority-class plateau, and what the others reached.
 

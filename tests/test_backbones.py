@@ -297,6 +297,9 @@ def test_mobilenet_v2_224_file_stands_in_at_other_sizes(offline):
     info = resolve_backbone_weights("mobilenet_v2", (96, 96, 3))
     assert info.source == "local" and info.path.endswith("_1.0_224_no_top.h5")
     assert not calls
+    from medcnn.models.backbones import weights_used
+
+    assert weights_used(["mobilenet_v2"], (96, 96, 3)) == {"mobilenet_v2": "imagenet"}
 
 
 @pytest.mark.skipif(not STAGED_MOBILENET.is_file(), reason="staged MobileNetV2 weights not found in ../shared/weights")

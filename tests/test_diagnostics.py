@@ -2,7 +2,9 @@ import keras
 import numpy as np
 import pytest
 
-from medcnn.diagnostics import DeadChannels, dead_after_epoch, dead_channel_shares, failed_start_table, relu_layers
+from medcnn.diagnostics import (
+    DeadChannels, dead_after_epoch, dead_channel_shares, dead_share_note, failed_start_table, relu_layers,
+)  # fmt: skip
 
 
 def tiny_cnn():
@@ -70,3 +72,10 @@ def test_failed_start_table_counts_collapsed_seeds_and_their_dead_channels():
     assert table.loc["a", "dead ReLU share after epoch 1, collapsed"] == "0.90"
     assert table.loc["b", "never left the plateau"] == "0 of 1"
     assert table.loc["b", "dead ReLU share after epoch 1, collapsed"] == ""
+
+
+def test_dead_share_note_averages_the_runs_that_logged_it():
+    learned = [[8, 2], [3, 7]]
+    records = [record("a", 0, learned, 0.1, 0.75), record("a", 1, learned, 0.5, 0.75), {"history": {}}]
+    assert dead_share_note(records) == " (worst layer's dead ReLU share after epoch 1: 0.30)"
+    assert dead_share_note([{"history": {}}]) == ""

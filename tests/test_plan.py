@@ -109,3 +109,15 @@ def test_every_planned_run_has_a_rate_or_is_listed_as_missing(study, scale, shar
         assert f"no measured rate: {model} ({kind})" in missing
     assert frame["seconds"].notna().any()
     assert "Total:" in estimate.plan_text(study, scale, planned)
+
+
+def test_group_seeds_and_snapshot_pairs():
+    from types import SimpleNamespace
+
+    from medcnn.experiment.plan import group_seeds, snapshot_pairs
+
+    assert group_seeds({"a": None, "b": [0]}, [0, 1, 2]) == {"a": [0, 1, 2], "b": [0]}
+    items = {("short", 0): SimpleNamespace(epochs=10), ("long", 0): SimpleNamespace(epochs=15),
+             ("short", 1): SimpleNamespace(epochs=15), ("long", 1): SimpleNamespace(epochs=15),
+             ("short", 2): SimpleNamespace(epochs=3)}  # fmt: skip
+    assert snapshot_pairs(items, {"short": "long"}, [0, 1, 2]) == [(("short", 0), ("long", 0))]

@@ -289,3 +289,39 @@ def test_record_reaches_paper_uses_the_rows_own_majority_reference():
     assert verdict.verdict == "reaches the paper"
     low = truth.record_reaches_paper(_rows([0.5, 0.52, 0.51]), "test_accuracy", 0.9, "B", "test accuracy")
     assert low.verdict == "not above the majority class"  # a 6/6 test side: always one class scores 0.5
+
+
+def test_row_reaches_paper_row_cell_and_failure_rates_say_when_every_run_collapsed():
+    import pandas as pd
+
+    stuck = [record("A", seed, [[6, 0], [4, 0]]) for seed in (0, 1)]
+    learned = [record("B", seed, [[5, 1], [1 + seed, 3 - seed]]) for seed in (0, 1)]
+    said = truth.row_reaches_paper(stuck, "test_accuracy", 0.82, "Row A", "test accuracy")
+    assert said == ("Row A: every one of its 2 runs collapsed to one class, so it has no test accuracy to set beside "
+                    "the paper's 0.82.")  # fmt: skip
+    assert said != truth.row_reaches_paper(learned, "test_accuracy", 0.82, "Row B", "test accuracy")
+    summary = pd.DataFrame({"test_accuracy_mean": [0.6, 0.75], "test_accuracy_std": [0.0, 0.05], "runs": [2, 2]},
+                           index=["A", "B"])  # fmt: skip
+    assert truth.row_cell(summary, stuck + learned, "A") == "collapsed (2 of 2 runs predict one class)"
+    assert truth.row_cell(summary, stuck + learned, "B") == "0.750 ± 0.050 over 2 seed(s)"
+    mixed = [stuck[0], {**learned[1], "configuration": "A"}, *learned]
+    assert truth.failure_rates(mixed, note="single runs hide it") == [
+        "'A' never left the majority-class plateau in 1 of 2 seeds (50%): single runs hide it."
+    ]
+
+
+def test_standard_errors_and_nearer_reading():
+    import pandas as pd
+
+    summary = pd.DataFrame({"a_mean": [0.5], "a_std": [0.1], "b_std": [0.2], "runs": [4]}, index=["row"])
+    runs = [{"configuration": "row", "a": a, "b": b} for a, b in ((0.4, 0.9), (0.6, 0.7))]
+    assert truth.standard_errors(summary, runs, "row", ("a", "b")) == pytest.approx([0.1, 0.1])
+    assert truth.standard_errors(summary, [], "row", ("a", "b")) == pytest.approx([0.05, 0.1])
+    names = ("true accuracy", "binary accuracy")
+    spread, verdict = truth.nearer_reading(0.80, (0.79, 0.90), (0.01, 0.01), names)
+    assert spread == ("+0.010 from the true accuracy (standard error 0.010), -0.100 from the binary accuracy "
+                      "(standard error 0.010)")
+    assert verdict.startswith("only the true accuracy is within two standard errors")
+    assert "cannot tell" in truth.nearer_reading(0.80, (0.79, 0.90), (0.01, 0.01), names, offset=0.5)[1]
+    assert "single run" in truth.nearer_reading(0.80, (0.79, 0.90), (np.nan, np.nan), names)[1]
+    assert "both are beyond" in truth.nearer_reading(0.5, (0.79, 0.90), (0.01, 0.01), names)[1]

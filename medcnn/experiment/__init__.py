@@ -34,7 +34,7 @@ from medcnn.experiment.outputs import (
     update_readme,
     write_outputs,
 )
-from medcnn.experiment.plan import find_run, run_all, run_counts, seed_order
+from medcnn.experiment.plan import find_run, group_seeds, run_all, run_counts, seed_order
 from medcnn.experiment.runs import Run, evaluate_sides, slugify, train_and_evaluate
 from medcnn.experiment.seeding import SEED_PARTS, backbone_parts, for_models, seed_policy
 from medcnn.experiment.session import Session, repository_root
@@ -93,6 +93,7 @@ __all__ = [
     "export_model",
     "export_run",
     "find_run",
+    "group_seeds",
     "fingerprint",
     "backbone_parts",
     "for_models",

@@ -19,6 +19,19 @@ def seed_order(configurations, seeds_of):
     ]
 
 
+def group_seeds(groups, seeds):
+    """{group: seeds} from a scale's `groups` ({group: its own seeds, or None for the scale's `seeds`})."""
+    return {group: seeds if chosen is None else chosen for group, chosen in groups.items()}
+
+
+def snapshot_pairs(items, snapshots, seeds):
+    """[((short label, seed), (long label, seed))] of `items` ({(label, seed): a run or planned run}) where a row of
+    `snapshots` ({short label: long label}) and its longer run are both there and the short one has fewer epochs:
+    the short one is recorded from the long one's first epochs instead of trained (`Run.snapshots`)."""
+    pairs = [((short, seed), (long, seed)) for short, long in snapshots.items() for seed in seeds]
+    return [(a, b) for a, b in pairs if a in items and b in items and items[a].epochs < items[b].epochs]
+
+
 def run_all(runs, x, labels, class_names, cache, verbose=2, log=print):
     """Train (or reuse) every run in order; returns all records, snapshots after their run.
 

@@ -483,3 +483,78 @@ def record_reaches_paper(records, key, paper_value, label, metric_label):
     kind = metric_kind(key)
     majority = reference_value({kind[0]: references(records, kind[0])}, key) if kind else np.nan
     return reaches_paper([record[key] for record in records], paper_value, majority, label, metric_label)
+
+
+def row_reaches_paper(records, key, paper_value, label, metric_label):
+    """`record_reaches_paper`'s sentence, or where every run of the row collapsed (`all_collapsed`) a sentence that
+    says so: such a row has no value to set beside the paper's."""
+    if all_collapsed(records):
+        return (f"{label}: every one of its {len(records)} runs collapsed to one class, so it has no {metric_label} to "
+                f"set beside the paper's {paper_value:.2f}.")  # fmt: skip
+    return record_reaches_paper(records, key, paper_value, label, metric_label).sentence
+
+
+def row_cell(summary, records, row, key="test_accuracy", by="configuration"):
+    """A row's `key` as "mean ± std over n seed(s)" from a `summarise` output, or "collapsed (...)" when every run
+    of the row collapsed."""
+    from medcnn.experiment.summary import mean_std
+
+    chosen = rows_of(records, row, by)
+    if all_collapsed(chosen):
+        return f"collapsed ({len(chosen)} of {len(chosen)} runs predict one class)"
+    found = summary.loc[row]
+    return f"{mean_std(found[f'{key}_mean'], found[f'{key}_std'])} over {int(found['runs'])} seed(s)"
+
+
+def failure_rates(records, by="configuration", note="the paper's single run cannot show this rate"):
+    """One sentence per row of `records` (in first-seen order) with two runs or more, where some never left the
+    majority-class plateau (`is_collapsed`): how often, followed by `note`."""
+    sentences = []
+    for row in dict.fromkeys(record[by] for record in records):
+        chosen = rows_of(records, row, by)
+        failed = sum(is_collapsed(record) for record in chosen)
+        if len(chosen) > 1 and failed:
+            sentences.append(f"'{row}' never left the majority-class plateau in {failed} of {len(chosen)} seeds "
+                             f"({failed / len(chosen):.0%}): {note}.")  # fmt: skip
+    return sentences
+
+
+def standard_errors(summary, records, row, keys, by="configuration"):
+    """The standard error of the mean of each of `keys` over a row's runs: from the records where the row has two
+    or more that all hold every key, else from the `summarise` output's std (NaN for a single run)."""
+    from scipy import stats
+
+    chosen, found = rows_of(records or [], row, by), summary.loc[row]
+    if len(chosen) > 1 and all(key in record for record in chosen for key in keys):
+        return [float(stats.sem([record[key] for record in chosen])) for key in keys]
+    runs = int(found["runs"])
+    return [found[f"{key}_std"] / np.sqrt(runs) if runs > 1 else np.nan for key in keys]
+
+
+def nearer_reading(paper_value, values, errors, names, offset=np.nan, offset_what="our runs"):
+    """Which of two readings of one printed metric a published value points to (e.g. categorical vs element-wise
+    binary accuracy), from our runs' means `values` and their standard `errors`, `names` the readings.
+
+    It points to one only when it lies within two standard errors of that one and beyond two of the other, and is
+    nearer to it by more than `offset`, how far `offset_what` sit from the paper where the metric is not in doubt
+    (NaN: not known). Returns (the distances as a clause, e.g. "+0.010 from the true accuracy (standard error
+    0.004), ...", the verdict clause)."""
+    distances = [paper_value - value for value in values]
+    near = [np.isfinite(e) and abs(d) <= 2 * e for d, e in zip(distances, errors)]
+    nearer_by = abs(abs(distances[0]) - abs(distances[1]))
+    unknown = "so these numbers cannot tell which metric the paper printed"
+    if np.isfinite(offset) and nearer_by <= offset:
+        verdict = (f"it is nearer to one of them by {nearer_by:.3f}, less than the {offset:.3f} {offset_what} sit "
+                   f"from the paper, {unknown}")  # fmt: skip
+    elif not all(np.isfinite(errors)):
+        verdict = f"with a single run seed noise cannot be judged, {unknown}"
+    elif near[0] != near[1]:
+        verdict = (f"only the {names[near.index(True)]} is within two standard errors of it, so the paper most likely "
+                   "printed that")  # fmt: skip
+    else:
+        verdict = f"both are {'within' if near[0] else 'beyond'} two standard errors of it, {unknown}"
+    spread = ", ".join(
+        f"{d:+.3f} from the {name} (standard error {e:.3f})" if np.isfinite(e) else f"{d:+.3f} from the {name}"
+        for name, d, e in zip(names, distances, errors)
+    )
+    return spread, verdict

@@ -262,6 +262,12 @@ def resolve_backbone_weights(name, input_shape, allow_random=False):
     return resolve_weights_file(spec.name, file_name, url, spec.weights_hash, stand_ins, allow_random)
 
 
+def weights_used(names, input_shape, allow_random=False):
+    """{backbone: "imagenet" or "random"}: what each of `names` loads at `input_shape` here
+    (`resolve_backbone_weights`; random only where `allow_random`)."""
+    return {name: resolve_backbone_weights(name, input_shape, allow_random).used for name in names}
+
+
 def _load_weights_file(spec, model, info):
     """Load `info.path` into `model`; a Keras ImageNet file ends up as what `weights="imagenet"` builds."""
     try:

@@ -271,12 +271,11 @@ def seeding(run_settings, weights=None):
     `weights`: {backbone: "imagenet" or "random"} of the transfer rows (None: resolved for the rows the scale runs).
     """
     from medcnn.experiment import backbone_parts, seed_policy
-    from medcnn.models.backbones import resolve_backbone_weights
+    from medcnn.models.backbones import weights_used
 
     if weights is None:
-        shape, allow = (*run_settings["image_size"], 3), run_settings["allow_random_weights"]
-        backbones = {c.backbone for c in configurations(tuple(run_settings["groups"])) if c.backbone}
-        weights = {name: resolve_backbone_weights(name, shape, allow).used for name in sorted(backbones)}
+        backbones = sorted({c.backbone for c in configurations(tuple(run_settings["groups"])) if c.backbone})
+        weights = weights_used(backbones, (*run_settings["image_size"], 3), run_settings["allow_random_weights"])
     drawn, pretrained = backbone_parts(weights)
     varies = ["split", "initialisation", "data order", "augmentation draws", "dropout masks (CNNs from scratch)"]
     held = {"composition": "the images loaded (`load_data`, seed 0 where `max_images` draws a subset): one data set"}
@@ -312,24 +311,20 @@ def make_runs(x, labels, fingerprints, run_settings, data_fingerprint):
     row the weights its backbone resolves to here ("imagenet" or "random"): its fingerprint hashes all of them, so a
     record is reused only under the same settings, data and backbone weights.
     """
-    from medcnn.experiment import Run, seed_order
-    from medcnn.models.backbones import resolve_backbone_weights
+    from medcnn.experiment import Run, group_seeds, seed_order
+    from medcnn.experiment.plan import snapshot_pairs
+    from medcnn.models.backbones import weights_used
 
-    resolved = {}
+    seeds_of = group_seeds(run_settings["groups"], run_settings["seeds"])
+    backbones = dict.fromkeys(c.backbone for c in configurations(tuple(seeds_of)) if c.backbone)
+    # as `build_model` resolves them (and `row_notes` reports them)
+    resolved = weights_used(backbones, (*run_settings["image_size"], 3), run_settings["allow_random_weights"])
 
     def data_of(config):
         if not config.backbone:
             return data_fingerprint
-        if config.backbone not in resolved:  # as `build_model` resolves it (and `row_notes` reports it)
-            shape = (*run_settings["image_size"], 3)
-            info = resolve_backbone_weights(config.backbone, shape, run_settings["allow_random_weights"])
-            resolved[config.backbone] = info.used
         return {"files": data_fingerprint, "backbone_weights": resolved[config.backbone]}
 
-    seeds_of = {
-        group: (chosen if chosen is not None else run_settings["seeds"])
-        for group, chosen in run_settings["groups"].items()
-    }
     runs, splits = {}, {}
     for config, seed in seed_order(configurations(tuple(seeds_of)), seeds_of):
         split, info = make_split(labels, fingerprints, seed, run_settings["ratios"], config.deduplicate)
@@ -356,11 +351,8 @@ def make_runs(x, labels, fingerprints, run_settings, data_fingerprint):
             extra_metrics=keras2_accuracy,
             predict_batch_size=run_settings["predict_batch_size"],
         )
-    for short, long in SNAPSHOTS.items():
-        for seed in run_settings["seeds"]:
-            pair = runs.get((short, seed)), runs.get((long, seed))
-            if None not in pair and pair[0].epochs < pair[1].epochs:
-                runs[(long, seed)] = replace(runs[(long, seed)], snapshots=(runs.pop((short, seed)),))
+    for short, long in snapshot_pairs(runs, SNAPSHOTS, run_settings["seeds"]):
+        runs[long] = replace(runs[long], snapshots=(runs.pop(short),))
     return list(runs.values()), splits
 
 
@@ -368,139 +360,79 @@ def row_notes(run_settings):
     """{TRANSFER.label: "random weights"} when the MobileNetV2 reference row loads random weights here (the file it
     resolves to, as `build_model` does); {} when it loads ImageNet weights or does not run at this scale."""
     from medcnn.experiment.truth import weights_notes
-    from medcnn.models.backbones import resolve_backbone_weights
+    from medcnn.models.backbones import weights_used
 
     if TRANSFER.group not in run_settings["groups"]:
         return {}
-    shape = (*run_settings["image_size"], 3)
-    used = resolve_backbone_weights(TRANSFER.backbone, shape, run_settings["allow_random_weights"]).used
-    return weights_notes({TRANSFER.label: used})
+    used = weights_used([TRANSFER.backbone], (*run_settings["image_size"], 3), run_settings["allow_random_weights"])
+    return weights_notes({TRANSFER.label: used[TRANSFER.backbone]})
 
 
 def _row_records(records, label):
     return [record for record in records if record.get("configuration") == label]
 
 
-def _majority(records, key="test_accuracy"):
-    """What always predicting the largest class scores on the test sides of `records` (NaN without confusions)."""
-    from medcnn.experiment import truth
-
-    found = truth.references(records)
-    return np.nan if found is None else float(found.loc["majority class", truth.metric_kind(key)[1]])
-
-
 def findings(summary, records):
     """The sentences only this study prints, each computed from the summary and the run records. Every comparison
     goes through `medcnn.experiment.truth` (two standard errors of seed noise, paired by seed; the 10-epoch row is a
     snapshot of the 15-epoch run: paired)."""
-    from medcnn.experiment import mean_std, stuck_statement
-    from medcnn.experiment import truth
+    from medcnn.diagnostics import dead_share_note
+    from medcnn.experiment import stuck_statement, truth
 
     def row(label):
-        r = summary.loc[label]
-        chosen = _row_records(records, label)
-        if truth.all_collapsed(chosen):
-            return f"collapsed ({len(chosen)} of {len(chosen)} runs predict one class)"
-        return f"{mean_std(r['test_accuracy_mean'], r['test_accuracy_std'])} over {int(r['runs'])} seed(s)"
+        return truth.row_cell(summary, records, label)
 
     def reaches(label, name):
-        chosen = _row_records(records, label)
-        if truth.all_collapsed(chosen):
-            return (
-                f"{name}: every one of its {len(chosen)} runs collapsed to one class, so it has no test accuracy to "
-                f"set beside the paper's {paper[first]:.2f}."
-            )
-        values, _ = truth.row_values(chosen, "test_accuracy")
-        return truth.reaches_paper(values, paper[first], _majority(chosen), name, "test accuracy").sentence
+        return truth.row_reaches_paper(_row_records(records, label), "test_accuracy", paper[first], name,
+                                       "test accuracy")  # fmt: skip
+
+    def compare(a, b, a_label, b_label):
+        return truth.compare_records(_row_records(records, a), _row_records(records, b), "test_accuracy", a_label,
+                                     b_label, "test accuracy")  # fmt: skip
 
     paper = PAPER_TABLE1["test acc"]
     first = TABLE1[0].label
     sentences = [reaches(first, f"The paper's best configuration ('{first}') on this data")]
     for other in TABLE1[2:]:
         if other.label in summary.index:
-            verdict = truth.compare_records(
-                _row_records(records, first), _row_records(records, other.label), "test_accuracy", f"'{first}'",
-                f"'{other.label}'", "test accuracy",
-            )  # fmt: skip
+            verdict = compare(first, other.label, f"'{first}'", f"'{other.label}'")
             sentences.append(
                 f"The paper's test accuracy gap is {paper[first] - paper[other.label]:+.2f}; ours: {verdict}"
             )
     short, long = TABLE1[3].label, TABLE1[2].label
     if short in summary.index and long in summary.index:
-        verdict = truth.compare_records(
-            _row_records(records, short), _row_records(records, long), "test_accuracy", "the 10-epoch snapshot",
-            "the same run after 15 epochs (batch 32)", "test accuracy",
-        )  # fmt: skip
+        verdict = compare(short, long, "the 10-epoch snapshot", "the same run after 15 epochs (batch 32)")
         sentences.append(
             f"The paper prints {paper[short]:.2f} after 10 epochs and {paper[long]:.2f} after 15; ours: {verdict}"
         )
     if TABLE1[1].label in summary.index:
         sentences.append(binary_accuracy_statement(summary, records=records))
     if HONEST.label in summary.index:
-        verdict = truth.compare_records(
-            _row_records(records, HONEST.label), _row_records(records, first), "test_accuracy",
-            "Removing exact duplicates before the split", f"'{first}' as published", "test accuracy",
-        )  # fmt: skip
+        verdict = compare(HONEST.label, first, "Removing exact duplicates before the split", f"'{first}' as published")
         sentences.append(f"{verdict} ({row(first)} as published, {row(HONEST.label)} without duplicates.)")
     conv = [c for c in [CONV_LAYER_VARIANTS[0], TABLE1[0], CONV_LAYER_VARIANTS[1]] if c.label in summary.index]
     if len(conv) > 1:
-        parts = ", ".join(f"{c.conv_layers} conv layers {row(c.label)}{_dead_note(records, c.label)}" for c in conv)
+        parts = ", ".join(f"{c.conv_layers} conv layers {row(c.label)}{dead_share_note(_row_records(records, c.label))}"
+                          for c in conv)  # fmt: skip
         sentences.append(
             f"Test accuracy by number of conv layers (15 epochs, batch 64, categorical CE): {parts}. A row whose runs "
             "never left the plateau measures failed starts (dead ReLUs), not what depth adds."
         )
-    sentences.extend(failure_rates(records))
+    sentences.extend(truth.failure_rates([r for r in records if r.get("group") in GROUPS]))
     stuck = stuck_statement(records)
     if not stuck.startswith("0 of"):
         stuck += " Adam at 1e-3 on this CNN sometimes fails to start, which single runs cannot show."
     sentences.append(stuck)
     if CURE.label in summary.index:
-        verdict = truth.compare_records(
-            _row_records(records, CURE.label), _row_records(records, first), "test_accuracy",
-            "The paper's CNN on centred inputs", f"'{first}' as published", "test accuracy",
-        )  # fmt: skip
+        verdict = compare(CURE.label, first, "The paper's CNN on centred inputs", f"'{first}' as published")
         sentences.append(f"{verdict} (same CNN, optimiser, epochs and seeds; only the inputs are centred.)")
     for config in (BEYOND, OURS, TRANSFER):
         if config.label in summary.index:
             sentences.append(reaches(config.label, f"'{config.label}'"))
     if OURS.label in summary.index and TRANSFER.label in summary.index:
-        sentences.append(
-            truth.compare_records(
-                _row_records(records, OURS.label),
-                _row_records(records, TRANSFER.label),
-                "test_accuracy",
-                "Our CNN (batch norm, flips, cosine decay)",
-                "MobileNetV2 (frozen ImageNet features)",
-                "test accuracy",
-            ).sentence  # fmt: skip
-        )
-    return sentences
-
-
-def _dead_note(records, label):
-    """' (dead ReLU share after epoch 1: 0.84)' from the row's runs that logged it; '' otherwise."""
-    from medcnn.diagnostics import worst_dead_share
-
-    shares = [worst_dead_share(r) for r in _row_records(records, label)]
-    shares = [share for share in shares if np.isfinite(share)]
-    return f" (worst layer's dead ReLU share after epoch 1: {np.mean(shares):.2f})" if shares else ""
-
-
-def failure_rates(records):
-    """One sentence per row with more than one seed: how often its recipe never left the majority-class plateau."""
-    from medcnn.experiment import truth
-
-    sentences = []
-    for label in dict.fromkeys(r["configuration"] for r in records if r.get("group") in GROUPS):
-        chosen = _row_records(records, label)
-        if len(chosen) < 2:
-            continue
-        failed = sum(truth.is_collapsed(r) for r in chosen)
-        if failed:
-            sentences.append(
-                f"'{label}' never left the majority-class plateau in {failed} of {len(chosen)} seeds "
-                f"({failed / len(chosen):.0%}): the paper's single run cannot show this rate."
-            )
+        ours = compare(OURS.label, TRANSFER.label, "Our CNN (batch norm, flips, cosine decay)",
+                       "MobileNetV2 (frozen ImageNet features)")  # fmt: skip
+        sentences.append(ours.sentence)
     return sentences
 
 
@@ -511,62 +443,21 @@ def binary_accuracy_statement(summary, label=TABLE1[1].label, records=None):
     would have printed; it points to one of them only when it lies within two standard errors (of our runs) of that
     one and beyond two of the other. Without `records` (or with one run) the standard errors are those of `summary`.
     """
-    from scipy import stats
+    from medcnn.experiment import truth
 
-    r = summary.loc[label]
-    true_acc, keras2_acc, paper = (
-        r["test_accuracy_mean"],
-        r["test_keras2_accuracy_mean"],
-        PAPER_TABLE1.loc[label, "test acc"],
-    )
-    runs = int(r["runs"])
-    keys = ("test_accuracy", "test_keras2_accuracy")
-    chosen = _row_records(records or [], label)
-    if len(chosen) > 1 and all(key in record for record in chosen for key in keys):
-        errors = [
-            float(stats.sem([record[key] for record in chosen])) for key in ("test_accuracy", "test_keras2_accuracy")
-        ]
-    else:
-        errors = [
-            r[f"{key}_std"] / np.sqrt(runs) if runs > 1 else np.nan for key in ("test_accuracy", "test_keras2_accuracy")
-        ]
+    true_acc, keras2_acc = summary.loc[label, ["test_accuracy_mean", "test_keras2_accuracy_mean"]]
+    paper = PAPER_TABLE1.loc[label, "test acc"]
+    errors = truth.standard_errors(summary, records, label, ("test_accuracy", "test_keras2_accuracy"))
     floor = (len(CLASS_NAMES) - 1) / len(CLASS_NAMES)  # all outputs below 0.5: every zero of the one-hot is "right"
-    names = ("true 4-class accuracy", "element-wise binary accuracy")
-    distances = [paper - true_acc, paper - keras2_acc]
-    near = [np.isfinite(e) and abs(d) <= 2 * e for d, e in zip(distances, errors)]
     # How far our runs sit from the paper where the metric is not in doubt (its best, categorical CE row): the
     # paper's number points to one metric only if it is nearer to it by more than that.
     unambiguous = TABLE1[0].label
-    offset = (
-        abs(PAPER_TABLE1.loc[unambiguous, "test acc"] - summary.loc[unambiguous, "test_accuracy_mean"])
-        if unambiguous in summary.index
-        else np.nan
-    )
-    nearer_by = abs(abs(distances[0]) - abs(distances[1]))
-    if np.isfinite(offset) and nearer_by <= offset:
-        verdict = (
-            f"it is nearer to one of them by {nearer_by:.3f}, less than the {offset:.3f} our runs of the categorical "
-            f"CE row ('{unambiguous}', whose metric is not in doubt) sit from the paper, so these numbers cannot "
-            "tell which metric the paper printed"
-        )
-    elif not all(np.isfinite(errors)):
-        verdict = (
-            "with a single run seed noise cannot be judged, so these numbers cannot tell which metric the paper printed"
-        )
-    elif near[0] != near[1]:
-        verdict = (
-            f"only the {names[near.index(True)]} is within two standard errors of it, so the paper most likely "
-            "printed that"
-        )
-    else:
-        where = "within" if near[0] else "beyond"
-        verdict = (
-            f"both are {where} two standard errors of it, so these numbers cannot tell which metric the paper printed"
-        )
-    spread = ", ".join(
-        f"{d:+.3f} from the {name} (standard error {e:.3f})" if np.isfinite(e) else f"{d:+.3f} from the {name}"
-        for name, d, e in zip(names, distances, errors)
-    )
+    offset = (abs(PAPER_TABLE1.loc[unambiguous, "test acc"] - summary.loc[unambiguous, "test_accuracy_mean"])
+              if unambiguous in summary.index else np.nan)  # fmt: skip
+    spread, verdict = truth.nearer_reading(
+        paper, (true_acc, keras2_acc), errors, ("true 4-class accuracy", "element-wise binary accuracy"), offset,
+        f"our runs of the categorical CE row ('{unambiguous}', whose metric is not in doubt)",
+    )  # fmt: skip
     return (
         f"With binary cross-entropy and metrics=['accuracy'], tf.keras 2.x (the TensorFlow of 2024) silently reported "
         f"element-wise binary accuracy over the {len(CLASS_NAMES)} one-hot outputs, which is {floor:.2f} for a model "
@@ -616,18 +507,16 @@ def plan_runs(run_settings, data_dir=None):
     its duplicates are removed (a few images more than it trains on).
     """
     from medcnn.data.splits import train_val_test_split
-    from medcnn.experiment import seed_order
+    from medcnn.experiment import group_seeds, seed_order
     from medcnn.experiment.estimate import PlannedRun, count_files
+    from medcnn.experiment.plan import snapshot_pairs
 
     counts = list(count_files(DATASET_ID, data_dir, "Original", CLASS_NAMES).values())
     if run_settings["max_images"]:
         share = min(1.0, run_settings["max_images"] / sum(counts))
         counts = [max(1, round(count * share)) for count in counts]
     labels = np.repeat(np.arange(len(counts)), counts)
-    seeds_of = {
-        group: (chosen if chosen is not None else run_settings["seeds"])
-        for group, chosen in run_settings["groups"].items()
-    }
+    seeds_of = group_seeds(run_settings["groups"], run_settings["seeds"])
     planned = {}
     for config, seed in seed_order(configurations(tuple(seeds_of)), seeds_of):
         train = train_val_test_split(labels, run_settings["ratios"], seed)[0]
@@ -636,9 +525,6 @@ def plan_runs(run_settings, data_dir=None):
         planned[(config.label, seed)] = PlannedRun(
             config.label, seed, kind, model, epochs, len(train), tuple(run_settings["image_size"])
         )
-    for short, long in SNAPSHOTS.items():
-        for seed in run_settings["seeds"]:
-            pair = planned.get((short, seed)), planned.get((long, seed))
-            if None not in pair and pair[0].epochs < pair[1].epochs:
-                del planned[(short, seed)]
+    for short, _ in snapshot_pairs(planned, SNAPSHOTS, run_settings["seeds"]):
+        del planned[short]
     return list(planned.values())

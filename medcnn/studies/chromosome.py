@@ -282,11 +282,11 @@ def build_model(config, input_shape, run_settings):
 
 def transfer_weights(run_settings, input_channels=1):
     """{backbone: "imagenet" or "random"}: what the transfer rows will load here (random only when allowed)."""
-    from medcnn.models.backbones import resolve_backbone_weights
+    from medcnn.models.backbones import weights_used
 
     size = (*run_settings["transfer_size"], 3 if input_channels == 1 else input_channels)
     names = (run_settings["transfer_backbone"], *run_settings["other_backbones"])
-    return {name: resolve_backbone_weights(name, size, run_settings["allow_random_weights"]).used for name in names}
+    return weights_used(names, size, run_settings["allow_random_weights"])
 
 
 def _early_stopping_start(config, n_train, run_settings):
