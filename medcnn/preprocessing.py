@@ -165,3 +165,17 @@ def preprocess_images(images, layer, batch_size=256):
         for start in range(0, len(images), batch_size)
     ]
     return np.concatenate(parts).astype("float32")
+
+
+def preprocess_any_sizes(images, layer):
+    """`preprocess_images` of images of different sizes (a list), one batch per size: float32 (N, ...) in the
+    images' order, e.g. chromosome crops each at its own size brought to one input size."""
+    shapes = {}
+    for index, image in enumerate(images):
+        shapes.setdefault(np.shape(image), []).append(index)
+    x = None
+    for members in shapes.values():
+        done = preprocess_images(np.stack([images[i] for i in members]).astype("float32"), layer)
+        x = np.empty((len(images), *done.shape[1:]), dtype="float32") if x is None else x
+        x[members] = done
+    return x

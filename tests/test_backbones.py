@@ -341,3 +341,13 @@ def test_efficientnet_file_load_equals_keras_imagenet_path(monkeypatch, tmp_path
     np.testing.assert_allclose(
         keras.ops.convert_to_numpy(ours(images)), keras.ops.convert_to_numpy(reference(images)), rtol=1e-4, atol=1e-4
     )
+
+
+def test_resized_input_resizes_to_the_inner_models_size_and_keeps_its_transfer_info():
+    from medcnn.models.transfer import resized_input
+
+    inner = transfer_model("mobilenet_v2", kth_head(units=8), (32, 32, 3), weights=None)
+    outer = resized_input(inner, (16, 8, 3))
+    assert outer.input_shape == (None, 16, 8, 3) and outer.output_shape == inner.output_shape
+    assert outer.get_layer("to_backbone_size").output.shape[1:3] == (32, 32)
+    assert outer.transfer_info == inner.transfer_info and outer.name == f"{inner.name}_from_16"

@@ -115,3 +115,15 @@ def test_padding_options_round_trip_in_a_saved_model(tmp_path):
 def test_fill_value_out_of_range():
     with pytest.raises(ValueError, match=r"`fill_value` must be a number in \[0, 255\].*Received: fill_value=300"):
         ImagePreprocessing((5, 5), fill_value=300)
+
+
+def test_preprocess_any_sizes_batches_each_size_and_keeps_the_order():
+    from medcnn.preprocessing import preprocess_any_sizes, preprocess_images
+
+    rng = np.random.default_rng(1)
+    images = [rng.integers(0, 256, shape).astype("uint8") for shape in ((12, 10, 3), (8, 6, 3), (12, 10, 3))]
+    layer = ImagePreprocessing((6, 5), "grayscale", scale=1.0 / 255.0)
+    x = preprocess_any_sizes(images, layer)
+    assert x.shape == (3, 6, 5, 1) and x.dtype == np.float32
+    for image, row in zip(images, x):
+        np.testing.assert_allclose(row, preprocess_images(image[None].astype("float32"), layer)[0], atol=1e-6)

@@ -76,3 +76,22 @@ def test_search_against_default_scores_the_default_setting_on_the_same_split(tmp
     again = search.search_against_default(hypermodel, train, val, paper_model, 8, tmp_path, "val_auc", trials=1,
                                           epochs=2, verbose=0, overwrite=False)  # resumed: the trial is not rerun
     assert again[1] == best and again[2] == pytest.approx(score)
+
+
+def test_search_split_trains_on_the_train_rows_and_scores_the_val_rows(tmp_path):
+    import keras
+
+    from medcnn import tune
+
+    rng = np.random.default_rng(0)
+    x = rng.random((40, 3)).astype("float32")
+    labels = (x[:, 0] > 0.5).astype(int)
+
+    def build(dropout):
+        inputs = keras.Input((3,))
+        return keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(keras.layers.Dropout(dropout)(inputs)))
+
+    hypermodel = tune.ClassifierHyperModel(build, batch_sizes=(8,), dropout=(0.0, 0.0), head_units=())
+    split = {"train": np.arange(30), "val": np.arange(30, 40), "test": np.arange(0)}
+    table, best = search.search_split(hypermodel, x, labels, split, tmp_path, "val_accuracy", 1, 1, verbose=0)
+    assert len(table) == 1 and set(best) >= {"learning_rate", "batch_size"}

@@ -15,6 +15,20 @@ import numpy as np
 import pandas as pd
 
 
+def search_split(hypermodel, x, labels, split, directory, objective, trials, epochs, seed=0, overwrite=True, verbose=2):
+    """KerasTuner's Bayesian search (`tune.make_tuner`, `tune.search`) of `hypermodel` on the `split["train"]` rows
+    of (x, labels), scored on its `split["val"]` rows (never a test side), from `keras.utils.set_random_seed(seed)`:
+    (trials table, best hyper-parameters)."""
+    import keras
+
+    from medcnn import tune
+
+    keras.utils.set_random_seed(seed)
+    tuner = tune.make_tuner(hypermodel, directory, objective, trials, seed=seed, overwrite=overwrite)
+    train, val = split["train"], split["val"]
+    return tune.search(tuner, (x[train], labels[train]), (x[val], labels[val]), epochs=epochs, verbose=verbose)
+
+
 def search_against_default(hypermodel, train, val, default_model, default_batch_size, directory, objective="val_auc",
                            trials=10, epochs=10, seed=0, overwrite=True, verbose=2):  # fmt: skip
     """Run (or resume) KerasTuner's Bayesian search, then train the default setting on the same split.

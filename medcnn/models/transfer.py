@@ -60,6 +60,17 @@ def transfer_model(
     return model
 
 
+def resized_input(model, input_shape, name=None):
+    """`model` behind a bilinear `Resizing` (named "to_backbone_size") from `input_shape` to its own input size, e.g.
+    a backbone that needs more pixels than the images have; `transfer_info` is carried over where `model` has it."""
+    inputs = keras.Input(tuple(input_shape), name="image")
+    resized = keras.layers.Resizing(*model.input_shape[1:3], interpolation="bilinear", name="to_backbone_size")(inputs)
+    outer = keras.Model(inputs, model(resized), name=name or f"{model.name}_from_{input_shape[0]}")
+    if hasattr(model, "transfer_info"):
+        outer.transfer_info = model.transfer_info
+    return outer
+
+
 def set_trainable_blocks(model, n, train_batch_norm=False):
     """Train the last `n` named blocks of the model's "backbone" (0: frozen, "all": every block); recompile after.
 

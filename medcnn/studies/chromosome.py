@@ -154,16 +154,10 @@ def preprocessing_options(resize="pad"):
 def preprocess(images, image_size, resize="pad"):
     """Crops of any size as the saved model sees them (its `ImagePreprocessing`, per group of equal sizes): float32
     (N, H, W, 1) in [0, 1], background 0."""
-    from medcnn.preprocessing import ImagePreprocessing, preprocess_images
+    from medcnn.preprocessing import ImagePreprocessing, preprocess_any_sizes
 
     layer = ImagePreprocessing(tuple(image_size), "grayscale", 1.0 / 255.0, **preprocessing_options(resize))
-    shapes = {}
-    for index, image in enumerate(images):
-        shapes.setdefault(np.shape(image), []).append(index)
-    x = np.empty((len(images), *image_size, 1), dtype="float32")
-    for members in shapes.values():
-        x[members] = preprocess_images(np.stack([images[i] for i in members]).astype("float32"), layer)
-    return x
+    return preprocess_any_sizes(images, layer)
 
 
 def model_inputs(images, run_settings):
@@ -254,22 +248,16 @@ def flips_and_rotations(seed, rotation=0.03):
 
 def build_model(config, input_shape, run_settings):
     """The configuration's model, compiled for one-hot labels (categorical cross-entropy) and accuracy."""
-    import keras
-
     from medcnn.train import compile_model
 
     if config.backbone:
         from medcnn.models.heads import DenseLayer, HeadSpec
-        from medcnn.models.transfer import transfer_model
+        from medcnn.models.transfer import resized_input, transfer_model
 
         head = HeadSpec(len(CLASS_NAMES), dropout=0.2, dense=(DenseLayer(run_settings["transfer_head_units"]),), seed=0)
-        size = tuple(run_settings["transfer_size"])
-        inner = transfer_model(config.backbone, head, (*size, input_shape[-1]),
+        inner = transfer_model(config.backbone, head, (*run_settings["transfer_size"], input_shape[-1]),
                                allow_random=run_settings["allow_random_weights"], input_max=1.0)  # fmt: skip
-        inputs = keras.Input(input_shape, name="image")
-        upsampled = keras.layers.Resizing(*size, interpolation="bilinear", name="to_backbone_size")(inputs)
-        model = keras.Model(inputs, inner(upsampled), name=f"{config.backbone}_from_{input_shape[0]}")
-        model.transfer_info = inner.transfer_info
+        model = resized_input(inner, input_shape, name=f"{config.backbone}_from_{input_shape[0]}")
     else:
         from medcnn.models.blocks import baseline_cnn
 
@@ -341,9 +329,8 @@ def seeding(run_settings, weights=None):
 def tune_baseline(x, labels, split, run_settings, directory, overwrite=True, seed=0):
     """KerasTuner's Bayesian search of the baseline's learning rate, batch size, dropout and optimiser on `split`'s
     train and val sides (never test): (trials table, best values)."""
-    import keras
-
     from medcnn import tune
+    from medcnn.experiment.search import search_split
     from medcnn.models.blocks import baseline_cnn
 
     space = run_settings["tuner"]
@@ -354,12 +341,8 @@ def tune_baseline(x, labels, split, run_settings, directory, overwrite=True, see
 
     hypermodel = tune.ClassifierHyperModel(build, space["learning_rate"], space["batch_sizes"], space["dropout"],
                                            head_units=(), optimizer=space["optimizers"])  # fmt: skip
-    keras.utils.set_random_seed(seed)
-    tuner = tune.make_tuner(hypermodel, directory, space["objective"], run_settings["tuner_trials"], seed=seed,
-                            overwrite=overwrite)  # fmt: skip
-    train, val = split["train"], split["val"]
-    return tune.search(tuner, (x[train], labels[train]), (x[val], labels[val]), epochs=run_settings["tuner_epochs"],
-                       verbose=2)  # fmt: skip
+    return search_split(hypermodel, x, labels, split, directory, space["objective"], run_settings["tuner_trials"],
+                        run_settings["tuner_epochs"], seed, overwrite)  # fmt: skip
 
 
 def block_gains(records, metric="val_accuracy"):
