@@ -259,3 +259,16 @@ def confused_pairs(confusion, class_names, top=5):
         if matrix[i, j] + matrix[j, i] > 0
     ]
     return sorted(pairs, key=lambda pair: -pair[2])[:top]
+
+
+def binary_side_metrics(labels, probabilities, positive=1, positive_name=None):
+    """Binary cross-entropy of P(class 1) (`probabilities`, any shape with one value per item) and precision and
+    recall with class `positive` positive, as {"loss", "precision_<positive_name>", "recall_<positive_name>"}
+    (default name: the class number), e.g. per side of a run (`Run.extra_metrics`)."""
+    from sklearn.metrics import log_loss, precision_score, recall_score
+
+    p = np.clip(np.asarray(probabilities, dtype="float64").reshape(-1), 1e-7, 1 - 1e-7)
+    predicted, name = (p >= 0.5).astype(int), positive if positive_name is None else positive_name
+    return {"loss": float(log_loss(labels, p, labels=[0, 1])),
+            f"precision_{name}": float(precision_score(labels, predicted, pos_label=positive, zero_division=0)),
+            f"recall_{name}": float(recall_score(labels, predicted, pos_label=positive, zero_division=0))}  # fmt: skip

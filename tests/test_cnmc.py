@@ -13,6 +13,9 @@ import pytest
 from PIL import Image
 
 from medcnn import experiment
+from medcnn.data.splits import fold_composition
+from medcnn.evaluate import binary_side_metrics
+from medcnn.experiment.summary import stacked_test_scores
 from medcnn.studies import cnmc
 
 CHANCE = 1 / len(cnmc.CLASS_NAMES)
@@ -103,7 +106,7 @@ def test_splits_hold_out_whole_patients_and_fold_both_ways(cohort):
 def test_fold_table_counts_cells_patients_and_shared_patients(cohort):
     labels, groups = cohort
     splits = cnmc.make_splits(labels, groups, seed=1)
-    table = cnmc.fold_table(labels, groups, splits)
+    table = fold_composition(labels, groups, splits["folds"], ["ALL", "HEM"], "patients")
     assert list(table.index.get_level_values(0)) == ["published"] * 3 + ["grouped"] * 3
     grouped = table.loc["grouped"]
     assert (grouped["patients on both sides"] == 0).all()
@@ -168,7 +171,7 @@ def test_head_standardises_and_pools_any_map_size():
 def test_binary_metrics_take_all_as_the_positive_class():
     labels = np.array([0, 0, 0, 1, 1])
     p_hem = np.array([0.1, 0.2, 0.9, 0.8, 0.3])  # ALL cells 0, 1 right, 2 called HEM; HEM cell 4 called ALL
-    scores = cnmc.binary_metrics(labels, p_hem[:, None])
+    scores = binary_side_metrics(labels, p_hem[:, None], positive=0, positive_name="all")
     assert scores["recall_all"] == pytest.approx(2 / 3) and scores["precision_all"] == pytest.approx(2 / 3)
     expected = -np.mean(np.log([0.9, 0.8, 0.1, 0.8, 0.3]))
     assert scores["loss"] == pytest.approx(expected, rel=1e-6)
@@ -331,9 +334,9 @@ def test_findings_call_collapsed_models_collapsed_and_note_random_weights(fake):
     assert "| VGG19 *(random weights)* |" in markdown and "| MobileNetV2 |" in markdown
 
 
-def test_roc_inputs_stack_every_run_of_a_protocol(fake):
+def test_stacked_test_scores_stack_every_run_of_a_protocol(fake):
     records, _, labels, _ = fake
-    truth, scores = cnmc.roc_inputs(records, labels, "grouped")
+    truth, scores = stacked_test_scores(cnmc.runs_of(records, "grouped"), labels)
     assert truth.tolist() == labels.tolist() * 4 and set(scores) == set(cnmc.MODEL_NAMES.values())
     assert scores["VGG19"].tolist() == [0.2, 0.4, 0.7, 0.9] * 4
 

@@ -40,3 +40,18 @@ def test_subset_accuracy_splits_the_test_side():
     assert subset_accuracy(record, labels, [7, 8]) == (0.5, 1.0, 2)
     on, off, count = subset_accuracy(record, labels, [])
     assert math.isnan(on) and off == 0.75 and count == 0
+
+
+def test_stacked_test_scores_refuses_rows_tested_on_different_items():
+    import pytest
+
+    from medcnn.experiment.summary import stacked_test_scores
+
+    labels = np.array([0, 1, 1, 0])
+    records = [{"model": "a", "test_indices": [0, 1], "test_probabilities": [[0.8, 0.2], [0.3, 0.7]]},
+               {"model": "a", "test_indices": [2, 3], "test_probabilities": [[0.4, 0.6], [0.9, 0.1]]},
+               {"model": "b", "test_indices": [0, 1, 2, 3], "test_probabilities": [0.1, 0.9, 0.8, 0.3]}]  # fmt: skip
+    truth, scores = stacked_test_scores(records, labels)
+    assert truth.tolist() == [0, 1, 1, 0] and scores["a"].tolist() == [0.2, 0.7, 0.6, 0.1]
+    with pytest.raises(ValueError, match="different items"):
+        stacked_test_scores([*records, {"model": "c", "test_indices": [3], "test_probabilities": [0.5]}], labels)

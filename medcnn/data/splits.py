@@ -424,3 +424,22 @@ def stratified_subset(labels, size, seed=0):
         return everything
     picked, _ = train_test_split(everything, train_size=size, stratify=labels, random_state=seed)
     return np.sort(picked)
+
+
+def fold_composition(labels, groups, folds_by_protocol, class_names, group_name="groups"):
+    """One row per protocol and fold ({protocol: [(train, val), ...]}): items per class and side, groups (e.g.
+    patients, named `group_name`) per side and on both sides; a DataFrame indexed by (protocol, fold)."""
+    import pandas as pd
+
+    labels, groups = np.asarray(labels), np.asarray(groups)
+    rows = []
+    for protocol, folds in folds_by_protocol.items():
+        for fold, (train, val) in enumerate(folds, start=1):
+            row = {"protocol": protocol, "fold": fold}
+            for side, index in (("train", train), ("val", val)):
+                for k, name in enumerate(class_names):
+                    row[f"{side} {name} cells"] = int((labels[index] == k).sum())
+                row[f"{side} {group_name}"] = len(set(groups[index]))
+            row[f"{group_name} on both sides"] = len(set(groups[train]) & set(groups[val]))
+            rows.append(row)
+    return pd.DataFrame(rows).set_index(["protocol", "fold"])

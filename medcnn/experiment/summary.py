@@ -194,3 +194,18 @@ def subset_accuracy(record, labels, subset):
     mask = np.isin(index, np.asarray(subset, dtype=int))
     on = float(right[mask].mean()) if mask.any() else float("nan")
     return on, float(right[~mask].mean()) if (~mask).any() else float("nan"), int(mask.sum())
+
+
+def stacked_test_scores(records, labels, by="model"):
+    """(labels, {record[by]: P(last class)}) of every record's test side, runs stacked one after another; a
+    ValueError when the rows were tested on different items (their ROC curves could not share labels)."""
+    truths, scores = {}, {}
+    for record in records:
+        index = np.asarray(record["test_indices"])
+        truths.setdefault(record[by], []).append(np.asarray(labels)[index])
+        probabilities = np.asarray(record["test_probabilities"]).reshape(len(index), -1)
+        scores.setdefault(record[by], []).append(probabilities[:, -1])
+    stacked = [np.concatenate(parts) for parts in truths.values()]
+    if any(not np.array_equal(stacked[0], other) for other in stacked):
+        raise ValueError("The runs were tested on different items; their ROC curves cannot share labels.")
+    return stacked[0], {row: np.concatenate(parts) for row, parts in scores.items()}

@@ -215,24 +215,6 @@ def held_out_mix(labels, groups, splits_by_seed, class_names=CLASS_NAMES):
     return pd.DataFrame(rows).T.fillna("")
 
 
-def fold_table(labels, groups, splits, class_names=CLASS_NAMES):
-    """One row per protocol and fold: cells per class and side, patients per side and on both sides."""
-    import pandas as pd
-
-    labels, groups = np.asarray(labels), np.asarray(groups)
-    rows = []
-    for protocol, folds in splits["folds"].items():
-        for fold, (train, val) in enumerate(folds, start=1):
-            row = {"protocol": protocol, "fold": fold}
-            for side, index in (("train", train), ("val", val)):
-                for k, name in enumerate(class_names):
-                    row[f"{side} {name.upper()} cells"] = int((labels[index] == k).sum())
-                row[f"{side} patients"] = len(set(groups[index]))
-            row["patients on both sides"] = len(set(groups[train]) & set(groups[val]))
-            rows.append(row)
-    return pd.DataFrame(rows).set_index(["protocol", "fold"])
-
-
 def patients_per_class(labels, groups, class_names=CLASS_NAMES):
     """Cells per patient with the patient's class, largest first within each class."""
     import pandas as pd
@@ -336,17 +318,6 @@ def build_model(inputs, train_rows, run_settings, steps_per_epoch):
     return compile_model(head, run_settings["optimizer"], schedule, loss="binary_crossentropy", metrics=["accuracy"])
 
 
-def binary_metrics(labels, probabilities):
-    """Per side: binary cross-entropy, and precision and recall with ALL (label 0, the malignant class) positive."""
-    from sklearn.metrics import log_loss, precision_score, recall_score
-
-    p = np.clip(np.asarray(probabilities, dtype="float64").reshape(-1), 1e-7, 1 - 1e-7)
-    predicted = (p >= 0.5).astype(int)
-    return {"loss": float(log_loss(labels, p, labels=[0, 1])),
-            "precision_all": float(precision_score(labels, predicted, pos_label=0, zero_division=0)),
-            "recall_all": float(recall_score(labels, predicted, pos_label=0, zero_division=0))}  # fmt: skip
-
-
 def run_label(name, protocol, fold=None):
     """A run's label: "MobileNetV2 | grouped | fold 2", or "MobileNetV2 | final" for the refit."""
     return f"{MODEL_NAMES.get(name, name)} | {protocol}" + (f" | fold {fold}" if fold is not None else "")
@@ -355,9 +326,11 @@ def run_label(name, protocol, fold=None):
 def make_run(name, protocol, fold, cells, inputs, labels, run_settings, seed, data_fingerprint):
     """The run of backbone `name` on its own `inputs` (`experiment.feature_inputs`): trained on the training
     cells (`cells["train"]`) and their views, validated and tested (where given) on cells only, never views."""
+    import functools
     import math
 
     from medcnn.data.labels import class_weights
+    from medcnn.evaluate import binary_side_metrics
     from medcnn.experiment import Run, view_rows
 
     train = view_rows(cells["train"], len(labels), run_settings["augmented_copies"])
@@ -370,7 +343,8 @@ def make_run(name, protocol, fold, cells, inputs, labels, run_settings, seed, da
         build_model=lambda: build_model(inputs, train, run_settings, steps), spec=run_settings,
         data={"files": data_fingerprint}, one_hot=False, inputs=inputs,
         class_weight=class_weights(np.asarray(labels)[cells["train"]], run_settings["class_weight"], num_classes=2),
-        extra_metrics=binary_metrics, predict_batch_size=run_settings["predict_batch_size"], evaluate_train=True,
+        extra_metrics=functools.partial(binary_side_metrics, positive=0, positive_name="all"),
+        predict_batch_size=run_settings["predict_batch_size"], evaluate_train=True,
     )  # fmt: skip
 
 
@@ -616,21 +590,6 @@ def thesis_statements(records, protocol="grouped"):
 
 # ----------------------------------------------------------------------------------------------------------------
 # Figures and the README
-
-
-def roc_inputs(records, labels, protocol):
-    """(labels, {model: P(HEM)}) of a protocol's fold models on their test parts, runs stacked one after another."""
-    truth, scores = {}, {}
-    for record in runs_of(records, protocol):
-        index = np.asarray(record["test_indices"])
-        truth.setdefault(record["model"], []).append(np.asarray(labels)[index])
-        scores.setdefault(record["model"], []).append(
-            np.asarray(record["test_probabilities"]).reshape(len(index), -1)[:, -1]
-        )
-    stacked = [np.concatenate(parts) for parts in truth.values()]
-    if any(not np.array_equal(stacked[0], other) for other in stacked):
-        raise ValueError(f"The {protocol} runs were tested on different cells; their ROC curves cannot share labels.")
-    return stacked[0], {model: np.concatenate(parts) for model, parts in scores.items()}
 
 
 def readme_section(payload, scale="cpu"):
