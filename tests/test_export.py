@@ -34,3 +34,20 @@ def test_weights_file_saves_the_recorded_weights_or_trains_the_run_first(tmp_pat
     recorded = _dense()
     recorded.load_weights(cache.weights_path(run.key))
     assert said == [] and all(np.array_equal(a, b) for a, b in zip(model.get_weights(), recorded.get_weights()))
+
+
+def test_required_weights_refuses_weights_of_another_fingerprint(tmp_path):
+    import pytest
+
+    from medcnn.experiment.export import required_weights
+
+    split = {"train": np.arange(4), "val": np.arange(4, 6)}
+    run = experiment.Run(label="stage one", seed=1, build_model=_dense, split=split, epochs=1, batch_size=4)
+    cache, precision = experiment.RunCache(tmp_path), keras.config.dtype_policy().name
+    with pytest.raises(FileNotFoundError, match=r"^The head .* '.*stage one' seed 1 .*so that stage one trains again"):
+        required_weights(run, cache, "The head", "stage one")
+    cache.save(run.key, {"fingerprint": "other settings", "precision": precision}, _dense())
+    with pytest.raises(FileNotFoundError, match=run.fingerprint):
+        required_weights(run, cache)
+    cache.save(run.key, {"fingerprint": run.fingerprint, "precision": precision}, _dense())
+    assert required_weights(run, cache) == cache.weights_path(run.key)

@@ -308,7 +308,7 @@ def test_tail_model_and_single_output_rebuild_the_backbone_from_its_stem():
     spec = workflow.FeatureSpec("mobilenet_v2", (32, 32, 3), weights=None, outputs=("pooled", "stem"), stem_blocks=2)
     stem = workflow.extract(spec, images, log=lambda _: None).arrays["stem"]
 
-    def head(width):
+    def head(shape):
         return keras.Sequential([keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(2, activation="softmax")])
 
     tail = workflow.tail_model(spec, head)
@@ -318,6 +318,8 @@ def test_tail_model_and_single_output_rebuild_the_backbone_from_its_stem():
     whole = workflow.image_model(workflow.single_output(spec, "stem"), tail)
     np.testing.assert_allclose(whole.predict(images, verbose=0), tail.predict(stem, verbose=0), atol=1e-5)
     assert workflow.single_output(spec, "pooled").stem_blocks == 0
+    last = {w.path.split("/")[0] for w in workflow.tail_model(spec, head, trainable=1).trainable_weights}
+    assert "Conv_1" in last and not any(name.startswith("block_16") for name in last)
     keras.backend.clear_session()
 
 

@@ -73,6 +73,22 @@ def recorded_weights(run, cache, precision=None):
     return weights
 
 
+def required_weights(run, cache, what="The weights", who="that run"):
+    """`run`'s weights file in `cache`, saved under its fingerprint and the current precision, e.g. the stage-one head
+    a stage-two run starts from; else a FileNotFoundError that says `what` is missing and how `who` trains again."""
+    import keras
+
+    precision = keras.config.dtype_policy().name
+    weights = cache.weights_for(run.key, run.fingerprint, precision)
+    if weights is None:
+        raise FileNotFoundError(
+            f"{what} {cache.weights_path(run.key)} are missing or were not trained as '{run.label}' seed {run.seed} "
+            f"is now (fingerprint {run.fingerprint}, {precision}); weights are not committed. Run the notebook with "
+            f"REUSE_RUNS=False so that {who} trains again."
+        )
+    return weights
+
+
 def trained_model(run, x, labels, class_names, cache, retrain_missing=True, log=print, build=None):
     """`run`'s model with the weights it was trained to: the one policy behind every export and every reuse of a
     trained model.

@@ -432,10 +432,11 @@ def single_output(spec, output):
     return replace(spec, outputs=(output,), stem_blocks=spec.stem_blocks if output == "stem" else 0)
 
 
-def tail_model(spec, make_head, head_weights=None, name=None):
-    """Fine-tuning on features computed once: the last `spec.stem_blocks` blocks of the spec's backbone, trainable
-    (BatchNormalization frozen, `unfreeze_last_blocks`), on its "stem" features, then `make_head(channels)` with the
-    weights file `head_weights` loaded into it when given (e.g. the head trained on the frozen backbone).
+def tail_model(spec, make_head, head_weights=None, name=None, trainable=None):
+    """Fine-tuning on features computed once: the last `spec.stem_blocks` blocks of the spec's backbone on its "stem"
+    features, the last `trainable` of them (default all of them) trainable (BatchNormalization frozen,
+    `unfreeze_last_blocks`), then `make_head(shape)` (the blocks' output shape, e.g. (3, 3, 1280)) with the weights
+    file `head_weights` loaded into it when given (e.g. the head trained on the frozen backbone).
 
     `image_model(single_output(spec, "stem"), model)` puts the trained model back on the blocks before it.
     """
@@ -444,8 +445,8 @@ def tail_model(spec, make_head, head_weights=None, name=None):
 
     backbone = backbone_model(spec)
     _, tail = split_backbone(backbone, spec.stem_blocks, spec.backbone)
-    unfreeze_last_blocks(backbone, spec.stem_blocks, spec.backbone)
-    head = make_head(int(tail.output.shape[-1]))
+    unfreeze_last_blocks(backbone, spec.stem_blocks if trainable is None else trainable, spec.backbone)
+    head = make_head(tuple(tail.output.shape[1:]))
     if head_weights is not None:
         head.load_weights(head_weights)
     inputs = keras.Input(tuple(tail.input.shape[1:]), name="stem_features")

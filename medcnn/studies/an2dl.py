@@ -314,7 +314,7 @@ def build_model(config, run_settings, input_shape, stats=None, head_weights=None
         model = AN2DL_CNNS[config.model](tuple(input_shape), K)
     elif config.group == "fine_tune":
         spec = feature_spec(config.backbone, run_settings, seed)
-        model = tail_model(spec, lambda width: head_model(width, run_settings, stats), head_weights)
+        model = tail_model(spec, lambda shape: head_model(int(shape[-1]), run_settings, stats), head_weights)
     else:
         model = head_model(int(input_shape[-1]), run_settings, stats)
     learning_rate, metrics = config.learning_rate or run_settings["learning_rate"], ["accuracy", SparseF1Score(K)]

@@ -302,31 +302,24 @@ def stem_blocks(backbone):
 def fine_tune_model(config, run_settings, seed=0, head_weights=None):
     """Stage two at the fine-tuning learning rate, the head from stage one's `head_weights` file (None: new): the
     last N blocks on cached stem features, or "all" on images; BatchNormalization stays in inference mode."""
-    import keras
-
-    from medcnn.experiment.features import backbone_model
+    from medcnn.experiment.features import tail_model
     from medcnn.models.backbones import unfreeze_last_blocks
     from medcnn.models.heads import build_head
-    from medcnn.models.transfer import split_backbone
 
     if head_weights is not None and not Path(head_weights).is_file():
         raise FileNotFoundError(
             f"Stage one's head weights {head_weights} are missing (weights are not committed); run the notebook "
             "with REUSE_RUNS=False so that stage one trains again."
         )
-    if config.trainable == "all":
-        model = transfer(config.backbone, (*config.input_size(run_settings), 1), run_settings, seed)
-        head = model.get_layer("head")
-        unfreeze_last_blocks(model.get_layer("backbone"), "all", config.backbone)
-    else:
-        backbone = backbone_model(feature_spec(config.backbone, run_settings, seed))
-        _, tail = split_backbone(backbone, stem_blocks(config.backbone), config.backbone)
-        unfreeze_last_blocks(backbone, config.trainable, config.backbone)
-        head = build_head(head_spec(run_settings), tail.output.shape[1:], name="head")
-        inputs = keras.Input(tail.input.shape[1:], name="stem_features")
-        model = keras.Model(inputs, head(tail(inputs)), name=f"{config.backbone}_last_{config.trainable}")
+    if config.trainable != "all":
+        spec = feature_spec(config.backbone, run_settings, seed, stem_blocks(config.backbone))
+        model = tail_model(spec, lambda shape: build_head(head_spec(run_settings), shape, name="head"), head_weights,
+                           f"{config.backbone}_last_{config.trainable}", config.trainable)  # fmt: skip
+        return compiled(model, run_settings["fine_tune_learning_rate"])
+    model = transfer(config.backbone, (*config.input_size(run_settings), 1), run_settings, seed)
+    unfreeze_last_blocks(model.get_layer("backbone"), "all", config.backbone)
     if head_weights is not None:
-        head.load_weights(head_weights)
+        model.get_layer("head").load_weights(head_weights)
     return compiled(model, run_settings["fine_tune_learning_rate"])
 
 
@@ -386,18 +379,10 @@ def _callbacks(run_settings, epochs):
 
 
 def stage_one_weights(first, cache):
-    """Stage-one run `first`'s weights file, saved under its fingerprint and this precision; else FileNotFoundError."""
-    import keras
+    """Stage-one run `first`'s weights file (`export.required_weights`); else FileNotFoundError."""
+    from medcnn.experiment.export import required_weights
 
-    precision = keras.config.dtype_policy().name
-    weights = cache.weights_for(first.key, first.fingerprint, precision)
-    if weights is None:
-        raise FileNotFoundError(
-            f"Stage one's head weights {cache.weights_path(first.key)} are missing or were not trained as "
-            f"'{first.label}' seed {first.seed} is now (fingerprint {first.fingerprint}, {precision}); weights are "
-            "not committed. Run the notebook with REUSE_RUNS=False so that stage one trains again."
-        )
-    return weights
+    return required_weights(first, cache, "Stage one's head weights", "stage one")
 
 
 def settings_for(config, run_settings, search=None):
