@@ -291,7 +291,7 @@ def test_record_reaches_paper_uses_the_rows_own_majority_reference():
     assert low.verdict == "not above the majority class"  # a 6/6 test side: always one class scores 0.5
 
 
-def test_row_reaches_paper_row_cell_and_failure_rates_say_when_every_run_collapsed():
+def test_row_reaches_paper_summary_row_cell_and_failure_rates_say_when_every_run_collapsed():
     import pandas as pd
 
     stuck = [record("A", seed, [[6, 0], [4, 0]]) for seed in (0, 1)]
@@ -302,8 +302,10 @@ def test_row_reaches_paper_row_cell_and_failure_rates_say_when_every_run_collaps
     assert said != truth.row_reaches_paper(learned, "test_accuracy", 0.82, "Row B", "test accuracy")
     summary = pd.DataFrame({"test_accuracy_mean": [0.6, 0.75], "test_accuracy_std": [0.0, 0.05], "runs": [2, 2]},
                            index=["A", "B"])  # fmt: skip
-    assert truth.row_cell(summary, stuck + learned, "A") == "collapsed (2 of 2 runs predict one class)"
-    assert truth.row_cell(summary, stuck + learned, "B") == "0.750 ± 0.050 over 2 seed(s)"
+    from medcnn.experiment.summary import row_cell
+
+    assert row_cell(summary, stuck + learned, "A") == "collapsed (2 of 2 runs predict one class)"
+    assert row_cell(summary, stuck + learned, "B") == "0.750 ± 0.050 over 2 seed(s)"
     mixed = [stuck[0], {**learned[1], "configuration": "A"}, *learned]
     assert truth.failure_rates(mixed, note="single runs hide it") == [
         "'A' never left the majority-class plateau in 1 of 2 seeds (50%): single runs hide it."

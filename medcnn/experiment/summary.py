@@ -209,3 +209,13 @@ def stacked_test_scores(records, labels, by="model"):
     if any(not np.array_equal(stacked[0], other) for other in stacked):
         raise ValueError("The runs were tested on different items; their ROC curves cannot share labels.")
     return stacked[0], {row: np.concatenate(parts) for row, parts in scores.items()}
+
+
+def row_cell(summary, records, row, key="test_accuracy", by="configuration"):
+    """A row's `key` as "mean ± std over n seed(s)" from a `summarise` output, or "collapsed (...)" when every run
+    of the row collapsed (`truth.all_collapsed`)."""
+    chosen = truth.rows_of(records, row, by)
+    if truth.all_collapsed(chosen):
+        return f"collapsed ({len(chosen)} of {len(chosen)} runs predict one class)"
+    found = summary.loc[row]
+    return f"{mean_std(found[f'{key}_mean'], found[f'{key}_std'])} over {int(found['runs'])} seed(s)"

@@ -494,18 +494,6 @@ def row_reaches_paper(records, key, paper_value, label, metric_label):
     return record_reaches_paper(records, key, paper_value, label, metric_label).sentence
 
 
-def row_cell(summary, records, row, key="test_accuracy", by="configuration"):
-    """A row's `key` as "mean ± std over n seed(s)" from a `summarise` output, or "collapsed (...)" when every run
-    of the row collapsed."""
-    from medcnn.experiment.summary import mean_std
-
-    chosen = rows_of(records, row, by)
-    if all_collapsed(chosen):
-        return f"collapsed ({len(chosen)} of {len(chosen)} runs predict one class)"
-    found = summary.loc[row]
-    return f"{mean_std(found[f'{key}_mean'], found[f'{key}_std'])} over {int(found['runs'])} seed(s)"
-
-
 def failure_rates(records, by="configuration", note="the paper's single run cannot show this rate"):
     """One sentence per row of `records` (in first-seen order) with two runs or more, where some never left the
     majority-class plateau (`is_collapsed`): how often, followed by `note`."""

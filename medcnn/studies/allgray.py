@@ -378,9 +378,10 @@ def findings(summary, records):
     snapshot of the 15-epoch run: paired)."""
     from medcnn.diagnostics import dead_share_note
     from medcnn.experiment import stuck_statement, truth
+    from medcnn.experiment.summary import row_cell
 
     def row(label):
-        return truth.row_cell(summary, records, label)
+        return row_cell(summary, records, label)
 
     def reaches(label, name):
         return truth.row_reaches_paper(_row_records(records, label), "test_accuracy", paper[first], name,
