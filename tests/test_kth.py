@@ -254,22 +254,22 @@ def test_make_run_carries_its_own_inputs_and_starts_from_stage_one(folder_pool, 
     assert model.output_shape == (None, 2) and any(layer.name == "gap" for layer in model.layers)
 
 
-def test_stage_two_loads_only_head_weights_saved_under_stage_ones_fingerprint(folder_pool, small_settings, tmp_path):
+def test_stage_two_loads_stage_ones_head_saved_under_its_fingerprint_else_restores_it(
+    folder_pool, small_settings, tmp_path, capsys
+):
     import keras
 
     _, pool = folder_pool
     inputs = _blank_inputs(pool, small_settings)
     cache = experiment.RunCache(tmp_path)
     first, _ = kth.make_run(kth.BY_ROW[kth.STAND_IN_ROWS[1]], "honest", pool, inputs, small_settings, "data", cache)
-    second, _ = kth.make_run(kth.BY_ROW[kth.STAND_IN_ROWS[2]], "honest", pool, inputs, small_settings, "data", cache)
-    with pytest.raises(FileNotFoundError, match="missing or were not trained as .*REUSE_RUNS=False"):
-        second.build_model()  # nothing saved: refused before the backbone is built
     head = kth.head_model((1, 1, 1280), small_settings)
     precision = keras.config.dtype_policy().name
     cache.save(first.key, {"fingerprint": "other settings", "precision": precision}, head)
     cache.save(first.key, {"fingerprint": first.fingerprint, "precision": precision})
-    with pytest.raises(FileNotFoundError, match=first.fingerprint):
-        kth.stage_one_weights(first, cache)
+    restored = tmp_path / "cache" / "retrain" / "cache" / "weights" / f"{first.key}.weights.h5"
+    assert kth.stage_one_weights(first, cache) == restored  # weights of other settings: stage one trained again
+    assert f"'{first.label}' seed 0" in capsys.readouterr().out
     cache.save(first.key, {"fingerprint": first.fingerprint, "precision": precision}, head)
     assert kth.stage_one_weights(first, cache) == cache.weights_path(first.key)
 

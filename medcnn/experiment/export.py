@@ -73,20 +73,70 @@ def recorded_weights(run, cache, precision=None):
     return weights
 
 
-def required_weights(run, cache, what="The weights", who="that run"):
+def required_weights(run, cache, what="The weights", who="that run", class_names=None, log=print):
     """`run`'s weights file in `cache`, saved under its fingerprint and the current precision, e.g. the stage-one head
-    a stage-two run starts from; else a FileNotFoundError that says `what` is missing and how `who` trains again."""
+    a stage-two run starts from.
+
+    Missing (weights are not committed, so a fresh checkout has records without them): with `class_names`, the run
+    is trained again in `<cache>/cache/retrain/` (`restored_weights`, logged, and listed by `restored_since`), so
+    that what starts from it can be built; its own stage one, if any, is restored first in the same way when its
+    build asks for it. Without `class_names`, a FileNotFoundError says `what` is missing and how `who` trains again.
+    """
     import keras
 
     precision = keras.config.dtype_policy().name
     weights = cache.weights_for(run.key, run.fingerprint, precision)
-    if weights is None:
+    if weights is not None:
+        return weights
+    if class_names is not None:
+        return restored_weights(run, None, None, class_names, cache, log=log)
+    raise FileNotFoundError(
+        f"{what} {cache.weights_path(run.key)} are missing or were not trained as '{run.label}' seed {run.seed} "
+        f"is now (fingerprint {run.fingerprint}, {precision}); weights are not committed. Run the notebook with "
+        f"REUSE_RUNS=False so that {who} trains again."
+    )
+
+
+def retrain_cache(cache):
+    """The `RunCache` in `<cache>/cache/retrain/` where runs are trained again to restore their missing weights
+    (never reused as records: a record there without weights is no use)."""
+    return RunCache(cache.out_dir / "cache" / "retrain", reuse=False)
+
+
+def restored_since(cache, started):
+    """["<run> (seed N)", ...]: the runs of `cache` trained again since `started` (a `time.time()`) to restore their
+    missing weights (`restored_weights`), for the run's results to say so."""
+    import json
+
+    folder = retrain_cache(cache).out_dir / "runs"
+    paths = sorted(folder.glob("*.json"), key=lambda path: path.stat().st_mtime) if folder.is_dir() else []
+    records = [json.loads(path.read_text()) for path in paths if path.stat().st_mtime >= started]
+    return [f"{record['configuration']} (seed {record['seed']})" for record in records]
+
+
+def restored_weights(run, x, labels, class_names, cache, retrain_missing=True, log=print):
+    """`run`'s weights file, recorded in `cache` or in `retrain_cache(cache)` (`recorded_weights`), else the run
+    trained again in the latter (`train_and_evaluate`, same seed and spec; logged with how it scored), unless
+    `retrain_missing` is False: then a FileNotFoundError says which weights are missing and how to get them."""
+    retrain = retrain_cache(cache)
+    weights = recorded_weights(run, cache) or recorded_weights(run, retrain)
+    if weights is not None:
+        return weights
+    missing = cache.weights_path(run.key)
+    if not retrain_missing:
         raise FileNotFoundError(
-            f"{what} {cache.weights_path(run.key)} are missing or were not trained as '{run.label}' seed {run.seed} "
-            f"is now (fingerprint {run.fingerprint}, {precision}); weights are not committed. Run the notebook with "
-            f"REUSE_RUNS=False so that {who} trains again."
+            f"The weights of '{run.label}' seed {run.seed} are not here ({missing}): run records are committed, "
+            "weights are not. Pass `retrain_missing=True` (or run the notebook with REUSE_RUNS=False) to train "
+            "that run again."
         )
-    return weights
+    log(
+        f"The weights of '{run.label}' seed {run.seed} ({missing.name}) are missing or were trained under other "
+        "settings (run records are committed, weights are not): training that run again to restore them."
+    )
+    again = train_and_evaluate(run, x, labels, class_names, retrain, verbose=0, log=log)[0]
+    log(f"retrained: val {again.get('val_accuracy', float('nan')):.3f}, "
+        f"test {again.get('test_accuracy', float('nan')):.3f}")  # fmt: skip
+    return retrain.weights_path(run.key)
 
 
 def trained_model(run, x, labels, class_names, cache, retrain_missing=True, log=print, build=None):
@@ -117,24 +167,7 @@ def trained_model(run, x, labels, class_names, cache, retrain_missing=True, log=
 
     import keras
 
-    retrain = RunCache(cache.out_dir / "cache" / "retrain", reuse=False)  # a record there without weights is no use
-    weights = recorded_weights(run, cache) or recorded_weights(run, retrain)
-    if weights is None:
-        missing = cache.weights_path(run.key)
-        if not retrain_missing:
-            raise FileNotFoundError(
-                f"The weights of '{run.label}' seed {run.seed} are not here ({missing}): run records are committed, "
-                "weights are not. Pass `retrain_missing=True` (or run the notebook with REUSE_RUNS=False) to train "
-                "that run again."
-            )
-        log(
-            f"{missing.name} is missing or was trained under other settings (run records are committed, weights are "
-            "not): training that run again."
-        )
-        again = train_and_evaluate(run, x, labels, class_names, retrain, verbose=0, log=log)[0]
-        log(f"retrained: val {again.get('val_accuracy', float('nan')):.3f}, "
-            f"test {again.get('test_accuracy', float('nan')):.3f}")  # fmt: skip
-        weights = retrain.weights_path(run.key)
+    weights = restored_weights(run, x, labels, class_names, cache, retrain_missing, log)
     keras.utils.set_random_seed(run.seed)
     model = (build or run.build_model)()
     with warnings.catch_warnings():  # the weights file also holds the optimiser's state, which is not needed here

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from medcnn import hardware, report
 from medcnn.experiment.cache import RunCache
+from medcnn.experiment.export import restored_since
 from medcnn.experiment.outputs import RECORD_KEYS, results_payload, write_outputs
 
 
@@ -100,10 +101,14 @@ class Session:
         """Write `results.json` and `report.md`; returns their paths, relative to the repository where they lie in it.
 
         `sections` are (heading, DataFrame or markdown) pairs; the figures asked for with `figure` that exist follow.
-        An `info` from `run_info` with the session's clock gets the wall time up to now as its `elapsed_s`.
+        An `info` from `run_info` with the session's clock gets the wall time up to now as its `elapsed_s`; runs
+        trained again in this session to restore their missing weights are listed as its `weights_restored`.
         """
         if info.get("elapsed_s") is not None and info.get("elapsed_s") == self._clock_reading:
             info = {**info, "elapsed_s": self.elapsed()}
+        restored = restored_since(self.cache, self.started)  # runs trained again for their missing weights
+        if restored:
+            info = {**info, "weights_restored": restored}
         payload = results_payload(
             self.study.STUDY, self.study.CITATION, info, tables, summary, records, findings, extra, record_keys
         )

@@ -125,7 +125,8 @@ def run_summary(info):
     """The run's description as short strings: scale, hardware, data, weights, seeds, elapsed, date, versions.
 
     `elapsed` is the whole run's `elapsed_s`; where the info holds the runs' training time (`training_s_all_runs`,
-    `training_s_now`, from `experiment.run_counts`), a `training` line follows it.
+    `training_s_now`, from `experiment.run_counts`), a `training` line follows it; where runs were trained again to
+    restore their missing weights (`weights_restored`), a `weights restored` line follows `runs`.
     """
     data = info.get("data") or {}
     versions = info.get("versions") or {}
@@ -136,6 +137,8 @@ def run_summary(info):
         training["training"] = f"{info['training_s_all_runs']:.1f} s, summed over the runs" + (
             "" if now is None else f" ({now:.1f} s of it trained in this pass)"
         )
+    restored = info.get("weights_restored")  # runs trained again because their weights were missing
+    restored = {"weights restored": f"{'; '.join(restored)} (trained again)"} if restored else {}
     return {
         "scale": str(info.get("scale", "")),
         "hardware": _hardware_text(info.get("hardware")),
@@ -145,6 +148,7 @@ def run_summary(info):
         "elapsed": "" if elapsed is None else f"{elapsed:.1f} s",
         **training,
         "runs": str(info.get("runs", "")),
+        **restored,
         "date (UTC)": str(info.get("timestamp_utc", "")),
         "software": ", ".join(f"{name} {value}" for name, value in versions.items() if value),
     }

@@ -379,10 +379,10 @@ def _callbacks(run_settings, epochs):
 
 
 def stage_one_weights(first, cache):
-    """Stage-one run `first`'s weights file (`export.required_weights`); else FileNotFoundError."""
+    """Stage-one run `first`'s weights file (`export.required_weights`), trained again first where it is missing."""
     from medcnn.experiment.export import required_weights
 
-    return required_weights(first, cache, "Stage one's head weights", "stage one")
+    return required_weights(first, cache, "Stage one's head weights", "stage one", CLASS_NAMES)
 
 
 def settings_for(config, run_settings, search=None):
