@@ -15,6 +15,7 @@ from PIL import Image
 from medcnn import experiment
 from medcnn.data.splits import fold_composition
 from medcnn.evaluate import binary_side_metrics
+from medcnn.experiment.groups import group_results, group_table, items_per_group
 from medcnn.experiment.summary import stacked_test_scores
 from medcnn.studies import cnmc
 
@@ -147,7 +148,7 @@ def test_test_part_holds_a_healthy_patient_in_turn_capped_to_the_thesis_mix(stag
 
 def test_patients_per_class_sorts_largest_first(cohort):
     labels, groups = cohort
-    table = cnmc.patients_per_class(labels, groups)
+    table = items_per_group(labels, groups, cnmc.CLASS_NAMES)
     assert table.groupby("class")["patient"].size().to_dict() == {"all": 12, "hem": 6}
     assert table["cells"].sum() == len(labels)
 
@@ -259,7 +260,7 @@ def fake():
 
 def test_patient_results_and_the_majority_vote(fake):
     records, _, labels, groups = fake
-    table = cnmc.patient_results(records[0], labels, groups)
+    table = group_results(records[0], labels, groups, cnmc.CLASS_NAMES)
     assert table.loc["a", "cells"] == 3 and table.loc["a", "accuracy"] == pytest.approx(2 / 3)
     assert table["majority right"].tolist() == [True, True]
     assert records[0]["test_patient_majority"] == 1.0 and records[0]["test_patient_accuracy"] == pytest.approx(5 / 6)
@@ -287,7 +288,7 @@ def test_every_row_of_both_tables_under_both_protocols_beside_always_all(fake):
     assert cnmc.choose_backbone(by_protocol) == "inception_v3"  # all tie: the tables' first row
     extra = experiment.rows_table(by_protocol["grouped"], cnmc.EXTRA_COLUMNS)
     assert extra.loc["MobileNetV2", "ROC-AUC"] == "0.890 ± 0.012" and extra.loc["VGG19", "runs"] == 4
-    patients = cnmc.patient_table(records, *fake[2:])
+    patients = group_table(records, *fake[2:], cnmc.CLASS_NAMES, by=("model", "protocol"))
     assert list(patients.columns[:2]) == ["class", "cells"] and len(patients.columns) == 2 + 8
 
 
@@ -462,7 +463,7 @@ def test_readme_section_from_the_committed_smoke_run(committed_results):
 def test_staged_data_loads_with_patients(shared_data):
     data = cnmc.load_data(shared_data, (75, 75))
     assert data.images.shape[1:] == (75, 75, 3) and len(set(data.groups)) == 35
-    table = cnmc.patients_per_class(data.labels, data.groups)
+    table = items_per_group(data.labels, data.groups, cnmc.CLASS_NAMES)
     assert isinstance(table, pd.DataFrame) and table.iloc[0]["cells"] == 40
 
 

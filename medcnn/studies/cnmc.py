@@ -215,15 +215,6 @@ def held_out_mix(labels, groups, splits_by_seed, class_names=CLASS_NAMES):
     return pd.DataFrame(rows).T.fillna("")
 
 
-def patients_per_class(labels, groups, class_names=CLASS_NAMES):
-    """Cells per patient with the patient's class, largest first within each class."""
-    import pandas as pd
-
-    frame = pd.DataFrame({"patient": np.asarray(groups), "class": np.asarray(class_names)[np.asarray(labels)]})
-    counts = frame.groupby(["class", "patient"]).size().rename("cells").reset_index()
-    return counts.sort_values(["class", "cells"], ascending=[True, False]).reset_index(drop=True)
-
-
 # ----------------------------------------------------------------------------------------------------------------
 # Frozen-backbone features (`medcnn.experiment.features`)
 
@@ -389,25 +380,11 @@ def export(run, run_settings, cache, path, log=print):
 # What the records show
 
 
-def patient_results(record, labels, groups, class_names=CLASS_NAMES):
-    """Per test patient of a record: class, cells, share of cells right, and whether the majority vote is right."""
-    import pandas as pd
-
-    index = np.asarray(record["test_indices"])
-    p = np.asarray(record["test_probabilities"], dtype="float64").reshape(len(index), -1)[:, -1]
-    truth = np.asarray(labels)[index]
-    frame = pd.DataFrame({"patient": np.asarray(groups)[index], "class": np.asarray(class_names)[truth],
-                          "correct": (p >= 0.5).astype(int) == truth})  # fmt: skip
-    table = frame.groupby("patient", sort=False).agg(
-        **{"class": ("class", "first"), "cells": ("correct", "size"), "accuracy": ("correct", "mean")}
-    )
-    table["majority right"] = table["accuracy"] > 0.5
-    return table
-
-
 def complete(records, feature_info, labels, groups):
     """Add what the tables need to every record, in place: model, protocol and fold, parameters, inference
     images/s, test metrics in percent, the validation-to-test gap and the per-patient numbers."""
+    from medcnn.experiment.groups import group_results
+
     for record in records:
         config = record["settings"]
         info = feature_info[config["backbone"]]
@@ -417,7 +394,7 @@ def complete(records, feature_info, labels, groups):
             record[f"{key}_percent"] = 100.0 * record[key]
         if "val_accuracy" in record:
             record["val_test_gap"] = record["val_balanced_accuracy"] - record["test_balanced_accuracy"]
-        patients = patient_results(record, labels, groups)
+        patients = group_results(record, labels, groups, CLASS_NAMES)
         record["test_patient_majority"] = float(patients["majority right"].mean())
         record["test_patient_accuracy"] = float(patients["accuracy"].mean())
     return records
@@ -466,23 +443,6 @@ def comparisons(by_protocol, info, feature_info=None, records=None):
     return tables
 
 
-def patient_table(records, labels, groups):
-    """Accuracy per test patient (rows, HEM patients included) for each model and protocol (mean over the folds
-    and seeds that tested the patient; NaN where none did) and the final model."""
-    import pandas as pd
-
-    columns, every = {}, []
-    for record in records:
-        results = patient_results(record, labels, groups)
-        columns.setdefault(f"{record['model']} ({record['protocol']})", []).append(results)
-        every.append(results[["class", "cells"]])
-    table = pd.concat(every)
-    table = table[~table.index.duplicated()].copy()  # seeds with other test parts add their patients
-    for name, parts in columns.items():
-        table[name] = pd.concat([part["accuracy"] for part in parts], axis=1).mean(axis=1)  # NaN: never tested
-    return table.sort_values(["class", "cells"], ascending=[True, False])
-
-
 def choose_backbone(by_protocol, metric="val_balanced_accuracy"):
     """The backbone with the best mean patient-grouped validation `metric` (ties: the tables' order)."""
     model = by_protocol["grouped"][f"{metric}_mean"].idxmax()
@@ -492,6 +452,7 @@ def choose_backbone(by_protocol, metric="val_balanced_accuracy"):
 def findings(by_protocol, records, feature_info, splits_by_seed, labels, groups, final_record):
     """The sentences only this study prints, from this run's numbers (`splits_by_seed`: the seeds' `make_splits`)."""
     from medcnn.experiment import mean_std, truth
+    from medcnn.experiment.groups import group_results
 
     labels, groups = np.asarray(labels), np.asarray(groups)
     verdicts = {m: truth.compare_records(runs_of(records, "published", m), runs_of(records, "grouped", m),
@@ -541,7 +502,8 @@ def findings(by_protocol, records, feature_info, splits_by_seed, labels, groups,
         sentences.append(f"{', '.join(random)} ran with random weights (no ImageNet file offline), drawn anew by "
                          "every seed: their rows measure a frozen random network, not the pretrained one the thesis "
                          "used.")  # fmt: skip
-    votes = patient_results(final_record, labels, groups).groupby("class")["majority right"].agg(["sum", "size"])
+    votes = group_results(final_record, labels, groups, CLASS_NAMES).groupby("class")["majority right"]
+    votes = votes.agg(["sum", "size"])
     votes = ", ".join(f"{int(r['sum'])} of {int(r['size'])} {name.upper()}" for name, r in votes.iterrows())
     always = truth.references([final_record]).loc["majority class", "accuracy"]
     sentences.append(
