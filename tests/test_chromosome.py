@@ -8,6 +8,7 @@ import pytest
 
 from medcnn import experiment
 from medcnn.experiment import crossval
+from medcnn.models.blocks import greedy_combination
 from medcnn.studies import chromosome
 
 K = len(chromosome.CLASS_NAMES)
@@ -203,10 +204,10 @@ def test_early_stopping_waits_for_batch_norm_statistics_on_batch_norm_rows(synth
 
 def test_best_combination_is_greedy_by_gain_one_block_per_slot():
     gains = {"spp": 0.5, "recurrent": 0.4, "se": 0.2, "dense": 0.1, "batch_norm": 0.05, "dropout": -0.1}
-    assert chromosome.best_combination(gains, size=3) == ("spp", "se", "dense")  # recurrent: pooling is taken
-    assert chromosome.best_combination(gains, size=5) == ("spp", "se", "dense", "batch_norm")  # only gains > 0
-    assert chromosome.best_combination({"separable": 0.3, "batch_norm": 0.2, "cbam": 0.1}) == ("separable", "cbam")
-    assert chromosome.best_combination({"dropout": -0.01, "se": -0.05}) == ("dropout",)  # at least the best block
+    assert greedy_combination(gains, size=3) == ("spp", "se", "dense")  # recurrent: pooling is taken
+    assert greedy_combination(gains, size=5) == ("spp", "se", "dense", "batch_norm")  # only gains > 0
+    assert greedy_combination({"separable": 0.3, "batch_norm": 0.2, "cbam": 0.1}) == ("separable", "cbam")
+    assert greedy_combination({"dropout": -0.01, "se": -0.05}) == ("dropout",)  # at least the best block
 
 
 def test_block_gains_of_one_folds_records_and_our_rows_blocks():
@@ -221,7 +222,7 @@ def test_block_gains_of_one_folds_records_and_our_rows_blocks():
     assert chromosome.ours_blocks(("spp", "se", "batch_norm")) == ("se", "batch_norm", "recurrent")
     choices = [{"ours": ["se", "recurrent"]}, {"ours": ["recurrent"]}, {"ours": ["recurrent"]},
                {"ours": ["se", "recurrent"]}]  # fmt: skip
-    assert chromosome.most_chosen(choices) == ("se", "recurrent")  # a tie: the earliest fold's
+    assert crossval.most_chosen(choices, "ours") == ("se", "recurrent")  # a tie: the earliest fold's
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -248,3 +248,11 @@ def gains_over(records, rows, reference, key="val_accuracy"):
             if rows_of(records, row)}  # fmt: skip
     gains = {row: float(mean[row] - mean[reference]) for row in rows if row in mean}
     return dict(sorted(gains.items(), key=lambda item: -item[1]))
+
+
+def most_chosen(choices, key):
+    """The `choice[key]` most folds' `choices` made (ties: the earliest fold's), as a tuple: e.g. the blocks a row
+    runs with in a later protocol."""
+    from collections import Counter
+
+    return Counter(tuple(choice[key]) for choice in choices).most_common(1)[0][0]  # ties keep first-seen order

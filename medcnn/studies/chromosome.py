@@ -353,29 +353,13 @@ def block_gains(records, metric="val_accuracy"):
     return {label_of[row]: gain for row, gain in gains_over(records, list(label_of), BLOCK_ROWS[0][0], metric).items()}
 
 
-def best_combination(gains, size=3):
-    """The blocks to combine: greedily by validation gain, only gains > 0, one block per slot except feature blocks
-    (in the order chosen); at least the best single block, even when no block beat the baseline."""
-    from medcnn.models.blocks import ABLATION_BLOCKS
-
-    chosen, taken = [], set()
-    for block, gain in gains.items():
-        slot = ABLATION_BLOCKS[block].slot
-        if len(chosen) == size or (chosen and gain <= 0):
-            break
-        if slot != "features" and slot in taken:
-            continue
-        chosen.append(block)
-        taken.add(slot)
-    return tuple(chosen)
-
-
 def run_fold(inputs, labels, split, seed, fold, run_settings, cache, data_fingerprint, tuning_dir, overwrite=True,
              log=print):  # fmt: skip
     """One case-grouped fold, every choice made on its validation cases: the search, single blocks, tuned baseline
     and transfer rows, then the combination (this fold's gains), stretched and padded, and our row. Returns
     (records, runs, choices: the fold's trials, tuned values, gains, combination and our row's blocks)."""
     from medcnn.experiment import crossval
+    from medcnn.models.blocks import greedy_combination
 
     runs_of = functools.partial(make_runs, split=split, seed=seed, fold=fold, run_settings=run_settings,
                                 data_fingerprint=data_fingerprint)  # fmt: skip
@@ -387,16 +371,11 @@ def run_fold(inputs, labels, split, seed, fold, run_settings, cache, data_finger
                                   overwrite)  # fmt: skip
     records, runs = train([*BLOCK_CONFIGURATIONS, tuned_configuration(tuned), *transfer_configurations(run_settings)])
     gains = block_gains(records)
-    combination = best_combination(gains, run_settings["combination_size"])
+    combination = greedy_combination(gains, run_settings["combination_size"])
     more_records, more_runs = train(later_configurations(combination))
     choices = {"seed": seed, "fold": fold + 1, "tuned": tuned, "trials": trials.reset_index().to_dict("records"),
                "gains": gains, "combination": list(combination), "ours": list(ours_blocks(combination))}  # fmt: skip
     return records + more_records, runs + more_runs, choices
-
-
-def most_chosen(choices):
-    """Our row's blocks as most folds chose them (ties: the earliest fold's): the model the image-level folds run."""
-    return Counter(tuple(choice["ours"]) for choice in choices).most_common(1)[0][0]  # ties keep first-seen order
 
 
 def cross_validate(inputs, labels, groups, run_settings, cache, data_fingerprint, tuning_dir, overwrite=True,
@@ -411,7 +390,8 @@ def cross_validate(inputs, labels, groups, run_settings, cache, data_fingerprint
             made = run_fold(inputs, labels, split, seed, fold, run_settings, cache, data_fingerprint, tuning_dir,
                             overwrite, log)  # fmt: skip
             records, runs, choices = records + made[0], runs + made[1], [*choices, made[2]]
-    ours = Configuration(OURS_IMAGE_LEVEL, "image-level", blocks=most_chosen(choices), inputs="ours", augment=True)
+    blocks = crossval.most_chosen(choices, "ours")  # our row's blocks as most folds chose them
+    ours = Configuration(OURS_IMAGE_LEVEL, "image-level", blocks=blocks, inputs="ours", augment=True)
     for seed in run_settings["seeds"]:
         for fold, split in enumerate(make_folds(labels, groups, seed, run_settings, "image-level")):
             runs_of = functools.partial(make_runs, split=split, seed=seed, fold=fold, run_settings=run_settings,
