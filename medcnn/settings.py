@@ -1,6 +1,8 @@
-"""A study's settings per scale: `{scale: {setting: value}}`, one of them chosen with overrides (no Keras import)."""
+"""A study's settings per scale: `{scale: {setting: value}}`, one of them chosen with overrides, and the settings of
+one of its configurations (`SetFields`). No Keras import."""
 
 import copy
+from dataclasses import asdict
 
 
 def select_settings(settings_by_scale, scale, overrides):
@@ -38,3 +40,15 @@ def settings_function(settings_by_scale):
         return select_settings(settings_by_scale, scale, overrides)
 
     return settings
+
+
+class SetFields:
+    """A study's configuration dataclass (one row) gets `settings()` from this mixin: the fields that are set, what
+    defines its runs (recorded and fingerprinted). None is never set; a class lists further unset values in `UNSET`,
+    e.g. `UNSET = ((), False)`."""
+
+    UNSET = ()
+
+    def settings(self):
+        """What defines the run (recorded and fingerprinted): the fields that are set."""
+        return {key: value for key, value in asdict(self).items() if value is not None and value not in self.UNSET}

@@ -29,6 +29,12 @@ def test_seed_policy_records_what_varies_and_what_is_held_fixed():
                       "held_fixed": {"augmented views (VGG19)": "cost"}}  # fmt: skip
     assert experiment.for_models("augmented views", ["a"], ["a", "b"]) == "augmented views (a)"
     assert experiment.for_models("augmented views", ["b", "a"], ["a", "b"]) == "augmented views"
+    weights = {"vgg16": "random", "mobilenet_v2": "imagenet"}  # random weights vary, ImageNet ones are held
+    assert experiment.seed_policy(["split"], {"search": "once"}, weights) == {
+        "seed_varies": ["split", "random backbone weights (vgg16)"],
+        "held_fixed": {"search": "once",
+                       "pretrained backbone weights (mobilenet_v2)": "ImageNet weights: loaded, not drawn"},
+    }  # fmt: skip
 
 
 @pytest.mark.parametrize(

@@ -238,6 +238,23 @@ def test_settings_function_and_tables_function_give_a_study_its_accessors():
     assert paper_tables()["Table 1"].loc["row", "acc"] == 0.8 and table.attrs["notes"] == ["as printed"]
 
 
+def test_set_fields_gives_a_configuration_the_settings_that_are_set():
+    from dataclasses import dataclass
+
+    from medcnn.settings import SetFields
+
+    @dataclass(frozen=True)
+    class Row(SetFields):
+        label: str
+        blocks: tuple = ()
+        rate: float = None
+        augment: bool = False
+
+    assert Row("a", rate=0.0).settings() == {"label": "a", "blocks": (), "rate": 0.0, "augment": False}
+    Row.UNSET = ((), False)  # as chromosome's: no blocks, no augmentation (and 0, which equals False)
+    assert Row("a", ("se",), 0.0).settings() == {"label": "a", "blocks": ("se",)}
+
+
 def test_study_settings_do_not_import_keras(fresh_python):
     code = (
         "import sys; from medcnn.studies import STUDIES, get_study; "

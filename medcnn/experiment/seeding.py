@@ -25,7 +25,7 @@ SEED_PARTS = {
 }
 
 
-def seed_policy(varies, held_fixed=None):
+def seed_policy(varies, held_fixed=None, weights=None):
     """The record of what a study's seed varies and what it holds fixed, for results.json.
 
     Args:
@@ -33,11 +33,14 @@ def seed_policy(varies, held_fixed=None):
             that each seed draws anew.
         held_fixed: {part: why} for the random parts that are the same for every seed, each with its reason
             (e.g. "ImageNet weights: pretrained, not drawn"); None or {} when nothing is.
+        weights: {backbone: "imagenet" or "random"} as loaded, or None: `backbone_parts(weights)` follows `varies`
+            (random weights, drawn per seed) and `held_fixed` (ImageNet weights, loaded).
 
     Returns:
         {"seed_varies": [part, ...], "held_fixed": {part: why}}, to pass in `results_payload(..., extra=...)`.
     """
-    varies, held_fixed = list(varies), dict(held_fixed or {})
+    drawn, pretrained = backbone_parts(weights or {})
+    varies, held_fixed = [*varies, *drawn], {**(held_fixed or {}), **pretrained}
     unknown = [part for part in [*varies, *held_fixed] if part.split(" (")[0] not in SEED_PARTS]
     if unknown:
         raise ValueError(f"Unknown seed parts {unknown}. Expected names from SEED_PARTS: {list(SEED_PARTS)}")

@@ -6,12 +6,12 @@ per scale, and the findings only this study has. Runs, caching, summaries, expor
 """
 
 import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from medcnn.report.published import paper_table, tables_function
-from medcnn.settings import settings_function
+from medcnn.settings import SetFields, settings_function
 
 STUDY = "allgray"
 DATASET_ID = "all4"
@@ -63,7 +63,7 @@ SUMMARY_METRICS = [
 
 
 @dataclass(frozen=True)
-class Configuration:
+class Configuration(SetFields):
     """One trained setting; `group` says which table or variation it belongs to. None fields are left unset."""
 
     label: str
@@ -79,11 +79,6 @@ class Configuration:
     schedule: str = None  # None: Adam at a constant 1e-3 as published; "cosine": cosine decay to 0 over the run
     backbone: str = None  # a transfer model's backbone instead of the paper's CNN
     centre_inputs: bool = None  # None: [0, 1] inputs as published; True: the training mean subtracted in the model
-
-    def settings(self):
-        """What defines the run (recorded and fingerprinted): the fields that are set."""
-        return {key: value for key, value in asdict(self).items() if value is not None}
-
 
 CATEGORICAL, BINARY = "categorical_crossentropy", "binary_crossentropy"
 TABLE1 = [
@@ -270,18 +265,17 @@ def seeding(run_settings, weights=None):
 
     `weights`: {backbone: "imagenet" or "random"} of the transfer rows (None: resolved for the rows the scale runs).
     """
-    from medcnn.experiment import backbone_parts, seed_policy
+    from medcnn.experiment import seed_policy
     from medcnn.models.backbones import weights_used
 
     if weights is None:
         backbones = sorted({c.backbone for c in configurations(tuple(run_settings["groups"])) if c.backbone})
         weights = weights_used(backbones, (*run_settings["image_size"], 3), run_settings["allow_random_weights"])
-    drawn, pretrained = backbone_parts(weights)
     varies = ["split", "initialisation", "data order", "augmentation draws", "dropout masks (CNNs from scratch)"]
     held = {"composition": "the images loaded (`load_data`, seed 0 where `max_images` draws a subset): one data set"}
     if weights:
         held["dropout masks (transfer rows' head)"] = "the head is built with `HeadSpec(seed=0)`: its masks repeat"
-    return seed_policy([*varies, *drawn], {**held, **pretrained})
+    return seed_policy(varies, held, weights)
 
 
 def flips(seed):

@@ -10,14 +10,14 @@ last stage on the features of the blocks before it. Runs, caching, tables and ou
 """
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from functools import partial
 
 import numpy as np
 
 from medcnn.data import pbc
 from medcnn.report.published import paper_table, tables_function
-from medcnn.settings import settings_function
+from medcnn.settings import SetFields, settings_function
 
 STUDY = "an2dl"
 DATASET_ID = pbc.DATASET_ID
@@ -207,7 +207,7 @@ def online_augmentation(augment_settings, seed):
 
 
 @dataclass(frozen=True)
-class Configuration:
+class Configuration(SetFields):
     """One row. `group`: "table2" (a study backbone, frozen, with the study's head), "transfer" (MobileNetV2, the
     same), "fine_tune" (the last `blocks` of `backbone` unfrozen, from the `stage_one` row's head), "ours" (every
     block of `backbone` on larger images) or "custom" (`model` of `CUSTOM_ROWS`). None takes the scale's setting."""
@@ -219,11 +219,6 @@ class Configuration:
     stage_one: str = None
     blocks: object = None
     learning_rate: float = None
-
-    def settings(self):
-        """What defines the run (recorded and fingerprinted): the fields that are set."""
-        return {key: value for key, value in asdict(self).items() if value is not None}
-
 
 def tuned_blocks(name, run_settings):
     """How many of `name`'s last named blocks fine-tuning trains (0 for a backbone that is not fine-tuned)."""
@@ -323,13 +318,12 @@ def build_model(config, run_settings, input_shape, stats=None, head_weights=None
 
 def seeding(run_settings, weights):
     """What each seed varies and holds fixed (`experiment.seed_policy`); `weights`: `backbone_weights(...)`."""
-    from medcnn.experiment import backbone_parts, seed_policy
+    from medcnn.experiment import seed_policy
 
-    drawn, pretrained = backbone_parts(weights)
     varies = ["split", "outlier forest", "initialisation", "data order", "dropout masks"]
     views = ["augmented views"] if run_settings["augment_copies"] else []
     held = {"composition": "the images drawn from PBC (`load_data`, seed 0): one data set, cleaned once, for all seeds"}
-    return seed_policy([*varies, *views, "augmentation draws (our row)", *drawn], {**held, **pretrained})
+    return seed_policy([*varies, *views, "augmentation draws (our row)"], held, weights)
 
 
 def make_runs(configs, images, labels, splits, run_settings, data_hash, cache, large=None, log=print):

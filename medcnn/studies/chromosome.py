@@ -12,12 +12,12 @@ export and outputs come from `medcnn.experiment`.
 import functools
 import math
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 
 from medcnn.report.published import paper_table, tables_function
-from medcnn.settings import settings_function
+from medcnn.settings import SetFields, settings_function
 
 STUDY = "chromosome"
 DATASET_ID = "chromosomes"
@@ -179,10 +179,12 @@ def make_folds(labels, groups, seed, run_settings, protocol="case-grouped"):
 
 
 @dataclass(frozen=True)
-class Configuration:
+class Configuration(SetFields):
     """One row trained from scratch or by transfer; None fields take the scale's setting. `blocks`: `ABLATION_BLOCKS`
     keys (none: the baseline); `dropout`: the dropout block's rate when tuned; `resize`: how crops reach the input
     size; `inputs`: which of `model_inputs` it reads; `augment`: `flips_and_rotations` on the training batches."""
+
+    UNSET = ((), False)  # besides None: no blocks, no augmentation
 
     label: str
     group: str
@@ -195,11 +197,6 @@ class Configuration:
     resize: str = "pad"
     inputs: str = "pad"
     augment: bool = False
-
-    def settings(self):
-        """What defines the run (recorded and fingerprinted): the fields that are set."""
-        return {key: value for key, value in asdict(self).items() if value not in (None, (), False)}
-
 
 BLOCK_CONFIGURATIONS = [Configuration(label, "blocks", blocks=(block,) if block else ()) for label, block in BLOCK_ROWS]
 
@@ -316,14 +313,13 @@ def make_runs(configurations, x, split, seed, fold, run_settings, data_fingerpri
 
 def seeding(run_settings, weights=None):
     """What each seed varies and holds fixed (`experiment.seed_policy`); `weights`: `transfer_weights` or None."""
-    from medcnn.experiment import backbone_parts, seed_policy
+    from medcnn.experiment import seed_policy
 
-    drawn, pretrained = backbone_parts(weights or {})
     varies = ["split", "initialisation", "data order", "dropout masks (CNNs from scratch)", "augmentation draws (ours)"]
     held = {"search": "each fold's search draws its trials with tuner seed 0, on that fold's own training cases"}
     if weights:
         held["dropout masks (transfer rows' head)"] = "the head is built with `HeadSpec(seed=0)`: its masks repeat"
-    return seed_policy([*varies, *drawn], {**held, **pretrained})
+    return seed_policy(varies, held, weights)
 
 
 def tune_baseline(x, labels, split, run_settings, directory, overwrite=True, seed=0):

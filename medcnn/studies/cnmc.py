@@ -255,11 +255,11 @@ def backbone_weights(run_settings):
 def seeding(run_settings, weights=None):
     """What each seed varies (`experiment.seed_policy`): the test part (which HEM patient, which of its cells) and
     folds, the head, batch order, dropout, views and random backbone weights (`weights`: `backbone_weights`)."""
-    from medcnn.experiment import backbone_parts, seed_policy
+    from medcnn.experiment import seed_policy
 
-    drawn, held = backbone_parts(weights if weights is not None else backbone_weights(run_settings))
     views = ["augmented views"] if run_settings["augmented_copies"] else []
-    return seed_policy(["split", "initialisation", "data order", "dropout masks", *views, *drawn], held)
+    weights = weights if weights is not None else backbone_weights(run_settings)
+    return seed_policy(["split", "initialisation", "data order", "dropout masks", *views], None, weights)
 
 
 def feature_info(images, run_settings, seeds, cache, data_fingerprint):

@@ -274,13 +274,12 @@ def feature_spec(backbone, run_settings, seed=0, stem_blocks=0):
 
 def seeding(run_settings, weights=None):
     """What each seed varies and holds fixed (`experiment.seed_policy`); `weights`: {backbone: weights} that ran."""
-    from medcnn.experiment import backbone_parts, seed_policy
+    from medcnn.experiment import seed_policy
 
-    drawn, pretrained = backbone_parts(weights) if weights else ([], {})
     varies = ["composition", "augmented views", "split", "initialisation", "data order", "dropout masks",
               "mc dropout passes"]  # fmt: skip
     held = {"search": "one hyperparameter search (`tune_head`) on the first seed's pool, before the runs"}
-    return seed_policy([*varies, *drawn], {**held, **pretrained})
+    return seed_policy(varies, held, weights)
 
 
 def transfer(backbone, input_shape, run_settings, seed=0):
