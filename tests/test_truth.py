@@ -327,3 +327,18 @@ def test_standard_errors_and_nearer_reading():
     assert "cannot tell" in truth.nearer_reading(0.80, (0.79, 0.90), (0.01, 0.01), names, offset=0.5)[1]
     assert "single run" in truth.nearer_reading(0.80, (0.79, 0.90), (np.nan, np.nan), names)[1]
     assert "both are beyond" in truth.nearer_reading(0.5, (0.79, 0.90), (0.01, 0.01), names)[1]
+
+
+def test_goal_sentence_gives_the_mean_and_the_runs_that_reach_it():
+    records = [{"seed": s, "test_accuracy": v} for s, v in ((0, 0.967), (1, 0.955), (2, 0.973))]
+    sentence = truth.goal_sentence(records, "test_accuracy", 0.96)
+    assert "the mean 0.965 meets it; 2 of 3 runs reach it" in sentence and "0.955 (seed 1)" in sentence
+    assert "misses it; 0 of 3" in truth.goal_sentence(records, "test_accuracy", 0.98)
+    assert "no run has" in truth.goal_sentence([{"seed": 0}], "test_accuracy", 0.9)
+
+
+def test_reaches_paper_says_level_within_two_standard_errors_and_above_beyond():
+    level = experiment.reaches_paper([0.967, 0.955, 0.973], 0.958, 0.2)
+    assert level.verdict == "reaches the paper" and "level with it, not beyond" in level.sentence
+    above = experiment.reaches_paper([0.97, 0.98, 0.99], 0.90, 0.2)
+    assert above.verdict == "reaches the paper" and "above it by more than two standard errors" in above.sentence

@@ -363,8 +363,10 @@ def reaches_paper(values, paper_value, majority_reference, label="our row", metr
                 f"{paper_value:.3f}.",
                 runs,
             )  # fmt: skip
-    if difference >= 0:
-        verdict, tail = "reaches the paper", "at or above it"
+    if difference > 2 * standard_error:
+        verdict, tail = "reaches the paper", "above it by more than two standard errors"
+    elif difference >= 0:
+        verdict, tail = "reaches the paper", "at or above it, within two standard errors: level with it, not beyond"
     elif standard_error <= 1e-12:
         verdict, tail = "not judged", "below it with a standard error of 0, so seed noise cannot be judged"
     elif difference < -2 * standard_error:
@@ -476,6 +478,19 @@ def best_after(summary, records, rows, key, metric_label, min_runs=3, by="config
     judged = bool(left) and runs >= min_runs
     best, verdict = best_row(summary, records, left, key, metric_label, by) if judged else (None, None)
     return {"collapsed": gone, "runs": runs, "rows": left, "best": best, "verdict": verdict}
+
+
+def goal_sentence(records, key, goal):
+    """Whether a row meets a goal of `key` >= `goal`: its mean, and how many of its runs (by seed) reach it."""
+    values, seeds = row_values(records, key)
+    kept = [(value, seed) for value, seed in zip(values, seeds) if np.isfinite(value)]
+    if not kept:
+        return f"Goal {goal:.2f}: no run has {key}."
+    mean = float(np.mean([value for value, _ in kept]))
+    each = ", ".join(f"{value:.3f} (seed {seed})" for value, seed in kept)
+    met = sum(value >= goal for value, _ in kept)
+    verdict = "meets it" if mean >= goal else "misses it"
+    return f"Goal {goal:.2f}: the mean {mean:.3f} {verdict}; {met} of {len(kept)} runs reach it ({each})."
 
 
 def record_reaches_paper(records, key, paper_value, label, metric_label):
