@@ -72,18 +72,6 @@ def test_the_transfer_row_fingerprints_the_weights_its_backbone_loads(monkeypatc
     assert random[cnn].data == "data-hash" and random[cnn].fingerprint == imagenet[cnn].fingerprint
 
 
-def test_deduplicated_split_has_no_copy_on_two_sides():
-    labels = np.repeat(np.arange(4), 25)
-    fingerprints = [f"img{i // 2}" if i < 40 else f"img{i}" for i in range(100)]  # 20 duplicate pairs
-    split, info = allgray.make_split(labels, fingerprints, seed=0, deduplicate=True)
-    assert info["duplicates_removed"] == 20 and info["duplicates_across_sides"] == {"val": 0, "test": 0}
-    assert sum(len(v) for v in split.values()) == 80
-    published, info = allgray.make_split(labels, fingerprints, seed=0)
-    assert sum(len(v) for v in published.values()) == 100
-    in_train = {fingerprints[i] for i in published["train"]}
-    assert info["duplicates_across_sides"]["test"] == sum(fingerprints[i] in in_train for i in published["test"])
-
-
 # One changed value per setting of the scale; `test_every_setting_moves_the_fingerprint_but_the_non_result_ones`
 # fails when a setting is added without a row here.
 CHANGED_SETTINGS = {

@@ -26,7 +26,7 @@ def test_allgray_plan_lists_exactly_the_runs_make_runs_builds(scale, shared_data
     planned = allgray.plan_runs(allgray.settings(scale), shared_data)
     assert [(run.label, run.seed, run.epochs) for run in planned] == made_runs(scale)
     assert allgray.TABLE1[3].label not in {run.label for run in planned}  # a snapshot: recorded, not trained
-    # make_split's training side over the staged counts (3,061 images: 2,141 in training)
+    # deduplicated_split's training side over the staged counts (3,061 images: 2,141 in training)
     assert {run.images_per_epoch for run in planned} == {2141}
 
 

@@ -11,6 +11,7 @@ from medcnn.data.splits import (
     LopsidedSplitWarning,
     check_folds_no_leakage,
     check_no_leakage,
+    deduplicated_split,
     grouped_fold_assignment,
     grouped_kfold,
     image_fingerprints,
@@ -367,3 +368,15 @@ def test_cross_validation_needs_a_group_per_fold():
 
     with pytest.raises(DataError, match="Only 2 patients/groups"):
         cross_validation_splits([0, 0, 1, 1], 3, groups=["a", "a", "b", "b"])
+
+
+def test_deduplicated_split_has_no_copy_on_two_sides():
+    labels = np.repeat(np.arange(4), 25)
+    fingerprints = [f"img{i // 2}" if i < 40 else f"img{i}" for i in range(100)]  # 20 duplicate pairs
+    split, info = deduplicated_split(labels, fingerprints, seed=0, deduplicate=True)
+    assert info["duplicates_removed"] == 20 and info["duplicates_across_sides"] == {"val": 0, "test": 0}
+    assert sum(len(v) for v in split.values()) == 80
+    published, info = deduplicated_split(labels, fingerprints, seed=0)
+    assert sum(len(v) for v in published.values()) == 100
+    in_train = {fingerprints[i] for i in published["train"]}
+    assert info["duplicates_across_sides"]["test"] == sum(fingerprints[i] in in_train for i in published["test"])

@@ -185,6 +185,21 @@ def train_val_test_split(labels, ratios=(0.7, 0.15, 0.15), seed=0, groups=None):
     return parts
 
 
+def deduplicated_split(labels, fingerprints, seed=0, ratios=(0.7, 0.15, 0.15), deduplicate=False):
+    """`train_val_test_split` as {"train", "val", "test": indices}; with `deduplicate`, only the first of each set of
+    identical items (same fingerprint, e.g. `image_fingerprints`) is kept before the split.
+
+    Returns (split, info): info counts the duplicates removed and the val/test items with a copy in train.
+    """
+    fingerprints = np.asarray(fingerprints)
+    keep = np.sort(np.unique(fingerprints, return_index=True)[1]) if deduplicate else np.arange(len(labels))
+    train, val, test = train_val_test_split(np.asarray(labels)[keep], ratios=ratios, seed=seed)
+    split = {"train": keep[train], "val": keep[val], "test": keep[test]}
+    in_train = set(fingerprints[split["train"]])
+    across = {side: int(sum(f in in_train for f in fingerprints[split[side]])) for side in ("val", "test")}
+    return split, {"duplicates_removed": len(labels) - len(keep), "duplicates_across_sides": across}
+
+
 def stratified_kfold(labels, n_splits=5, seed=0):
     """Shuffled, stratified k-fold: a list of `n_splits` (train_idx, val_idx) pairs."""
     from sklearn.model_selection import StratifiedKFold

@@ -200,22 +200,6 @@ def preprocess(images, image_size=(100, 100)):
     return preprocess_images(images, ImagePreprocessing(tuple(image_size), "grayscale", scale=1.0 / 255.0))
 
 
-def make_split(labels, fingerprints, seed, ratios=(0.7, 0.15, 0.15), deduplicate=False):
-    """Stratified train/val/test indices; with `deduplicate`, byte-identical copies are removed first.
-
-    Returns (split, info): info counts the duplicates removed and the val/test images with a copy in train.
-    """
-    from medcnn.data.splits import train_val_test_split
-
-    fingerprints = np.asarray(fingerprints)
-    keep = np.sort(np.unique(fingerprints, return_index=True)[1]) if deduplicate else np.arange(len(labels))
-    train, val, test = train_val_test_split(labels[keep], ratios=ratios, seed=seed)
-    split = {"train": keep[train], "val": keep[val], "test": keep[test]}
-    in_train = set(fingerprints[split["train"]])
-    across = {side: int(sum(f in in_train for f in fingerprints[split[side]])) for side in ("val", "test")}
-    return split, {"duplicates_removed": len(labels) - len(keep), "duplicates_across_sides": across}
-
-
 def build_model(
     config, input_shape, steps_per_epoch, epochs, learning_rate=1e-3, allow_random_weights=False, input_mean=None
 ):
@@ -305,6 +289,7 @@ def make_runs(x, labels, fingerprints, run_settings, data_fingerprint):
     row the weights its backbone resolves to here ("imagenet" or "random"): its fingerprint hashes all of them, so a
     record is reused only under the same settings, data and backbone weights.
     """
+    from medcnn.data.splits import deduplicated_split
     from medcnn.experiment import Run, group_seeds, seed_order
     from medcnn.experiment.plan import snapshot_pairs
     from medcnn.models.backbones import weights_used
@@ -321,7 +306,7 @@ def make_runs(x, labels, fingerprints, run_settings, data_fingerprint):
 
     runs, splits = {}, {}
     for config, seed in seed_order(configurations(tuple(seeds_of)), seeds_of):
-        split, info = make_split(labels, fingerprints, seed, run_settings["ratios"], config.deduplicate)
+        split, info = deduplicated_split(labels, fingerprints, seed, run_settings["ratios"], config.deduplicate)
         splits[(config.label, seed)] = info
         epochs = scaled_epochs(config, run_settings["epoch_scale"], run_settings["max_epochs"])
         steps = math.ceil(len(split["train"]) / config.batch_size)
@@ -498,7 +483,7 @@ def plan_runs(run_settings, data_dir=None):
     """The runs `make_runs` builds at these settings, as `experiment.estimate.PlannedRun`s, from the staged files'
     counts (nothing decoded): seed by seed, a snapshot row inside its longer run (recorded from it, not trained).
 
-    Training sizes are `make_split`'s over labels made from the counts; the duplicate-free row is counted before
+    Training sizes are `deduplicated_split`'s over labels made from the counts; the duplicate-free row is counted before
     its duplicates are removed (a few images more than it trains on).
     """
     from medcnn.data.splits import train_val_test_split

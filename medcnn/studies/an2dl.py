@@ -594,7 +594,8 @@ def findings(summary, records, weights, best, cleaning, run_settings):
         )  # fmt: skip
         auc = value(OURS, "test_roc_auc", digits=3, factor=1)
         sentences.append(
-            f"{reached.sentence} {truth.goal_sentence(ours, 'test_accuracy', TARGET_ACCURACY)} Its AUC is {auc} (BloodMNIST: {ANCHOR['auc']:.3f}), "
+            f"{reached.sentence} {truth.goal_sentence(ours, 'test_accuracy', TARGET_ACCURACY)} Its AUC is {auc} "
+            f"(BloodMNIST: {ANCHOR['auc']:.3f}), "
             f"on {ours[0]['sizes']['test']} test images drawn in the homework's proportions against BloodMNIST's "
             f"{ANCHOR['protocol']}: different data, size and split, not comparable one to one."
         )
