@@ -151,6 +151,18 @@ def bn_warmup_epochs(steps_per_epoch, momentum, tolerance=BN_WARMUP_TOLERANCE):
     return math.ceil(steps / steps_per_epoch)
 
 
+def bn_warmup_start(n_train, batch_size, batch_norm=True, momentum=None):
+    """Where early stopping of a run of `n_train` training items at `batch_size` should start (its
+    `start_from_epoch`): 0 for a model that trains no BatchNormalization (`batch_norm` false), else
+    `bn_warmup_epochs` of its steps per epoch at `momentum` (None: `models.blocks.BATCH_NORM_MOMENTUM`). Until then
+    validation, in inference mode, can sit at chance, and early stopping would restore those epochs."""
+    from medcnn.models.blocks import BATCH_NORM_MOMENTUM
+
+    if not batch_norm:
+        return 0
+    return bn_warmup_epochs(math.ceil(n_train / batch_size), BATCH_NORM_MOMENTUM if momentum is None else momentum)
+
+
 def _check_callbacks(model, callbacks):
     optimizer = getattr(model.optimizer, "inner_optimizer", model.optimizer)  # unwrap a LossScaleOptimizer
     schedule = getattr(optimizer, "_learning_rate", None)

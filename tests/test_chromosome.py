@@ -8,8 +8,9 @@ import pytest
 
 from medcnn import experiment
 from medcnn.experiment import crossval
-from medcnn.models.blocks import greedy_combination
+from medcnn.models.blocks import greedy_combination, uses_batch_norm
 from medcnn.studies import chromosome
+from medcnn.train import bn_warmup_start
 
 K = len(chromosome.CLASS_NAMES)
 CHANCE = 1 / K
@@ -178,21 +179,20 @@ def test_early_stopping_waits_for_batch_norm_statistics_on_batch_norm_rows(synth
     once their moving statistics have settled (`medcnn.train.bn_warmup_epochs`, momentum 0.9: 29 steps)."""
     run_settings = chromosome.settings("cpu")
     by_label = {config.label: config for config in chromosome.BLOCK_CONFIGURATIONS}
-    starts = {
-        label: chromosome._early_stopping_start(config, 10 * run_settings["batch_size"], run_settings)
-        for label, config in by_label.items()
-    }
+    batch = run_settings["batch_size"]
+    starts = {label: bn_warmup_start(10 * batch, batch, uses_batch_norm(c.blocks)) for label, c in by_label.items()}
     batch_norm_blocks = {"residual", "dense", "batch_norm"}
     with_batch_norm = {label for label, config in by_label.items() if batch_norm_blocks & set(config.blocks)}
     assert len(with_batch_norm) == 3
     assert {label: start for label, start in starts.items() if start} == dict.fromkeys(with_batch_norm, 3)
     transfer = chromosome.transfer_configurations(run_settings)[0]
-    assert chromosome._early_stopping_start(transfer, 320, run_settings) == 0
     x, labels, cases = synthetic
     split = {"train": np.arange(300), "val": np.arange(300, 320), "test": np.arange(320, 340)}
-    runs = chromosome.make_runs(chromosome.BLOCK_CONFIGURATIONS[6:8], x, split, 0, 0, run_settings, "data-hash")
-    (plain,), (batch_norm,) = (run.callbacks() for run in runs)
-    assert (plain.start_from_epoch, batch_norm.start_from_epoch) == (0, 3)  # 10 steps per epoch: 29 steps in 3
+    configurations = [*chromosome.BLOCK_CONFIGURATIONS[6:8], transfer]
+    runs = chromosome.make_runs(configurations, x, split, 0, 0, run_settings, "data-hash")
+    (plain,), (batch_norm,), (frozen,) = (run.callbacks() for run in runs)
+    # 10 steps per epoch: 29 steps in 3; the transfer row trains no BatchNorm
+    assert (plain.start_from_epoch, batch_norm.start_from_epoch, frozen.start_from_epoch) == (0, 3, 0)
     assert batch_norm.patience == run_settings["early_stopping_patience"] and batch_norm.restore_best_weights
     assert chromosome.make_runs(runs and chromosome.BLOCK_CONFIGURATIONS[:1], x, split, 0, 0,
                                 chromosome.settings("smoke"), "data-hash")[0].callbacks is None  # fmt: skip

@@ -152,6 +152,13 @@ def test_bn_warmup_epochs_tolerance_and_errors():
         train.bn_warmup_epochs(10, 0.9, tolerance=0)
 
 
+def test_bn_warmup_start_counts_steps_of_the_training_side_and_is_0_without_batch_norm():
+    assert train.bn_warmup_start(320, 32) == 3  # 10 steps an epoch at momentum 0.9: 29 steps in 3 epochs
+    assert train.bn_warmup_start(321, 32) == 3 and train.bn_warmup_start(30 * 32, 32) == 1
+    assert train.bn_warmup_start(320, 32, momentum=0.99) == train.bn_warmup_epochs(10, 0.99)
+    assert train.bn_warmup_start(320, 32, batch_norm=False) == 0
+
+
 def test_fit_learns_an_easy_task_and_returns_a_plain_history():
     keras.utils.set_random_seed(0)
     features, labels = easy_data()

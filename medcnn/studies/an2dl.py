@@ -9,7 +9,6 @@ features computed once (the published first stage: frozen backbone, offline augm
 last stage on the features of the blocks before it. Runs, caching, tables and outputs come from `medcnn.experiment`.
 """
 
-import math
 from dataclasses import dataclass
 from functools import partial
 
@@ -335,8 +334,7 @@ def make_runs(configs, images, labels, splits, run_settings, data_hash, cache, l
     from medcnn.experiment import LazyInputs, Run, seed_order, view_rows
     from medcnn.experiment.export import weights_file
     from medcnn.experiment.features import OfflineCopies
-    from medcnn.models.blocks import BATCH_NORM_MOMENTUM
-    from medcnn.train import bn_warmup_epochs, plateau_callbacks
+    from medcnn.train import bn_warmup_start, plateau_callbacks
 
     copies = run_settings["augment_copies"]
 
@@ -359,8 +357,7 @@ def make_runs(configs, images, labels, splits, run_settings, data_hash, cache, l
         else:
             spec = feature_spec(config.backbone, run_settings, seed)
             inputs = drawn.feature_inputs(spec, "stem" if config.group == "fine_tune" else "pooled")
-        steps = math.ceil(len(split["train"]) / run_settings["batch_size"])  # the residual CNN trains BatchNorm:
-        start = bn_warmup_epochs(steps, BATCH_NORM_MOMENTUM) if config.model == "residual" else 0  # wait for it
+        start = bn_warmup_start(len(split["train"]), run_settings["batch_size"], config.model == "residual")
         run = Run(
             label=config.label, seed=seed, split=split, epochs=epochs_of(config, run_settings),
             batch_size=own["batch_size"], group=config.group, settings=config.settings(), spec=run_settings,

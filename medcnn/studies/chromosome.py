@@ -10,7 +10,6 @@ export and outputs come from `medcnn.experiment`.
 """
 
 import functools
-import math
 from collections import Counter
 from dataclasses import dataclass
 
@@ -274,22 +273,13 @@ def transfer_weights(run_settings, input_channels=1):
     return weights_used(names, size, run_settings["allow_random_weights"])
 
 
-def _early_stopping_start(config, n_train, run_settings):
-    """0, or for a scratch row with BatchNormalization the epochs its moving statistics need (`bn_warmup_epochs`):
-    until then validation, in inference mode, can sit at chance and early stopping would restore those epochs."""
-    from medcnn.models.blocks import BATCH_NORM_MOMENTUM, uses_batch_norm
-    from medcnn.train import bn_warmup_epochs
-
-    if config.backbone or not uses_batch_norm(config.blocks):
-        return 0
-    return bn_warmup_epochs(math.ceil(n_train / (config.batch_size or run_settings["batch_size"])), BATCH_NORM_MOMENTUM)
-
-
 def make_runs(configurations, x, split, seed, fold, run_settings, data_fingerprint, protocol="case-grouped"):
     """The `Run`s of `configurations` on inputs `x` and one fold (`split`; `fold` 0-based) of seed `seed`'s folds.
     The fingerprint holds every setting, the data hash and a transfer row's loaded weights (`transfer_weights`)."""
     from medcnn.experiment import Run
     from medcnn.experiment.records import early_stopping
+    from medcnn.models.blocks import uses_batch_norm
+    from medcnn.train import bn_warmup_start
 
     shape = x.shape[1:]
     loaded = transfer_weights(run_settings, shape[-1]) if any(c.backbone for c in configurations) else {}
@@ -304,8 +294,9 @@ def make_runs(configurations, x, split, seed, fold, run_settings, data_fingerpri
             build_model=lambda c=config: build_model(c, shape, run_settings),
             data=data.get(config.backbone, data_fingerprint), augmentation=augmentation if config.augment else None,
             predict_batch_size=run_settings["predict_batch_size"],
-            callbacks=early_stopping(run_settings["early_stopping_patience"],
-                                     _early_stopping_start(config, len(split["train"]), run_settings)),
+            callbacks=early_stopping(run_settings["early_stopping_patience"], bn_warmup_start(
+                len(split["train"]), config.batch_size or run_settings["batch_size"],
+                not config.backbone and uses_batch_norm(config.blocks))),  # BatchNorm: its statistics settle first
         )
         for config in configurations
     ]  # fmt: skip
