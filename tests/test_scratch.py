@@ -3,7 +3,7 @@ import pytest
 
 import keras
 
-from medcnn.models.scratch import allgray_cnn, position_cnn
+from medcnn.models.scratch import allgray_cnn, gap_in_place_of_flatten, position_cnn
 
 
 def test_published_model_shapes_and_parameter_count():
@@ -81,6 +81,15 @@ def test_position_cnn_shapes_and_inversion():
     np.testing.assert_allclose(model.get_layer("invert")(np.array([[0.0, 0.25, 1.0]])), [[1.0, 0.75, 0.0]])
     with pytest.raises(ValueError, match="filters"):
         position_cnn((32, 32, 1), filters=())
+
+
+def test_gap_in_place_of_flatten_keeps_the_trunk_and_drops_position():
+    flat = position_cnn((32, 32, 1), 2, filters=(4, 8), name="cnn")
+    gap = gap_in_place_of_flatten(flat, 2, dropout=0.25)
+    assert gap.name == "cnn_gap" and gap.output_shape == (None, 2)
+    assert gap.get_layer("conv2") is flat.get_layer("conv2")  # the same trunk, shared
+    assert gap.get_layer("dropout_gap").rate == 0.25 and "flatten" not in [layer.name for layer in gap.layers]
+    assert gap.get_layer("probabilities_gap").kernel.shape == (8, 2)  # one weight per channel, none per place
 
 
 def test_position_cnn_learns_where_an_object_is():

@@ -88,6 +88,16 @@ def position_cnn(input_shape, num_classes=2, filters=(16, 32, 64), dropout=0.5,
     return keras.Model(inputs, outputs, name=name)
 
 
+def gap_in_place_of_flatten(model, num_classes, dropout=0.5, name=None):
+    """`position_cnn`'s `model` with global average pooling in place of its Flatten (then its own Dropout and
+    softmax, named "gap", "dropout_gap", "probabilities_gap"): the same trunk, blind to where things sit (a position
+    control). `name`: the model's, default `model.name + "_gap"`."""
+    x = layers.GlobalAveragePooling2D(name="gap")(model.get_layer("flatten").input)
+    x = layers.Dropout(dropout, name="dropout_gap")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", dtype="float32", name="probabilities_gap")(x)
+    return keras.Model(model.inputs, outputs, name=name or f"{model.name}_gap")
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # an2dl: the three CNNs the homework tried before transfer learning (its section 6.2 names the blocks, not the sizes)
 

@@ -327,20 +327,14 @@ def small_cnn(input_shape, run_settings, pooling="flatten", seed=0):
     `pooling="gap"` puts global average pooling in place of Flatten (the position control)."""
     import keras
 
-    from medcnn.models.scratch import position_cnn
+    from medcnn.models.scratch import gap_in_place_of_flatten, position_cnn
 
     keras.utils.set_random_seed(seed)
     momentum = run_settings["batch_norm_momentum"]
     model = position_cnn(tuple(input_shape), len(CLASS_NAMES), dropout=run_settings["dropout"],
                          batch_norm_momentum=momentum, name=SMALL_CNN)  # fmt: skip
     if pooling == "gap":
-        trunk = model.get_layer("flatten").input
-        x = keras.layers.GlobalAveragePooling2D(name="gap")(trunk)
-        x = keras.layers.Dropout(run_settings["dropout"], name="dropout_gap")(x)
-        outputs = keras.layers.Dense(len(CLASS_NAMES), activation="softmax", dtype="float32", name="probabilities_gap")(
-            x
-        )
-        model = keras.Model(model.inputs, outputs, name=f"{SMALL_CNN}_gap")
+        model = gap_in_place_of_flatten(model, len(CLASS_NAMES), run_settings["dropout"])
     return compiled(model, run_settings["learning_rate"])
 
 
