@@ -166,6 +166,15 @@ def test_a_cache_hit_skips_extraction(cells, tmp_path, monkeypatch):
         workflow.extract(spec, images[:5], experiment.RunCache(tmp_path, reuse=True), data="cells")
 
 
+def test_extracted_info_is_the_first_specs_info_with_the_seconds_of_all(cells, tmp_path):
+    images, _ = cells
+    specs = [mobilenet(seed) for seed in (0, 1)]
+    made = [workflow.extract(spec, images, experiment.RunCache(tmp_path), data="cells") for spec in specs]
+    info = workflow.extracted_info(specs, images, experiment.RunCache(tmp_path), data="cells")  # read back
+    assert info["rows"] == 12 and info["parameters"] == made[0].info["parameters"]
+    assert info["feature_s"] == sum(features.info["seconds"] for features in made)
+
+
 def test_the_key_moves_with_what_changes_the_features():
     spec = mobilenet(views=1, augmentation=_views, view_settings={"zoom": 0.1})
     key = spec.key("cells")

@@ -351,6 +351,13 @@ def extract(spec, images, cache=None, data=None, log=print):
     return features
 
 
+def extracted_info(specs, images, cache=None, data=None):
+    """The first of `specs`' `Features.info` (`extract`, quietly: read back where the cache holds them) with
+    "feature_s", the seconds the features of every spec took (e.g. one backbone's, over several seeds)."""
+    made = [extract(spec, images, cache, data, lambda line: None) for spec in specs]
+    return {**made[0].info, "feature_s": sum(features.info["seconds"] for features in made)}
+
+
 def feature_inputs(spec, images, labels, cache=None, data=None, output=None, log=print):
     """A run's own `inputs` (`Run.inputs`): `(features, label of every row)` of `spec`, made by `extract` only when
     the run trains (and then shared by the runs that follow with the same key), fingerprinted by their key and a

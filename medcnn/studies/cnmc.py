@@ -265,15 +265,13 @@ def seeding(run_settings, weights=None):
 def feature_info(images, run_settings, seeds, cache, data_fingerprint):
     """{backbone: its first seed's `Features.info` with the model's name, the whole model's parameters (backbone and
     head) and `feature_s`, the seconds its features took over all `seeds`} (read back from the features cache)."""
-    from medcnn.experiment import extract
+    from medcnn.experiment.features import extracted_info
 
     infos = {}
     for name in run_settings["backbones"]:
-        made = [extract(feature_spec(name, run_settings, seed), images, cache, data_fingerprint, lambda line: None)
-                for seed in seeds]  # fmt: skip
-        info = made[0].info
-        infos[name] = {**info, "model": MODEL_NAMES[name], "parameters": info["parameters"] + info["feature_size"] + 1,
-                       "feature_s": sum(m.info["seconds"] for m in made)}  # fmt: skip
+        specs = [feature_spec(name, run_settings, seed) for seed in seeds]
+        info = extracted_info(specs, images, cache, data_fingerprint)
+        infos[name] = {**info, "model": MODEL_NAMES[name], "parameters": info["parameters"] + info["feature_size"] + 1}
     return infos
 
 
