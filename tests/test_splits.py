@@ -9,6 +9,7 @@ import pytest
 from medcnn.errors import DataError
 from medcnn.data.splits import (
     LopsidedSplitWarning,
+    capped_group_split,
     check_folds_no_leakage,
     check_no_leakage,
     deduplicated_split,
@@ -380,3 +381,20 @@ def test_deduplicated_split_has_no_copy_on_two_sides():
     assert sum(len(v) for v in published.values()) == 100
     in_train = {fingerprints[i] for i in published["train"]}
     assert info["duplicates_across_sides"]["test"] == sum(fingerprints[i] in in_train for i in published["test"])
+
+
+def test_capped_group_split_caps_the_large_group_in_turn_and_folds_the_rest_two_ways():
+    groups = np.repeat([str(p) for p in range(12)] + ["L1", "L2"] + [f"s{p}" for p in range(10)],
+                       [40] * 12 + [150, 150] + [2] * 10)  # fmt: skip
+    labels = np.array([0 if g.isdigit() else 1 for g in groups])
+    parts = [capped_group_split(labels, groups, ["L1", "L2"], seed, first_share=0.65) for seed in (0, 1)]
+    assert [part["held_out"] for part in parts] == ["L1", "L2"]
+    for part in parts:
+        test, rest, unused = part["test"], part["rest"], part["unused"]
+        assert 0.6 < np.mean(labels[test] == 0) < 0.7 and set(groups[unused]) == {part["held_out"]}
+        assert sorted(np.concatenate([test, rest, unused]).tolist()) == list(range(len(labels)))
+        assert not set(groups[rest]) & set(groups[np.concatenate([test, unused])])
+        assert all(not set(groups[t]) & set(groups[v]) for t, v in part["folds"]["grouped"])
+        assert max(len(set(groups[t]) & set(groups[v])) for t, v in part["folds"]["published"]) > 0
+    plain = capped_group_split(labels, groups, seed=0)  # no large group: whole groups only
+    assert plain["held_out"] is None and not len(plain["unused"])

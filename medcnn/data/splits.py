@@ -227,6 +227,43 @@ def grouped_kfold(labels, groups, n_splits=3, seed=0):
     return pairs
 
 
+def capped_group_split(labels, groups, large_groups=(), seed=0, folds=3, test_fraction=0.2, first_share=0.65):
+    """A test part of whole groups, one large group capped in it, and two kinds of folds over the rest, from `seed`.
+
+    The groups outside `large_groups` are split whole: about `test_fraction` of their items form the test part
+    (`train_val_test_split` with groups). One of `large_groups` (the `seed`-th in turn) joins it, capped so that
+    class 0 makes up about `first_share` of the test part; its other items are "unused", the other large groups join
+    the rest. The rest is split into `folds` stratified folds twice: "published" item by item (a group's items on
+    both sides of a fold, as item-level folds are often published), "grouped" group by group.
+
+    Returns:
+        {"test", "rest", "unused": indices, "folds": {"published", "grouped": [(train, val), ...]}, "held_out": the
+        large group in the test part (None without one), "warnings": the lopsided-split warnings}.
+    """
+    labels, groups = np.asarray(labels), np.asarray(groups)
+    large = list(large_groups)
+    held = large[seed % len(large)] if large else None
+    drawn = np.flatnonzero(~np.isin(groups, large))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        kept, test = train_val_test_split(labels[drawn], (1 - test_fraction, test_fraction), seed, groups=groups[drawn])
+        rest = np.sort(np.concatenate([drawn[kept], np.flatnonzero(np.isin(groups, large) & (groups != held))]))
+        test, unused = drawn[test], np.array([], dtype=int)
+        if held is not None:
+            items = np.random.default_rng(seed).permutation(np.flatnonzero(groups == held))
+            first, others = int((labels[test] == 0).sum()), int((labels[test] != 0).sum())
+            cap = int(np.clip(round(first * (1 - first_share) / first_share) - others, 1, len(items)))
+            test, unused = np.sort(np.concatenate([test, items[:cap]])), np.sort(items[cap:])
+        grouped = grouped_kfold(labels[rest], groups[rest], folds, seed)
+    published = stratified_kfold(labels[rest], folds, seed)
+    by_kind = {"published": [(rest[t], rest[v]) for t, v in published],
+               "grouped": [(rest[t], rest[v]) for t, v in grouped]}  # fmt: skip
+    check_no_leakage({"rest": rest, "test": np.concatenate([test, unused])}, groups=groups)
+    check_folds_no_leakage(by_kind["grouped"], groups=groups)
+    return {"test": test, "rest": rest, "unused": unused, "folds": by_kind, "held_out": held,
+            "warnings": [str(w.message) for w in caught]}  # fmt: skip
+
+
 def cross_validation_splits(labels, n_splits, seed=0, val_fraction=0.15, groups=None):
     """K-fold cross-validation with a validation side inside each fold's training side: every item tested once.
 

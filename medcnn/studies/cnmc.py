@@ -157,44 +157,15 @@ def sizeable_hem_patients(labels, groups, min_cells=30):
 
 
 def make_splits(labels, groups, seed=0, folds=3, test_fraction=0.2, test_all_share=0.65):
-    """The test part and both protocols' folds, as indices into the cells, drawn from `seed`.
+    """The test part and both protocols' folds, as indices into the cells, drawn from `seed`
+    (`data.splits.capped_group_split`): whole ALL patients (about `test_fraction` of the cells outside the sizeable
+    HEM patients) with the small HEM patients drawn beside them, and one sizeable HEM patient (the `seed`-th in turn)
+    capped so that ALL makes up about `test_all_share`; its other cells are "unused". The rest is split into `folds`
+    stratified folds, "published" cell by cell, "grouped" patient by patient."""
+    from medcnn.data.splits import capped_group_split
 
-    The test part: whole ALL patients (about `test_fraction` of the cells outside the sizeable HEM patients) with
-    the small HEM patients drawn beside them, and one sizeable HEM patient (the `seed`-th in turn) capped so that
-    ALL makes up about `test_all_share`; its other cells are "unused". The rest is split into `folds` stratified
-    folds, "published" cell by cell, "grouped" patient by patient.
-
-    Returns:
-        {"test", "rest", "unused": indices, "folds": {protocol: [(train, val), ...]}, "held_out": the sizeable HEM
-        patient in the test part (None without one), "warnings": the lopsided-split warnings}.
-    """
-    import warnings
-
-    from medcnn.data import splits as splitting
-
-    labels, groups = np.asarray(labels), np.asarray(groups)
     sizeable = sizeable_hem_patients(labels, groups)
-    held = sizeable[seed % len(sizeable)] if sizeable else None
-    drawn = np.flatnonzero(~np.isin(groups, sizeable))
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        kept, test = splitting.train_val_test_split(labels[drawn], (1 - test_fraction, test_fraction), seed,
-                                                    groups=groups[drawn])  # fmt: skip
-        rest = np.sort(np.concatenate([drawn[kept], np.flatnonzero(np.isin(groups, sizeable) & (groups != held))]))
-        test, unused = drawn[test], np.array([], dtype=int)
-        if held is not None:
-            cells = np.random.default_rng(seed).permutation(np.flatnonzero(groups == held))
-            ill, healthy = int((labels[test] == 0).sum()), int((labels[test] == 1).sum())
-            cap = int(np.clip(round(ill * (1 - test_all_share) / test_all_share) - healthy, 1, len(cells)))
-            test, unused = np.sort(np.concatenate([test, cells[:cap]])), np.sort(cells[cap:])
-        grouped = splitting.grouped_kfold(labels[rest], groups[rest], folds, seed)
-    published = splitting.stratified_kfold(labels[rest], folds, seed)
-    by_protocol = {"published": [(rest[t], rest[v]) for t, v in published],
-                   "grouped": [(rest[t], rest[v]) for t, v in grouped]}  # fmt: skip
-    splitting.check_no_leakage({"rest": rest, "test": np.concatenate([test, unused])}, groups=groups)
-    splitting.check_folds_no_leakage(by_protocol["grouped"], groups=groups)
-    return {"test": test, "rest": rest, "unused": unused, "folds": by_protocol, "held_out": held,
-            "warnings": [str(w.message) for w in caught]}  # fmt: skip
+    return capped_group_split(labels, groups, sizeable, seed, folds, test_fraction, test_all_share)
 
 
 def held_out_mix(labels, groups, splits_by_seed, class_names=CLASS_NAMES):
