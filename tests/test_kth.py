@@ -14,6 +14,7 @@ from medcnn.data import karyogram_pool
 from medcnn.experiment.protocols import compare_rows_learned
 from medcnn.experiment.referral import best_learned_rows, wrong_test_cases
 from medcnn.models.heads import HeadSpec, build_head
+from medcnn.report.published import with_extra_row
 from medcnn.studies import kth
 
 CHANCE = 1 / len(kth.CLASS_NAMES)
@@ -85,7 +86,7 @@ def test_table_ids_and_our_rows():
     assert kth.table_id("published") == "Table 5.1 (published)"
     with pytest.raises(ValueError, match="Received: protocol='leaky'"):
         kth.table_id("leaky")
-    table = kth.table_with_our_rows()
+    table = with_extra_row(kth.TABLE_5_1, *kth.OUR_ROWS)  # Table 5.1 beside our rows (`_paper_and_notes`)
     assert list(table.index) == list(kth.TABLE_5_1.index) + kth.OUR_ROWS
     assert table.loc[kth.OUR_ROWS].isna().all().all() and table.loc[kth.TABLE_5_1.index[0], "AUC"] == 0.79
     assert table.index.name == "network and condition"

@@ -245,3 +245,4 @@ def test_with_extra_row_adds_a_row_of_ours_without_paper_numbers():
     extended = with_extra_row(paper, "ours")
     assert list(extended.index) == ["A", "ours"] and np.isnan(extended.loc["ours", "accuracy %"])
     assert extended.index.name == "model" and extended.attrs == paper.attrs and list(paper.index) == ["A"]
+    assert list(with_extra_row(paper, "ours", "more").index) == ["A", "ours", "more"]

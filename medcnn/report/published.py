@@ -74,10 +74,10 @@ def table_from_metrics(metrics_by_row, columns, percent=False, index_name=None):
     return as_percent(frame) if percent else frame
 
 
-def with_extra_row(paper, label):
-    """A copy of a published table with a row `label` appended whose numbers are NaN (a row of ours only, e.g. a
+def with_extra_row(paper, *labels):
+    """A copy of a published table with rows `labels` appended whose numbers are NaN (rows of ours only, e.g. a
     stand-in model set beside the paper's rows), its attrs kept."""
-    extended = pd.concat([paper, pd.DataFrame(np.nan, index=[label], columns=paper.columns)])
+    extended = pd.concat([paper, pd.DataFrame(np.nan, index=list(labels), columns=paper.columns)])
     extended.index.name, extended.attrs = paper.index.name, dict(paper.attrs)
     return extended
 

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from medcnn.data import karyogram_pool
 from medcnn.report.published import paper_table, tables_function
@@ -147,11 +146,6 @@ def table_id(protocol):
         raise ValueError(f"`protocol` must be one of {list(PROTOCOLS)}. Received: protocol={protocol!r}")
     return f"Table 5.1 ({protocol})"
 
-
-def table_with_our_rows():
-    """Table 5.1 with our rows appended (MobileNetV2's, the small CNN's; the thesis has no value for them: NaN)."""
-    table = paper_tables()["Table 5.1"]
-    return table.reindex(pd.Index([*table.index, *OUR_ROWS], name=table.index.name))
 
 # ----------------------------------------------------------------------------------------------------------------
 # Configurations and models
@@ -440,9 +434,10 @@ def row_notes(weights, ran=()):
 def _paper_and_notes(records, weights):
     """Table 5.1 and our rows that ran or need weights absent here (`protocols.shown_rows`), and `row_notes`."""
     from medcnn.experiment.protocols import ran_rows, shown_rows
+    from medcnn.report.published import with_extra_row
 
     notes = row_notes(weights, ran_rows(records))
-    return shown_rows(table_with_our_rows(), records, notes), notes
+    return shown_rows(with_extra_row(TABLE_5_1, *OUR_ROWS), records, notes), notes
 
 
 def comparisons(records, info, weights, protocols=tuple(PROTOCOLS)):
