@@ -78,6 +78,32 @@ def test_search_against_default_scores_the_default_setting_on_the_same_split(tmp
     assert again[1] == best and again[2] == pytest.approx(score)
 
 
+def test_search_head_against_default_searches_the_spaces_rates_and_batches_on_the_split(tmp_path):
+    import keras
+
+    rng = np.random.default_rng(0)
+    x = rng.random((40, 3)).astype("float32")
+    y = np.eye(2, dtype="float32")[(x[:, 0] > 0.5).astype(int)]
+
+    def head(dropout):
+        inputs = keras.Input((3,))
+        return keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(keras.layers.Dropout(dropout)(inputs)))
+
+    def paper_model():
+        from medcnn.train import compile_model
+
+        return compile_model(head(0.0), "adam", 1e-3, loss="categorical_crossentropy", metrics=["accuracy"])
+
+    space = {"objective": "val_accuracy", "learning_rate": (1e-3, 1e-2), "batch_sizes": (8,)}
+    split = {"train": np.arange(30), "val": np.arange(30, 40)}
+    table, best, score = search.search_head_against_default(
+        head, x, y, split, space, paper_model, 8, tmp_path, trials=1, epochs=2, verbose=0, dropout=(0.0, 0.0),
+        head_units=(), loss="categorical_crossentropy",
+    )  # fmt: skip
+    assert len(table) == 1 and best["batch_size"] == 8 and 1e-3 <= best["learning_rate"] <= 1e-2
+    assert 0.0 <= score <= 1.0
+
+
 def test_search_split_trains_on_the_train_rows_and_scores_the_val_rows(tmp_path):
     import keras
 

@@ -60,6 +60,21 @@ def search_against_default(hypermodel, train, val, default_model, default_batch_
     return table, best, float(max(scores) if monitor_mode(objective) == "max" else min(scores))
 
 
+def search_head_against_default(make_head, features, targets, split, space, default_model, default_batch_size,
+                                directory, trials=10, epochs=10, seed=0, overwrite=True, verbose=2, **options):
+    """`search_against_default` of a head on precomputed `features` and their one-hot `targets`, trained on the
+    `split["train"]` rows and scored on the `split["val"]` rows: a `tune.ClassifierHyperModel` of
+    `make_head(dropout)` over a settings' `space` ({"objective", "learning_rate": (low, high), "batch_sizes"});
+    `options` go to the hypermodel (e.g. `dropout=(0.5, 0.5)`, `head_units=()`, `loss`, `metrics`)."""
+    from medcnn import tune
+
+    hypermodel = tune.ClassifierHyperModel(make_head, learning_rate=space["learning_rate"],
+                                           batch_sizes=space["batch_sizes"], **options)  # fmt: skip
+    train, val = ((features[split[side]], targets[split[side]]) for side in ("train", "val"))
+    return search_against_default(hypermodel, train, val, default_model, default_batch_size, directory,
+                                  space["objective"], trials, epochs, seed, overwrite, verbose)  # fmt: skip
+
+
 def search_verdict(trials, best, default_score, val_labels, default, name="default"):
     """Whether the search's choice beats the default setting on validation AUC, and by more than its noise.
 

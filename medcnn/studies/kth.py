@@ -488,23 +488,18 @@ def export(run, model, inputs, path):
 
 def tune_head(features, labels, split, run_settings, directory, overwrite=True, seed=0, verbose=2):
     """The Bayesian search of the head's learning rate and batch size on frozen features against the thesis'
-    setting (`experiment.search.search_against_default`): (trials, best values, the thesis' validation AUC)."""
-    from medcnn import tune
-    from medcnn.experiment.search import search_against_default
+    setting (`experiment.search.search_head_against_default`): (trials, best values, the thesis' validation AUC)."""
+    from medcnn.experiment.search import search_head_against_default
     from medcnn.models.heads import build_head
 
-    space, rate = run_settings["tuner"], float(run_settings["dropout"])
-    hypermodel = tune.ClassifierHyperModel(
-        lambda dropout: build_head(head_spec(run_settings, dropout), features.shape[1:], name="head"),
-        learning_rate=space["learning_rate"], batch_sizes=space["batch_sizes"], dropout=(rate, rate), head_units=(),
+    shape, rate = features.shape[1:], float(run_settings["dropout"])
+    return search_head_against_default(
+        lambda dropout: build_head(head_spec(run_settings, dropout), shape, name="head"), features,
+        np.eye(len(CLASS_NAMES), dtype="float32")[labels], split, run_settings["tuner"],
+        lambda: head_model(shape, run_settings), run_settings["batch_size"], directory, run_settings["tuner_trials"],
+        run_settings["tuner_epochs"], seed, overwrite, verbose, dropout=(rate, rate), head_units=(),
         loss="categorical_crossentropy", metrics=kth_metrics,
     )  # fmt: skip
-    onehot = np.eye(len(CLASS_NAMES), dtype="float32")[labels]
-    train, val = ((features[split[side]], onehot[split[side]]) for side in ("train", "val"))
-    return search_against_default(hypermodel, train, val, lambda: head_model(features.shape[1:], run_settings),
-                                  run_settings["batch_size"], directory, space["objective"],
-                                  run_settings["tuner_trials"], run_settings["tuner_epochs"], seed, overwrite,
-                                  verbose)  # fmt: skip
 
 
 def search_choice(trials, best, thesis_score, val_labels, run_settings, backbone):
