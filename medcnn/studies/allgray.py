@@ -471,40 +471,29 @@ PLAN_LEAVES_OUT = "decoding and resizing the images, HOG + PCA + SVM (seconds), 
 
 
 def plan_model(config):
-    """The name `medcnn.experiment.estimate.RATES` knows a configuration's model by, and its kind of run."""
+    """A configuration's kind of run and the name `medcnn.experiment.estimate.RATES` knows its model by."""
     if config.backbone:
-        return config.backbone, "frozen backbone + head"
+        return "frozen backbone + head", config.backbone
     if config.batch_norm:
-        return "allgray_cnn_bn", "from scratch"
-    return ("allgray_cnn" if config.conv_layers == 3 else f"allgray_cnn_{config.conv_layers}conv"), "from scratch"
+        return "from scratch", "allgray_cnn_bn"
+    return "from scratch", "allgray_cnn" if config.conv_layers == 3 else f"allgray_cnn_{config.conv_layers}conv"
 
 
 def plan_runs(run_settings, data_dir=None):
     """The runs `make_runs` builds at these settings, as `experiment.estimate.PlannedRun`s, from the staged files'
-    counts (nothing decoded): seed by seed, a snapshot row inside its longer run (recorded from it, not trained).
+    counts (nothing decoded: `make_runs` gets labels made from the counts and blank images): seed by seed, a snapshot
+    row inside its longer run (recorded from it, not trained).
 
-    Training sizes are `deduplicated_split`'s over labels made from the counts; the duplicate-free row is counted before
-    its duplicates are removed (a few images more than it trains on).
+    The duplicate-free row is counted before its duplicates are removed (a few images more than it trains on).
     """
-    from medcnn.data.splits import train_val_test_split
-    from medcnn.experiment import group_seeds, seed_order
     from medcnn.experiment.estimate import PlannedRun, count_files
-    from medcnn.experiment.plan import snapshot_pairs
 
     counts = list(count_files(DATASET_ID, data_dir, "Original", CLASS_NAMES).values())
     if run_settings["max_images"]:
         share = min(1.0, run_settings["max_images"] / sum(counts))
         counts = [max(1, round(count * share)) for count in counts]
     labels = np.repeat(np.arange(len(counts)), counts)
-    seeds_of = group_seeds(run_settings["groups"], run_settings["seeds"])
-    planned = {}
-    for config, seed in seed_order(configurations(tuple(seeds_of)), seeds_of):
-        train = train_val_test_split(labels, run_settings["ratios"], seed)[0]
-        model, kind = plan_model(config)
-        epochs = scaled_epochs(config, run_settings["epoch_scale"], run_settings["max_epochs"])
-        planned[(config.label, seed)] = PlannedRun(
-            config.label, seed, kind, model, epochs, len(train), tuple(run_settings["image_size"])
-        )
-    for short, _ in snapshot_pairs(planned, SNAPSHOTS, run_settings["seeds"]):
-        del planned[short]
-    return list(planned.values())
+    runs, _ = make_runs(np.zeros((len(labels), 1, 1, 1), "float32"), labels, np.arange(len(labels)), run_settings, "")
+    configs = {config.label: config for config in configurations()}
+    return [PlannedRun(run.label, run.seed, *plan_model(configs[run.label]), run.epochs, len(run.split["train"]),
+                       tuple(run_settings["image_size"])) for run in runs]  # fmt: skip
