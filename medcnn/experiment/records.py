@@ -41,11 +41,16 @@ def parameter_counts(runs, row_of=lambda run: run.label):
     return counts
 
 
-def complete(records, parameters=None, row="row", monitor="val_loss"):
+def complete(records, parameters=None, row="row", monitor="val_loss", maxima=None, weights=None,
+             no_backbone="none (from scratch)"):  # fmt: skip
     """Add to every record (in place): `parameters` ({row: count}, by the record's `row` field, else its
     configuration), `test_images_per_s` (from its test size and prediction seconds), and for trained runs with a
     `monitor` history `best_epoch` (1-based epoch of its lowest value, what early stopping restores) and
-    `stopped_early` (fewer epochs than `epochs_cap`, when the record has one). Returns `records`."""
+    `stopped_early` (fewer epochs than `epochs_cap`, when the record has one). With `maxima`, first
+    `history_maxima(records, maxima)`; with `weights` ({backbone: weights used}), each record's "weights": its
+    settings' backbone's, or `no_backbone` for a record without one. Returns `records`."""
+    if maxima:
+        history_maxima(records, maxima)
     for record in records:
         name = record.get(row, record.get("configuration"))
         if parameters and name in parameters:
@@ -57,6 +62,9 @@ def complete(records, parameters=None, row="row", monitor="val_loss"):
             record["best_epoch"] = int(np.nanargmin(values)) + 1
             if "epochs_cap" in record:
                 record["stopped_early"] = bool(record["epochs"] < record["epochs_cap"])
+        if weights is not None:
+            backbone = (record.get("settings") or {}).get("backbone")
+            record["weights"] = weights[backbone] if backbone else no_backbone
     return records
 
 

@@ -389,19 +389,12 @@ def _builder(run, run_settings, head_weights=None):
 
 def complete(records, weights=None):
     """Add to every record (in place) the validation accuracy, recall (= accuracy, weighted) and F1 maximised over
-    epochs (the study's Table 2 numbers), the epoch early stopping restored, and the backbone's weights."""
-    from medcnn.experiment.records import history_maxima
+    epochs (the study's Table 2 numbers), the epoch early stopping restored, and the backbone's weights
+    (`experiment.records.complete`)."""
+    from medcnn.experiment.records import complete as add
 
-    history_maxima(records, {"val_accuracy": ("val_accuracy_max", "val_recall_max"), "val_f1_weighted": "val_f1_max"})
-    for record in records:
-        history, backbone = record.get("history") or {}, (record.get("settings") or {}).get("backbone")
-        if "val_loss" in history:
-            record["best_epoch"] = int(np.nanargmin(history["val_loss"])) + 1
-        if weights and backbone:
-            record["weights"] = weights[backbone]
-        elif record.get("group") == "custom":
-            record["weights"] = "none (from scratch)"
-    return records
+    maxima = {"val_accuracy": ("val_accuracy_max", "val_recall_max"), "val_f1_weighted": "val_f1_max"}
+    return add(records, maxima=maxima, weights=weights)
 
 
 def export_best(run, cache, path, run_settings, log=print):
