@@ -47,6 +47,13 @@ def test_data_dir_may_be_the_data_set_itself(tmp_path):
     assert resolve_dataset("all4", tmp_path) == tmp_path
 
 
+def test_inner_folders_of_a_data_set_are_returned_in_its_place_the_first_that_exists(tmp_path):
+    (tmp_path / "cnmc" / "C-NMC_Leukemia" / "training_data").mkdir(parents=True)
+    inner = ("C-NMC_Leukemia/training_data", "training_data")
+    assert resolve_dataset("cnmc", tmp_path, inner) == tmp_path / "cnmc" / "C-NMC_Leukemia" / "training_data"
+    assert resolve_dataset("cnmc", tmp_path, ("training_data",)) == tmp_path / "cnmc"  # none there: the set
+
+
 def test_data_root_holding_other_sets_is_not_taken_for_the_set(tmp_path):
     (tmp_path / "all4").mkdir()
     with pytest.raises(DataError, match=r"has no 'kth/' folder.*data/README.md#kth--karyograms-kth"):

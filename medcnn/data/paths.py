@@ -40,11 +40,17 @@ def _data_root(data_dir=None):
     return None, None
 
 
-def resolve_dataset(dataset_id, data_dir=None):
+def resolve_dataset(dataset_id, data_dir=None, inner=()):
     """Path of data set `dataset_id` (e.g. "all4"), or a DataError that says how to get it.
 
-    `data_dir` may point at the data set itself or at a root that holds `<dataset_id>/`.
+    `data_dir` may point at the data set itself or at a root that holds `<dataset_id>/`. `inner`: folders inside the
+    data set (e.g. a download's "training_data"); the first that exists is returned in its place.
     """
+    found = _resolve_dataset(dataset_id, data_dir)
+    return next((found / folder for folder in inner if (found / folder).is_dir()), found)
+
+
+def _resolve_dataset(dataset_id, data_dir=None):
     root, origin = _data_root(data_dir)
     section = DATA_README + DATASET_SECTIONS.get(dataset_id, "")
     if root is None:

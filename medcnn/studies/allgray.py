@@ -188,8 +188,7 @@ def load_data(data_dir=None, load_size=(224, 224), max_images=None, seed=0):
     from medcnn.data.paths import resolve_dataset
     from medcnn.data.splits import stratified_subset
 
-    root = resolve_dataset(DATASET_ID, data_dir)
-    data = load_folders(root / "Original" if (root / "Original").is_dir() else root, decode=False)
+    data = load_folders(resolve_dataset(DATASET_ID, data_dir, inner=("Original",)), decode=False)
     return decode_set(data.subset(stratified_subset(data.labels, max_images, seed)), load_size, "rgb", skip_bad=True)
 
 

@@ -142,11 +142,7 @@ def load_data(data_dir=None, image_size=(224, 224)):
     from medcnn.data.loaders import load_cnmc
     from medcnn.data.paths import resolve_dataset
 
-    root = resolve_dataset(DATASET_ID, data_dir)
-    for inner in ("C-NMC_Leukemia/training_data", "training_data"):
-        if (root / inner).is_dir():
-            root = root / inner
-            break
+    root = resolve_dataset(DATASET_ID, data_dir, inner=("C-NMC_Leukemia/training_data", "training_data"))
     return load_cnmc(root, image_size=tuple(image_size), color_mode="rgb", skip_bad=True)
 
 
