@@ -501,6 +501,10 @@ def test_rows_table_shows_learned_runs_collapsed_counts_and_notes():
     assert table.loc["A", "test acc"] == "0.850 ± 0.071 (all 3: 0.733)" and table.loc["A", "collapsed"] == "1 of 3"
     assert table.loc["B", "test acc"] == "collapsed" and table.loc["B", "collapsed"] == "2 of 2"
     assert table.loc["B", "note"] == "random weights" and table.loc["A", "note"] == ""
+    weighted = experiment.rows_table(summary, {"test_accuracy": "test acc"}, ["B"], 3, {"B": "random"}, "weights",
+                                     {"anchor: published": {"test acc": "0.958"}})  # fmt: skip
+    assert list(weighted.index) == ["B", "anchor: published"] and list(weighted.columns[:2]) == ["weights", "runs"]
+    assert weighted.loc["anchor: published", "test acc"] == "0.958" and weighted.loc["anchor: published", "runs"] == ""
 
 
 def test_readme_table_labels_rows_from_row_notes():

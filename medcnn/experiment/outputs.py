@@ -596,21 +596,21 @@ def reference_cells(summary, key, rows, digits=3):
     return cells
 
 
-def rows_table(summary, metrics, rows=None, digits=3, row_notes=None):
+def rows_table(summary, metrics, rows=None, digits=3, row_notes=None, notes_title="note", extra_rows=None):
     """Summary rows as a readable table: group, runs averaged (seeds, or folds x seeds), `mean ± std` per metric
     ({key: column title}) and, like `comparison_markdown`, what makes it honest.
 
     Where the summary counted collapsed runs (`summarise` with test confusion matrices), a metric's cell is the
     mean ± std of the runs that learned, with "(all n: mean)" beside it when some collapsed and "collapsed" when all
     did, and a `collapsed` column says "k of n". `row_notes` ({row: note}, e.g. {"VGG16": "random weights"}) adds a
-    `note` column.
+    column `notes_title`. `extra_rows` ({label: {column title: cell}}, e.g. a published anchor) are appended last.
     """
     chosen = summary.loc[[row for row in (rows if rows is not None else summary.index) if row in summary.index]]
     table = pd.DataFrame(index=chosen.index)
     if "group" in chosen:
         table["group"] = chosen["group"]
     if row_notes:
-        table["note"] = [row_notes.get(row, "") for row in chosen.index]
+        table[notes_title] = [row_notes.get(row, "") for row in chosen.index]
     table["runs"] = chosen["runs"].astype(int)
     if "epochs_mean" in chosen:
         table["epochs"] = [None if not np.isfinite(e) else int(round(e)) for e in chosen["epochs_mean"]]
@@ -618,6 +618,8 @@ def rows_table(summary, metrics, rows=None, digits=3, row_notes=None):
         table[title] = summary_cells(chosen, key, chosen.index, digits)
     if "collapse_checked" in chosen:
         table["collapsed"] = collapsed_cells(chosen, chosen.index)
+    if extra_rows:
+        return pd.concat([table, pd.DataFrame.from_dict(extra_rows, orient="index")]).fillna("")
     return table
 
 

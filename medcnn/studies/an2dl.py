@@ -474,20 +474,14 @@ def row_notes(weights, run_settings=None):
 def results_table(summary, records, digits=3, rows=None):
     """Every row in order (or `rows`) with its weights, the study's numbers (maxima over validation epochs) beside
     the honest ones (test, the epoch chosen on validation), then the anchor (not with `rows`)."""
-    import pandas as pd
-
     from medcnn.experiment import rows_table
 
     every = [*TABLE_2.index, TRANSFER, FINE_TUNED, TRANSFER_FINE_TUNED, OURS, *CUSTOM_ROWS.values()]
-    shown = [label for label in (every if rows is None else rows) if label in summary.index]
-    table = rows_table(summary, ROW_COLUMNS, rows=shown, digits=digits)
     weights = {r["configuration"]: r.get("weights", "") for r in records}
-    table.insert(1, "weights", [weights.get(label, "") for label in table.index])
-    if rows is not None:
-        return table
-    anchor = pd.DataFrame({"test acc": [f"{ANCHOR['accuracy']:.3f}"], "test AUC": [f"{ANCHOR['auc']:.3f}"]},
-                          index=[f"anchor: BloodMNIST {ANCHOR['model']} (its own 28x28 data and split)"])  # fmt: skip
-    return pd.concat([table, anchor]).fillna("")
+    anchor = {f"anchor: BloodMNIST {ANCHOR['model']} (its own 28x28 data and split)": {
+        "test acc": f"{ANCHOR['accuracy']:.3f}", "test AUC": f"{ANCHOR['auc']:.3f}"}}  # fmt: skip
+    return rows_table(summary, ROW_COLUMNS, every if rows is None else rows, digits, weights, "weights",
+                      anchor if rows is None else None)  # fmt: skip
 
 
 def appendix(summary, records, weights):
