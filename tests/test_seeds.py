@@ -35,6 +35,9 @@ def test_seed_policy_records_what_varies_and_what_is_held_fixed():
         "held_fixed": {"search": "once",
                        "pretrained backbone weights (mobilenet_v2)": "ImageNet weights: loaded, not drawn"},
     }  # fmt: skip
+    seeded = experiment.seed_policy(["split"], {"search": "once"}, weights, seeded_heads=True)["held_fixed"]
+    assert list(seeded) == ["search", *experiment.seeding.SEEDED_HEAD, "pretrained backbone weights (mobilenet_v2)"]
+    assert experiment.seed_policy(["split"], None, None, seeded_heads=True)["held_fixed"] == {}  # no backbone, no head
 
 
 @pytest.mark.parametrize(

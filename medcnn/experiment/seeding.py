@@ -25,7 +25,11 @@ SEED_PARTS = {
 }
 
 
-def seed_policy(varies, held_fixed=None, weights=None):
+# What a transfer row's head built with `HeadSpec(seed=0)` holds fixed (`seed_policy(..., seeded_heads=True)`).
+SEEDED_HEAD = {"dropout masks (transfer rows' head)": "the head is built with `HeadSpec(seed=0)`: its masks repeat"}
+
+
+def seed_policy(varies, held_fixed=None, weights=None, seeded_heads=False):
     """The record of what a study's seed varies and what it holds fixed, for results.json.
 
     Args:
@@ -35,12 +39,15 @@ def seed_policy(varies, held_fixed=None, weights=None):
             (e.g. "ImageNet weights: pretrained, not drawn"); None or {} when nothing is.
         weights: {backbone: "imagenet" or "random"} as loaded, or None: `backbone_parts(weights)` follows `varies`
             (random weights, drawn per seed) and `held_fixed` (ImageNet weights, loaded).
+        seeded_heads: the backbones' heads draw their dropout masks from a fixed seed: with `weights`, `SEEDED_HEAD`
+            is held fixed too.
 
     Returns:
         {"seed_varies": [part, ...], "held_fixed": {part: why}}, to pass in `results_payload(..., extra=...)`.
     """
     drawn, pretrained = backbone_parts(weights or {})
-    varies, held_fixed = [*varies, *drawn], {**(held_fixed or {}), **pretrained}
+    seeded = SEEDED_HEAD if seeded_heads and weights else {}
+    varies, held_fixed = [*varies, *drawn], {**(held_fixed or {}), **seeded, **pretrained}
     unknown = [part for part in [*varies, *held_fixed] if part.split(" (")[0] not in SEED_PARTS]
     if unknown:
         raise ValueError(f"Unknown seed parts {unknown}. Expected names from SEED_PARTS: {list(SEED_PARTS)}")

@@ -256,9 +256,7 @@ def seeding(run_settings, weights=None):
         weights = weights_used(backbones, (*run_settings["image_size"], 3), run_settings["allow_random_weights"])
     varies = ["split", "initialisation", "data order", "augmentation draws", "dropout masks (CNNs from scratch)"]
     held = {"composition": "the images loaded (`load_data`, seed 0 where `max_images` draws a subset): one data set"}
-    if weights:
-        held["dropout masks (transfer rows' head)"] = "the head is built with `HeadSpec(seed=0)`: its masks repeat"
-    return seed_policy(varies, held, weights)
+    return seed_policy(varies, held, weights, seeded_heads=True)
 
 
 def flips(seed):

@@ -308,9 +308,7 @@ def seeding(run_settings, weights=None):
 
     varies = ["split", "initialisation", "data order", "dropout masks (CNNs from scratch)", "augmentation draws (ours)"]
     held = {"search": "each fold's search draws its trials with tuner seed 0, on that fold's own training cases"}
-    if weights:
-        held["dropout masks (transfer rows' head)"] = "the head is built with `HeadSpec(seed=0)`: its masks repeat"
-    return seed_policy(varies, held, weights)
+    return seed_policy(varies, held, weights, seeded_heads=True)
 
 
 def tune_baseline(x, labels, split, run_settings, directory, overwrite=True, seed=0):
