@@ -56,7 +56,7 @@ $(addprefix plan-,$(STUDIES)): plan-%: setup
 
 # Regenerate the README's result tables from the committed results/<study>/<scale>/results.json.
 readme: setup
-	$(PY) -c "from medcnn.studies import update_readme; print(update_readme())"
+	$(PY) -c "from medcnn.cli import update_readme; print(update_readme())"
 
 reproduce-all: setup
 	@for study in $(STUDIES); do \

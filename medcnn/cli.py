@@ -1,5 +1,5 @@
 """Command line: `python -m medcnn validate PATH`, `python -m medcnn predict MODEL IMAGES...` and
-`python -m medcnn plan STUDY --scale SCALE`.
+`python -m medcnn plan STUDY --scale SCALE`; and `update_readme` (`make readme`), the studies' README sections.
 
 TensorFlow's start-up messages on a machine without a GPU ("Could not find cuda drivers", "failed call to cuInit",
 "oneDNN custom operations are on", ...) say nothing useful to someone classifying a few images, so the command
@@ -116,6 +116,24 @@ def run_plan(args):
     leaves_out = getattr(study, "PLAN_LEAVES_OUT", "")
     print(estimate.plan_text(args.study, run_settings["scale"], planned, leaves_out=leaves_out))
     return 0
+
+
+def readme_text(study, scale, payload):
+    """The README section of `study` at `scale` from its `results.json` payload (the study's `readme_section`),
+    marked when the run predates v3."""
+    from medcnn.experiment.outputs import marked_section
+    from medcnn.studies import get_study
+
+    return marked_section(get_study(study).readme_section(payload, scale), payload)
+
+
+def update_readme(readme="README.md", results="results"):
+    """Regenerate each `<!-- <study>-<scale>-table -->` section of the README from the committed `results.json`
+    (`make readme`). Returns the sections written, e.g. ["allgray-full-table"]."""
+    from medcnn.experiment.outputs import update_readme_sections
+    from medcnn.studies import STUDIES
+
+    return update_readme_sections(readme, results, STUDIES, readme_text)
 
 
 def main(argv=None):

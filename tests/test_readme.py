@@ -18,7 +18,7 @@ def test_ci_runs_the_readme_test_command():
 
 
 def test_allgray_section_in_readme_is_generated_from_the_committed_full_run():
-    from medcnn.studies import readme_text
+    from medcnn.cli import readme_text
 
     results = json.loads((ROOT / "results" / "allgray" / "full" / "results.json").read_text())
     section = README.split("<!-- allgray-full-table -->")[1].split("<!-- /allgray-full-table -->")[0]
@@ -30,7 +30,7 @@ def test_allgray_section_in_readme_is_generated_from_the_committed_full_run():
 
 def test_chromosome_section_in_readme_is_generated_from_the_committed_cpu_run():
     from medcnn.experiment.outputs import PREDATES_V3
-    from medcnn.studies import readme_text
+    from medcnn.cli import readme_text
 
     results = json.loads((ROOT / "results" / "chromosome" / "cpu" / "results.json").read_text())
     section = README.split("<!-- chromosome-cpu-table -->")[1].split("<!-- /chromosome-cpu-table -->")[0]
@@ -43,7 +43,7 @@ def test_chromosome_section_in_readme_is_generated_from_the_committed_cpu_run():
 def test_every_generated_section_matches_its_committed_results():
     import re
 
-    from medcnn.studies import readme_text
+    from medcnn.cli import readme_text
 
     markers = re.findall(r"<!-- (\w+)-(smoke|cpu|full)-table -->", README)
     assert ("kth", "cpu") in markers and ("chromosome", "cpu") in markers

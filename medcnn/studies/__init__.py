@@ -33,20 +33,3 @@ def get_study(name):
     if name not in STUDIES:
         raise ValueError(f"Unknown study. Expected one of {list(STUDIES)}. Received: name={name!r}")
     return importlib.import_module(f"{__name__}.{name}")
-
-
-def readme_text(study, scale, payload):
-    """The README section of `study` at `scale` from its `results.json` payload, marked when the run predates v3."""
-    from medcnn.experiment.outputs import marked_section
-
-    return marked_section(get_study(study).readme_section(payload, scale), payload)
-
-
-def update_readme(readme="README.md", results="results"):
-    """Regenerate each `<!-- <study>-<scale>-table -->` section of the README from the committed `results.json`.
-
-    Returns the sections written, e.g. ["allgray-full-table"].
-    """
-    from medcnn.experiment.outputs import update_readme_sections
-
-    return update_readme_sections(readme, results, STUDIES, readme_text)
