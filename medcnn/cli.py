@@ -1,5 +1,7 @@
 """Command line: `python -m medcnn validate PATH`, `python -m medcnn predict MODEL IMAGES...` and
-`python -m medcnn plan STUDY --scale SCALE`; and `update_readme` (`make readme`), the studies' README sections.
+`python -m medcnn plan STUDY --scale SCALE`.
+
+`update_readme` (`make readme`) regenerates the README's sections from the studies' committed results.
 
 TensorFlow's start-up messages on a machine without a GPU ("Could not find cuda drivers", "failed call to cuInit",
 "oneDNN custom operations are on", ...) say nothing useful to someone classifying a few images, so the command
