@@ -243,17 +243,22 @@ def keras2_accuracy(labels, probabilities):
     return {"keras2_accuracy": keras_binary_accuracy(np.eye(len(CLASS_NAMES))[labels], probabilities)}
 
 
+def transfer_weights(run_settings):
+    """{backbone: "imagenet" or "random"} of the transfer rows the scale runs, resolved as `build_model` does."""
+    from medcnn.models.backbones import weights_used
+
+    backbones = dict.fromkeys(c.backbone for c in configurations(tuple(run_settings["groups"])) if c.backbone)
+    return weights_used(backbones, (*run_settings["image_size"], 3), run_settings["allow_random_weights"])
+
+
 def seeding(run_settings, weights=None):
     """What each seed varies and what is held fixed, for results.json (`experiment.seed_policy`).
 
-    `weights`: {backbone: "imagenet" or "random"} of the transfer rows (None: resolved for the rows the scale runs).
+    `weights`: {backbone: "imagenet" or "random"} of the transfer rows (None: `transfer_weights`).
     """
     from medcnn.experiment import seed_policy
-    from medcnn.models.backbones import weights_used
 
-    if weights is None:
-        backbones = sorted({c.backbone for c in configurations(tuple(run_settings["groups"])) if c.backbone})
-        weights = weights_used(backbones, (*run_settings["image_size"], 3), run_settings["allow_random_weights"])
+    weights = transfer_weights(run_settings) if weights is None else weights
     varies = ["split", "initialisation", "data order", "augmentation draws", "dropout masks (CNNs from scratch)"]
     held = {"composition": "the images loaded (`load_data`, seed 0 where `max_images` draws a subset): one data set"}
     return seed_policy(varies, held, weights, seeded_heads=True)
@@ -289,12 +294,9 @@ def make_runs(x, labels, fingerprints, run_settings, data_fingerprint):
     from medcnn.data.splits import deduplicated_split
     from medcnn.experiment import Run, group_seeds, seed_order
     from medcnn.experiment.plan import snapshot_pairs
-    from medcnn.models.backbones import weights_used
 
     seeds_of = group_seeds(run_settings["groups"], run_settings["seeds"])
-    backbones = dict.fromkeys(c.backbone for c in configurations(tuple(seeds_of)) if c.backbone)
-    # as `build_model` resolves them (and `row_notes` reports them)
-    resolved = weights_used(backbones, (*run_settings["image_size"], 3), run_settings["allow_random_weights"])
+    resolved = transfer_weights(run_settings)  # as `build_model` resolves them (and `row_notes` reports them)
 
     def data_of(config):
         if not config.backbone:
@@ -336,12 +338,10 @@ def row_notes(run_settings):
     """{TRANSFER.label: "random weights"} when the MobileNetV2 reference row loads random weights here (the file it
     resolves to, as `build_model` does); {} when it loads ImageNet weights or does not run at this scale."""
     from medcnn.experiment.truth import weights_notes
-    from medcnn.models.backbones import weights_used
 
     if TRANSFER.group not in run_settings["groups"]:
         return {}
-    used = weights_used([TRANSFER.backbone], (*run_settings["image_size"], 3), run_settings["allow_random_weights"])
-    return weights_notes({TRANSFER.label: used[TRANSFER.backbone]})
+    return weights_notes({TRANSFER.label: transfer_weights(run_settings)[TRANSFER.backbone]})
 
 
 def _row_records(records, label):
