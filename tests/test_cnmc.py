@@ -127,8 +127,8 @@ def staged_like():
 
 def test_test_part_holds_a_healthy_patient_in_turn_capped_to_the_thesis_mix(staged_like):
     labels, groups = staged_like
-    assert cnmc.sizeable_hem_patients(labels, groups) == ["H10", "H14"]
     parts = {seed: cnmc.make_splits(labels, groups, seed, test_all_share=0.65) for seed in (0, 1, 2)}
+    assert parts[0]["large"] == ["H10", "H14"]  # the sizeable HEM patients
     assert [parts[seed]["held_out"] for seed in (0, 1, 2)] == ["H10", "H14", "H10"]
     for splits in parts.values():
         test, rest, unused = splits["test"], splits["rest"], splits["unused"]
@@ -294,7 +294,7 @@ def test_every_row_of_both_tables_under_both_protocols_beside_always_all(fake):
 
 def _fake_splits():
     return {
-        "test": np.arange(4), "rest": np.arange(4), "unused": np.array([], int), "held_out": None,
+        "test": np.arange(4), "rest": np.arange(4), "unused": np.array([], int), "large": [], "held_out": None,
         "folds": {"published": [(np.array([0, 3]), np.array([1, 2]))],
                   "grouped": [(np.array([0, 1, 2]), np.array([3]))]},
     }  # fmt: skip

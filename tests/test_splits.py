@@ -387,8 +387,8 @@ def test_capped_group_split_caps_the_large_group_in_turn_and_folds_the_rest_two_
     groups = np.repeat([str(p) for p in range(12)] + ["L1", "L2"] + [f"s{p}" for p in range(10)],
                        [40] * 12 + [150, 150] + [2] * 10)  # fmt: skip
     labels = np.array([0 if g.isdigit() else 1 for g in groups])
-    parts = [capped_group_split(labels, groups, ["L1", "L2"], seed, first_share=0.65) for seed in (0, 1)]
-    assert [part["held_out"] for part in parts] == ["L1", "L2"]
+    parts = [capped_group_split(labels, groups, seed, first_share=0.65) for seed in (0, 1)]
+    assert [part["held_out"] for part in parts] == ["L1", "L2"] and parts[0]["large"] == ["L1", "L2"]
     for part in parts:
         test, rest, unused = part["test"], part["rest"], part["unused"]
         assert 0.6 < np.mean(labels[test] == 0) < 0.7 and set(groups[unused]) == {part["held_out"]}
@@ -396,5 +396,5 @@ def test_capped_group_split_caps_the_large_group_in_turn_and_folds_the_rest_two_
         assert not set(groups[rest]) & set(groups[np.concatenate([test, unused])])
         assert all(not set(groups[t]) & set(groups[v]) for t, v in part["folds"]["grouped"])
         assert max(len(set(groups[t]) & set(groups[v])) for t, v in part["folds"]["published"]) > 0
-    plain = capped_group_split(labels, groups, seed=0)  # no large group: whole groups only
+    plain = capped_group_split(labels, groups, seed=0, min_items=1000)  # no large group: whole groups only
     assert plain["held_out"] is None and not len(plain["unused"])

@@ -227,21 +227,24 @@ def grouped_kfold(labels, groups, n_splits=3, seed=0):
     return pairs
 
 
-def capped_group_split(labels, groups, large_groups=(), seed=0, folds=3, test_fraction=0.2, first_share=0.65):
+def capped_group_split(labels, groups, seed=0, folds=3, test_fraction=0.2, first_share=0.65, large_class=1,
+                       min_items=30):  # fmt: skip
     """A test part of whole groups, one large group capped in it, and two kinds of folds over the rest, from `seed`.
 
-    The groups outside `large_groups` are split whole: about `test_fraction` of their items form the test part
-    (`train_val_test_split` with groups). One of `large_groups` (the `seed`-th in turn) joins it, capped so that
-    class 0 makes up about `first_share` of the test part; its other items are "unused", the other large groups join
-    the rest. The rest is split into `folds` stratified folds twice: "published" item by item (a group's items on
-    both sides of a fold, as item-level folds are often published), "grouped" group by group.
+    The large groups are those of class `large_class` with at least `min_items` items; the others are split whole:
+    about `test_fraction` of their items form the test part (`train_val_test_split` with groups). One large group
+    (the `seed`-th in turn) joins it, capped so that class 0 makes up about `first_share` of the test part; its other
+    items are "unused", the other large groups join the rest. The rest is split into `folds` stratified folds twice:
+    "published" item by item (a group's items on both sides of a fold, as item-level folds are often published),
+    "grouped" group by group.
 
     Returns:
-        {"test", "rest", "unused": indices, "folds": {"published", "grouped": [(train, val), ...]}, "held_out": the
-        large group in the test part (None without one), "warnings": the lopsided-split warnings}.
+        {"test", "rest", "unused": indices, "folds": {"published", "grouped": [(train, val), ...]}, "large": the
+        large groups, sorted, "held_out": the one in the test part (None without one), "warnings": the
+        lopsided-split warnings}.
     """
     labels, groups = np.asarray(labels), np.asarray(groups)
-    large = list(large_groups)
+    large = sorted(g for g in np.unique(groups[labels == large_class]) if (groups == g).sum() >= min_items)
     held = large[seed % len(large)] if large else None
     drawn = np.flatnonzero(~np.isin(groups, large))
     with warnings.catch_warnings(record=True) as caught:
@@ -260,7 +263,7 @@ def capped_group_split(labels, groups, large_groups=(), seed=0, folds=3, test_fr
                "grouped": [(rest[t], rest[v]) for t, v in grouped]}  # fmt: skip
     check_no_leakage({"rest": rest, "test": np.concatenate([test, unused])}, groups=groups)
     check_folds_no_leakage(by_kind["grouped"], groups=groups)
-    return {"test": test, "rest": rest, "unused": unused, "folds": by_kind, "held_out": held,
+    return {"test": test, "rest": rest, "unused": unused, "folds": by_kind, "large": large, "held_out": held,
             "warnings": [str(w.message) for w in caught]}  # fmt: skip
 
 

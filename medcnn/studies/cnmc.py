@@ -146,22 +146,16 @@ def load_data(data_dir=None, image_size=(224, 224)):
     return load_cnmc(root, image_size=tuple(image_size), color_mode="rgb", skip_bad=True)
 
 
-def sizeable_hem_patients(labels, groups, min_cells=30):
-    """The HEM patients with at least `min_cells` cells, by name (the staged copy: H10 and H14)."""
-    labels, groups = np.asarray(labels), np.asarray(groups)
-    return sorted(p for p in np.unique(groups[labels == 1]) if (groups == p).sum() >= min_cells)
-
-
 def make_splits(labels, groups, seed=0, folds=3, test_fraction=0.2, test_all_share=0.65):
     """The test part and both protocols' folds, as indices into the cells, drawn from `seed`
     (`data.splits.capped_group_split`): whole ALL patients (about `test_fraction` of the cells outside the sizeable
-    HEM patients) with the small HEM patients drawn beside them, and one sizeable HEM patient (the `seed`-th in turn)
-    capped so that ALL makes up about `test_all_share`; its other cells are "unused". The rest is split into `folds`
-    stratified folds, "published" cell by cell, "grouped" patient by patient."""
+    HEM patients, "large": those of 30 cells or more; the staged copy: H10 and H14) with the small HEM patients drawn
+    beside them, and one sizeable HEM patient (the `seed`-th in turn) capped so that ALL makes up about
+    `test_all_share`; its other cells are "unused". The rest is split into `folds` stratified folds, "published" cell
+    by cell, "grouped" patient by patient."""
     from medcnn.data.splits import capped_group_split
 
-    sizeable = sizeable_hem_patients(labels, groups)
-    return capped_group_split(labels, groups, sizeable, seed, folds, test_fraction, test_all_share)
+    return capped_group_split(labels, groups, seed, folds, test_fraction, test_all_share, large_class=1, min_items=30)
 
 
 def held_out_mix(labels, groups, splits_by_seed, class_names=CLASS_NAMES):
@@ -435,7 +429,7 @@ def findings(by_protocol, records, feature_info, splits_by_seed, labels, groups,
         f"{len(verdicts)} models" + (f" ({', '.join(above)})." if above else ".")
     ]
     mix = held_out_mix(labels, groups, splits_by_seed)
-    seeds, sizeable = mix.drop(index=THESIS_ROW), sizeable_hem_patients(labels, groups)
+    seeds, sizeable = mix.drop(index=THESIS_ROW), next(iter(splits_by_seed.values()))["large"]
     listed = "; ".join(f"{name} {r['ALL cells']} ALL + {r['HEM cells']} HEM" + (f" ({r['HEM patient held out']})"
                        if r["HEM patient held out"] else "") for name, r in seeds.iterrows())  # fmt: skip
     sentences.append(
