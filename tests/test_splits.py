@@ -10,6 +10,7 @@ from medcnn.errors import DataError
 from medcnn.data.splits import (
     LopsidedSplitWarning,
     capped_group_split,
+    capped_split_rows,
     check_folds_no_leakage,
     check_no_leakage,
     deduplicated_split,
@@ -396,5 +397,10 @@ def test_capped_group_split_caps_the_large_group_in_turn_and_folds_the_rest_two_
         assert not set(groups[rest]) & set(groups[np.concatenate([test, unused])])
         assert all(not set(groups[t]) & set(groups[v]) for t, v in part["folds"]["grouped"])
         assert max(len(set(groups[t]) & set(groups[v])) for t, v in part["folds"]["published"]) > 0
+    rows = capped_split_rows(labels, groups, dict(enumerate(parts)), ["a", "b"], "patient")
+    assert list(rows) == ["seed 0", "seed 1"] and rows["seed 1"]["B patient held out"] == "L2"
+    columns = ["A cells", "B cells", "A share", "patients", "B patient held out", "its cells unused"]
+    assert list(rows["seed 0"]) == columns
+    assert rows["seed 0"]["A cells"] == int((labels[parts[0]["test"]] == 0).sum())
     plain = capped_group_split(labels, groups, seed=0, min_items=1000)  # no large group: whole groups only
     assert plain["held_out"] is None and not len(plain["unused"])

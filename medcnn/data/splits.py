@@ -267,6 +267,20 @@ def capped_group_split(labels, groups, seed=0, folds=3, test_fraction=0.2, first
             "warnings": [str(w.message) for w in caught]}  # fmt: skip
 
 
+def capped_split_rows(labels, groups, splits_by_seed, class_names, group="patient", large_class=1):
+    """{"seed <n>": row} of `capped_group_split`s by seed: the test part's items per class ("<CLASS> cells"), the
+    first class's share, its groups ("<group>s"), the large group held out in it and its items left unused."""
+    labels, groups, names = np.asarray(labels), np.asarray(groups), [name.upper() for name in class_names]
+    rows = {}
+    for seed, split in splits_by_seed.items():
+        test = split["test"]
+        row = {f"{name} cells": int((labels[test] == k).sum()) for k, name in enumerate(names)}
+        rows[f"seed {seed}"] = {**row, f"{names[0]} share": round(row[f"{names[0]} cells"] / len(test), 3),
+                                f"{group}s": len(set(groups[test])), f"{names[large_class]} {group} held out":
+                                split["held_out"] or "", "its cells unused": len(split["unused"])}  # fmt: skip
+    return rows
+
+
 def cross_validation_splits(labels, n_splits, seed=0, val_fraction=0.15, groups=None):
     """K-fold cross-validation with a validation side inside each fold's training side: every item tested once.
 

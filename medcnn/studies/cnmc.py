@@ -160,17 +160,12 @@ def make_splits(labels, groups, seed=0, folds=3, test_fraction=0.2, test_all_sha
 
 def held_out_mix(labels, groups, splits_by_seed, class_names=CLASS_NAMES):
     """Per seed: the test part's cells per class, ALL share and patients, the sizeable HEM patient held out and
-    its cells left unused; a last row gives the thesis' test part."""
+    its cells left unused (`data.splits.capped_split_rows`); a last row gives the thesis' test part."""
     import pandas as pd
 
-    labels, groups = np.asarray(labels), np.asarray(groups)
-    rows = {}
-    for seed, splits in splits_by_seed.items():
-        test = splits["test"]
-        row = {f"{name.upper()} cells": int((labels[test] == k).sum()) for k, name in enumerate(class_names)}
-        rows[f"seed {seed}"] = {**row, "ALL share": round(row["ALL cells"] / len(test), 3),
-                                "patients": len(set(groups[test])), "HEM patient held out": splits["held_out"] or "",
-                                "its cells unused": len(splits["unused"])}  # fmt: skip
+    from medcnn.data.splits import capped_split_rows
+
+    rows = capped_split_rows(labels, groups, splits_by_seed, class_names, "patient")
     cells, share = THESIS_TEST_CELLS, round(THESIS_TEST_CELLS["all"] / sum(THESIS_TEST_CELLS.values()), 3)
     rows[THESIS_ROW] = {"ALL cells": cells["all"], "HEM cells": cells["hem"], "patients": 28, "ALL share": share}
     return pd.DataFrame(rows).T.fillna("")
