@@ -220,6 +220,13 @@ def keras_binary_accuracy(y_true_onehot, y_prob, threshold=0.5):
     return float(np.mean((y_prob > threshold).astype("float64") == y_true_onehot))
 
 
+def keras2_accuracy(labels, probabilities):
+    """{"keras2_accuracy": what tf.keras 2 printed as "accuracy" under binary cross-entropy} of integer `labels` and
+    (N, K) `probabilities` (`keras_binary_accuracy` of their one-hot form), as a run's `extra_metrics`."""
+    probabilities = np.asarray(probabilities)
+    return {"keras2_accuracy": keras_binary_accuracy(np.eye(probabilities.shape[1])[labels], probabilities)}
+
+
 def per_class_from_confusion(confusion, class_names):
     """Per-class precision, recall, F1 and support from a confusion matrix (rows = true class), as a DataFrame.
 

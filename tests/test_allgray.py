@@ -164,13 +164,6 @@ def test_committed_full_results_and_run_records_agree():
     assert {run["seed"] for run in results["runs"]} == set(results["run"]["seeds"])
 
 
-def test_keras2_accuracy_is_element_wise():
-    labels = np.array([0, 1])
-    probabilities = np.array([[0.9, 0.1, 0.0, 0.0], [0.6, 0.2, 0.1, 0.1]])  # right, then wrong
-    # first: 4 of 4 elements match; second: predicts class 0 (1 wrong) and misses class 1 (1 wrong): 2 of 4
-    assert allgray.keras2_accuracy(labels, probabilities) == {"keras2_accuracy": 0.75}
-
-
 def summary_of(rows):
     frame = pd.DataFrame(rows)
     return experiment.summarise(frame, ["test_accuracy", "test_keras2_accuracy"])

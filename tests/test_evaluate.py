@@ -10,6 +10,7 @@ from medcnn.data.labels import flat_labels
 from medcnn.evaluate import (
     as_labels,
     classification_metrics,
+    keras2_accuracy,
     keras_binary_accuracy,
     probability_matrix,
     timed_predict,
@@ -169,6 +170,13 @@ def test_keras_binary_accuracy_matches_keras():
     ours = keras_binary_accuracy(onehot, probabilities)
     assert ours == pytest.approx(float(metric.result()), abs=1e-6)
     assert ours > np.mean(probabilities.argmax(axis=1) == labels)  # the inflation the docstring describes
+
+
+def test_keras2_accuracy_is_element_wise():
+    labels = np.array([0, 1])
+    probabilities = np.array([[0.9, 0.1, 0.0, 0.0], [0.6, 0.2, 0.1, 0.1]])  # right, then wrong
+    # first: 4 of 4 elements match; second: predicts class 0 (1 wrong) and misses class 1 (1 wrong): 2 of 4
+    assert keras2_accuracy(labels, probabilities) == {"keras2_accuracy": 0.75}
 
 
 def test_keras_binary_accuracy_shape_mismatch():

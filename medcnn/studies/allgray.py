@@ -236,13 +236,6 @@ def build_model(
     return compile_model(model, "adam", learning_rate, loss=config.loss, metrics=metrics)
 
 
-def keras2_accuracy(labels, probabilities):
-    """What tf.keras 2 printed as 'accuracy' under binary CE: element-wise binary accuracy of the one-hot outputs."""
-    from medcnn.evaluate import keras_binary_accuracy
-
-    return {"keras2_accuracy": keras_binary_accuracy(np.eye(len(CLASS_NAMES))[labels], probabilities)}
-
-
 def transfer_weights(run_settings):
     """{backbone: "imagenet" or "random"} of the transfer rows the scale runs, resolved as `build_model` does."""
     from medcnn.models.backbones import weights_used
@@ -292,6 +285,7 @@ def make_runs(x, labels, fingerprints, run_settings, data_fingerprint):
     record is reused only under the same settings, data and backbone weights.
     """
     from medcnn.data.splits import deduplicated_split
+    from medcnn.evaluate import keras2_accuracy
     from medcnn.experiment import Run, group_seeds, seed_order
     from medcnn.experiment.plan import snapshot_pairs
 
