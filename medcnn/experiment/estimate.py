@@ -55,6 +55,9 @@ class Rate:
     measured: str
 
 
+AN2DL_V2 = "results/an2dl/cpu/results.json of the v2 run (commit 7f9b493)"
+
+
 def _records(study, scale, what, shared=True):
     where = f"results/{study}/{scale}/results.json, median train_images_per_s of {what}"
     return where + (" (other jobs shared the cores for part of the run: leans slow)" if shared else "")
@@ -81,9 +84,9 @@ RATES = [
     Rate("inception_v3", "feature extraction", (224, 224), 65.0, CNMC_NOTE),
     Rate("resnet101_v2", "feature extraction", (224, 224), 22.0, CNMC_NOTE),
     Rate("vgg19", "feature extraction", (224, 224), 10.0, CNMC_NOTE),
-    Rate("xception", "feature extraction", (96, 96), 62.6, "results/an2dl/cpu/results.json run.feature_images_per_s "
+    Rate("xception", "feature extraction", (96, 96), 62.6, f"{AN2DL_V2} run.feature_images_per_s "
          "(pooled and stem features of every image and copy; shared cores for part of the run)"),  # fmt: skip
-    Rate("inception_resnet_v2", "feature extraction", (96, 96), 79.8, "results/an2dl/cpu/results.json "
+    Rate("inception_resnet_v2", "feature extraction", (96, 96), 79.8, f"{AN2DL_V2} "
          "run.feature_images_per_s (shared cores for part of the run)"),  # fmt: skip
     # kth at 150 px (MobileNetV2 at 160), fine-tuning on images and heads on features
     Rate("vgg16 last block", "fine-tuning", (150, 150), 12.0, _records("kth", "cpu", "6 runs, batch 16")),
@@ -118,21 +121,22 @@ RATES = [
          "batch 32) beside the 64x32 baseline at 294 img/s on cores shared with other jobs (load ~9), scaled by the "
          "baseline's 556 img/s on free cores; with an inception block in place of BatchNorm: 107 img/s"),  # fmt: skip
     # an2dl at 96 px: heads on pooled features, the last block on stem features, custom CNNs from scratch
-    Rate("an2dl_head", "frozen-feature head", None, 4600.0, _records("an2dl", "cpu", "the 15 frozen-backbone runs")),
-    Rate("resnet50 last block", "fine-tuning", (96, 96), 93.0, _records("an2dl", "cpu", "3 runs (on stem "
-         "features: only the last block runs)")),  # fmt: skip
-    Rate("mobilenet_v2 last block", "fine-tuning", (96, 96), 2712.0, _records("an2dl", "cpu", "3 runs (on stem "
-         "features)")),  # fmt: skip
-    Rate("mobilenet_v2 last 5 blocks", "fine-tuning", (96, 96), 504.0, "an2dl v3 measurement: the last stage "
-         "(block_13 to Conv_1) and the study's head on 6x6x96 stem features, batch 64, 2nd epoch of 2,048; load "
-         "average ~9 on the 2 cores (shared: leans slow)"),  # fmt: skip
+    Rate("an2dl_head", "frozen-feature head", None, 6700.0, _records("an2dl", "cpu", "the 15 frozen-backbone runs")),
+    Rate("resnet50 last block", "fine-tuning", (96, 96), 93.0, f"{AN2DL_V2}, median train_images_per_s of 3 runs "
+         "(on stem features: only the last block runs; shared cores)"),  # fmt: skip
+    Rate("mobilenet_v2 last block", "fine-tuning", (96, 96), 2712.0, f"{AN2DL_V2}, median train_images_per_s of 3 "
+         "runs (on stem features; shared cores)"),  # fmt: skip
+    Rate("mobilenet_v2 last 5 blocks", "fine-tuning", (96, 96), 922.0, _records("an2dl", "cpu", "3 runs (the last "
+         "stage, block_13 to Conv_1, and the study's head on 6x6x96 stem features)")),  # fmt: skip
     Rate("mobilenet_v2 whole", "fine-tuning", (96, 96), 197.0, BENCH + " (whole-network training, as 'from "
-         "scratch'; an2dl v3 measured 45 images/s at a 128x128 crop, cores shared, load average ~9)"),  # fmt: skip
+         "scratch')"),  # fmt: skip
+    Rate("mobilenet_v2 whole", "fine-tuning", (128, 128), 62.0, _records("an2dl", "cpu", "3 runs of our row (a "
+         "128x128 crop, the study's augmentation on every batch)")),  # fmt: skip
     Rate("mobilenet_v2 whole", "fine-tuning", (224, 224), 35.0, BENCH + " (whole-network training, as for "
          "'from scratch')"),  # fmt: skip
-    Rate("an2dl_cnn:plain", "from scratch", (96, 96), 127.0, _records("an2dl", "cpu", "1 run")),
-    Rate("an2dl_cnn:residual", "from scratch", (96, 96), 99.0, _records("an2dl", "cpu", "1 run")),
-    Rate("an2dl_cnn:inception", "from scratch", (96, 96), 166.0, _records("an2dl", "cpu", "1 run")),
+    Rate("an2dl_cnn:plain", "from scratch", (96, 96), 216.0, _records("an2dl", "cpu", "3 runs")),
+    Rate("an2dl_cnn:residual", "from scratch", (96, 96), 116.0, _records("an2dl", "cpu", "3 runs")),
+    Rate("an2dl_cnn:inception", "from scratch", (96, 96), 176.0, _records("an2dl", "cpu", "3 runs")),
     # cnmc's heads on 1x1 pooled features (35 epochs of ~7,000 rows a run)
     Rate("cnmc_head:inception_v3", "frozen-feature head", None, 10900.0, _records("cnmc", "cpu", "30 runs")),
     Rate("cnmc_head:vgg19", "frozen-feature head", None, 9600.0, _records("cnmc", "cpu", "30 runs")),
