@@ -83,35 +83,52 @@ def dead_after_epoch(history, epoch=1):
     }
 
 
-def worst_dead_share(record, epoch=1):
-    """The largest dead-channel share over a run's logged ReLU layers after `epoch` (NaN where none was logged)."""
-    shares = dead_after_epoch(record.get("history", {}), epoch)
-    return max(shares.values()) if shares else float("nan")
+def worst_dead_share(record, epoch=1, prefix=""):
+    """The largest dead-channel share over a run's logged ReLU layers whose names start with `prefix` (e.g. "conv")
+    after `epoch` (NaN where none was logged)."""
+    shares = [share for name, share in dead_after_epoch(record.get("history", {}), epoch).items()
+              if name.startswith(prefix)]  # fmt: skip
+    return max(shares) if shares else float("nan")
 
 
-def dead_share_note(records, epoch=1):
-    """' (worst layer's dead ReLU share after epoch 1: 0.84)', the mean of `worst_dead_share` over the runs that
-    logged it; '' where none did."""
-    shares = [share for share in (worst_dead_share(record, epoch) for record in records) if np.isfinite(share)]
-    return f" (worst layer's dead ReLU share after epoch {epoch}: {np.mean(shares):.2f})" if shares else ""
+def _layers_name(prefix):
+    return f"worst {prefix} layer's" if prefix else "worst layer's"
 
 
-def failed_start_table(records, rows=None, key="test_accuracy", epoch=1):
+def dead_share_note(records, epoch=1, prefix=""):
+    """' (worst conv layer's dead ReLU share after epoch 1: 0.84 in the runs that learned, 0.97 in the collapsed)':
+    the mean of `worst_dead_share` over each kind of run that logged it; '' where none did."""
+    from medcnn.experiment import truth
+
+    parts = []
+    for kind, wanted in (("in the runs that learned", False), ("in the collapsed", True)):
+        shares = [worst_dead_share(record, epoch, prefix) for record in records
+                  if truth.is_collapsed(record) == wanted]  # fmt: skip
+        shares = [share for share in shares if np.isfinite(share)]
+        if shares:
+            parts.append(f"{np.mean(shares):.2f} {kind}")
+    return f" ({_layers_name(prefix)} dead ReLU share after epoch {epoch}: {', '.join(parts)})" if parts else ""
+
+
+def failed_start_table(records, rows=None, key="test_accuracy", epoch=1, prefix=""):
     """One row per configuration: how many seeds never left the majority-class plateau, and what the others reached.
 
     Columns: runs; "never left the plateau" ("k of n", `experiment.truth.is_collapsed`); `key` mean ± std of the
-    runs that learned and the mean of all runs; the worst layer's dead-ReLU share after `epoch` (mean over the runs
-    that learned, and over the collapsed ones), where the runs logged it (`DeadChannels`).
+    runs that learned (no ± for one) and the mean of all runs; the dead-ReLU share after `epoch` of the worst layer
+    whose name starts with `prefix` (mean over the runs that learned, and over the collapsed ones), where the runs
+    logged it (`DeadChannels`).
 
     Args:
         records: run records with `configuration`, `seed`, `history` and test confusions.
         rows: configuration labels in table order; None: every configuration, in record order.
         key: the metric summarised.
         epoch: the (1-based) epoch whose dead-channel shares are shown.
+        prefix: the layers whose shares count, by name (e.g. "conv"); "": every logged layer.
     """
     import pandas as pd
 
     from medcnn.experiment import truth
+    from medcnn.experiment.summary import mean_std
 
     rows = list(dict.fromkeys(r["configuration"] for r in records)) if rows is None else rows
     table = {}
@@ -121,21 +138,21 @@ def failed_start_table(records, rows=None, key="test_accuracy", epoch=1):
             continue
         collapsed = [truth.is_collapsed(r) for r in chosen]
         learned = np.array([r[key] for r, dead in zip(chosen, collapsed) if not dead], dtype="float64")
-        shares = np.array([worst_dead_share(r, epoch) for r in chosen])
+        shares = np.array([worst_dead_share(r, epoch, prefix) for r in chosen])
 
         def share_of(mask, shares=shares):
             values = shares[np.asarray(mask, dtype=bool)]
             values = values[np.isfinite(values)]
             return f"{values.mean():.2f}" if len(values) else ""
 
+        layers = f"{_layers_name(prefix)} dead ReLU share after epoch {epoch}"
         table[label] = {
             "runs": len(chosen),
             "never left the plateau": f"{sum(collapsed)} of {len(chosen)}",
-            f"{key}, runs that learned": (
-                f"{learned.mean():.3f} ± {learned.std(ddof=1) if len(learned) > 1 else 0.0:.3f}" if len(learned) else ""
-            ),
+            f"{key}, runs that learned": mean_std(learned.mean(), learned.std(ddof=1) if len(learned) > 1 else None)
+            if len(learned) else "",
             f"{key}, all runs": f"{np.mean([r[key] for r in chosen]):.3f}",
-            f"dead ReLU share after epoch {epoch}, learned": share_of([not c for c in collapsed]),
-            f"dead ReLU share after epoch {epoch}, collapsed": share_of(collapsed),
+            f"{layers}, learned": share_of([not c for c in collapsed]),
+            f"{layers}, collapsed": share_of(collapsed),
         }
     return pd.DataFrame.from_dict(table, orient="index").rename_axis("configuration")

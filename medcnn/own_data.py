@@ -23,7 +23,7 @@ from medcnn.data.splits import check_no_leakage, image_fingerprints, stratified_
 from medcnn.data.validate import validate_dataset
 from medcnn.errors import DataError
 from medcnn.experiment import (
-    Run, RunCache, backbone_parts, export_model, find_run, reference_cells, rows_table, run_all, seed_policy,
+    Run, RunCache, backbone_parts, export_model, find_run, rows_table, run_all, seed_policy,
     stuck_statement, test_predictions, trained_model, truth,
 )  # fmt: skip
 from medcnn.models.backbones import unfreeze_last_blocks
@@ -292,12 +292,8 @@ def results_table(summary, weights):
     """Our rows (mean ± std over seeds of the runs that learned, collapsed runs marked) and the majority-class and
     chance references on the same test sides."""
     rows = [row for row in ROWS.values() if row in summary.index]
-    table = rows_table(summary, METRICS, rows=rows, row_notes=row_notes(weights) or None)
-    table = table.drop(columns="group", errors="ignore").astype(object)
-    for key, title in METRICS.items():
-        for label, cell in reference_cells(summary, key, rows).items():
-            table.loc[label, title] = cell
-    return table.fillna("")
+    table = rows_table(summary, METRICS, rows=rows, row_notes=row_notes(weights) or None, references=True)
+    return table.drop(columns="group", errors="ignore")
 
 
 def findings(summary, records, weights):

@@ -208,6 +208,9 @@ def test_best_combination_is_greedy_by_gain_one_block_per_slot():
     assert greedy_combination(gains, size=5) == ("spp", "se", "dense", "batch_norm")  # only gains > 0
     assert greedy_combination({"separable": 0.3, "batch_norm": 0.2, "cbam": 0.1}) == ("separable", "cbam")
     assert greedy_combination({"dropout": -0.01, "se": -0.05}) == ("dropout",)  # at least the best block
+    # with `beyond`, blocks after the first join only when their gain is beyond noise
+    assert greedy_combination(gains, size=3, beyond=["dense"]) == ("spp", "dense")
+    assert greedy_combination(gains, size=3, beyond=[]) == ("spp",)
 
 
 def test_block_gains_of_one_folds_records_and_our_rows_blocks():
@@ -292,10 +295,11 @@ def test_findings_are_computed_from_the_numbers_given(fake_cv):
     choices = [{"fold": k, "seed": 0, "combination": ["spp", "se"], "ours": ["se", "recurrent"],
                 "tuned": {"learning_rate": 0.002}} for k in (1, 2, 3)]  # fmt: skip
     text = "\n".join(chromosome.findings(summary, pooled, records, choices, {"mobilenet_v2": "imagenet"},
-                                         [("6", "8", 7)]))  # fmt: skip
+                                         [("6", "8", 7)], chromosome.settings("cpu")))  # fmt: skip
     assert "1 of 60 runs collapsed, with their cause: '+ batch normalisation' fold 2: inference-mode statistics" in text
     assert "'+ spatial pyramid pooling' 8" in text and "compared before convergence): '+ dense block'" in text
-    assert "Rows above 'baseline CNN' on test accuracy beyond two standard errors, paired by fold: " in text
+    assert ("Rows above 'baseline CNN' on test accuracy beyond two standard errors, paired by fold, runs that "
+            "learned: ") in text
     assert "'+ spatial pyramid pooling' (+0.300, standard error 0.006" in text  # paired: the folds' spread cancels
     assert "spp + se (3 of 3 folds)" in text and "test accuracy 0.760 ± 0.050 over folds, pooled 0.760" in text
     assert "Padding the crops to the input's aspect ratio is above stretching on test accuracy" in text
@@ -306,7 +310,13 @@ def test_findings_are_computed_from_the_numbers_given(fake_cv):
     assert "Image-level folds (CIR-Net's protocol) is above case-grouped folds on test accuracy (+0.070" in text
     assert "3 vs 3 runs: beyond" in text and "image-level 0.960 ± 0.040 over folds, pooled 0.960" in text
     assert "against CIR-Net's published accuracy: test accuracy 0.960 over 3 runs, standard error 0.023" in text
-    assert "6 and 8 (7)" in text and "1 of 60 runs collapsed (predicted one class" in text
+    assert "6 and 8 (7)" in text and text.count("runs collapsed") == 1  # said once, with the cause
+    assert "The search (3 trials of 4 epochs per fold; KerasTuner draws its first 12 trials at random" in text
+    assert "a block joins only when its gain over the baseline is beyond two standard errors" in text
+    assert "Our row, accuracy on unseen cases: Goal 0.93: the mean 0.890 misses it; 0 of 3 runs reach it (0." in text
+    assert "(fold 1)" in text and "karyotype accuracy on unseen cases: Goal 0.97: the mean 0.940 misses it" in text
+    assert "The karyotype constraint (each metaphase" in text and "on our row's folds: " in text
+    assert "Same model, two protocols" in text  # every fold chose se + recurrent
 
 
 def test_table_lists_every_row_then_references_and_the_anchor(fake_cv):
@@ -315,7 +325,8 @@ def test_table_lists_every_row_then_references_and_the_anchor(fake_cv):
     assert list(shown.index[:-3]) == list(chromosome.ABLATION.index) and "CIR-Net" in shown.index[-1]
     assert list(shown.index[-3:-1]) == ["reference: majority class", "reference: chance"]
     assert shown.loc["reference: chance", "accuracy"] == f"{1 / K:.3f}" and shown.iloc[-1]["accuracy"] == "0.9598"
-    assert shown.loc["baseline CNN", "runs (folds x seeds)"] == "3" and shown.loc["baseline CNN", "collapsed"] == "0"
+    assert shown.loc["baseline CNN", "runs (folds x seeds)"] == "3"
+    assert shown.loc["baseline CNN", "collapsed"] == "0 of 3"
     assert shown.loc["+ batch normalisation", "collapsed"] == "1 of 3"
     assert shown.loc["baseline CNN", "parameters"] == "95,768" and shown.loc["baseline CNN", "best epoch"] == "8"
     assert shown.loc[chromosome.OURS, "pooled accuracy"] == "0.890"

@@ -260,3 +260,21 @@ def test_two_protocols_are_never_paired_even_on_matching_fold_numbers():
         record["protocol"] = "image-level"
     verdict = crossval.compare_folds(image_level, grouped, "test_accuracy", "B", "A", "test accuracy")
     assert not verdict.paired and verdict.runs == (5, 5)
+
+
+def test_gain_verdicts_pair_validation_items_and_fall_back_to_the_accuracies():
+    truths = np.arange(200) % 4
+    base = {"row": "base", "val_accuracy": 0.5, "val_predicted": np.where(np.arange(200) < 100, truths, 9).tolist()}
+    better = {"row": "better", "val_accuracy": 0.6,  # right on the same 100 items and 20 more
+              "val_predicted": np.where(np.arange(200) < 120, truths, 9).tolist()}
+    same = {"row": "same", "val_accuracy": 0.5, "val_predicted": np.where(np.arange(200) >= 100, truths, 9).tolist()}
+    verdicts = crossval.gain_verdicts([base, better, same], ["better", "same", "absent"], "base", truths)
+    assert set(verdicts) == {"better", "same"}
+    assert verdicts["better"].verdict == "above" and verdicts["better"].paired  # +0.10, standard error 0.021
+    assert verdicts["same"].verdict == "within noise"  # 0.5 vs 0.5 on other items
+    # without item predictions: two proportions of 200 items, unpaired: +0.10 is just beyond 2 x 0.049, +0.08 is not
+    unpaired = crossval.gain_verdicts([{**base, "val_predicted": None}, better], ["better"], "base", truths)
+    assert unpaired["better"].verdict == "above" and not unpaired["better"].paired
+    close = crossval.gain_verdicts([{**base, "val_predicted": None}, {**better, "val_accuracy": 0.58}], ["better"],
+                                   "base", truths)  # fmt: skip
+    assert close["better"].verdict == "within noise"

@@ -4,6 +4,7 @@ import pytest
 
 from medcnn.diagnostics import (
     DeadChannels, dead_after_epoch, dead_channel_shares, dead_share_note, failed_start_table, relu_layers,
+    worst_dead_share,
 )  # fmt: skip
 
 
@@ -67,15 +68,28 @@ def test_failed_start_table_counts_collapsed_seeds_and_their_dead_channels():
     assert list(table.index) == ["a", "b"]
     assert table.loc["a", "never left the plateau"] == "1 of 3"
     assert table.loc["a", "test_accuracy, runs that learned"] == "0.800 ± 0.071"
+    assert table.loc["b", "test_accuracy, runs that learned"] == "0.700"  # one run: no "± 0.000"
     assert table.loc["a", "test_accuracy, all runs"] == "0.700"
-    assert table.loc["a", "dead ReLU share after epoch 1, learned"] == "0.20"
-    assert table.loc["a", "dead ReLU share after epoch 1, collapsed"] == "0.90"
+    assert table.loc["a", "worst layer's dead ReLU share after epoch 1, learned"] == "0.20"
+    assert table.loc["a", "worst layer's dead ReLU share after epoch 1, collapsed"] == "0.90"
     assert table.loc["b", "never left the plateau"] == "0 of 1"
-    assert table.loc["b", "dead ReLU share after epoch 1, collapsed"] == ""
+    assert table.loc["b", "worst layer's dead ReLU share after epoch 1, collapsed"] == ""
 
 
-def test_dead_share_note_averages_the_runs_that_logged_it():
-    learned = [[8, 2], [3, 7]]
+def test_dead_shares_can_be_limited_to_layers_by_name():
+    run = record("a", 0, [[8, 2], [3, 7]], 0.3, 0.75)
+    run["history"]["dead_dense"] = [0.95]
+    assert worst_dead_share(run) == 0.95 and worst_dead_share(run, prefix="conv") == 0.3
+    table = failed_start_table([run], prefix="conv")
+    assert table.loc["a", "worst conv layer's dead ReLU share after epoch 1, learned"] == "0.30"
+
+
+def test_dead_share_note_averages_learned_and_collapsed_runs_apart():
+    learned, flat = [[8, 2], [3, 7]], [[10, 0], [10, 0]]
     records = [record("a", 0, learned, 0.1, 0.75), record("a", 1, learned, 0.5, 0.75), {"history": {}}]
-    assert dead_share_note(records) == " (worst layer's dead ReLU share after epoch 1: 0.30)"
+    assert dead_share_note(records) == " (worst layer's dead ReLU share after epoch 1: 0.30 in the runs that learned)"
+    records.append(record("a", 2, flat, 0.9, 0.5))
+    assert dead_share_note(records, prefix="conv") == (
+        " (worst conv layer's dead ReLU share after epoch 1: 0.30 in the runs that learned, 0.90 in the collapsed)"
+    )
     assert dead_share_note([{"history": {}}]) == ""

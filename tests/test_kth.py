@@ -401,7 +401,7 @@ def test_table_marks_collapsed_rows_the_missing_weights_and_the_reference_rows()
     assert shown.loc[kth.ROWS[0], "AUC: thesis"] == "0.79"
     collapsed, learned = shown.loc[kth.GAP_ROW], shown.loc[kth.STAND_IN_ROWS[1]]
     assert collapsed["AUC: honest"] == "collapsed" and collapsed["collapsed: honest"] == "3 of 3"
-    assert learned["AUC: honest"] == "0.71 ± 0.01" and learned["collapsed: honest"] == "0"
+    assert learned["AUC: honest"] == "0.71 ± 0.01" and learned["collapsed: honest"] == "0 of 3"
     assert shown.loc["reference: majority class", "accuracy: honest"] == "0.50"
     assert shown.loc["reference: chance", "AUC: honest"] == "0.50"
 

@@ -346,6 +346,21 @@ def test_grouped_cross_validation_tests_every_patient_once_and_validates_inside_
     assert any(not np.array_equal(a["test"], b["test"]) for a, b in zip(folds, other))
 
 
+def test_grouped_validation_sides_hold_a_rare_class_where_whole_groups_allow():
+    """A class found in 3 of 20 groups (like Y in the male cases): every fold's validation side still holds it, so
+    early stopping cannot ignore it (without the rule, 44 of these 50 folds lacked it)."""
+    from medcnn.data.splits import cross_validation_splits
+
+    groups = np.repeat(np.arange(20), 10)
+    labels = np.arange(200) % 2
+    labels[np.isin(groups, (0, 7, 13)) & (np.arange(200) % 10 < 3)] = 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the rare class is lopsided on some test sides
+        for seed in range(10):
+            for fold in cross_validation_splits(labels, 5, seed=seed, val_fraction=0.2, groups=groups):
+                assert 2 in labels[fold["val"]] and 2 in labels[fold["train"]], (seed, fold)
+
+
 def test_image_level_cross_validation_is_stratified_k_fold_with_a_stratified_validation_side():
     from medcnn.data.splits import cross_validation_splits
 

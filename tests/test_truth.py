@@ -308,8 +308,14 @@ def test_row_reaches_paper_summary_row_cell_and_failure_rates_say_when_every_run
     assert row_cell(summary, stuck + learned, "B") == "0.750 ± 0.050 over 2 seed(s)"
     mixed = [stuck[0], {**learned[1], "configuration": "A"}, *learned]
     assert truth.failure_rates(mixed, note="single runs hide it") == [
-        "'A' never left the majority-class plateau in 1 of 2 seeds (50%): single runs hide it."
+        "'A' never left the majority-class plateau in 1 of 2 seeds (50%; 95 % interval 9%-91%): single runs hide it."
     ]
+    assert truth.failure_rates(mixed, note="single runs hide it", noted=["B"]) == [
+        "'A' never left the majority-class plateau in 1 of 2 seeds (50%; 95 % interval 9%-91%)."
+    ]
+    partial = pd.DataFrame({"test_accuracy_mean": [0.4], "test_accuracy_std": [0.2], "runs": [3]}, index=["A"])
+    three = [*stuck, {**learned[0], "configuration": "A", "seed": 2}]  # test accuracy 0.8 where it learned
+    assert row_cell(partial, three, "A") == "0.800 over the 1 of 3 seeds that learned (all 3: 0.400)"
 
 
 def test_standard_errors_and_nearer_reading():

@@ -119,20 +119,24 @@ def _class_shift(labels, part, whole):
     return 0.5 * float(np.abs(shares[0] - shares[1]).sum())
 
 
-def _grouped_holdout(labels, groups, indices, fraction, seed, tolerance=0.1):
+def _grouped_holdout(labels, groups, indices, fraction, seed, tolerance=0.1, missing_penalty=0.0):
     """Split `indices` into (rest, holdout) with whole groups, holdout about `fraction` of them, class-stratified.
 
     The folds of `grouped_fold_assignment` (round(1 / fraction) of them) are scored by their relative size error
-    plus `_class_shift`; the holdout is drawn (seeded) among those within `tolerance` of the best score, so that the
-    seed still moves the split when each fold holds a single group.
+    plus `_class_shift`, plus `missing_penalty` for each class of `indices` the fold lacks; the holdout is drawn
+    (seeded) among those within `tolerance` of the best score, so that the seed still moves the split when each fold
+    holds a single group.
     """
     n_splits = max(2, round(1.0 / fraction))
     _check_enough_groups(groups[indices], n_splits, f"a {fraction:.0%} grouped holdout")
     fold_of = grouped_fold_assignment(labels[indices], groups[indices], n_splits, seed)
     target = fraction * len(indices)
+    present = set(np.unique(labels[indices]).tolist())
     scores = np.array(
         [
-            abs((fold_of == fold).sum() - target) / target + _class_shift(labels, indices[fold_of == fold], indices)
+            abs((fold_of == fold).sum() - target) / target
+            + _class_shift(labels, indices[fold_of == fold], indices)
+            + missing_penalty * len(present - set(np.unique(labels[indices[fold_of == fold]]).tolist()))
             for fold in range(n_splits)
         ]
     )
@@ -286,8 +290,9 @@ def cross_validation_splits(labels, n_splits, seed=0, val_fraction=0.15, groups=
 
     With `groups` (patient or case ids) the folds hold whole groups (`grouped_fold_assignment`) and each fold's
     validation side is about `val_fraction` of its training groups (whole groups, class-stratified, seeded per
-    fold), so no group sits on two sides of any fold. Without `groups` the folds are image-level
-    (`stratified_kfold`) and the validation side a stratified `val_fraction` of the training items.
+    fold, holding every class of the training side where whole groups allow), so no group sits on two sides of any
+    fold. Without `groups` the folds are image-level (`stratified_kfold`) and the validation side a stratified
+    `val_fraction` of the training items.
 
     Args:
         labels: class label per item.
@@ -318,7 +323,9 @@ def cross_validation_splits(labels, n_splits, seed=0, val_fraction=0.15, groups=
         if groups is None:
             train, val = train_test_split(rest, test_size=val_fraction, stratify=labels[rest], random_state=seed + fold)
         else:
-            train, val = _grouped_holdout(labels, groups, rest, val_fraction, seed + fold)
+            # a validation side without some class would let early stopping ignore it: avoided where a holdout of
+            # whole groups can hold every class of the fold's training side
+            train, val = _grouped_holdout(labels, groups, rest, val_fraction, seed + fold, missing_penalty=1.0)
         folds.append({"train": np.sort(train), "val": np.sort(val), "test": np.sort(test)})
     if groups is not None:
         sides = {f"fold {k} {side}": part for k, fold in enumerate(folds) for side, part in fold.items()}

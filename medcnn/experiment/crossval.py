@@ -214,13 +214,16 @@ def fold_table(
     return pd.concat([frame, reference.rename_axis(frame.index.name)]).fillna("")
 
 
-def beyond_noise(records, rows, reference, key, metric_label):
-    """Each of `rows` against the `reference` row (`compare_folds`), and the sentences naming the rows above and
-    below it beyond two standard errors, then those that could not be judged: ({row: Verdict}, [sentences])."""
+def beyond_noise(records, rows, reference, key, metric_label, learned_only=False):
+    """Each of `rows` against the `reference` row (`compare_folds`; with `learned_only`, over the runs that did not
+    collapse), and the sentences naming the rows above and below it beyond two standard errors, then those that
+    could not be judged: ({row: Verdict}, [sentences])."""
     verdicts = {
-        row: compare_folds(rows_of(records, row), rows_of(records, reference), key, row, reference, metric_label)
+        row: compare_folds(rows_of(records, row), rows_of(records, reference), key, row, reference, metric_label,
+                           learned_only)  # fmt: skip
         for row in rows
     }
+    paired = "paired by fold" + (", runs that learned" if learned_only else "")
     sentences = []
     for direction in ("above", "below"):
         named = [
@@ -229,7 +232,7 @@ def beyond_noise(records, rows, reference, key, metric_label):
             if v.verdict == direction
         ]
         sentences.append(
-            f"Rows {direction} '{reference}' on {metric_label} beyond two standard errors, paired by fold: "
+            f"Rows {direction} '{reference}' on {metric_label} beyond two standard errors, {paired}: "
             f"{', '.join(named) or 'none'}."
         )
     unjudged = [row for row, v in verdicts.items() if v.verdict == "not judged"]
@@ -248,6 +251,36 @@ def gains_over(records, rows, reference, key="val_accuracy"):
             if rows_of(records, row)}  # fmt: skip
     gains = {row: float(mean[row] - mean[reference]) for row in rows if row in mean}
     return dict(sorted(gains.items(), key=lambda item: -item[1]))
+
+
+def gain_verdicts(records, rows, reference, truths, metric_label="validation accuracy"):
+    """{row: `truth.Verdict` of the row against `reference`} on one fold's validation side (`records` of one seed
+    and fold): item by item, paired, where both runs kept their validation predictions (`val_predicted`, scored
+    against `truths`, the side's labels in the same order); else from the two accuracies and the side's size, each
+    item a Bernoulli trial (unpaired). Rows without a record are left out."""
+    truths = np.asarray(truths)
+
+    def correct(record):
+        predicted = record.get("val_predicted")
+        return None if predicted is None else (np.asarray(predicted) == truths).astype("float64")
+
+    base = rows_of(records, reference)
+    if not base:
+        return {}
+    verdicts = {}
+    for row in rows:
+        chosen = rows_of(records, row)
+        if not chosen:
+            continue
+        a, b = correct(chosen[0]), correct(base[0])
+        if a is not None and b is not None:
+            verdicts[row] = truth.compare_rows(a, b, f"'{row}'", f"'{reference}'", metric_label, paired=True,
+                                               pairs="validation items")  # fmt: skip
+            continue
+        p_a, p_b, n = chosen[0]["val_accuracy"], base[0]["val_accuracy"], len(truths)
+        verdicts[row] = truth.compare_means(p_a, np.sqrt(p_a * (1 - p_a)), n, p_b, np.sqrt(p_b * (1 - p_b)), n,
+                                            f"'{row}'", f"'{reference}'", metric_label)  # fmt: skip
+    return verdicts
 
 
 def most_chosen(choices, key):

@@ -596,14 +596,16 @@ def reference_cells(summary, key, rows, digits=3):
     return cells
 
 
-def rows_table(summary, metrics, rows=None, digits=3, row_notes=None, notes_title="note", extra_rows=None):
+def rows_table(summary, metrics, rows=None, digits=3, row_notes=None, notes_title="note", extra_rows=None,
+               references=False):
     """Summary rows as a readable table: group, runs averaged (seeds, or folds x seeds), `mean ± std` per metric
     ({key: column title}) and, like `comparison_markdown`, what makes it honest.
 
     Where the summary counted collapsed runs (`summarise` with test confusion matrices), a metric's cell is the
     mean ± std of the runs that learned, with "(all n: mean)" beside it when some collapsed and "collapsed" when all
     did, and a `collapsed` column says "k of n". `row_notes` ({row: note}, e.g. {"VGG16": "random weights"}) adds a
-    column `notes_title`. `extra_rows` ({label: {column title: cell}}, e.g. a published anchor) are appended last.
+    column `notes_title`. `extra_rows` ({label: {column title: cell}}, e.g. a published anchor) are appended last;
+    with `references`, the majority-class and chance rows (`reference_cells`) on the rows' test sides before them.
     """
     chosen = summary.loc[[row for row in (rows if rows is not None else summary.index) if row in summary.index]]
     table = pd.DataFrame(index=chosen.index)
@@ -618,8 +620,14 @@ def rows_table(summary, metrics, rows=None, digits=3, row_notes=None, notes_titl
         table[title] = summary_cells(chosen, key, chosen.index, digits)
     if "collapse_checked" in chosen:
         table["collapsed"] = collapsed_cells(chosen, chosen.index)
-    if extra_rows:
-        return pd.concat([table, pd.DataFrame.from_dict(extra_rows, orient="index")]).fillna("")
+    appended = {}
+    if references:
+        for key, title in metrics.items():
+            for label, cell in reference_cells(summary, key, chosen.index, digits).items():
+                appended.setdefault(label, {})[title] = cell
+    appended.update(extra_rows or {})
+    if appended:
+        return pd.concat([table, pd.DataFrame.from_dict(appended, orient="index")]).fillna("")
     return table
 
 

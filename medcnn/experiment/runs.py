@@ -253,7 +253,9 @@ def evaluate_sides(model, run, x, labels, class_names):
     """Validation and test metrics of a trained model: accuracy, balanced accuracy, F1, ROC-AUC, confusion, time.
 
     With `run.evaluate_train` the training side is scored too (inference mode: no dropout, no augmentation).
-    Only the test side keeps its indices and per-item probabilities.
+    Only the test side keeps its indices and per-item probabilities; the validation side keeps its predicted
+    labels (`val_predicted`, in the order of `run.split["val"]`), so that rows tested on one validation side can be
+    compared item by item.
     """
     from medcnn.evaluate import classification_metrics, record_entries, timed_predict
 
@@ -275,6 +277,8 @@ def evaluate_sides(model, run, x, labels, class_names):
                     for name, value in run.extra_metrics(labels[index], probabilities).items()
                 }
             )
+        if side == "val":
+            result["val_predicted"] = [int(k) for k in np.asarray(probabilities).reshape(len(index), -1).argmax(axis=1)]
         if side == "test":
             result["test_indices"] = [int(i) for i in index]
             result["test_probabilities"] = np.round(np.asarray(probabilities, dtype="float64"), 4).tolist()

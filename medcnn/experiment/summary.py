@@ -212,10 +212,18 @@ def stacked_test_scores(records, labels, by="model"):
 
 
 def row_cell(summary, records, row, key="test_accuracy", by="configuration"):
-    """A row's `key` as "mean ± std over n seed(s)" from a `summarise` output, or "collapsed (...)" when every run
-    of the row collapsed (`truth.all_collapsed`)."""
+    """A row's `key` as "mean ± std over n seed(s)" from a `summarise` output; where some runs collapsed
+    (`truth.is_collapsed`), the runs that learned: "mean ± std over k of n seeds that learned (all n: mean)";
+    "collapsed (...)" when every run of the row collapsed."""
     chosen = truth.rows_of(records, row, by)
     if truth.all_collapsed(chosen):
         return f"collapsed ({len(chosen)} of {len(chosen)} runs predict one class)"
     found = summary.loc[row]
-    return f"{mean_std(found[f'{key}_mean'], found[f'{key}_std'])} over {int(found['runs'])} seed(s)"
+    runs = int(found["runs"])
+    failed = sum(truth.is_collapsed(record) for record in chosen)
+    if not failed:
+        return f"{mean_std(found[f'{key}_mean'], found[f'{key}_std'])} over {runs} seed(s)"
+    learned, _ = truth.row_values(chosen, key, learned_only=True)
+    spread = learned.std(ddof=1) if learned.size > 1 else np.nan
+    return (f"{mean_std(learned.mean(), spread)} over the {learned.size} of {runs} seeds that learned "
+            f"(all {runs}: {found[f'{key}_mean']:.3f})")  # fmt: skip

@@ -164,10 +164,10 @@ def reference_value(record_references, key, name="majority class"):
 
 
 def collapsed_note(collapsed, runs):
-    """'1 of 3' (collapsed runs of a row), '0' when none collapsed, '' when it was not checked."""
+    """'1 of 3' (collapsed runs of a row, '0 of 3' when none did), '' when it was not checked."""
     if collapsed is None or not np.isfinite(collapsed):
         return ""
-    return "0" if int(collapsed) == 0 else f"{int(collapsed)} of {int(runs)}"
+    return f"{int(collapsed)} of {int(runs)}"
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -480,14 +480,15 @@ def best_after(summary, records, rows, key, metric_label, min_runs=3, by="config
     return {"collapsed": gone, "runs": runs, "rows": left, "best": best, "verdict": verdict}
 
 
-def goal_sentence(records, key, goal):
-    """Whether a row meets a goal of `key` >= `goal`: its mean, and how many of its runs (by seed) reach it."""
-    values, seeds = row_values(records, key)
-    kept = [(value, seed) for value, seed in zip(values, seeds) if np.isfinite(value)]
+def goal_sentence(records, key, goal, unit="seed"):
+    """Whether a row meets a goal of `key` >= `goal`: its mean, and how many of its runs reach it, each named by its
+    `unit` (e.g. "seed", or "fold" for cross-validated runs)."""
+    kept = [(float(record[key]), record.get(unit)) for record in records
+            if _present(record.get(key)) and np.isfinite(record[key])]  # fmt: skip
     if not kept:
         return f"Goal {goal:.2f}: no run has {key}."
     mean = float(np.mean([value for value, _ in kept]))
-    each = ", ".join(f"{value:.3f} (seed {seed})" for value, seed in kept)
+    each = ", ".join(f"{value:.3f} ({unit} {name})" for value, name in kept)
     met = sum(value >= goal for value, _ in kept)
     verdict = "meets it" if mean >= goal else "misses it"
     return f"Goal {goal:.2f}: the mean {mean:.3f} {verdict}; {met} of {len(kept)} runs reach it ({each})."
@@ -509,16 +510,19 @@ def row_reaches_paper(records, key, paper_value, label, metric_label):
     return record_reaches_paper(records, key, paper_value, label, metric_label).sentence
 
 
-def failure_rates(records, by="configuration", note="the paper's single run cannot show this rate"):
+def failure_rates(records, by="configuration", note="the paper's single run cannot show this rate", noted=None):
     """One sentence per row of `records` (in first-seen order) with two runs or more, where some never left the
-    majority-class plateau (`is_collapsed`): how often, followed by `note`."""
+    majority-class plateau (`is_collapsed`): how often, with its 95 % Wilson interval, followed by `note` for the
+    rows of `noted` (None: every row)."""
     sentences = []
     for row in dict.fromkeys(record[by] for record in records):
         chosen = rows_of(records, row, by)
         failed = sum(is_collapsed(record) for record in chosen)
         if len(chosen) > 1 and failed:
+            low, high = stats.binomtest(failed, len(chosen)).proportion_ci(0.95, method="wilson")
+            tail = f": {note}" if noted is None or row in noted else ""
             sentences.append(f"'{row}' never left the majority-class plateau in {failed} of {len(chosen)} seeds "
-                             f"({failed / len(chosen):.0%}): {note}.")  # fmt: skip
+                             f"({failed / len(chosen):.0%}; 95 % interval {low:.0%}-{high:.0%}){tail}.")  # fmt: skip
     return sentences
 
 

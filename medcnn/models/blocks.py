@@ -480,15 +480,18 @@ def uses_batch_norm(block):
     return any(name in BATCH_NORM_BLOCKS for name in _as_blocks(block))
 
 
-def greedy_combination(gains, size=3):
-    """The blocks to combine, from {block: gain over the baseline} largest first: greedily by gain, only gains > 0,
-    one block per `AblationBlock.slot` except feature blocks (in the order chosen), at most `size`; at least the
-    best single block, even when no block beat the baseline."""
+def greedy_combination(gains, size=3, beyond=None):
+    """The blocks to combine, from {block: gain over the baseline} largest first: greedily by gain, only gains > 0
+    (and, with `beyond`, only blocks in it: those whose gain is beyond noise), one block per `AblationBlock.slot`
+    except feature blocks (in the order chosen), at most `size`; at least the best single block, even when no block
+    beat the baseline."""
     chosen, taken = [], set()
     for block, gain in gains.items():
         slot = ABLATION_BLOCKS[block].slot
         if len(chosen) == size or (chosen and gain <= 0):
             break
+        if chosen and beyond is not None and block not in beyond:
+            continue
         if slot != "features" and slot in taken:
             continue
         chosen.append(block)

@@ -50,6 +50,7 @@ METRIC_KEYS = {
 }
 SUMMARY_METRICS = [
     "val_accuracy",
+    "val_balanced_accuracy",
     "test_accuracy",
     "test_balanced_accuracy",
     "test_macro_f1",
@@ -106,7 +107,6 @@ HONEST = replace(
     deduplicate=True,
     group="honest",
 )
-BEYOND = replace(_BEST_PUBLISHED, label="ours: 40 epochs, batch 64, categorical CE", epochs=40, group="beyond")
 OURS = replace(
     _BEST_PUBLISHED,
     label="ours: batch norm (momentum 0.9), flips, cosine decay, 40 epochs, batch 64",
@@ -131,7 +131,7 @@ TRANSFER = replace(
     backbone="mobilenet_v2",
     group="transfer",
 )
-GROUPS = ("table1", "conv_layers", "honest", "cure", "beyond", "ours", "transfer")
+GROUPS = ("table1", "conv_layers", "honest", "cure", "ours", "transfer")
 
 _COMMON = {
     "class_names": CLASS_NAMES,
@@ -162,7 +162,7 @@ SETTINGS = {
         **_COMMON,
         # the paper's figures are single runs: ten seeds per row show how often each recipe fails to start
         "seeds": list(range(10)),
-        "groups": {g: None for g in ("table1", "conv_layers", "honest", "cure", "ours", "transfer")} | {"beyond": [0]},
+        "groups": {g: None for g in GROUPS},
         "epoch_scale": 1.0,
         "max_epochs": None,
         "allow_random_weights": False,
@@ -175,7 +175,7 @@ SETTINGS = {
 settings = settings_function(SETTINGS)
 def configurations(groups=GROUPS):
     """Every configuration of `groups`, in table order."""
-    every = [*TABLE1, *CONV_LAYER_VARIANTS, HONEST, CURE, BEYOND, OURS, TRANSFER]
+    every = [*TABLE1, *CONV_LAYER_VARIANTS, HONEST, CURE, OURS, TRANSFER]
     return [c for c in every if c.group in groups]
 
 
@@ -342,10 +342,21 @@ def _row_records(records, label):
     return [record for record in records if record.get("configuration") == label]
 
 
+def _collapse_counts(records, labels):
+    """'k of n' collapsed runs of each row, joined: "1 of 10 and 0 of 10"."""
+    from medcnn.experiment import truth
+
+    counts = []
+    for label in labels:
+        chosen = _row_records(records, label)
+        counts.append(f"{sum(truth.is_collapsed(record) for record in chosen)} of {len(chosen)}")
+    return " and ".join(counts)
+
+
 def findings(summary, records):
     """The sentences only this study prints, each computed from the summary and the run records. Every comparison
     goes through `medcnn.experiment.truth` (two standard errors of seed noise, paired by seed; the 10-epoch row is a
-    snapshot of the 15-epoch run: paired)."""
+    snapshot of the 15-epoch run: paired) over the runs that learned, with the failed starts counted apart."""
     from medcnn.diagnostics import dead_share_note
     from medcnn.experiment import stuck_statement, truth
     from medcnn.experiment.summary import row_cell
@@ -358,8 +369,14 @@ def findings(summary, records):
                                        "test accuracy")  # fmt: skip
 
     def compare(a, b, a_label, b_label):
-        return truth.compare_records(_row_records(records, a), _row_records(records, b), "test_accuracy", a_label,
-                                     b_label, "test accuracy")  # fmt: skip
+        """A over B on the runs that learned, the collapsed runs of each counted after it."""
+        a_records, b_records = _row_records(records, a), _row_records(records, b)
+        verdict = truth.compare_records(a_records, b_records, "test_accuracy", a_label, b_label, "test accuracy",
+                                        learned_only=True)  # fmt: skip
+        if not any(truth.is_collapsed(record) for record in a_records + b_records):
+            return verdict.sentence
+        return (f"{verdict.sentence[:-1]} (runs that learned only; {_collapse_counts(records, (a, b))} runs "
+                "collapsed, counted below).")  # fmt: skip
 
     paper = PAPER_TABLE1["test acc"]
     first = TABLE1[0].label
@@ -383,27 +400,34 @@ def findings(summary, records):
         sentences.append(f"{verdict} ({row(first)} as published, {row(HONEST.label)} without duplicates.)")
     conv = [c for c in [CONV_LAYER_VARIANTS[0], TABLE1[0], CONV_LAYER_VARIANTS[1]] if c.label in summary.index]
     if len(conv) > 1:
-        parts = ", ".join(f"{c.conv_layers} conv layers {row(c.label)}{dead_share_note(_row_records(records, c.label))}"
-                          for c in conv)  # fmt: skip
+        dead = {c.label: dead_share_note(_row_records(records, c.label), prefix="conv") for c in conv}
+        parts = ", ".join(f"{c.conv_layers} conv layers {row(c.label)}{dead[c.label]}" for c in conv)
         sentences.append(
             f"Test accuracy by number of conv layers (15 epochs, batch 64, categorical CE): {parts}. A row whose runs "
-            "never left the plateau measures failed starts (dead ReLUs), not what depth adds."
+            "never left the plateau measures failed starts, not what depth adds."
         )
-    sentences.extend(truth.failure_rates([r for r in records if r.get("group") in GROUPS]))
-    stuck = stuck_statement(records)
+    # a snapshot row is the same runs as its longer row: its failed starts are counted there, once
+    trained = [r for r in records if r.get("group") in GROUPS and not r.get("snapshot_of")]
+    sentences.extend(truth.failure_rates(trained, noted=[c.label for c in TABLE1]))
+    stuck = stuck_statement(trained)
     if not stuck.startswith("0 of"):
-        stuck += " Adam at 1e-3 on this CNN sometimes fails to start, which single runs cannot show."
+        stuck = (f"{stuck[:-1]} (the 10-epoch row is a snapshot of the 15-epoch batch-32 runs, counted there once). "
+                 "Adam at 1e-3 on this CNN sometimes fails to start, which single runs cannot show.")  # fmt: skip
     sentences.append(stuck)
     if CURE.label in summary.index:
         verdict = compare(CURE.label, first, "The paper's CNN on centred inputs", f"'{first}' as published")
-        sentences.append(f"{verdict} (same CNN, optimiser, epochs and seeds; only the inputs are centred.)")
-    for config in (BEYOND, OURS, TRANSFER):
+        published = [c.label for c in (TABLE1[0], TABLE1[2], CONV_LAYER_VARIANTS[0]) if c.label in summary.index]
+        failed = "; ".join(f"'{label}' {_collapse_counts(records, [label])}" for label in published)
+        sentences.append(f"{verdict} (same CNN, optimiser, epochs and seeds; only the inputs are centred.) Runs "
+                         f"that never left the plateau: centred {_collapse_counts(records, [CURE.label])}; "
+                         f"{failed}.")  # fmt: skip
+    for config in (OURS, TRANSFER):
         if config.label in summary.index:
             sentences.append(reaches(config.label, f"'{config.label}'"))
     if OURS.label in summary.index and TRANSFER.label in summary.index:
         ours = compare(OURS.label, TRANSFER.label, "Our CNN (batch norm, flips, cosine decay)",
                        "MobileNetV2 (frozen ImageNet features)")  # fmt: skip
-        sentences.append(ours.sentence)
+        sentences.append(ours)
     return sentences
 
 
@@ -430,8 +454,9 @@ def binary_accuracy_statement(summary, label=TABLE1[1].label, records=None):
         f"our runs of the categorical CE row ('{unambiguous}', whose metric is not in doubt)",
     )  # fmt: skip
     return (
-        f"With binary cross-entropy and metrics=['accuracy'], tf.keras 2.x (the TensorFlow of 2024) silently reported "
-        f"element-wise binary accuracy over the {len(CLASS_NAMES)} one-hot outputs, which is {floor:.2f} for a model "
+        f"Compiled with binary cross-entropy and metrics=['accuracy'] (the paper names accuracy, not the Keras "
+        f"metric it compiled), tf.keras 2.x (the TensorFlow of 2024) silently reported element-wise binary accuracy "
+        f"over the {len(CLASS_NAMES)} one-hot outputs, which is {floor:.2f} for a model "
         f"that predicts nothing (Keras 3 now reports categorical accuracy here); our runs of that row reach a true "
         f"4-class test accuracy of {true_acc:.3f} but would have printed {keras2_acc:.3f}. The paper's {paper:.2f} "
         f"sits {spread}: {verdict}."

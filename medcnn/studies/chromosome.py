@@ -127,10 +127,11 @@ SETTINGS = {
 # 10 after BN warm-up); rows that reach the cap are named by `convergence_statement`. `make plan-chromosome
 # SCALE=cpu`: at most 12 h on 2 free cores (early stopping cuts the fast rows), so the run resumes across sessions
 # from its records (REUSE_RUNS). 5 case-grouped folds (CIR-Net's 5, so both protocols train on about the same share;
-# 3 image-level folds run), one fold draw, the ablation at 64x32, our row capped at 40 (a trial fold improved until 39).
+# 3 image-level folds run), one fold draw, the ablation at 64x32, our row at 96x48 with the same cap (a trial fold at
+# a cap of 40 was still improving at epoch 39). The search is 3 trials of 4 epochs per fold: KerasTuner's random start.
 SETTINGS["cpu"] = {
     **SETTINGS["full"], "folds": 5, "image_folds_run": 3, "image_size": (64, 32), "transfer_size": (96, 48),
-    "ours_size": (96, 48), "epochs": 100, "ours_epochs": 40, "tuner_trials": 3,
+    "ours_size": (96, 48), "epochs": 100, "ours_epochs": 100, "tuner_trials": 3,
     "tuner_epochs": 4, "ensemble_size": 3, "seeds": [0], "other_backbones": (),
 }
 # fmt: on
@@ -343,6 +344,17 @@ def block_gains(records, metric="val_accuracy"):
     return {label_of[row]: gain for row, gain in gains_over(records, list(label_of), BLOCK_ROWS[0][0], metric).items()}
 
 
+def block_verdicts(records, val_labels):
+    """{block: `truth.Verdict`} of each single-block row of (one fold's) `records` against the baseline on the
+    fold's validation side (`val_labels`), item by item (`crossval.gain_verdicts`): a block joins the combination
+    after the first only when its gain is beyond two standard errors."""
+    from medcnn.experiment.crossval import gain_verdicts
+
+    label_of = {label: block for label, block in BLOCK_ROWS[1:]}
+    verdicts = gain_verdicts(records, list(label_of), BLOCK_ROWS[0][0], val_labels)
+    return {label_of[row]: verdict for row, verdict in verdicts.items()}
+
+
 def run_fold(inputs, labels, split, seed, fold, run_settings, cache, data_fingerprint, tuning_dir, overwrite=True,
              log=print):  # fmt: skip
     """One case-grouped fold, every choice made on its validation cases: the search, single blocks, tuned baseline
@@ -361,10 +373,13 @@ def run_fold(inputs, labels, split, seed, fold, run_settings, cache, data_finger
                                   overwrite)  # fmt: skip
     records, runs = train([*BLOCK_CONFIGURATIONS, tuned_configuration(tuned), *transfer_configurations(run_settings)])
     gains = block_gains(records)
-    combination = greedy_combination(gains, run_settings["combination_size"])
+    verdicts = block_verdicts(records, np.asarray(labels)[split["val"]])
+    beyond = [block for block, verdict in verdicts.items() if verdict.verdict == "above"]
+    combination = greedy_combination(gains, run_settings["combination_size"], beyond)
     more_records, more_runs = train(later_configurations(combination))
     choices = {"seed": seed, "fold": fold + 1, "tuned": tuned, "trials": trials.reset_index().to_dict("records"),
-               "gains": gains, "combination": list(combination), "ours": list(ours_blocks(combination))}  # fmt: skip
+               "gains": gains, "beyond_noise": beyond, "combination": list(combination),
+               "ours": list(ours_blocks(combination))}  # fmt: skip
     return records + more_records, runs + more_runs, choices
 
 
@@ -441,7 +456,7 @@ def table(summary, pooled, rows=None, digits=3, row_notes=None):
                       ABLATION_COLUMNS[4:], pooled_metrics, row_notes, anchor)  # fmt: skip
 
 
-def findings(summary, pooled, records, choices, weights, pairs):
+def findings(summary, pooled, records, choices, weights, pairs, run_settings=None):
     """The sentences only this study prints, from this run's records; every comparison goes through
     `crossval.compare_folds` (paired by fold) or `experiment.truth`.
 
@@ -450,48 +465,79 @@ def findings(summary, pooled, records, choices, weights, pairs):
         records: every record (both protocols' runs, ensemble, SVM), with `row` and `fold`.
         choices: `run_fold`'s choices, one per fold; weights: {backbone: weights used}.
         pairs: `evaluate.confused_pairs` of our row's test confusion summed over its folds.
+        run_settings: the scale's settings (the search's budget); None: the search's budget is not stated.
     """
-    from medcnn.experiment import mean_std, stuck_statement, truth
-    from medcnn.experiment.crossval import beyond_noise, compare_folds, rows_of
+    from medcnn.experiment import mean_std, truth
+    from medcnn.experiment.crossval import beyond_noise, compare_folds, most_chosen, rows_of
     from medcnn.experiment.records import collapse_statement, convergence_statement
 
+    grouped = [r for r in records if r.get("protocol") != "image-level"]
+
+    def failed(row, of=records):
+        chosen = rows_of(of, row)
+        count = sum(truth.is_collapsed(r) for r in chosen)
+        return f"{count} of {len(chosen)} folds collapsed" if count else ""
+
     def compare(a, b, a_label=None, b_label=None):
-        return compare_folds(rows_of(records, a), rows_of(records, b), "test_accuracy", a_label or f"'{a}'",
-                             b_label or f"'{b}'", "test accuracy")  # fmt: skip
+        """A against B over the folds that learned (paired by fold), the collapsed folds named."""
+        verdict = compare_folds(rows_of(records, a), rows_of(records, b), "test_accuracy", a_label or f"'{a}'",
+                                b_label or f"'{b}'", "test accuracy", learned_only=True)  # fmt: skip
+        notes = [f"{name}: {failed(row)}" for name, row in ((a_label or a, a), (b_label or b, b)) if failed(row)]
+        return verdict.sentence if not notes else f"{verdict.sentence[:-1]} ({'; '.join(notes)}, left out)."
 
     def cell(row, key="test_accuracy"):
-        spread = mean_std(summary.at[row, f"{key}_mean"], summary.at[row, f"{key}_std"])
-        return f"{spread} over folds, pooled {pooled.at[row, 'accuracy' if key == 'test_accuracy' else key]:.3f}"
+        mean, std = summary.at[row, f"{key}_mean"], summary.at[row, f"{key}_std"]
+        if f"{key}_learned_mean" in summary and failed(row):
+            mean, std = summary.at[row, f"{key}_learned_mean"], summary.at[row, f"{key}_learned_std"]
+        note = f" ({failed(row)}: mean of the others; pooled counts every fold)" if failed(row) else ""
+        pooled_value = pooled.at[row, "accuracy" if key == "test_accuracy" else key]
+        return f"{mean_std(mean, std)} over folds{note}, pooled {pooled_value:.3f}"
 
     base, trained = BLOCK_ROWS[0][0], [r for r in records if "history" in r and "val_accuracy" in r]
     blocks = [label for label, _ in BLOCK_ROWS[1:] if label in summary.index]
-    verdicts, against_base = beyond_noise(records, blocks, base, "test_accuracy", "test accuracy")
+    verdicts, against_base = beyond_noise(records, blocks, base, "test_accuracy", "test accuracy", learned_only=True)
     sentences = [collapse_statement(trained, len(CLASS_NAMES)), convergence_statement(summary, trained), *against_base]
     chosen = Counter(" + ".join(c["combination"]) for c in choices).most_common()
     single = max(verdicts, key=lambda label: summary.at[label, "val_accuracy_mean"])
+    search = "The search runs inside each fold's training cases: "
+    if run_settings:
+        trials, epochs = run_settings["tuner_trials"], run_settings["tuner_epochs"]
+        random_start = 3 * sum(key in run_settings["tuner"] for key in ("learning_rate", "batch_sizes", "dropout",
+                                                                        "optimizers"))  # fmt: skip
+        search = (f"The search ({trials} trials of {epochs} epochs per fold"
+                  + (f"; KerasTuner draws its first {random_start} trials at random, so at this budget it is a random "
+                     "search" if trials <= random_start else "") + ") runs inside each fold's training cases: ")
     sentences += [
-        "The combination each fold chose (greedy by its own validation gains): " + "; ".join(
+        "The combination each fold chose (greedy by its own validation gains; after the best single block, a block "
+        "joins only when its gain over the baseline is beyond two standard errors, item by item on the fold's "
+        "validation cases): " + "; ".join(
             f"{blocks} ({count} of {len(choices)} folds)" for blocks, count in chosen
         ) + f"; test accuracy {cell(COMBINATION)}.",
-        compare(COMBINATION, single, "The combination", f"the best single block by validation ('{single}')").sentence,
-        compare(COMBINATION, STRETCHED, "Padding the crops to the input's aspect ratio", "stretching").sentence,
-        "The Bayesian search runs inside each fold's training cases: "
-        + compare(TUNED, base, "the tuned baseline", "the untuned one").sentence,
+        compare(COMBINATION, single, "The combination", f"the best single block by validation ('{single}')"),
+        compare(COMBINATION, STRETCHED, "Padding the crops to the input's aspect ratio", "stretching"),
+        search + compare(TUNED, base, "the tuned baseline", "the untuned one"),
         f"MobileNetV2 ({weights[next(iter(weights))]} weights, frozen): test accuracy {cell(TRANSFER)}.",
         f"Our row ({'; '.join(dict.fromkeys(' + '.join(c['ours']) for c in choices))}) on unseen cases: accuracy "
-        f"{cell(OURS)}; after the karyotype assignment {cell(OURS, 'test_karyotype_accuracy')} (it aims at "
-        f"{GOALS['accuracy']:.2f} and {GOALS['karyotype accuracy']:.2f}). "
-        + compare(OURS, COMBINATION, "Our row", "the best combination").sentence,
+        f"{cell(OURS)}; after the karyotype assignment {cell(OURS, 'test_karyotype_accuracy')}. "
+        + compare(OURS, COMBINATION, "Our row", "the best combination"),
     ]  # fmt: skip
-    scored = [(r["test_karyotype_accuracy"], r["test_accuracy"]) for r in records if "test_karyotype_accuracy" in r]
-    sentences.append("The karyotype constraint (each metaphase: two of each autosome, XX or XY, assigned jointly by "
-                     "the Hungarian algorithm), over every run with probabilities: " + truth.compare_rows(
-                         *zip(*scored), "the constrained assignment", "the unconstrained one", "test accuracy",
-                         paired=True, pairs="runs").sentence)  # fmt: skip
+    ours = rows_of(grouped, OURS)
+    for key, goal in (("test_accuracy", GOALS["accuracy"]), ("test_karyotype_accuracy", GOALS["karyotype accuracy"])):
+        sentences.append(f"Our row, {key.replace('test_', '').replace('_', ' ')} on unseen cases: "
+                         + truth.goal_sentence(ours, key, goal, unit="fold"))  # fmt: skip
+    scored = [(r["test_karyotype_accuracy"], r["test_accuracy"]) for r in ours if "test_karyotype_accuracy" in r]
+    if scored:
+        sentences.append("The karyotype constraint (each metaphase: two of each autosome, XX or XY, assigned jointly "
+                         "by the Hungarian algorithm) on our row's folds: " + truth.compare_rows(
+                             *zip(*scored), "the constrained assignment", "the unconstrained one", "test accuracy",
+                             paired=True, pairs="folds").sentence)  # fmt: skip
     if OURS_IMAGE_LEVEL in summary.index:
+        image_blocks = " + ".join(most_chosen(choices, "ours"))  # as `cross_validate` chose them
+        same = all(" + ".join(c["ours"]) == image_blocks for c in choices)
+        what = "Same model" if same else f"Same recipe (image-level folds with {image_blocks}, as most folds chose)"
         leak = compare(OURS_IMAGE_LEVEL, OURS, "Image-level folds (CIR-Net's protocol)", "case-grouped folds")
-        sentences.append(f"Same model, two protocols: {leak.sentence.rstrip('.')}; the difference is what testing "
-                         f"on cases seen in training is worth (image-level {cell(OURS_IMAGE_LEVEL)}).")  # fmt: skip
+        sentences.append(f"{what}, two protocols: {leak.rstrip('.')}; the difference is what testing on cases seen "
+                         f"in training is worth (image-level {cell(OURS_IMAGE_LEVEL)}).")  # fmt: skip
         sentences.append(truth.reaches_paper(
             [r["test_accuracy"] for r in rows_of(records, OURS_IMAGE_LEVEL)], ANCHOR["accuracy"],
             summary.at[OURS_IMAGE_LEVEL, "test_accuracy_reference_majority"],
@@ -500,7 +546,7 @@ def findings(summary, pooled, records, choices, weights, pairs):
     if pairs:
         listed = ", ".join(f"{a} and {b} ({count})" for a, b, count in pairs)
         sentences.append(f"The pairs our row confuses most over its test folds: {listed}.")
-    return [*sentences, stuck_statement([r for r in trained if "test_confusion" in r])]
+    return sentences
 
 
 def protocol_text(run_settings):
@@ -516,7 +562,7 @@ def readme_section(payload, scale="cpu"):
     from medcnn.experiment import readme_section as section
 
     protocol = payload.get("protocol", "one baseline CNN with each of the survey's blocks alone, tuning, MobileNetV2, "
-                           "an ensemble, CNN + SVM and the best combination, on case-grouped 70/15/15 splits of the "
+                           "an ensemble, CNN + SVM and the best combination, in case-grouped cross-validation of the "
                            f"CIR-Net crops (the paper gives no numbers; CIR-Net's {ANCHOR['accuracy']:.2%} comes from "
                            "an image-level 5-fold split)")  # fmt: skip
     link = f"[results/chromosome/{scale}/report.md](results/chromosome/{scale}/report.md)"
