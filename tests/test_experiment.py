@@ -505,6 +505,11 @@ def test_rows_table_shows_learned_runs_collapsed_counts_and_notes():
                                      {"anchor: published": {"test acc": "0.958"}})  # fmt: skip
     assert list(weighted.index) == ["B", "anchor: published"] and list(weighted.columns[:2]) == ["weights", "runs"]
     assert weighted.loc["anchor: published", "test acc"] == "0.958" and weighted.loc["anchor: published", "runs"] == ""
+    referenced = experiment.rows_table(summary, {"test_accuracy": "test acc"}, ["A"], references=True,
+                                       extra_rows={"anchor: published": {"test acc": "0.958"}})  # fmt: skip
+    assert list(referenced.index) == ["A", "reference: majority class", "reference: chance", "anchor: published"]
+    assert referenced.index.name == "configuration"
+    assert referenced.loc["reference: majority class", "test acc"] == referenced.loc["reference: chance", "test acc"]
 
 
 def test_readme_table_labels_rows_from_row_notes():

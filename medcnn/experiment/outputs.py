@@ -627,7 +627,9 @@ def rows_table(summary, metrics, rows=None, digits=3, row_notes=None, notes_titl
                 appended.setdefault(label, {})[title] = cell
     appended.update(extra_rows or {})
     if appended:
-        return pd.concat([table, pd.DataFrame.from_dict(appended, orient="index")]).fillna("")
+        return pd.concat([table, pd.DataFrame.from_dict(appended, orient="index")]).fillna("").rename_axis(
+            table.index.name
+        )
     return table
 
 

@@ -125,7 +125,7 @@ SETTINGS = {
 # recurrent rows were at 0.37-0.89; run alone on fold 1 it reached 0.46 / 0.33 at epoch 30, still rising, and not a
 # failed start (dead ReLU channels: conv2 14 %, conv3 29 %). So the cpu ablation keeps full's cap and patience (100,
 # 10 after BN warm-up); rows that reach the cap are named by `convergence_statement`. `make plan-chromosome
-# SCALE=cpu`: at most 12 h on 2 free cores (early stopping cuts the fast rows), so the run resumes across sessions
+# SCALE=cpu`: at most 14 h on 2 free cores (early stopping cuts the fast rows), so the run resumes across sessions
 # from its records (REUSE_RUNS). 5 case-grouped folds (CIR-Net's 5, so both protocols train on about the same share;
 # 3 image-level folds run), one fold draw, the ablation at 64x32, our row at 96x48 with the same cap (a trial fold at
 # a cap of 40 was still improving at epoch 39). The search is 3 trials of 4 epochs per fold: KerasTuner's random start.
@@ -562,9 +562,9 @@ def readme_section(payload, scale="cpu"):
     from medcnn.experiment import readme_section as section
 
     protocol = payload.get("protocol", "one baseline CNN with each of the survey's blocks alone, tuning, MobileNetV2, "
-                           "an ensemble, CNN + SVM and the best combination, in case-grouped cross-validation of the "
+                           "an ensemble, CNN + SVM and the best combination, on case-grouped 70/15/15 splits of the "
                            f"CIR-Net crops (the paper gives no numbers; CIR-Net's {ANCHOR['accuracy']:.2%} comes from "
-                           "an image-level 5-fold split)")  # fmt: skip
+                           "an image-level 5-fold split)")  # fmt: skip  # results.json files older than `protocol`
     link = f"[results/chromosome/{scale}/report.md](results/chromosome/{scale}/report.md)"
     return section(payload, "Ablation", {"accuracy": "accuracy", "macro F1": "macro F1",
                                          "karyotype accuracy": "karyotype accuracy"},
