@@ -419,13 +419,14 @@ def derived_rows(runs, records, inputs, labels, run_settings, cache, log=print):
 
 
 def complete(records, labels, metaphases, runs=()):
-    """Add to every record (in place) `experiment.records.complete`'s fields (parameters of its row, from `runs`;
-    images/s; epochs) and the karyotype accuracy of its test probabilities (not for image-level folds, whose test
-    sides hold parts of metaphases)."""
+    """Add to every record (in place) `experiment.records.complete`'s fields (parameters of its run's model, from
+    `runs`; images/s; epochs) and the karyotype accuracy of its test probabilities (not for image-level folds, whose
+    test sides hold parts of metaphases)."""
     from medcnn.experiment.karyotype import karyotype_accuracy
     from medcnn.experiment.records import complete as add, parameter_counts
 
-    add(records, parameter_counts(runs, lambda run: run.settings["label"]) if runs else None)
+    # per run, not per row: the combination and our row take each fold's own blocks
+    add(records, parameter_counts(runs) if runs else None, row="configuration")
     for record in records:
         if "test_probabilities" in record and record.get("protocol") != "image-level":  # whole metaphases only
             record["test_karyotype_accuracy"] = karyotype_accuracy(record, labels, metaphases)
