@@ -317,6 +317,10 @@ def test_findings_are_computed_from_the_numbers_given(fake_cv):
     assert "(fold 1)" in text and "karyotype accuracy on unseen cases: Goal 0.97: the mean 0.940 misses it" in text
     assert "The karyotype constraint (each metaphase" in text and "on our row's folds: " in text
     assert "Same model, two protocols" in text  # every fold chose se + recurrent
+    for record in crossval.rows_of(records, chromosome.TUNED):
+        record["test_confusion"] = [[5] + [0] * (K - 1)] * K  # every crop called "1"
+    text = "\n".join(chromosome.findings(summary, pooled, records, choices, {"mobilenet_v2": "imagenet"}, []))
+    assert "the tuned baseline collapsed in every fold: there is nothing to compare it with." in text
 
 
 def test_table_lists_every_row_then_references_and_the_anchor(fake_cv):

@@ -481,6 +481,10 @@ def findings(summary, pooled, records, choices, weights, pairs, run_settings=Non
 
     def compare(a, b, a_label=None, b_label=None):
         """A against B over the folds that learned (paired by fold), the collapsed folds named."""
+        gone = [name for name, row in ((a_label or f"'{a}'", a), (b_label or f"'{b}'", b))
+                if truth.all_collapsed(rows_of(records, row))]  # fmt: skip
+        if gone:
+            return f"{' and '.join(gone)} collapsed in every fold: there is nothing to compare it with."
         verdict = compare_folds(rows_of(records, a), rows_of(records, b), "test_accuracy", a_label or f"'{a}'",
                                 b_label or f"'{b}'", "test accuracy", learned_only=True)  # fmt: skip
         notes = [f"{name}: {failed(row)}" for name, row in ((a_label or a, a), (b_label or b, b)) if failed(row)]
