@@ -31,8 +31,10 @@ lint: $(VENV)/.dev-installed
 
 # Run a study's notebook headlessly: it trains every run (REUSE_RUNS=False). The executed copy lands beside its
 # results (not committed). `report-<study>` reuses the recorded runs in runs/ whose fingerprint matches and trains
-# the rest: the committed records predate the current fingerprints, so until a study is re-run it trains them all.
+# the rest (a record made with older code no longer matches, and is trained again). DATA_DIR=... reads the data
+# from another folder; OUTPUT_DIR=... writes there instead of results/<study>/<SCALE> (and resumes from its runs/).
 REUSE_RUNS ?= False
+STUDY_OUT = $(abspath $(or $(OUTPUT_DIR),results/$*/$(SCALE)))
 # PRECISION=mixed_bfloat16 trains in bfloat16 (faster on a CPU with AVX-512 bf16 / AMX; see
 # benchmarks/train_throughput.py); empty: float32 on a CPU, mixed precision on a GPU (medcnn.hardware).
 PRECISION ?=
@@ -41,10 +43,11 @@ $(addprefix reproduce-,$(STUDIES)): reproduce-%: setup
 		echo "notebooks/$*.ipynb does not exist yet: nothing to reproduce for '$*' (see the open issues)."; \
 		exit 2; \
 	fi
-	mkdir -p results/$*/$(SCALE)
-	MEDCNN_PRECISION=$(PRECISION) $(PY) -m papermill notebooks/$*.ipynb results/$*/$(SCALE)/executed.ipynb \
-		-p SCALE $(SCALE) -p REUSE_RUNS $(REUSE_RUNS) --cwd notebooks --log-output --progress-bar
-	@echo "Results: results/$*/$(SCALE)/report.md"
+	mkdir -p "$(STUDY_OUT)"
+	MEDCNN_PRECISION=$(PRECISION) $(PY) -m papermill notebooks/$*.ipynb "$(STUDY_OUT)/executed.ipynb" \
+		-p SCALE $(SCALE) -p REUSE_RUNS $(REUSE_RUNS) $(if $(DATA_DIR),-p DATA_DIR "$(abspath $(DATA_DIR))") \
+		$(if $(OUTPUT_DIR),-p OUTPUT_DIR "$(STUDY_OUT)") --cwd notebooks --log-output --progress-bar
+	@echo "Results: $(STUDY_OUT)/report.md"
 
 $(addprefix report-,$(STUDIES)): report-%: setup
 	$(MAKE) --no-print-directory reproduce-$* SCALE=$(SCALE) REUSE_RUNS=True

@@ -501,8 +501,8 @@ def update_readme(readme, marker, text):
 
 
 PREDATES_V3 = (
-    "*This committed run predates the library's v3 protocol. Where the sentence on the protocol below differs from its "
-    "report, the report says what this run did; the sentence describes today's code, which the study's re-run uses.*"
+    "*This committed run predates the library's v3 protocol: the numbers and sentences below, and its report, say "
+    "what that run did; the study's notebook today follows v3, and its re-run will replace this section.*"
 )
 
 
