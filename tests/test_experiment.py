@@ -41,9 +41,9 @@ def tiny_cnn():
     return compile_model(keras.Model(inputs, outputs, name="tiny"), "adam", 0.05, loss="categorical_crossentropy")
 
 
-def make_run(split, epochs=6, seed=0, label="tiny cnn", **kwargs):
+def make_run(split, epochs=6, seed=0, label="tiny cnn", build_model=tiny_cnn, **kwargs):
     return experiment.Run(
-        label=label, seed=seed, build_model=tiny_cnn, split=split, epochs=epochs, batch_size=8,
+        label=label, seed=seed, build_model=build_model, split=split, epochs=epochs, batch_size=8,
         settings={"epochs": epochs}, data="easy", **kwargs,
     )  # fmt: skip
 
@@ -60,6 +60,21 @@ def test_run_learns_and_records_every_metric(easy, tmp_path):
     assert np.argmax(record["test_probabilities"], axis=1).tolist() == truth.tolist()
     assert (tmp_path / "runs" / "tiny-cnn__seed0.json").is_file()
     assert cache.weights_path("tiny-cnn__seed0").is_file()
+
+
+def test_validation_predictions_are_the_scored_labels_for_softmax_and_sigmoid_outputs(easy, tmp_path):
+    x, labels, split = easy
+
+    def sigmoid_cnn():
+        inputs = keras.Input((16, 16, 1))
+        h = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3, activation="relu")(inputs))
+        outputs = keras.layers.Dense(1, activation="sigmoid")(h)
+        return compile_model(keras.Model(inputs, outputs), "adam", 0.05, loss="binary_crossentropy")
+
+    for run in (make_run(split), make_run(split, label="sigmoid", build_model=sigmoid_cnn, one_hot=False)):
+        [record] = experiment.train_and_evaluate(run, x, labels, CLASSES, experiment.RunCache(tmp_path), verbose=0)
+        assert record["val_accuracy"] == 1.0, run.label
+        assert record["val_predicted"] == labels[split["val"]].tolist(), run.label
 
 
 def test_cache_resumes_only_when_asked_and_when_nothing_changed(easy, tmp_path):

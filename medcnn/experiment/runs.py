@@ -257,7 +257,9 @@ def evaluate_sides(model, run, x, labels, class_names):
     labels (`val_predicted`, in the order of `run.split["val"]`), so that rows tested on one validation side can be
     compared item by item.
     """
-    from medcnn.evaluate import classification_metrics, record_entries, timed_predict
+    from medcnn.evaluate import (
+        classification_metrics, predicted_labels, probability_matrix, record_entries, timed_predict,
+    )  # fmt: skip
 
     result = {}
     for side in (("train",) if run.evaluate_train else ()) + SIDES:
@@ -277,8 +279,9 @@ def evaluate_sides(model, run, x, labels, class_names):
                     for name, value in run.extra_metrics(labels[index], probabilities).items()
                 }
             )
-        if side == "val":
-            result["val_predicted"] = [int(k) for k in np.asarray(probabilities).reshape(len(index), -1).argmax(axis=1)]
+        if side == "val":  # the labels `classification_metrics` scored (a sigmoid output: p >= 0.5 is class 1)
+            predicted = predicted_labels(probability_matrix(probabilities, len(class_names)))
+            result["val_predicted"] = [int(k) for k in predicted]
         if side == "test":
             result["test_indices"] = [int(i) for i in index]
             result["test_probabilities"] = np.round(np.asarray(probabilities, dtype="float64"), 4).tolist()
