@@ -276,6 +276,15 @@ def make_tuner(
     )
 
 
+def random_start_trials(hypermodel):
+    """How many trials `make_tuner`'s Bayesian oracle draws at random before its first Bayesian step: KerasTuner's
+    default `num_initial_points`, 3 per hyper-parameter of `hypermodel`'s space (at least 3). A search with no more
+    trials than this is a random search."""
+    hp = keras_tuner.HyperParameters()
+    hypermodel.declare_hyperparameters(hp)
+    return max(3 * len(hp.space), 3)
+
+
 def trials_table(tuner):
     """All trials, one row each, in id order: status, score, best step, every hyper-parameter, reruns, message."""
     oracle = tuner.oracle

@@ -277,3 +277,16 @@ def test_optimiser_is_searched_and_head_width_can_be_left_out(tmp_path, data):
     assert type(trained.optimizer).__name__.lower() == best["optimizer"]
     with pytest.raises(ValueError, match="non-empty tuple of names"):
         tune.ClassifierHyperModel(build, optimizer=())
+
+
+def test_random_start_is_three_trials_per_searched_hyper_parameter():
+    def build(dropout, head_units=None):
+        raise AssertionError("not built: only the space is declared")
+
+    # learning rate, batch size, dropout, head width: 12 random trials before the first Bayesian step
+    assert tune.random_start_trials(tune.ClassifierHyperModel(build)) == 12
+    # plus the optimiser, without the head width: still 4 hyper-parameters
+    searched = tune.ClassifierHyperModel(build, head_units=(), optimizer=("adam", "sgd"))
+    assert tune.random_start_trials(searched) == 12
+    fixed = tune.ClassifierHyperModel(build, dropout=(0.2, 0.2), head_units=())  # a fixed dropout stays in the space
+    assert tune.random_start_trials(fixed) == 9

@@ -320,20 +320,26 @@ def seeding(run_settings, weights=None):
 def tune_baseline(x, labels, split, run_settings, directory, overwrite=True, seed=0):
     """KerasTuner's Bayesian search of the baseline's learning rate, batch size, dropout and optimiser on `split`'s
     train and val sides (never test): (trials table, best values)."""
-    from medcnn import tune
     from medcnn.experiment.search import search_split
+
+    return search_split(baseline_hypermodel(x.shape[1:], run_settings), x, labels, split, directory,
+                        run_settings["tuner"]["objective"], run_settings["tuner_trials"], run_settings["tuner_epochs"],
+                        seed, overwrite)  # fmt: skip
+
+
+def baseline_hypermodel(input_shape, run_settings):
+    """The search space of `tune_baseline`: the baseline's learning rate, batch size, dropout and optimiser."""
+    from medcnn import tune
     from medcnn.models.blocks import baseline_cnn
 
     space = run_settings["tuner"]
 
     def build(dropout):
         options = {"block": "dropout", "rate": dropout} if dropout > 0 else {}
-        return baseline_cnn(x.shape[1:], len(CLASS_NAMES), **options)
+        return baseline_cnn(input_shape, len(CLASS_NAMES), **options)
 
-    hypermodel = tune.ClassifierHyperModel(build, space["learning_rate"], space["batch_sizes"], space["dropout"],
-                                           head_units=(), optimizer=space["optimizers"])  # fmt: skip
-    return search_split(hypermodel, x, labels, split, directory, space["objective"], run_settings["tuner_trials"],
-                        run_settings["tuner_epochs"], seed, overwrite)  # fmt: skip
+    return tune.ClassifierHyperModel(build, space["learning_rate"], space["batch_sizes"], space["dropout"],
+                                     head_units=(), optimizer=space["optimizers"])  # fmt: skip
 
 
 def block_gains(records, metric="val_accuracy"):
@@ -506,9 +512,10 @@ def findings(summary, pooled, records, choices, weights, pairs, run_settings=Non
     single = max(verdicts, key=lambda label: summary.at[label, "val_accuracy_mean"])
     search = "The search runs inside each fold's training cases: "
     if run_settings:
+        from medcnn.tune import random_start_trials
+
         trials, epochs = run_settings["tuner_trials"], run_settings["tuner_epochs"]
-        random_start = 3 * sum(key in run_settings["tuner"] for key in ("learning_rate", "batch_sizes", "dropout",
-                                                                        "optimizers"))  # fmt: skip
+        random_start = random_start_trials(baseline_hypermodel(None, run_settings))  # the shape is not needed here
         search = (f"The search ({trials} trials of {epochs} epochs per fold"
                   + (f"; KerasTuner draws its first {random_start} trials at random, so at this budget it is a random "
                      "search" if trials <= random_start else "") + ") runs inside each fold's training cases: ")
