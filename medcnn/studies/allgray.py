@@ -346,11 +346,8 @@ def _collapse_counts(records, labels):
     """'k of n' collapsed runs of each row, joined: "1 of 10 and 0 of 10"."""
     from medcnn.experiment import truth
 
-    counts = []
-    for label in labels:
-        chosen = _row_records(records, label)
-        counts.append(f"{sum(truth.is_collapsed(record) for record in chosen)} of {len(chosen)}")
-    return " and ".join(counts)
+    rows = [_row_records(records, label) for label in labels]
+    return " and ".join(truth.collapsed_note(sum(map(truth.is_collapsed, chosen)), len(chosen)) for chosen in rows)
 
 
 def findings(summary, records):

@@ -480,10 +480,10 @@ def findings(summary, pooled, records, choices, weights, pairs, run_settings=Non
 
     grouped = [r for r in records if r.get("protocol") != "image-level"]
 
-    def failed(row, of=records):
-        chosen = rows_of(of, row)
+    def failed(row):
+        chosen = rows_of(records, row)
         count = sum(truth.is_collapsed(r) for r in chosen)
-        return f"{count} of {len(chosen)} folds collapsed" if count else ""
+        return f"{truth.collapsed_note(count, len(chosen))} folds collapsed" if count else ""
 
     def compare(a, b, a_label=None, b_label=None):
         """A against B over the folds that learned (paired by fold), the collapsed folds named."""
@@ -493,14 +493,15 @@ def findings(summary, pooled, records, choices, weights, pairs, run_settings=Non
             return f"{' and '.join(gone)} collapsed in every fold: there is nothing to compare it with."
         verdict = compare_folds(rows_of(records, a), rows_of(records, b), "test_accuracy", a_label or f"'{a}'",
                                 b_label or f"'{b}'", "test accuracy", learned_only=True)  # fmt: skip
-        notes = [f"{name}: {failed(row)}" for name, row in ((a_label or a, a), (b_label or b, b)) if failed(row)]
+        notes = [f"{name}: {note}" for name, row in ((a_label or a, a), (b_label or b, b)) if (note := failed(row))]
         return verdict.sentence if not notes else f"{verdict.sentence[:-1]} ({'; '.join(notes)}, left out)."
 
     def cell(row, key="test_accuracy"):
+        collapsed = failed(row)
         mean, std = summary.at[row, f"{key}_mean"], summary.at[row, f"{key}_std"]
-        if f"{key}_learned_mean" in summary and failed(row):
+        if f"{key}_learned_mean" in summary and collapsed:
             mean, std = summary.at[row, f"{key}_learned_mean"], summary.at[row, f"{key}_learned_std"]
-        note = f" ({failed(row)}: mean of the others; pooled counts every fold)" if failed(row) else ""
+        note = f" ({collapsed}: mean of the others; pooled counts every fold)" if collapsed else ""
         pooled_value = pooled.at[row, "accuracy" if key == "test_accuracy" else key]
         return f"{mean_std(mean, std)} over folds{note}, pooled {pooled_value:.3f}"
 
