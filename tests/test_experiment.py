@@ -550,3 +550,9 @@ def test_readme_section_flags_findings_from_before_the_v3_rules(committed_result
     new = experiment.readme_section(payload, "Table 1", None, "p.")
     assert "v3 rules" not in new and "each draws anew: split, initialisation" in new
     assert "precision not recorded" in new and "float32" not in new.split("\n")[0]
+
+
+def test_reference_ranges_print_one_value_where_both_ends_round_alike():
+    assert experiment.outputs.value_range(0.2461, 0.2458) == "0.246"
+    assert experiment.outputs.value_range(0.302, 0.306) == "0.302–0.306"
+    assert experiment.outputs.value_range(0.31, 0.32, digits=1) == "0.3"

@@ -165,6 +165,12 @@ def compare(paper, summary, info, metric_keys=None, row_notes=None):
     return table
 
 
+def value_range(low, high, digits=3):
+    """"low–high" at `digits` decimals, or one value where both print the same."""
+    low_text, high_text = f"{low:.{digits}f}", f"{high:.{digits}f}"
+    return low_text if low_text == high_text else f"{low_text}–{high_text}"
+
+
 def _ours_cell(entry, digits):
     """mean ± std of the runs that learned; "(all n: mean)" beside it when some collapsed; "collapsed" for all."""
     collapsed, runs = entry.get("collapsed", np.nan), entry.get("runs", 0)
@@ -269,7 +275,7 @@ def comparison_markdown(comparison, headers=None, digits=3):
             cell = "" if not np.isfinite(value) else f"{value:.{digits}f}"
             if row == truth.REFERENCE_ROWS["majority class"] and cell and metric in ranges:
                 low, high = ranges[metric]  # rows tested on different sides: no one pooled reference holds
-                cell = f"{low:.{digits}f}–{high:.{digits}f}"
+                cell = value_range(low, high, digits)
             cells += ([] if metric in added else [""]) + [cell]
         lines.append("| " + " | ".join([str(row), *cells, *[""] * (len(trained) + 1 + len(flagged))]) + " |")
     return "\n".join(lines)
@@ -589,10 +595,8 @@ def reference_cells(summary, key, rows, digits=3):
         values = values[np.isfinite(values)]
         if not values.size:
             cells[label] = ""
-        elif np.ptp(values) > 1e-6:
-            cells[label] = f"{values.min():.{digits}f}–{values.max():.{digits}f}"
         else:
-            cells[label] = f"{values[0]:.{digits}f}"
+            cells[label] = value_range(values.min(), values.max(), digits)
     return cells
 
 
