@@ -23,8 +23,11 @@ $(VENV)/.dev-installed: $(VENV)/.installed requirements-dev.txt
 	$(PY) -m pip install -q -r requirements-dev.txt
 	touch $@
 
+# The suite runs on TEST_WORKERS processes (pytest-xdist), handed one test at a time, longest first (tests/conftest.py):
+# on 2 cores the notebooks' single-threaded parts overlap (895 s with 2 workers here, free cores).
+TEST_WORKERS ?= 2
 test: $(VENV)/.dev-installed
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --maxschedchunk=1
 
 lint: $(VENV)/.dev-installed
 	$(PY) -m ruff check medcnn tests benchmarks

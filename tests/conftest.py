@@ -168,3 +168,13 @@ def cnmc_fold_tree(tmp_path):
                 path.parent.mkdir(parents=True, exist_ok=True)
                 Image.fromarray(rng.integers(0, 256, (8, 6, 3), dtype=np.uint8)).save(path)
     return tmp_path
+
+
+def pytest_collection_modifyitems(items):
+    """Longest first (a stable sort: the smoke notebooks, other slow tests, the rest), so that under `pytest -n 2`
+    (CI) they start early instead of ending the run on one worker."""
+
+    def rank(item):
+        return 2 if item.get_closest_marker("slow") is None else 0 if "smoke_run" in item.fixturenames else 1
+
+    items.sort(key=rank)
