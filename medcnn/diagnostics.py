@@ -95,19 +95,31 @@ def _layers_name(prefix):
     return f"worst {prefix} layer's" if prefix else "worst layer's"
 
 
+def _share_summary(shares):
+    """'0.84 (0.71–0.97)': the mean and range of dead-channel shares; '0.84' where they print alike, '' for none.
+    The range shows whether the share separates single runs, which the mean alone hides."""
+    shares = np.asarray(shares, dtype="float64")
+    shares = shares[np.isfinite(shares)]
+    if not shares.size:
+        return ""
+    mean, low, high = (f"{value:.2f}" for value in (shares.mean(), shares.min(), shares.max()))
+    return mean if low == high else f"{mean} ({low}–{high})"
+
+
 def dead_share_note(records, epoch=1, prefix=""):
-    """' (worst conv layer's dead ReLU share after epoch 1: 0.84 in the runs that learned, 0.97 in the collapsed)':
-    the mean of `worst_dead_share` over each kind of run that logged it; '' where none did."""
+    """' (worst conv layer's dead ReLU share after epoch 1, mean (min–max): 0.84 (0.71–0.97) in the runs that
+    learned, 0.97 in the collapsed)': `worst_dead_share` over each kind of run that logged it; '' where none did."""
     from medcnn.experiment import truth
 
     parts = []
     for kind, wanted in (("in the runs that learned", False), ("in the collapsed", True)):
-        shares = [worst_dead_share(record, epoch, prefix) for record in records
-                  if truth.is_collapsed(record) == wanted]  # fmt: skip
-        shares = [share for share in shares if np.isfinite(share)]
-        if shares:
-            parts.append(f"{np.mean(shares):.2f} {kind}")
-    return f" ({_layers_name(prefix)} dead ReLU share after epoch {epoch}: {', '.join(parts)})" if parts else ""
+        summary = _share_summary([worst_dead_share(record, epoch, prefix) for record in records
+                                  if truth.is_collapsed(record) == wanted])  # fmt: skip
+        if summary:
+            parts.append(f"{summary} {kind}")
+    if not parts:
+        return ""
+    return f" ({_layers_name(prefix)} dead ReLU share after epoch {epoch}, mean (min–max): {', '.join(parts)})"
 
 
 def failed_start_table(records, rows=None, key="test_accuracy", epoch=1, prefix=""):
@@ -115,8 +127,8 @@ def failed_start_table(records, rows=None, key="test_accuracy", epoch=1, prefix=
 
     Columns: runs; "never left the plateau" ("k of n", `experiment.truth.is_collapsed`); `key` mean ± std of the
     runs that learned (no ± for one) and the mean of all runs; the dead-ReLU share after `epoch` of the worst layer
-    whose name starts with `prefix` (mean over the runs that learned, and over the collapsed ones), where the runs
-    logged it (`DeadChannels`).
+    whose name starts with `prefix` (mean and range over the runs that learned, and over the collapsed ones), where
+    the runs logged it (`DeadChannels`).
 
     Args:
         records: run records with `configuration`, `seed`, `history` and test confusions.
@@ -141,11 +153,9 @@ def failed_start_table(records, rows=None, key="test_accuracy", epoch=1, prefix=
         shares = np.array([worst_dead_share(r, epoch, prefix) for r in chosen])
 
         def share_of(mask, shares=shares):
-            values = shares[np.asarray(mask, dtype=bool)]
-            values = values[np.isfinite(values)]
-            return f"{values.mean():.2f}" if len(values) else ""
+            return _share_summary(shares[np.asarray(mask, dtype=bool)])
 
-        layers = f"{_layers_name(prefix)} dead ReLU share after epoch {epoch}"
+        layers = f"{_layers_name(prefix)} dead ReLU share after epoch {epoch}, mean (min–max)"
         table[label] = {
             "runs": len(chosen),
             "never left the plateau": f"{sum(collapsed)} of {len(chosen)}",

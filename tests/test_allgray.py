@@ -186,8 +186,10 @@ def test_findings_come_from_the_numbers():
     # a standard error of 0: not judged
     assert "do not differ" not in sentences[1] and "is above" not in sentences[1]
     assert "standard error of 0" in sentences[1] and "paired over 2 shared" in sentences[1]
-    binary = next(s for s in sentences if s.startswith("Compiled with binary cross-entropy"))
+    binary = next(s for s in sentences if s.startswith("Had the paper compiled binary cross-entropy"))
+    assert "tf.keras 2 (TensorFlow 2.15 and earlier) would have silently reported" in binary
     assert "true 4-class test accuracy of 0.750 but would have printed 0.870" in binary
+    assert "it is nearer to the true 4-class accuracy by 0.060" in binary
     assert "cannot tell which metric the paper printed" in binary  # 0.78 is 0.03 / 0.09 away; ours miss by 0.11
     assert f"'{allgray.OURS.label}': test accuracy 0.840 over 2 runs" in sentences[-1]
     assert "at or above it" in sentences[-1]
@@ -220,7 +222,8 @@ def test_failed_starts_are_counted_apart_and_a_snapshot_counts_once():
                          "test_accuracy": 0.5 if failed else acc + 0.01 * seed, "test_keras2_accuracy": 0.85,
                          "test_confusion": flat if failed else learned, **snapshot})  # fmt: skip
     sentences = allgray.findings(summary_of(rows), rows)
-    gap = next(s for s in sentences if s.startswith("The paper's test accuracy gap is +0.07"))
+    gap = next(s for s in sentences if s.startswith(f"The paper prints 0.82 for '{allgray.TABLE1[0].label}' and "
+                                                    f"0.75 for '{allgray.TABLE1[2].label}' (+0.07); ours: "))
     # over the runs that learned: +0.02 on both shared seeds, no spread; the failed start is named, not averaged in
     assert "paired over 2 shared seeds" in gap and "0 of 3 and 1 of 3 runs collapsed" in gap
     rates = [s for s in sentences if "never left the majority-class plateau" in s]
@@ -306,3 +309,28 @@ def check_smoke_model_learns_and_predicts_images_it_never_saw(allgray_smoke):
     test = np.asarray(record["test_indices"])
     predicted = allgray_smoke.predict([files.paths[i] for i in test])
     assert balanced_accuracy_score(files.labels[test], predicted.guesses) >= 0.40
+
+
+def test_cure_sentence_sets_failure_rates_and_dead_channels_of_the_same_cnn_side_by_side():
+    learned, flat = [[8, 2], [2, 8]], [[10, 0], [10, 0]]
+    rows = []
+    for seed in range(3):
+        failed = seed == 1
+        rows.append({"configuration": allgray.TABLE1[0].label, "group": "table1", "seed": seed,
+                     "test_accuracy": 0.5 if failed else 0.7, "test_keras2_accuracy": 0.85,
+                     "test_confusion": flat if failed else learned,
+                     "history": {"loss": [1.0], "dead_conv2": [1.0 if failed else 0.8]}})  # fmt: skip
+        rows.append({"configuration": allgray.CURE.label, "group": "cure", "seed": seed,
+                     "test_accuracy": 0.85 + 0.01 * seed, "test_keras2_accuracy": 0.9, "test_confusion": learned,
+                     "history": {"loss": [1.0], "dead_conv2": [0.2 + 0.1 * seed]}})  # fmt: skip
+    cure = next(s for s in allgray.findings(summary_of(rows), rows) if s.startswith("The paper's CNN on centred"))
+    assert "Failed starts: centred 0 of 3 seeds (0%; 95 % interval 0%-56%)" in cure
+    assert "mean (min–max): 0.30 (0.20–0.40) in the runs that learned), as published 1 of 3 seeds" in cure
+    assert "0.80 in the runs that learned, 1.00 in the collapsed" in cure and "2 conv" not in cure
+    assert "3 seeds cannot show that a rare failure is gone" in cure
+
+
+def test_table1_labels_the_snapshot_row_as_the_same_runs():
+    assert allgray.TABLE1_NOTES == {
+        allgray.TABLE1[3].label: f"epoch 10 of the '{allgray.TABLE1[2].label}' runs: the same runs"
+    }

@@ -70,10 +70,11 @@ def test_failed_start_table_counts_collapsed_seeds_and_their_dead_channels():
     assert table.loc["a", "test_accuracy, runs that learned"] == "0.800 ± 0.071"
     assert table.loc["b", "test_accuracy, runs that learned"] == "0.700"  # one run: no "± 0.000"
     assert table.loc["a", "test_accuracy, all runs"] == "0.700"
-    assert table.loc["a", "worst layer's dead ReLU share after epoch 1, learned"] == "0.20"
-    assert table.loc["a", "worst layer's dead ReLU share after epoch 1, collapsed"] == "0.90"
+    shares = "worst layer's dead ReLU share after epoch 1, mean (min–max)"
+    assert table.loc["a", f"{shares}, learned"] == "0.20 (0.10–0.30)"  # the range: does it separate single runs?
+    assert table.loc["a", f"{shares}, collapsed"] == "0.90"
     assert table.loc["b", "never left the plateau"] == "0 of 1"
-    assert table.loc["b", "worst layer's dead ReLU share after epoch 1, collapsed"] == ""
+    assert table.loc["b", f"{shares}, collapsed"] == ""
 
 
 def test_dead_shares_can_be_limited_to_layers_by_name():
@@ -81,15 +82,18 @@ def test_dead_shares_can_be_limited_to_layers_by_name():
     run["history"]["dead_dense"] = [0.95]
     assert worst_dead_share(run) == 0.95 and worst_dead_share(run, prefix="conv") == 0.3
     table = failed_start_table([run], prefix="conv")
-    assert table.loc["a", "worst conv layer's dead ReLU share after epoch 1, learned"] == "0.30"
+    assert table.loc["a", "worst conv layer's dead ReLU share after epoch 1, mean (min–max), learned"] == "0.30"
 
 
 def test_dead_share_note_averages_learned_and_collapsed_runs_apart():
     learned, flat = [[8, 2], [3, 7]], [[10, 0], [10, 0]]
     records = [record("a", 0, learned, 0.1, 0.75), record("a", 1, learned, 0.5, 0.75), {"history": {}}]
-    assert dead_share_note(records) == " (worst layer's dead ReLU share after epoch 1: 0.30 in the runs that learned)"
+    assert dead_share_note(records) == (
+        " (worst layer's dead ReLU share after epoch 1, mean (min–max): 0.30 (0.10–0.50) in the runs that learned)"
+    )
     records.append(record("a", 2, flat, 0.9, 0.5))
     assert dead_share_note(records, prefix="conv") == (
-        " (worst conv layer's dead ReLU share after epoch 1: 0.30 in the runs that learned, 0.90 in the collapsed)"
+        " (worst conv layer's dead ReLU share after epoch 1, mean (min–max): 0.30 (0.10–0.50) in the runs that "
+        "learned, 0.90 in the collapsed)"
     )
     assert dead_share_note([{"history": {}}]) == ""

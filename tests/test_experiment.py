@@ -229,6 +229,8 @@ def test_best_run_is_chosen_on_validation_and_stuck_runs_on_the_majority_class()
     assert experiment.stuck_runs([learned, stuck, near]) == [stuck]
     statement = experiment.stuck_statement([learned, stuck, near])
     assert statement.startswith("1 of 3 runs collapsed (predicted one class") and "s (seed 0)" in statement
+    again = [{**stuck, "seed": 2}, {**stuck, "configuration": "t", "seed": 1}, stuck]
+    assert experiment.stuck_statement(again).endswith(": s (seeds 0, 2); t (seed 1).")  # by row, seeds in order
 
 
 def test_compare_and_markdown_print_the_papers_precision():

@@ -307,11 +307,10 @@ def test_row_reaches_paper_summary_row_cell_and_failure_rates_say_when_every_run
     assert row_cell(summary, stuck + learned, "A") == "collapsed (2 of 2 runs predict one class)"
     assert row_cell(summary, stuck + learned, "B") == "0.750 ± 0.050 over 2 seed(s)"
     mixed = [stuck[0], {**learned[1], "configuration": "A"}, *learned]
-    assert truth.failure_rates(mixed, note="single runs hide it") == [
-        "'A' never left the majority-class plateau in 1 of 2 seeds (50%; 95 % interval 9%-91%): single runs hide it."
-    ]
+    rate = "'A' never left the majority-class plateau within its epochs in 1 of 2 seeds (50%; 95 % interval 9%-91%)"
+    assert truth.failure_rates(mixed, note="single runs hide it") == [f"{rate}: single runs hide it."]
     assert truth.failure_rates(mixed, note="single runs hide it", noted=["B"]) == [
-        "'A' never left the majority-class plateau in 1 of 2 seeds (50%; 95 % interval 9%-91%)."
+        "'A' never left the majority-class plateau within its epochs in 1 of 2 seeds (50%; 95 % interval 9%-91%)."
     ]
     partial = pd.DataFrame({"test_accuracy_mean": [0.4], "test_accuracy_std": [0.2], "runs": [3]}, index=["A"])
     three = [*stuck, {**learned[0], "configuration": "A", "seed": 2}]  # test accuracy 0.8 where it learned
@@ -330,7 +329,9 @@ def test_standard_errors_and_nearer_reading():
     assert spread == ("+0.010 from the true accuracy (standard error 0.010), -0.100 from the binary accuracy "
                       "(standard error 0.010)")
     assert verdict.startswith("only the true accuracy is within two standard errors")
-    assert "cannot tell" in truth.nearer_reading(0.80, (0.79, 0.90), (0.01, 0.01), names, offset=0.5)[1]
+    offset = truth.nearer_reading(0.80, (0.79, 0.90), (0.01, 0.01), names, offset=0.5)[1]
+    assert offset.startswith("it is nearer to the true accuracy by 0.090, less than the 0.500")
+    assert "cannot tell" in offset
     assert "single run" in truth.nearer_reading(0.80, (0.79, 0.90), (np.nan, np.nan), names)[1]
     assert "both are beyond" in truth.nearer_reading(0.5, (0.79, 0.90), (0.01, 0.01), names)[1]
 
@@ -348,3 +349,14 @@ def test_reaches_paper_says_level_within_two_standard_errors_and_above_beyond():
     assert level.verdict == "reaches the paper" and "level with it, not beyond" in level.sentence
     above = experiment.reaches_paper([0.97, 0.98, 0.99], 0.90, 0.2)
     assert above.verdict == "reaches the paper" and "above it by more than two standard errors" in above.sentence
+
+
+def test_row_reaches_paper_adds_the_runs_that_learned_where_some_collapsed():
+    stuck = record("A", 0, [[6, 0], [4, 0]])  # 0.6: one class for every image
+    learned = [record("A", seed, [[5, 1], [0, 4]]) for seed in (1, 2)] + [record("A", 3, [[6, 0], [1, 3]])]
+    said = truth.row_reaches_paper([stuck, *learned], "test_accuracy", 0.82, "Row A", "test accuracy")
+    every, _, rest = said.partition(" (every run, 1 of 4 collapsed); the runs that learned only: ")
+    assert every.startswith("Row A: test accuracy 0.825 over 4 runs") and "(+0.005)" in every
+    assert rest.startswith("test accuracy 0.900 over 3 runs") and "(+0.080)" in rest and rest.endswith(".")
+    alone = truth.row_reaches_paper(learned, "test_accuracy", 0.82, "Row A", "test accuracy")
+    assert alone.startswith("Row A: test accuracy 0.900 over 3 runs") and "learned only" not in alone

@@ -116,9 +116,14 @@ def stuck_runs(records, margin=0.02, side="test"):
 
 
 def stuck_statement(records, margin=0.02):
-    """How many runs collapsed (predicted one class), and which (`truth.is_collapsed`)."""
+    """How many runs collapsed (predicted one class), and which (`truth.is_collapsed`), by configuration:
+    "...: A (seeds 0, 2); B (seed 1)."."""
     stuck = stuck_runs(records, margin)
-    names = "; ".join(f"{r['configuration']} (seed {r['seed']})" for r in stuck) or "none"
+    seeds = {}
+    for r in stuck:
+        seeds.setdefault(r["configuration"], []).append(r["seed"])
+    names = "; ".join(f"{row} (seed{'s' if len(found) > 1 else ''} {', '.join(map(str, sorted(found)))})"
+                      for row, found in seeds.items()) or "none"  # fmt: skip
     return (
         f"{len(stuck)} of {len(records)} runs collapsed (predicted one class, or gave one output, for every test "
         f"image): {names}."

@@ -502,12 +502,19 @@ def record_reaches_paper(records, key, paper_value, label, metric_label):
 
 
 def row_reaches_paper(records, key, paper_value, label, metric_label):
-    """`record_reaches_paper`'s sentence, or where every run of the row collapsed (`all_collapsed`) a sentence that
-    says so: such a row has no value to set beside the paper's."""
+    """`record_reaches_paper`'s sentence over every run, then, where some collapsed, the same over the runs that
+    learned (the value the table shows first); where every run collapsed (`all_collapsed`) a sentence that says so:
+    such a row has no value to set beside the paper's."""
     if all_collapsed(records):
         return (f"{label}: every one of its {len(records)} runs collapsed to one class, so it has no {metric_label} to "
                 f"set beside the paper's {paper_value:.2f}.")  # fmt: skip
-    return record_reaches_paper(records, key, paper_value, label, metric_label).sentence
+    every = record_reaches_paper(records, key, paper_value, label, metric_label).sentence
+    learned = [record for record in records if not is_collapsed(record)]
+    if len(learned) == len(records):
+        return every
+    said = record_reaches_paper(learned, key, paper_value, label, metric_label).sentence
+    return (f"{every[:-1]} (every run, {collapsed_note(len(records) - len(learned), len(records))} collapsed); "
+            f"the runs that learned only: {said[len(label) + 2:]}")
 
 
 def failure_rates(records, by="configuration", note="the paper's single run cannot show this rate", noted=None):
@@ -519,11 +526,17 @@ def failure_rates(records, by="configuration", note="the paper's single run cann
         chosen = rows_of(records, row, by)
         failed = sum(is_collapsed(record) for record in chosen)
         if len(chosen) > 1 and failed:
-            low, high = stats.binomtest(failed, len(chosen)).proportion_ci(0.95, method="wilson")
             tail = f": {note}" if noted is None or row in noted else ""
-            sentences.append(f"'{row}' never left the majority-class plateau in {failed} of {len(chosen)} seeds "
-                             f"({failed / len(chosen):.0%}; 95 % interval {low:.0%}-{high:.0%}){tail}.")  # fmt: skip
+            sentences.append(f"'{row}' never left the majority-class plateau within its epochs in "
+                             f"{failure_rate(failed, len(chosen))}{tail}.")  # fmt: skip
     return sentences
+
+
+def failure_rate(failed, runs):
+    """'1 of 10 seeds (10%; 95 % interval 2%-40%)': a count of failed runs with its Wilson interval, which says
+    how little ten seeds pin down a rate ('0 of 10' still allows 28 %)."""
+    low, high = stats.binomtest(failed, runs).proportion_ci(0.95, method="wilson")
+    return f"{failed} of {runs} seeds ({failed / runs:.0%}; 95 % interval {low:.0%}-{high:.0%})"
 
 
 def standard_errors(summary, records, row, keys, by="configuration"):
@@ -551,7 +564,8 @@ def nearer_reading(paper_value, values, errors, names, offset=np.nan, offset_wha
     nearer_by = abs(abs(distances[0]) - abs(distances[1]))
     unknown = "so these numbers cannot tell which metric the paper printed"
     if np.isfinite(offset) and nearer_by <= offset:
-        verdict = (f"it is nearer to one of them by {nearer_by:.3f}, less than the {offset:.3f} {offset_what} sit "
+        nearest = names[int(np.argmin(np.abs(distances)))]
+        verdict = (f"it is nearer to the {nearest} by {nearer_by:.3f}, less than the {offset:.3f} {offset_what} sit "
                    f"from the paper, {unknown}")  # fmt: skip
     elif not all(np.isfinite(errors)):
         verdict = f"with a single run seed noise cannot be judged, {unknown}"
