@@ -414,3 +414,15 @@ def test_readme_section_from_the_committed_smoke_run(committed_results):
     assert "results/chromosome/smoke/report.md" in section and "CIR-Net" in section
     protocol = payload.get("protocol")
     assert protocol is None or protocol in section  # a run since the cross-validation names its protocol
+    assert "mean ± std over the case-grouped folds" in section  # a v3 run's spread is over folds, not seeds
+
+
+def test_protocol_text_says_how_many_folds_of_each_protocol_ran():
+    cpu = chromosome.protocol_text(chromosome.settings("cpu"))
+    assert "5-fold cross-validation of the CIR-Net crops (all of them, so every case is tested once)" in cpu
+    assert "our row also in 3 of the 5 folds of image-level cross-validation" in cpu
+    smoke = chromosome.protocol_text(chromosome.settings("smoke"))
+    assert "case-grouped 7-fold cross-validation of the CIR-Net crops (1 of them run)" in smoke
+    assert "in 1 of the 5 folds of image-level" in smoke
+    full = chromosome.protocol_text(chromosome.settings("full"))
+    assert "every case is tested once" in full and "also in 5 folds of image-level" in full

@@ -642,7 +642,7 @@ def scale_title(scale):
     return "CPU" if scale == "cpu" else str(scale).capitalize()
 
 
-def readme_section(payload, table, headers, protocol, row_notes=None):
+def readme_section(payload, table, headers, protocol, row_notes=None, spread="seeds"):
     """A README section on a committed run: what ran where, the paper-vs-ours table, and the printed findings.
 
     Args:
@@ -650,14 +650,16 @@ def readme_section(payload, table, headers, protocol, row_notes=None):
         table: which published table to show; `headers` ({metric: title}) chooses its columns.
         protocol: one sentence on the protocol and where the full report is.
         row_notes: {row: note} for `readme_table`, e.g. {"ResNet50": "random weights"}.
+        spread: what the table's "mean ± std" runs over ("seeds", or e.g. "the case-grouped folds").
     """
-    parts = [readme_intro(payload, protocol), "", readme_table(payload, table, headers, row_notes=row_notes), ""]
+    intro = readme_intro(payload, protocol, spread)
+    parts = [intro, "", readme_table(payload, table, headers, row_notes=row_notes), ""]
     return "\n".join([*parts, *readme_findings(payload)])
 
 
-def readme_intro(payload, protocol):
-    """The paragraph that opens `readme_section`: scale, hardware, images per class, seeds, training time and runs,
-    then "Protocol: " and `protocol`."""
+def readme_intro(payload, protocol, spread="seeds"):
+    """The paragraph that opens `readme_section`: scale, hardware, images per class, seeds, what "mean ± std" runs
+    over (`spread`), training time and runs, then "Protocol: " and `protocol`."""
     run, described = payload["run"], report.run_summary(payload["run"])
     counts = ", ".join(f"{name} {count}" for name, count in run["data"]["counts"].items())
     minutes = run["training_s_all_runs"] / 60
@@ -669,7 +671,7 @@ def readme_intro(payload, protocol):
     return (
         f"{scale_title(run['scale'])} scale on {described['hardware']} "
         f"({run.get('precision', 'precision not recorded')}), {sum(run['data']['counts'].values()):,} images "
-        f"({counts}), seeds {described['seeds']} ({seeds_fix}); mean ± std over seeds. Training took {minutes:.0f} "
+        f"({counts}), seeds {described['seeds']} ({seeds_fix}); mean ± std over {spread}. Training took {minutes:.0f} "
         f"min over {run['runs']} runs ({run['trained_now']} trained in the last pass, {run['reused']} reused from "
         f"`runs/`). Protocol: {protocol}"
     )

@@ -564,10 +564,12 @@ def findings(summary, pooled, records, choices, weights, pairs, run_settings=Non
 
 def protocol_text(run_settings):
     """One sentence on the protocol a run followed, for results.json and the README."""
-    return (f"every row in case-grouped {run_settings['folds']}-fold cross-validation of the CIR-Net crops (every case "
-            f"tested once; {run_settings['folds_run'] or run_settings['folds']} fold(s) run), our row also in "
-            f"image-level {run_settings['image_folds']}-fold cross-validation (CIR-Net's protocol, "
-            f"{ANCHOR['accuracy']:.2%}); the paper gives no numbers")  # fmt: skip
+    folds, image_folds = run_settings["folds"], run_settings["image_folds"]
+    run, image_run = run_settings["folds_run"] or folds, run_settings["image_folds_run"] or image_folds
+    grouped = "all of them, so every case is tested once" if run == folds else f"{run} of them run"
+    return (f"every row in case-grouped {folds}-fold cross-validation of the CIR-Net crops ({grouped}), our row also "
+            f"in {'' if image_run == image_folds else f'{image_run} of the '}{image_folds} folds of image-level "
+            f"cross-validation (CIR-Net's protocol, {ANCHOR['accuracy']:.2%}); the paper gives no numbers")  # fmt: skip
 
 
 def readme_section(payload, scale="cpu"):
@@ -579,10 +581,11 @@ def readme_section(payload, scale="cpu"):
                            f"CIR-Net crops (the paper gives no numbers; CIR-Net's {ANCHOR['accuracy']:.2%} comes from "
                            "an image-level 5-fold split)")  # fmt: skip  # results.json files older than `protocol`
     link = f"[results/chromosome/{scale}/report.md](results/chromosome/{scale}/report.md)"
+    spread = "the case-grouped folds" if "seed_varies" in payload else "seeds"  # v3 runs cross-validate by case
     return section(payload, "Ablation", {"accuracy": "accuracy", "macro F1": "macro F1",
                                          "karyotype accuracy": "karyotype accuracy"},
                    f"{protocol}. Parameters, images/s, per-class F1 and the confusion matrix: {link}.",
-                   row_notes=row_notes(payload.get("transfer_weights")))  # fmt: skip
+                   row_notes=row_notes(payload.get("transfer_weights")), spread=spread)  # fmt: skip
 
 
 PLAN_LEAVES_OUT = ("decoding and fitting the crops, the ensemble (no training), the SVM's features and fit (one "
