@@ -163,7 +163,7 @@ def test_models_build_with_their_blocks_and_inputs():
     model = chromosome.build_model(combined, (32, 16, 1), run_settings)
     assert model.name == "baseline_spp_se" and model.output_shape == (None, K)
     model = chromosome.build_model(ours, (48, 24, 1), run_settings)
-    assert ours.blocks == ("se", "recurrent") and model.get_layer("row_recurrent") is not None  # GRU replaces SPP
+    assert ours.blocks == ("spp", "se") and model.get_layer("spp") is not None  # as chosen
     transfer = chromosome.transfer_configurations(run_settings)[0]
     model = chromosome.build_model(transfer, (32, 16, 1), run_settings)
     assert model.get_layer("to_backbone_size").output.shape[1:3] == tuple(run_settings["transfer_size"])
@@ -222,7 +222,7 @@ def test_block_gains_of_one_folds_records_and_our_rows_blocks():
     gains = chromosome.block_gains(records + [{"row": chromosome.TUNED, "group": "tuned", "val_accuracy": 0.9}])
     assert list(gains) == [block for _, block in chromosome.BLOCK_ROWS[:0:-1]]  # the later rows gain more here
     assert gains["deformable"] == pytest.approx(0.11) and gains["residual"] == pytest.approx(0.01)
-    assert chromosome.ours_blocks(("spp", "se", "batch_norm")) == ("se", "batch_norm", "recurrent")
+    assert chromosome.ours_blocks(("spp", "se", "batch_norm")) == ("spp", "se", "batch_norm")  # the fold's choice
     choices = [{"ours": ["se", "recurrent"]}, {"ours": ["recurrent"]}, {"ours": ["recurrent"]},
                {"ours": ["se", "recurrent"]}]  # fmt: skip
     assert crossval.most_chosen(choices, "ours") == ("se", "recurrent")  # a tie: the earliest fold's
