@@ -287,8 +287,9 @@ def check_smoke_trains_every_table1_row(allgray_smoke):
     run = results["run"]
     assert run["scale"] == "smoke" and run["trained_now"] == run["runs"] and run["reused"] == 0
     table1_section = allgray_smoke.section("Table 1")
-    for label in allgray.PAPER_TABLE1.index:
-        assert table1_section.count(f"| {label} |") == 1
+    for label in allgray.PAPER_TABLE1.index:  # a row may carry its note in italics after the label
+        rows = [line for line in table1_section.splitlines() if line.startswith((f"| {label} |", f"| {label} *("))]
+        assert len(rows) == 1, label
     assert f"| runs | {run['runs']} ({run['runs']} trained now, 0 reused) |" in allgray_smoke.report()
 
 
