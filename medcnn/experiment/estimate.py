@@ -117,8 +117,8 @@ RATES = [
     Rate("chromosome_cnn:combination", "from scratch", (64, 32), 182.0, _records("chromosome", "cpu", "3 runs of "
          "the combination that run chose (its blocks decide the rate)")),  # fmt: skip
     # chromosome's own row at 96x48 (the fold's best combination, flips and rotations on the training batches);
-    # measured on the earlier recipe (BatchNorm convs and the row-wise GRU), which the v3 cpu run's records put at
-    # 206-326 img/s on free cores, so this leans slow
+    # measured on the earlier recipe (BatchNorm convs and the row-wise GRU); the v3 cpu run's records of this recipe
+    # put it at 206-326 img/s (not all on free cores), so this leans slow
     Rate("chromosome_cnn:ours", "from scratch", (96, 48), 144.0, "measured 76 img/s (3 epochs of 1,800 crops, "
          "batch 32) beside the 64x32 baseline at 294 img/s on cores shared with other jobs (load ~9), scaled by the "
          "baseline's 556 img/s on free cores; with an inception block in place of BatchNorm: 107 img/s"),  # fmt: skip

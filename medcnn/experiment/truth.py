@@ -514,7 +514,7 @@ def row_reaches_paper(records, key, paper_value, label, metric_label):
         return every
     said = record_reaches_paper(learned, key, paper_value, label, metric_label).sentence
     return (f"{every[:-1]} (every run, {collapsed_note(len(records) - len(learned), len(records))} collapsed); "
-            f"the runs that learned only: {said[len(label) + 2:]}")
+            f"the runs that learned only: {said.removeprefix(f'{label}: ')}")
 
 
 def failure_rates(records, by="configuration", note="the paper's single run cannot show this rate", noted=None):
