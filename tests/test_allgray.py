@@ -335,3 +335,16 @@ def test_table1_labels_the_snapshot_row_as_the_same_runs():
     assert allgray.TABLE1_NOTES == {
         allgray.TABLE1[3].label: f"epoch 10 of the '{allgray.TABLE1[2].label}' runs: the same runs"
     }
+
+
+def test_binary_accuracy_statement_leaves_collapsed_runs_out():
+    binary, learned, flat = allgray.TABLE1[1].label, [[9, 1], [1, 9]], [[10, 0], [10, 0]]
+    rows = [{"configuration": binary, "seed": seed, "test_accuracy": acc, "test_keras2_accuracy": keras2,
+             "test_confusion": flat if acc == 0.5 else learned}
+            for seed, acc, keras2 in ((0, 0.5, 0.75), (1, 0.70, 0.85), (2, 0.72, 0.87))]  # fmt: skip
+    said = allgray.binary_accuracy_statement(summary_of(rows), records=rows)
+    assert "the runs of that row that learned (1 of 3 collapsed) reach a true 4-class test accuracy of 0.710" in said
+    assert "would have printed 0.860" in said  # the collapsed run's 0.500 and 0.750 are not averaged in
+    flat_only = allgray.binary_accuracy_statement(summary_of(rows[:1]), records=rows[:1])
+    assert flat_only == f"'{binary}': every one of its 1 runs collapsed to one class, so our numbers cannot say what " \
+                        "the paper's 0.78 measured."

@@ -444,10 +444,22 @@ def binary_accuracy_statement(summary, label=TABLE1[1].label, records=None):
     """
     from medcnn.experiment import truth
 
-    true_acc, keras2_acc = summary.loc[label, ["test_accuracy_mean", "test_keras2_accuracy_mean"]]
+    keys = ("test_accuracy", "test_keras2_accuracy")
     paper = PAPER_TABLE1.loc[label, "test acc"]
-    errors = truth.standard_errors(summary, records, label, ("test_accuracy", "test_keras2_accuracy"))
     floor = (len(CLASS_NAMES) - 1) / len(CLASS_NAMES)  # all outputs below 0.5: every zero of the one-hot is "right"
+    runs = _row_records(records or [], label)
+    learned = [record for record in runs if not truth.is_collapsed(record)]  # a collapsed run says nothing here
+    if runs and not learned:
+        return (f"'{label}': every one of its {len(runs)} runs collapsed to one class, so our numbers cannot say what "
+                f"the paper's {paper:.2f} measured.")
+    if len(learned) < len(runs):
+        true_acc, keras2_acc = (np.mean([record[key] for record in learned]) for key in keys)
+        errors = truth.standard_errors(summary, learned, label, keys) if len(learned) > 1 else [np.nan, np.nan]
+        failed = truth.collapsed_note(len(runs) - len(learned), len(runs))
+        whose = f"the runs of that row that learned ({failed} collapsed)"
+    else:
+        true_acc, keras2_acc = summary.loc[label, [f"{key}_mean" for key in keys]]
+        errors, whose = truth.standard_errors(summary, records, label, keys), "our runs of that row"
     # How far our runs sit from the paper where the metric is not in doubt (its best, categorical CE row): the
     # paper's number points to one metric only if it is nearer to it by more than that.
     unambiguous = TABLE1[0].label
@@ -462,10 +474,9 @@ def binary_accuracy_statement(summary, label=TABLE1[1].label, records=None):
         f"Had the paper compiled binary cross-entropy with metrics=['accuracy'] (it names accuracy, not the Keras "
         f"metric it compiled), tf.keras 2 (TensorFlow 2.15 and earlier) would have silently reported element-wise "
         f"binary accuracy over the {len(CLASS_NAMES)} one-hot outputs, which is {floor:.2f} for a model "
-        f"that predicts nothing (Keras 3, from TensorFlow 2.16, reports categorical accuracy here); our runs of that "
-        f"row reach a true "
-        f"4-class test accuracy of {true_acc:.3f} but would have printed {keras2_acc:.3f}. The paper's {paper:.2f} "
-        f"sits {spread}: {verdict}."
+        f"that predicts nothing (Keras 3, from TensorFlow 2.16, reports categorical accuracy here); {whose} reach a "
+        f"true 4-class test accuracy of {true_acc:.3f} but would have printed {keras2_acc:.3f}. The paper's "
+        f"{paper:.2f} sits {spread}: {verdict}."
     )
 
 
