@@ -1,6 +1,7 @@
 """The chromosome study: settings per scale, folds and runs, the combination and our row, the karyotype view,
 findings and tables, the plan, the notebook."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -134,7 +135,17 @@ def test_make_runs_label_each_fold_and_fingerprint_what_differs(synthetic, monke
     ours = chromosome.later_configurations(("spp", "batch_norm"))[-1]
     (run,) = chromosome.make_runs([ours], x, folds[0], 3, 0, run_settings, "data-hash", "image-level")
     assert run.epochs == run_settings["ours_epochs"] and run.settings["protocol"] == "image-level"
+    cpu = chromosome.settings("cpu")  # early stopping on: every ablation row stops early, our row never
+    (fixed,), (stopping,) = (chromosome.make_runs([c], x, folds[0], 0, 0, cpu, "d") for c in (ours, configurations[0]))
+    assert fixed.callbacks is None and fixed.settings["schedule"] == "cosine" and stopping.callbacks is not None
     assert run.augmentation is not None and run.augmentation.keywords == {"rotation": run_settings["ours_rotation"]}
+    # changing our recipe re-trains our row only: the ablation's fingerprints hash the settings their runs read
+    recipe = {**run_settings, "ours_epochs": 7, "ours_size": (64, 32), "ours_rotation": 0.05}
+    (again,) = chromosome.make_runs([ours], x, folds[0], 3, 0, recipe, "data-hash", "image-level")
+    same = chromosome.make_runs(configurations[:1], x, folds[0], 0, 0, recipe, "data-hash")[0]
+    assert again.fingerprint != run.fingerprint and same.fingerprint == runs[0].fingerprint
+    changed = chromosome.make_runs(configurations[:1], x, folds[0], 0, 0, {**run_settings, "epochs": 4}, "data-hash")
+    assert changed[0].fingerprint != runs[0].fingerprint
 
 
 def test_our_augmentation_mirrors_and_rotates_a_little_and_varies_with_the_seed():
@@ -162,8 +173,16 @@ def test_models_build_with_their_blocks_and_inputs():
     assert stretched.inputs == "stretch" and combined.inputs == "pad" and ours.inputs == "ours" and ours.augment
     model = chromosome.build_model(combined, (32, 16, 1), run_settings)
     assert model.name == "baseline_spp_se" and model.output_shape == (None, K)
-    model = chromosome.build_model(ours, (48, 24, 1), run_settings)
+    model = chromosome.build_model(ours, (48, 24, 1), run_settings, steps_per_epoch=10)
     assert ours.blocks == ("spp", "se") and model.get_layer("spp") is not None  # as chosen
+    # our row's learning rate decays from the scale's rate to 0 over its epochs, then stays there
+    rate = model.optimizer.learning_rate if callable(model.optimizer.learning_rate) else model.optimizer._learning_rate
+    steps = 10 * run_settings["ours_epochs"]
+    assert [round(float(rate(step)), 6) for step in (0, steps // 2, steps, steps + 5)] == [1e-3, 5e-4, 0.0, 0.0]
+    with pytest.raises(ValueError, match="steps_per_epoch"):
+        chromosome.build_model(ours, (48, 24, 1), run_settings)
+    with pytest.raises(ValueError, match="schedule='step'"):
+        chromosome.build_model(dataclasses.replace(ours, schedule="step"), (48, 24, 1), run_settings, 10)
     transfer = chromosome.transfer_configurations(run_settings)[0]
     model = chromosome.build_model(transfer, (32, 16, 1), run_settings)
     assert model.get_layer("to_backbone_size").output.shape[1:3] == tuple(run_settings["transfer_size"])
@@ -361,7 +380,9 @@ def test_plan_lists_every_fold_of_both_protocols(shared_data):
     assert planned[1].label == "baseline CNN | fold 1"
     ours = [run for run in planned if run.model == "chromosome_cnn:ours"]
     assert len(ours) == folds + image_folds and {run.image_size for run in ours} == {run_settings["ours_size"]}
-    assert {run.epochs for run in ours} == {run_settings["ours_epochs"]} and all(run.early_stopping for run in ours)
+    assert {run.epochs for run in ours} == {run_settings["ours_epochs"]} and not any(run.early_stopping for run in ours)
+    stopped = [run for run in planned if run.model != "chromosome_cnn:ours" and ": search" not in run.label]
+    assert all(run.early_stopping for run in stopped)
     # every crop is tested once: each fold trains on the others less its validation cases
     assert all(1400 < run.images_per_epoch < 2200 for run in planned)
 

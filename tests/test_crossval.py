@@ -129,13 +129,18 @@ def test_run_fold_trains_each_configuration_on_its_inputs_and_labels_the_records
 
     def make_runs(configurations, x):
         return [Run(f"{c.label} | fold 2", 0, lambda: build(x.shape[1:]), split, 2, 8,
-                    settings={"label": c.label, "fold": 2, "protocol": "grouped"}) for c in configurations]  # fmt: skip
+                    settings={"label": c.label, "fold": 2, "protocol": "grouped"},
+                    callbacks=stopping if c.label != "two" else None) for c in configurations]  # fmt: skip
+
+    def stopping():
+        return [keras.callbacks.EarlyStopping(patience=5)]
 
     configurations = [Config("one", "small"), Config("two", "large"), Config("three", "small")]
     made, runs = crossval.run_fold(configurations, inputs, labels, ["n", "p"], make_runs,
                                    experiment.RunCache(tmp_path), "inputs", verbose=0, log=lambda *a: None)  # fmt: skip
     assert [r["row"] for r in made] == ["one", "three", "two"]  # grouped by inputs, first-seen order
-    assert all(r["fold"] == 2 and r["protocol"] == "grouped" and r["epochs_cap"] == 2 for r in made)
+    assert all(r["fold"] == 2 and r["protocol"] == "grouped" for r in made)
+    assert [r.get("epochs_cap") for r in made] == [2, 2, None]  # a fixed budget (no callbacks) has no cap
     assert [run.label for run in runs] == ["one | fold 2", "three | fold 2", "two | fold 2"]
 
 
@@ -208,6 +213,13 @@ def test_complete_adds_rates_parameters_and_how_the_run_ended():
     sentence = records.convergence_statement(summary, [stopped, capped])
     assert "'r | fold 1' 3, 's' 3" in sentence and "(compared before convergence): 's'" in sentence
     assert records.convergence_statement(summary, [stopped]).endswith("rows are compared at convergence.")
+    # a run without a cap trained a fixed budget (no early stopping): never counted as converged
+    fixed = {"configuration": "t", "epochs": 3, "history": {"val_loss": [2.0, 1.0, 1.5]}}
+    records.complete([fixed])
+    assert "stopped_early" not in fixed and fixed["best_epoch"] == 2
+    sentence = records.convergence_statement(summary, [stopped, fixed])
+    assert sentence.endswith("Rows trained for a fixed number of epochs (no early stopping): 't'.")
+    assert records.convergence_statement(summary, [fixed]).endswith("every run trained its whole budget.")
 
 
 def test_collapse_cause_tells_inference_statistics_from_a_failed_start():

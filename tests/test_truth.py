@@ -342,6 +342,11 @@ def test_goal_sentence_gives_the_mean_and_the_runs_that_reach_it():
     assert "the mean 0.965 meets it; 2 of 3 runs reach it" in sentence and "0.955 (seed 1)" in sentence
     assert "misses it; 0 of 3" in truth.goal_sentence(records, "test_accuracy", 0.98)
     assert "no run has" in truth.goal_sentence([{"seed": 0}], "test_accuracy", 0.9)
+    # a value just below the goal keeps the digits that show it (0.970 would read as reaching 0.97)
+    near = [{"fold": 1, "k": 0.96971}, {"fold": 2, "k": 0.9703}, {"fold": 3, "k": 0.96969}]
+    assert truth.goal_sentence(near, "k", 0.97, unit="fold") == (
+        "Goal 0.97: the mean 0.9699 misses it; 1 of 3 runs reach it (0.9697 (fold 1), 0.970 (fold 2), 0.9697 (fold 3))."
+    )
 
 
 def test_reaches_paper_says_level_within_two_standard_errors_and_above_beyond():

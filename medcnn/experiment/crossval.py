@@ -151,8 +151,8 @@ def run_fold(configurations, inputs, labels, class_names, make_runs, cache, inpu
         cache, verbose, log: as for `experiment.run_all`.
 
     Returns:
-        The records, each with its table `row`, `epochs_cap` (the epochs early stopping may cut short) and the
-        run's `fold` and `protocol`; and the runs, grouped by inputs in first-seen order.
+        The records, each with its table `row`, `epochs_cap` (the epochs early stopping may cut short; only for
+        runs with callbacks) and the run's `fold` and `protocol`; and the runs, grouped by inputs in first-seen order.
     """
     from medcnn.experiment.plan import run_all
 
@@ -162,7 +162,9 @@ def run_fold(configurations, inputs, labels, class_names, make_runs, cache, inpu
         made = make_runs([config for config in configurations if key_of(config) == key], inputs[key])
         for record, run in zip(run_all(made, inputs[key], labels, class_names, cache, verbose, log), made):
             extra = {name: run.settings[name] for name in ("fold", "protocol") if name in run.settings}
-            record.update(row=run.settings.get("label", run.label), epochs_cap=run.epochs, **extra)
+            if run.callbacks:  # a fixed budget (no callbacks) has no cap that could cut it short
+                extra["epochs_cap"] = run.epochs
+            record.update(row=run.settings.get("label", run.label), **extra)
             records.append(record)
         runs += made
     return records, runs

@@ -97,15 +97,23 @@ def collapse_statement(records, num_classes):
 def convergence_statement(summary, records):
     """One sentence from `complete`'s fields: each row's mean epoch of lowest validation loss (`best_epoch_mean` of
     a summary), then the rows with a run that early stopping did not end before its cap (compared before
-    convergence), or that early stopping ended every run."""
+    convergence) and the rows trained for a fixed budget (trained runs without `epochs_cap`: no early stopping),
+    or that early stopping ended every run."""
     epochs = ", ".join(f"'{row}' {e:.0f}" for row, e in summary["best_epoch_mean"].items() if np.isfinite(e))
-    at_cap = sorted({r.get("row", r["configuration"]) for r in records if r.get("stopped_early") is False})
-    ending = (
-        f"Rows with runs that early stopping did not end before the epoch cap (compared before convergence): "
-        f"{', '.join(map(repr, at_cap))}." if at_cap else "Early stopping ended every run: rows are compared at "
-        "convergence."
-    )  # fmt: skip
-    return f"Epochs to the lowest validation loss (mean per row): {epochs}. {ending}"
+    trained = [r for r in records if "history" in r]
+    at_cap = sorted({r.get("row", r["configuration"]) for r in trained if r.get("stopped_early") is False})
+    fixed = sorted({r.get("row", r["configuration"]) for r in trained if "epochs_cap" not in r})
+    endings = []
+    if at_cap:
+        endings.append(f"Rows with runs that early stopping did not end before the epoch cap (compared before "
+                       f"convergence): {', '.join(map(repr, at_cap))}.")  # fmt: skip
+    if fixed and len(fixed) == len({r.get("row", r["configuration"]) for r in trained}):
+        endings.append("No run stopped early: every run trained its whole budget.")
+    elif fixed:
+        endings.append(f"Rows trained for a fixed number of epochs (no early stopping): {', '.join(map(repr, fixed))}.")
+    if not endings:
+        endings.append("Early stopping ended every run: rows are compared at convergence.")
+    return f"Epochs to the lowest validation loss (mean per row): {epochs}. {' '.join(endings)}"
 
 
 def history_maxima(records, keys):

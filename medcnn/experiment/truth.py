@@ -488,10 +488,18 @@ def goal_sentence(records, key, goal, unit="seed"):
     if not kept:
         return f"Goal {goal:.2f}: no run has {key}."
     mean = float(np.mean([value for value, _ in kept]))
-    each = ", ".join(f"{value:.3f} ({unit} {name})" for value, name in kept)
+    each = ", ".join(f"{_beside(value, goal)} ({unit} {name})" for value, name in kept)
     met = sum(value >= goal for value, _ in kept)
     verdict = "meets it" if mean >= goal else "misses it"
-    return f"Goal {goal:.2f}: the mean {mean:.3f} {verdict}; {met} of {len(kept)} runs reach it ({each})."
+    return f"Goal {goal:.2f}: the mean {_beside(mean, goal)} {verdict}; {met} of {len(kept)} runs reach it ({each})."
+
+
+def _beside(value, goal, digits=3):
+    """`value` to `digits` decimals, or more where that rounding would hide which side of `goal` it is on (0.9697
+    against 0.97 prints 0.9697, not 0.970)."""
+    while value < goal <= round(value, digits) and digits < 8:
+        digits += 1
+    return f"{value:.{digits}f}"
 
 
 def record_reaches_paper(records, key, paper_value, label, metric_label):
