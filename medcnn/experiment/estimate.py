@@ -116,12 +116,10 @@ RATES = [
     ],  # fmt: skip
     Rate("chromosome_cnn:combination", "from scratch", (64, 32), 182.0, _records("chromosome", "cpu", "3 runs of "
          "the combination that run chose (its blocks decide the rate)")),  # fmt: skip
-    # chromosome's own row at 96x48 (the fold's best combination, flips and rotations on the training batches);
-    # measured on the earlier recipe (BatchNorm convs and the row-wise GRU); the v3 cpu run's records of this recipe
-    # put it at 206-326 img/s (not all on free cores), so this leans slow
-    Rate("chromosome_cnn:ours", "from scratch", (96, 48), 144.0, "measured 76 img/s (3 epochs of 1,800 crops, "
-         "batch 32) beside the 64x32 baseline at 294 img/s on cores shared with other jobs (load ~9), scaled by the "
-         "baseline's 556 img/s on free cores; with an inception block in place of BatchNorm: 107 img/s"),  # fmt: skip
+    # chromosome's own row at 96x48 (the fold's best combination, flips and rotations, cosine decay); the median of its
+    # 5 case-grouped runs in the v3 cpu run (193-253 img/s by the blocks each fold chose)
+    Rate("chromosome_cnn:ours", "from scratch", (96, 48), 208.0, _records("chromosome", "cpu", "our row's 5 "
+         "case-grouped runs")),  # fmt: skip
     # an2dl at 96 px: heads on pooled features, the last block on stem features, custom CNNs from scratch
     Rate("an2dl_head", "frozen-feature head", None, 6700.0, _records("an2dl", "cpu", "the 15 frozen-backbone runs")),
     Rate("resnet50 last block", "fine-tuning", (96, 96), 93.0, f"{AN2DL_V2}, median train_images_per_s of 3 runs "

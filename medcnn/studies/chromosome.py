@@ -127,7 +127,7 @@ SETTINGS = {
 # recurrent rows were at 0.37-0.89; run alone on fold 1 it reached 0.46 / 0.33 at epoch 30, still rising, and not a
 # failed start (dead ReLU channels: conv2 14 %, conv3 29 %). So the cpu ablation keeps full's cap and patience (100,
 # 10 after BN warm-up); rows that reach the cap are named by `convergence_statement`. `make plan-chromosome
-# SCALE=cpu`: at most 14 h on 2 free cores (early stopping cuts the fast rows), so the run resumes across sessions
+# SCALE=cpu`: at most 12 h on 2 free cores (early stopping cuts the fast rows), so the run resumes across sessions
 # from its records (REUSE_RUNS). 5 case-grouped folds (CIR-Net's 5, so both protocols train on about the same share;
 # 3 image-level folds run), one fold draw, the ablation at 64x32, our row at 96x48 with 40 epochs of cosine decay
 # (at a constant rate, early stopping had ended it at 21-38 epochs; a 40-epoch decay on fold 1 ended at training
