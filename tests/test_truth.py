@@ -347,6 +347,7 @@ def test_goal_sentence_gives_the_mean_and_the_runs_that_reach_it():
     assert truth.goal_sentence(near, "k", 0.97, unit="fold") == (
         "Goal 0.97: the mean 0.9699 misses it; 1 of 3 runs reach it (0.9697 (fold 1), 0.970 (fold 2), 0.9697 (fold 3))."
     )
+    assert "the mean just under 0.97 misses it" in truth.goal_sentence([{"seed": 0, "k": 0.97 - 1e-12}], "k", 0.97)
 
 
 def test_reaches_paper_says_level_within_two_standard_errors_and_above_beyond():

@@ -499,6 +499,8 @@ def _beside(value, goal, digits=3):
     against 0.97 prints 0.9697, not 0.970)."""
     while value < goal <= round(value, digits) and digits < 8:
         digits += 1
+    if value < goal <= round(value, digits):  # below the goal by less than 8 decimals show
+        return f"just under {goal}"
     return f"{value:.{digits}f}"
 
 
