@@ -101,13 +101,17 @@ def convergence_statement(summary, records):
     or that early stopping ended every run."""
     epochs = ", ".join(f"'{row}' {e:.0f}" for row, e in summary["best_epoch_mean"].items() if np.isfinite(e))
     trained = [r for r in records if "history" in r]
-    at_cap = sorted({r.get("row", r["configuration"]) for r in trained if r.get("stopped_early") is False})
-    fixed = sorted({r.get("row", r["configuration"]) for r in trained if "epochs_cap" not in r})
+
+    def rows(keep):
+        return sorted({r.get("row", r["configuration"]) for r in trained if keep(r)})
+
+    at_cap = rows(lambda r: r.get("stopped_early") is False)
+    fixed = rows(lambda r: "epochs_cap" not in r)
     endings = []
     if at_cap:
         endings.append(f"Rows with runs that early stopping did not end before the epoch cap (compared before "
                        f"convergence): {', '.join(map(repr, at_cap))}.")  # fmt: skip
-    if fixed and len(fixed) == len({r.get("row", r["configuration"]) for r in trained}):
+    if fixed and fixed == rows(lambda r: True):
         endings.append("No run stopped early: every run trained its whole budget.")
     elif fixed:
         endings.append(f"Rows trained for a fixed number of epochs (no early stopping): {', '.join(map(repr, fixed))}.")

@@ -10,6 +10,7 @@ export and outputs come from `medcnn.experiment`.
 """
 
 import functools
+import math
 from collections import Counter
 from dataclasses import dataclass
 
@@ -339,7 +340,7 @@ def make_runs(configurations, x, split, seed, fold, run_settings, data_fingerpri
         return config.batch_size or run_settings["batch_size"]
 
     def steps(config):
-        return -(-len(split["train"]) // batch_size(config))
+        return math.ceil(len(split["train"]) / batch_size(config))  # the last, smaller batch is kept
 
     return [
         Run(
